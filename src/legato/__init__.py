@@ -1,0 +1,84 @@
+"""legato: event-driven workflow orchestration on RabbitMQ and Postgres.
+
+Define a workflow as a state machine, register it on an :class:`App`, and run
+``legato worker module:app``::
+
+    from legato import App, Workflow, Task, Choice, Field, Succeed
+
+    app = App()
+    app.register(Workflow(
+        "greet",
+        start="hello",
+        triggers=("user.signed_up",),
+        states={
+            "hello": Task(say_hello, next="done"),
+            "done": Succeed(),
+        },
+    ))
+"""
+
+from legato.app import App, load_app
+from legato.client import Client
+from legato.context import StepContext
+from legato.errors import (
+    BrokerError,
+    ConfigurationError,
+    DefinitionError,
+    LegatoError,
+    NonRetryableError,
+    OperationRefused,
+    RetryAfter,
+    RunNotFound,
+    StoreError,
+)
+from legato.machine.conditions import Condition, Field
+from legato.machine.definition import Priority, Workflow
+from legato.machine.policies import OnDeadline, OnFailure, RetryPolicy
+from legato.machine.run import Run, RunStatus
+from legato.machine.states import (
+    Approval,
+    Branch,
+    Choice,
+    Fail,
+    Parallel,
+    Rule,
+    Succeed,
+    Task,
+    Wait,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "App",
+    "Approval",
+    "Branch",
+    "BrokerError",
+    "Choice",
+    "Client",
+    "Condition",
+    "ConfigurationError",
+    "DefinitionError",
+    "Fail",
+    "Field",
+    "LegatoError",
+    "NonRetryableError",
+    "OnDeadline",
+    "OnFailure",
+    "OperationRefused",
+    "Parallel",
+    "Priority",
+    "RetryAfter",
+    "RetryPolicy",
+    "Rule",
+    "Run",
+    "RunNotFound",
+    "RunStatus",
+    "StepContext",
+    "StoreError",
+    "Succeed",
+    "Task",
+    "Wait",
+    "Workflow",
+    "load_app",
+]

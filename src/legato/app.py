@@ -1,0 +1,135 @@
+"""The application: the set of workflow definitions a worker serves."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from legato.errors import ConfigurationError, DefinitionError, LegatoError
+from legato.machine.definition import Workflow
+from legato.machine.run import StepKind
+from legato.machine.states import Handler, Task, handler_name
+
+
+@dataclass(frozen=True)
+class ResolvedHandler:
+    name: str
+    function: Callable[..., Any]
+    is_async: bool
+
+
+class UnknownWorkflow(LegatoError):
+    def __init__(self, name: str, version: int | None, known: list[str]) -> None:
+        which = f"{name!r}" if version is None else f"{name!r} version {version}"
+        hint = f"; registered: {', '.join(known)}" if known else "; no workflow is registered"
+        super().__init__(f"unknown workflow {which}{hint}")
+
+
+class App:
+    """Holds workflow definitions and their handlers.
+
+    There is no global app: build one, register workflows, and point
+    ``legato worker module:attribute`` at it.
+    """
+
+    def __init__(self, workflows: Iterable[Workflow] = ()) -> None:
+        self._versions: dict[str, dict[int, Workflow]] = {}
+        self._handlers: dict[tuple[str, int, str, StepKind], ResolvedHandler] = {}
+        for workflow in workflows:
+            self.register(workflow)
+
+    def register(self, workflow: Workflow) -> Workflow:
+        """Add a workflow; refuse duplicates and handlers that cannot be found."""
+        if not isinstance(workflow, Workflow):
+            raise DefinitionError(repr(workflow), None, "register() takes a Workflow")
+        versions = self._versions.setdefault(workflow.name, {})
+        if workflow.version in versions:
+            raise DefinitionError(workflow.name, None, f"version {workflow.version} is already registered")
+        resolved: dict[tuple[str, int, str, StepKind], ResolvedHandler] = {}
+        for name in workflow.state_names():
+            state = workflow.state(name)
+            if not isinstance(state, Task):
+                continue
+            resolved[(workflow.name, workflow.version, name, StepKind.STEP)] = _resolve(
+                workflow, name, state.handler
+            )
+            if state.compensate is not None:
+                resolved[(workflow.name, workflow.version, name, StepKind.COMPENSATION)] = _resolve(
+                    workflow, name, state.compensate
+                )
+        versions[workflow.version] = workflow
+        self._handlers.update(resolved)
+        return workflow
+
+    def workflow(self, name: str, version: int | None = None) -> Workflow:
+        versions = self._versions.get(name)
+        if not versions or (version is not None and version not in versions):
+            raise UnknownWorkflow(name, version, self.names())
+        return versions[version if version is not None else max(versions)]
+
+    def names(self) -> list[str]:
+        return sorted(self._versions)
+
+    def workflows(self) -> list[Workflow]:
+        """The newest version of every workflow."""
+        return [self.workflow(name) for name in self.names()]
+
+    def all_versions(self) -> list[Workflow]:
+        return [wf for versions in self._versions.values() for wf in versions.values()]
+
+    def triggered_by(self, event: str) -> list[Workflow]:
+        """Workflows whose newest version starts on ``event``."""
+        return [wf for wf in self.workflows() if event in wf.triggers]
+
+    def handler(self, workflow: Workflow, state: str, kind: StepKind) -> ResolvedHandler:
+        return self._handlers[(workflow.name, workflow.version, state, kind)]
+
+
+def _resolve(workflow: Workflow, state: str, handler: Handler) -> ResolvedHandler:
+    function: Any = handler
+    if isinstance(handler, str):
+        function = import_object(handler, what=f"handler of {workflow.name}.{state}", error=DefinitionError)
+    if not callable(function):
+        raise DefinitionError(workflow.name, state, f"handler {handler_name(handler)} is not callable")
+    target = getattr(function, "__call__", function)  # noqa: B004 - objects with async __call__
+    is_async = inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(target)
+    return ResolvedHandler(handler_name(handler), function, is_async)
+
+
+def import_object(spec: str, what: str = "object", error: type[Exception] = ConfigurationError) -> Any:
+    """Import ``module:attribute`` (``module.attribute`` also works)."""
+    module_name, _, attribute = spec.partition(":")
+    if not attribute:
+        module_name, _, attribute = spec.rpartition(".")
+    if not module_name or not attribute:
+        raise _error(error, f"{what} {spec!r} must look like 'module:attribute'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise _error(error, f"cannot import module {module_name!r} for {what} {spec!r}: {exc}") from exc
+    target: Any = module
+    for part in attribute.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise _error(error, f"module {module_name!r} has no attribute {attribute!r} ({what})") from None
+    return target
+
+
+def _error(kind: type[Exception], message: str) -> Exception:
+    if kind is DefinitionError:
+        return DefinitionError("?", None, message)
+    return kind(message)
+
+
+def load_app(spec: str) -> App:
+    """Load the :class:`App` named by ``module:attribute`` (like uvicorn)."""
+    target = import_object(spec, what="app")
+    if callable(target) and not isinstance(target, App):
+        target = target()
+    if not isinstance(target, App):
+        raise ConfigurationError(f"{spec!r} is a {type(target).__name__}, not a legato App")
+    return target

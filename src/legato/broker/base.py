@@ -1,0 +1,131 @@
+"""The broker port: where events come in and task messages go out.
+
+Every backend passes the same contract suite (tests/contract).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from legato.machine.definition import Priority
+from legato.store.base import OutboxMessage
+
+
+@dataclass(frozen=True)
+class Topology:
+    """The names legato declares, all derived from one namespace.
+
+    Tests give every test its own namespace, so they cannot see each other.
+    """
+
+    namespace: str = "legato"
+    queue_type: str = "classic"
+    """``classic`` or ``quorum`` (for clusters; see docs/operations.md)."""
+
+    @property
+    def events_exchange(self) -> str:
+        return f"{self.namespace}.events"
+
+    @property
+    def tasks_exchange(self) -> str:
+        return f"{self.namespace}.tasks"
+
+    @property
+    def dead_letter_exchange(self) -> str:
+        return f"{self.namespace}.dead"
+
+    @property
+    def dead_letter_queue(self) -> str:
+        return f"{self.namespace}.dead"
+
+    @property
+    def triggers_queue(self) -> str:
+        return f"{self.namespace}.triggers"
+
+    def task_queue(self, priority: int) -> str:
+        return f"{self.namespace}.tasks.{Priority(priority).name.lower()}"
+
+    @property
+    def task_queues(self) -> tuple[str, ...]:
+        return tuple(self.task_queue(p) for p in sorted(Priority, reverse=True))
+
+
+SIGNAL_ROUTING_KEY = "legato.signal"
+"""Events with this routing key are signals to a run, not workflow triggers."""
+
+
+@dataclass
+class Delivery:
+    """A message handed to the worker. Settle it exactly once: ack or requeue."""
+
+    queue: str
+    body: bytes
+    routing_key: str
+    message_id: str | None
+    headers: Mapping[str, Any]
+    priority: int | None
+    redelivered: bool
+    _ack: Callable[[], Awaitable[None]] = field(repr=False)
+    _requeue: Callable[[], Awaitable[None]] = field(repr=False)
+    settled: bool = False
+
+    async def ack(self) -> None:
+        if not self.settled:
+            self.settled = True
+            await self._ack()
+
+    async def requeue(self) -> None:
+        if not self.settled:
+            self.settled = True
+            await self._requeue()
+
+
+DeliveryHandler = Callable[[Delivery], None]
+"""Receives each delivery; must not block (it only hands the delivery on)."""
+
+
+class Broker(Protocol):
+    topology: Topology
+
+    async def connect(self) -> None:
+        """Connect and declare the topology (idempotent)."""
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise :class:`~legato.errors.BrokerError` when the broker is unreachable."""
+
+    async def publish(self, messages: Sequence[OutboxMessage]) -> None:
+        """Publish outbox messages; returns once the broker has confirmed them all."""
+
+    async def publish_event(
+        self,
+        name: str,
+        body: bytes,
+        *,
+        message_id: str | None = None,
+        headers: Mapping[str, Any] | None = None,
+        priority: int | None = None,
+    ) -> None:
+        """Publish an event on the events exchange (what an event source does)."""
+
+    async def dead_letter(self, delivery: Delivery, reason: str) -> None:
+        """Send a copy of ``delivery`` to the dead-letter queue with ``reason`` in
+        its headers; confirmed. The caller acks the original afterwards."""
+
+    async def consume(self, on_delivery: DeliveryHandler, prefetch: int) -> None:
+        """Deliver events and tasks to ``on_delivery`` until :meth:`stop_consuming`.
+
+        At most ``prefetch`` unsettled deliveries per queue.
+        """
+
+    async def stop_consuming(self) -> None:
+        """Stop taking new deliveries; unsettled ones stay valid."""
+
+    async def depths(self) -> dict[str, int]:
+        """Messages ready in each of legato's queues."""
+
+    async def dead_lettered(self) -> list[tuple[bytes, Mapping[str, Any]]]:
+        """Drain the dead-letter queue (body, headers), for inspection and tests."""

@@ -1,0 +1,164 @@
+"""The in-process broker of the embedded default.
+
+Same contract as RabbitMQ (tests/contract), minus durability: messages live
+in this process only. It is for ``legato demo``, development and tests; the
+outbox in the store covers what a crash would lose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from legato.broker.base import Delivery, DeliveryHandler, Topology
+from legato.store.base import OutboxMessage
+
+
+@dataclass
+class _Message:
+    body: bytes
+    routing_key: str
+    message_id: str | None
+    headers: dict[str, Any]
+    priority: int | None
+    redelivered: bool = False
+
+
+class _Queue:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.ready: deque[_Message] = deque()
+        self.unacked = 0
+
+
+class MemoryBroker:
+    def __init__(self, topology: Topology | None = None) -> None:
+        self.topology = topology or Topology()
+        self._queues: dict[str, _Queue] = {}
+        self._changed = asyncio.Event()
+        self._consuming = False
+        self._stopped = asyncio.Event()
+        self._tags = itertools.count()
+
+    def _queue(self, name: str) -> _Queue:
+        if name not in self._queues:
+            self._queues[name] = _Queue(name)
+        return self._queues[name]
+
+    def _put(self, queue: str, message: _Message, front: bool = False) -> None:
+        target = self._queue(queue)
+        if front:
+            target.ready.appendleft(message)
+        else:
+            target.ready.append(message)
+        self._changed.set()
+
+    async def connect(self) -> None:
+        topo = self.topology
+        for name in (*topo.task_queues, topo.triggers_queue, topo.dead_letter_queue):
+            self._queue(name)
+
+    async def close(self) -> None:
+        await self.stop_consuming()
+
+    async def ping(self) -> None:
+        return None
+
+    async def publish(self, messages: Sequence[OutboxMessage]) -> None:
+        for message in messages:
+            if message.kind == "dead_letter":
+                queue = self.topology.dead_letter_queue
+            else:
+                queue = self.topology.task_queue(message.priority)
+            self._put(queue, _Message(message.body, queue, None, dict(message.headers), message.priority))
+
+    async def publish_event(
+        self,
+        name: str,
+        body: bytes,
+        *,
+        message_id: str | None = None,
+        headers: Mapping[str, Any] | None = None,
+        priority: int | None = None,
+    ) -> None:
+        self._put(
+            self.topology.triggers_queue,
+            _Message(body, name, message_id, dict(headers or {}), priority),
+        )
+
+    async def dead_letter(self, delivery: Delivery, reason: str) -> None:
+        headers = {
+            **delivery.headers,
+            "x-legato-reason": reason,
+            "x-legato-queue": delivery.queue,
+            "x-legato-routing-key": delivery.routing_key,
+        }
+        self._put(
+            self.topology.dead_letter_queue,
+            _Message(delivery.body, delivery.routing_key, delivery.message_id, headers, delivery.priority),
+        )
+
+    async def consume(self, on_delivery: DeliveryHandler, prefetch: int) -> None:
+        self._consuming = True
+        self._stopped.clear()
+        names = (*self.topology.task_queues, self.topology.triggers_queue)
+        try:
+            while self._consuming:
+                self._changed.clear()
+                for name in names:
+                    queue = self._queue(name)
+                    while queue.ready and queue.unacked < prefetch and self._consuming:
+                        message = queue.ready.popleft()
+                        queue.unacked += 1
+                        on_delivery(self._delivery(queue, message))
+                await self._wait_for_change()
+        finally:
+            self._consuming = False
+
+    async def _wait_for_change(self) -> None:
+        changed = asyncio.ensure_future(self._changed.wait())
+        stopped = asyncio.ensure_future(self._stopped.wait())
+        try:
+            await asyncio.wait({changed, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            changed.cancel()
+            stopped.cancel()
+
+    def _delivery(self, queue: _Queue, message: _Message) -> Delivery:
+        async def ack() -> None:
+            queue.unacked -= 1
+            self._changed.set()
+
+        async def requeue() -> None:
+            queue.unacked -= 1
+            message.redelivered = True
+            self._put(queue.name, message, front=True)
+
+        return Delivery(
+            queue=queue.name,
+            body=message.body,
+            routing_key=message.routing_key,
+            message_id=message.message_id,
+            headers=message.headers,
+            priority=message.priority,
+            redelivered=message.redelivered,
+            _ack=ack,
+            _requeue=requeue,
+        )
+
+    async def stop_consuming(self) -> None:
+        self._consuming = False
+        self._stopped.set()
+
+    async def depths(self) -> dict[str, int]:
+        return {name: len(queue.ready) for name, queue in self._queues.items()}
+
+    async def dead_lettered(self) -> list[tuple[bytes, Mapping[str, Any]]]:
+        queue = self._queue(self.topology.dead_letter_queue)
+        drained: list[tuple[bytes, Mapping[str, Any]]] = [(m.body, m.headers) for m in queue.ready]
+        queue.ready.clear()
+        return drained

@@ -1,0 +1,278 @@
+"""The RabbitMQ broker (aio-pika).
+
+Topology (``ns`` is the namespace, ``legato`` by default):
+
+* ``ns.events`` -- topic exchange for events; routing key = event name.
+* ``ns.triggers`` -- queue bound to ``ns.events`` with ``#``: every event,
+  so that an event no workflow wants is dead-lettered, not silently dropped.
+* ``ns.tasks`` -- direct exchange; ``ns.tasks.{high,normal,low}`` queues.
+* ``ns.dead`` -- fanout dead-letter exchange and its queue.
+
+Publishing uses publisher confirms with ``mandatory`` set, so a publish
+returns only once RabbitMQ has the message and has routed it. The connection
+is robust: it reconnects and re-consumes by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import aio_pika
+import aiormq
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+    DeliveryMode,
+)
+
+from legato.broker.base import Delivery, DeliveryHandler, Topology
+from legato.errors import BrokerError
+from legato.machine.definition import Priority
+from legato.redact import redact
+from legato.store.base import OutboxMessage
+
+log = logging.getLogger("legato.broker")
+
+_BROKER_ERRORS = (
+    aio_pika.exceptions.AMQPError,
+    aiormq.exceptions.AMQPError,
+    ConnectionError,
+    OSError,
+    asyncio.TimeoutError,
+)
+
+
+class RabbitMQBroker:
+    def __init__(self, url: str, topology: Topology | None = None, connect_timeout: float = 10.0) -> None:
+        self.url = url
+        self.topology = topology or Topology()
+        self.connect_timeout = connect_timeout
+        self._connection: AbstractRobustConnection | None = None
+        self._publish_channel: AbstractChannel | None = None
+        self._consume_channel: AbstractChannel | None = None
+        self._events: AbstractExchange | None = None
+        self._tasks: AbstractExchange | None = None
+        self._dead: AbstractExchange | None = None
+        self._consumers: list[tuple[AbstractQueue, str]] = []
+        self._stop = asyncio.Event()
+
+    async def connect(self) -> None:
+        if self._connection is not None:
+            return
+        try:
+            self._connection = await aio_pika.connect_robust(
+                self.url,
+                timeout=self.connect_timeout,
+                client_properties={"connection_name": f"legato:{self.topology.namespace}"},
+            )
+            self._publish_channel = await self._connection.channel(
+                publisher_confirms=True, on_return_raises=True
+            )
+            await self._declare(self._publish_channel)
+        except _BROKER_ERRORS as exc:
+            await self.close()
+            raise BrokerError(
+                f"cannot connect to RabbitMQ at {redact(self.url)}: {exc or type(exc).__name__}; check LEGATO_BROKER_URL"
+            ) from exc
+
+    async def _declare(self, channel: AbstractChannel) -> None:
+        topo = self.topology
+        self._events = await channel.declare_exchange(
+            topo.events_exchange, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        self._tasks = await channel.declare_exchange(
+            topo.tasks_exchange, aio_pika.ExchangeType.DIRECT, durable=True
+        )
+        self._dead = await channel.declare_exchange(
+            topo.dead_letter_exchange, aio_pika.ExchangeType.FANOUT, durable=True
+        )
+        dead_queue = await channel.declare_queue(
+            topo.dead_letter_queue, durable=True, arguments=self._queue_arguments(dead=True)
+        )
+        await dead_queue.bind(self._dead)
+        triggers = await channel.declare_queue(
+            topo.triggers_queue, durable=True, arguments=self._queue_arguments()
+        )
+        await triggers.bind(self._events, routing_key="#")
+        for level in Priority:
+            queue = await channel.declare_queue(
+                topo.task_queue(level), durable=True, arguments=self._queue_arguments()
+            )
+            await queue.bind(self._tasks, routing_key=level.name.lower())
+
+    def _queue_arguments(self, dead: bool = False) -> dict[str, Any]:
+        arguments: dict[str, Any] = {"x-queue-type": self.topology.queue_type}
+        if not dead:
+            # Rejected or expired messages land in the dead-letter queue, never nowhere.
+            arguments["x-dead-letter-exchange"] = self.topology.dead_letter_exchange
+        return arguments
+
+    async def close(self) -> None:
+        connection, self._connection = self._connection, None
+        self._consumers.clear()
+        if connection is not None:
+            try:
+                await connection.close()
+            except _BROKER_ERRORS:
+                log.debug("error while closing the RabbitMQ connection", exc_info=True)
+
+    def _require(self) -> tuple[AbstractExchange, AbstractExchange, AbstractExchange]:
+        if self._events is None or self._tasks is None or self._dead is None:
+            raise BrokerError("the broker is not connected")
+        return self._events, self._tasks, self._dead
+
+    async def ping(self) -> None:
+        if self._connection is None or self._connection.is_closed:
+            raise BrokerError("not connected to RabbitMQ")
+
+    async def publish(self, messages: Sequence[OutboxMessage]) -> None:
+        if not messages:
+            return
+        _, tasks, dead = self._require()
+        pending = []
+        for message in messages:
+            amqp = aio_pika.Message(
+                message.body,
+                delivery_mode=DeliveryMode.PERSISTENT,
+                content_type="application/json",
+                headers=dict(message.headers),
+            )
+            if message.kind == "dead_letter":
+                pending.append(dead.publish(amqp, routing_key="", mandatory=True))
+            else:
+                routing_key = Priority(message.priority).name.lower()
+                pending.append(tasks.publish(amqp, routing_key=routing_key, mandatory=True))
+        # Pipelined: every publish is on the wire before the first confirm is awaited.
+        try:
+            await asyncio.gather(*pending)
+        except _BROKER_ERRORS as exc:
+            raise BrokerError(f"publish failed: {exc or type(exc).__name__}") from exc
+
+    async def publish_event(
+        self,
+        name: str,
+        body: bytes,
+        *,
+        message_id: str | None = None,
+        headers: Mapping[str, Any] | None = None,
+        priority: int | None = None,
+    ) -> None:
+        events, _, _ = self._require()
+        message = aio_pika.Message(
+            body,
+            delivery_mode=DeliveryMode.PERSISTENT,
+            content_type="application/json",
+            message_id=message_id,
+            headers=dict(headers or {}),
+            priority=priority,
+        )
+        try:
+            await events.publish(message, routing_key=name, mandatory=True)
+        except _BROKER_ERRORS as exc:
+            raise BrokerError(f"publish of event {name!r} failed: {exc or type(exc).__name__}") from exc
+
+    async def dead_letter(self, delivery: Delivery, reason: str) -> None:
+        _, _, dead = self._require()
+        headers = {
+            **delivery.headers,
+            "x-legato-reason": reason[:1024],
+            "x-legato-queue": delivery.queue,
+            "x-legato-routing-key": delivery.routing_key,
+        }
+        message = aio_pika.Message(
+            delivery.body,
+            delivery_mode=DeliveryMode.PERSISTENT,
+            message_id=delivery.message_id,
+            headers=headers,
+        )
+        try:
+            await dead.publish(message, routing_key="", mandatory=True)
+        except _BROKER_ERRORS as exc:
+            raise BrokerError(f"dead-lettering failed: {exc or type(exc).__name__}") from exc
+
+    async def consume(self, on_delivery: DeliveryHandler, prefetch: int) -> None:
+        if self._connection is None:
+            raise BrokerError("the broker is not connected")
+        self._stop.clear()
+        channel = await self._connection.channel(publisher_confirms=False)
+        self._consume_channel = channel
+        await channel.set_qos(prefetch_count=prefetch)
+        topo = self.topology
+        for name in (*topo.task_queues, topo.triggers_queue):
+            queue = await channel.get_queue(name, ensure=True)
+
+            async def deliver(message: AbstractIncomingMessage, queue_name: str = name) -> None:
+                on_delivery(_delivery(queue_name, message))
+
+            tag = await queue.consume(deliver)
+            self._consumers.append((queue, tag))
+        try:
+            await self._stop.wait()
+        finally:
+            await self._cancel_consumers()
+
+    async def _cancel_consumers(self) -> None:
+        consumers, self._consumers = self._consumers, []
+        for queue, tag in consumers:
+            try:
+                await queue.cancel(tag)
+            except _BROKER_ERRORS:
+                log.debug("could not cancel consumer %s", tag, exc_info=True)
+
+    async def stop_consuming(self) -> None:
+        self._stop.set()
+        await self._cancel_consumers()
+
+    async def depths(self) -> dict[str, int]:
+        if self._publish_channel is None:
+            raise BrokerError("the broker is not connected")
+        topo = self.topology
+        found = {}
+        for name in (*topo.task_queues, topo.triggers_queue, topo.dead_letter_queue):
+            queue = await self._publish_channel.declare_queue(name, passive=True)
+            found[name] = queue.declaration_result.message_count or 0
+        return found
+
+    async def dead_lettered(self) -> list[tuple[bytes, Mapping[str, Any]]]:
+        if self._publish_channel is None:
+            raise BrokerError("the broker is not connected")
+        queue = await self._publish_channel.get_queue(self.topology.dead_letter_queue)
+        drained: list[tuple[bytes, Mapping[str, Any]]] = []
+        while (message := await queue.get(fail=False)) is not None:
+            drained.append((message.body, dict(message.headers or {})))
+            await message.ack()
+        return drained
+
+
+def _delivery(queue: str, message: AbstractIncomingMessage) -> Delivery:
+    async def ack() -> None:
+        try:
+            await message.ack()
+        except _BROKER_ERRORS:
+            # The channel died with the connection: RabbitMQ will redeliver the
+            # message, and the version check drops the duplicate.
+            log.warning("ack lost with the channel; the message will be redelivered")
+
+    async def requeue() -> None:
+        try:
+            await message.nack(requeue=True)
+        except _BROKER_ERRORS:
+            log.warning("requeue lost with the channel; RabbitMQ requeues it anyway")
+
+    return Delivery(
+        queue=queue,
+        body=message.body,
+        routing_key=message.routing_key or "",
+        message_id=message.message_id,
+        headers=dict(message.headers or {}),
+        priority=message.priority,
+        redelivered=bool(message.redelivered),
+        _ack=ack,
+        _requeue=requeue,
+    )

@@ -1,0 +1,153 @@
+"""``legato dlq``: inspect, replay and purge dead letters."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from legato.cli.render import (
+    console,
+    dead_letter_groups_table,
+    dead_letter_json,
+    dead_letters_table,
+)
+from legato.cli.runner import client, dump_json, parse_duration, run_async, settings_of
+from legato.client import ReplayReport
+from legato.errors import LegatoError
+from legato.store.base import DeadLetterGroup, DeadLetterRecord
+
+
+@click.group()
+def dlq() -> None:
+    """Dead letters: steps whose retries ran out, and messages that could not be processed."""
+
+
+@dlq.command("list")
+@click.option("--workflow", help="Only dead letters of this workflow.")
+@click.option(
+    "--group-by",
+    type=click.Choice(["error", "state", "workflow"]),
+    help="Failure patterns: count, first and last seen, a sample.",
+)
+@click.option("--all", "include_all", is_flag=True, help="Include replayed dead letters.")
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def list_(
+    ctx: click.Context,
+    workflow: str | None,
+    group_by: str | None,
+    include_all: bool,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """List open dead letters, or group them into failure patterns."""
+    settings = settings_of(ctx)
+    status = None if include_all else "open"
+
+    async def go() -> list[DeadLetterRecord] | list[DeadLetterGroup]:
+        async with client(settings, broker=False) as api:
+            if group_by:
+                return await api.dead_letter_groups(group_by, workflow, status)
+            return await api.dead_letters(workflow, status, limit)
+
+    found = run_async(go)
+    if group_by:
+        groups = [g for g in found if isinstance(g, DeadLetterGroup)]
+        if as_json:
+            dump_json([g.__dict__ for g in groups])
+        else:
+            console().print(dead_letter_groups_table(groups, group_by))
+        return
+    records = [r for r in found if isinstance(r, DeadLetterRecord)]
+    if as_json:
+        dump_json([dead_letter_json(r) for r in records])
+    else:
+        console().print(dead_letters_table(records))
+
+
+@dlq.command("show")
+@click.argument("dead_letter_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def show(ctx: click.Context, dead_letter_id: int, as_json: bool) -> None:
+    """Show one dead letter with its last error."""
+    settings = settings_of(ctx)
+
+    async def go() -> DeadLetterRecord:
+        async with client(settings, broker=False) as api:
+            return await api.dead_letter(dead_letter_id)
+
+    record = run_async(go)
+    if as_json:
+        dump_json(dead_letter_json(record))
+        return
+    out = console()
+    out.print(dead_letters_table([record]))
+    if record.run_id:
+        out.print(f"run: {record.run_id}  (legato show {record.run_id})")
+    if record.error and record.error.traceback:
+        out.print(record.error.traceback, markup=False, highlight=False)
+    if record.message:
+        out.print(record.message, markup=False)
+
+
+@dlq.command("replay")
+@click.argument("dead_letter_id", type=int, required=False)
+@click.option("--all", "replay_all", is_flag=True, help="Replay every open dead letter (of --workflow).")
+@click.option("--workflow", help="With --all: only this workflow's dead letters.")
+@click.pass_context
+def replay(ctx: click.Context, dead_letter_id: int | None, replay_all: bool, workflow: str | None) -> None:
+    """Resume the run of a dead letter from its failed step, with a fresh attempt budget."""
+    if (dead_letter_id is None) == (not replay_all):
+        raise click.UsageError("give a dead letter ID or --all, not both")
+    if workflow and not replay_all:
+        raise click.UsageError("--workflow goes with --all")
+    settings = settings_of(ctx)
+
+    async def go() -> ReplayReport:
+        async with client(settings, app=True) as api:
+            if replay_all:
+                return await api.replay_all(workflow)
+            assert dead_letter_id is not None
+            try:
+                await api.replay(dead_letter_id)
+            except LegatoError as exc:
+                return ReplayReport([], {dead_letter_id: str(exc)})
+            return ReplayReport([dead_letter_id], {})
+
+    report = run_async(go)
+    for replayed in report.replayed:
+        click.echo(f"replayed dead letter {replayed}")
+    for refused, reason in report.refused.items():
+        click.echo(
+            f"not replayed: {reason}" if not replay_all else f"dead letter {refused} not replayed: {reason}",
+            err=True,
+        )
+    if report.refused and not report.replayed:
+        raise SystemExit(1)
+
+
+@dlq.command("purge")
+@click.option(
+    "--older-than",
+    "older_than",
+    required=True,
+    metavar="DURATION",
+    help="e.g. 30d, 12h; 0 purges all.",
+)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+def purge(ctx: click.Context, older_than: str, yes: bool) -> None:
+    """Delete dead letters older than DURATION. Nothing is deleted any other way."""
+    seconds = parse_duration(older_than)
+    if not yes:
+        click.confirm(f"Delete dead letters older than {older_than}?", abort=True)
+    settings = settings_of(ctx)
+
+    async def go() -> int:
+        async with client(settings, broker=False) as api:
+            return await api.purge_dead_letters(time.time() - seconds)
+
+    click.echo(f"purged {run_async(go)} dead letters")

@@ -1,0 +1,99 @@
+"""``legato``: the command line."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any
+
+import click
+
+from legato.cli.runner import CliState
+from legato.config import load_settings
+from legato.errors import LegatoError
+
+
+class LegatoGroup(click.Group):
+    """Turns legato's own errors into one line and an exit code, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LegatoError as exc:
+            raise click.ClickException(str(exc)) from None
+        except BaseExceptionGroup as group:
+            found = _first_legato_error(group)
+            if found is None:
+                raise
+            raise click.ClickException(str(found)) from None
+
+
+def _first_legato_error(group: BaseExceptionGroup[BaseException]) -> LegatoError | None:
+    for exc in group.exceptions:
+        if isinstance(exc, LegatoError):
+            return exc
+        if isinstance(exc, BaseExceptionGroup):
+            found = _first_legato_error(exc)
+            if found is not None:
+                return found
+    return None
+
+
+@click.group(cls=LegatoGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    help="TOML config file (default: $LEGATO_CONFIG or ./legato.toml).",
+)
+@click.option(
+    "--app",
+    "app",
+    metavar="MODULE:ATTR",
+    help="Where the workflow definitions live (or LEGATO_APP).",
+)
+@click.option(
+    "--log-level",
+    default=lambda: os.environ.get("LEGATO_LOG_LEVEL", "info"),
+    show_default="info",
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+)
+@click.version_option(package_name="legato")
+@click.pass_context
+def cli(ctx: click.Context, config_file: str | None, app: str | None, log_level: str) -> None:
+    """legato: event-driven workflows on RabbitMQ and Postgres.
+
+    With no LEGATO_DATABASE_URL / LEGATO_BROKER_URL it runs on the embedded
+    default (SQLite in .legato/ and an in-process broker).
+    """
+    logging.basicConfig(
+        level=getattr(logging, log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        settings = load_settings(config_file)
+    except LegatoError as exc:
+        raise click.ClickException(str(exc)) from None
+    if app:
+        from dataclasses import replace
+
+        settings = replace(settings, app=app)
+    ctx.obj = CliState(settings)
+
+
+def _register() -> None:
+    from legato.cli import demo, dlq, operate, runs, worker
+
+    for module in (worker, runs, operate, demo):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+    cli.add_command(dlq.dlq)
+
+
+_register()
+
+
+def main() -> None:
+    cli(prog_name="legato")

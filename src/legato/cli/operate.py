@@ -1,0 +1,68 @@
+"""Operator actions: ``signal``, ``retry``, ``skip``, ``cancel``."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import click
+
+from legato.cli.runner import client, parse_json_object, run_async, settings_of
+from legato.client import Client
+from legato.config import Settings
+from legato.machine.run import Run
+
+
+def _act(settings: Settings, action: Callable[[Client], Awaitable[Run]]) -> None:
+    async def go() -> Run:
+        async with client(settings, app=True) as api:
+            return await action(api)
+
+    run = run_async(go)
+    states = ", ".join(run.current_states) or "-"
+    click.echo(f"run {run.id}: {run.status.value} (at {states}, version {run.version})")
+
+
+@click.command()
+@click.argument("run_id")
+@click.argument("name")
+@click.option("--data", metavar="JSON", help="Data to merge into the run: a JSON object.")
+@click.pass_context
+def signal(ctx: click.Context, run_id: str, name: str, data: str | None) -> None:
+    """Send the signal NAME to a run waiting at an approval state."""
+    payload = parse_json_object(data, "--data")
+    _act(settings_of(ctx), lambda api: api.signal(run_id, name, payload))
+
+
+@click.command()
+@click.argument("run_id")
+@click.option("--state", help="The step to retry, when several are stuck.")
+@click.option("--data", metavar="JSON", help="Data to merge into the run before retrying (fix the input).")
+@click.pass_context
+def retry(ctx: click.Context, run_id: str, state: str | None, data: str | None) -> None:
+    """Retry the suspended or failed step of a run with a fresh attempt budget."""
+    payload = parse_json_object(data, "--data")
+    _act(settings_of(ctx), lambda api: api.retry(run_id, state, payload or None))
+
+
+@click.command()
+@click.argument("run_id")
+@click.option("--state", help="The step to skip, when several are stuck.")
+@click.option("--output", metavar="JSON", help="The output to record for the skipped step.")
+@click.pass_context
+def skip(ctx: click.Context, run_id: str, state: str | None, output: str | None) -> None:
+    """Mark the suspended or failed step of a run done, and move on."""
+    payload = parse_json_object(output, "--output")
+    _act(settings_of(ctx), lambda api: api.skip(run_id, state, payload or None))
+
+
+@click.command()
+@click.argument("run_id")
+@click.option("--no-compensate", is_flag=True, help="Stop at once; do not undo completed steps.")
+@click.option("--reason", default="", help="Why, for the history.")
+@click.pass_context
+def cancel(ctx: click.Context, run_id: str, no_compensate: bool, reason: str) -> None:
+    """Cancel a run; by default the compensations of completed steps run first."""
+    _act(settings_of(ctx), lambda api: api.cancel(run_id, not no_compensate, reason))
+
+
+COMMANDS = [signal, retry, skip, cancel]

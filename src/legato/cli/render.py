@@ -1,0 +1,214 @@
+"""Tables and JSON for the CLI."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from legato.machine.run import Run, RunStatus
+from legato.store.base import DeadLetterGroup, DeadLetterRecord, HistoryEntry
+
+STATUS_STYLE = {
+    RunStatus.SUCCEEDED: "green",
+    RunStatus.FAILED: "red",
+    RunStatus.COMPENSATED: "yellow",
+    RunStatus.COMPENSATING: "yellow",
+    RunStatus.CANCELLED: "magenta",
+    RunStatus.SUSPENDED: "bold red",
+    RunStatus.RUNNING: "cyan",
+    RunStatus.PENDING: "cyan",
+}
+
+
+def console() -> Console:
+    # Not a terminal (CI, a pipe): do not squeeze tables into 80 columns.
+    width = shutil.get_terminal_size((140, 40)).columns
+    return Console(width=max(width, 120), soft_wrap=False)
+
+
+def when(timestamp: float | None) -> str:
+    if timestamp is None:
+        return "-"
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 120:
+        return f"{seconds:.2f} s"
+    return f"{seconds / 60:.1f} min"
+
+
+def status_text(status: RunStatus) -> str:
+    return f"[{STATUS_STYLE.get(status, 'white')}]{status.value}[/]"
+
+
+def runs_table(runs: Sequence[Run], title: str = "Runs") -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in ("run", "workflow", "status", "at", "version", "started", "took"):
+        table.add_column(column)
+    for run in runs:
+        took = (run.finished_at - run.created_at) if run.finished_at else None
+        table.add_row(
+            run.id,
+            f"{run.workflow} v{run.workflow_version}",
+            status_text(run.status),
+            ", ".join(run.current_states) or "-",
+            str(run.version),
+            when(run.created_at),
+            duration(took),
+        )
+    return table
+
+
+def run_json(run: Run) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "workflow": run.workflow,
+        "workflow_version": run.workflow_version,
+        "status": run.status.value,
+        "version": run.version,
+        "priority": run.priority,
+        "current_states": list(run.current_states),
+        "input": run.input,
+        "data": dict(run.data),
+        "error": run.error.to_json() if run.error else None,
+        "idempotency_key": run.idempotency_key,
+        "created_at": run.created_at,
+        "updated_at": run.updated_at,
+        "finished_at": run.finished_at,
+        "deadline": run.deadline,
+        "sla_met": run.sla_met,
+        "tokens": [t.to_json() for t in run.tokens],
+    }
+
+
+def history_json(entry: HistoryEntry) -> dict[str, Any]:
+    return {
+        "version": entry.version,
+        "idx": entry.idx,
+        "kind": entry.kind,
+        "at": entry.at,
+        "state": entry.state,
+        "attempt": entry.attempt,
+        "actor": entry.actor,
+        "detail": dict(entry.detail),
+    }
+
+
+def summarise(entry: HistoryEntry) -> str:
+    detail = entry.detail
+    parts: list[str] = []
+    if "error" in detail and isinstance(detail["error"], dict):
+        error = detail["error"]
+        parts.append(f"{error.get('type')}: {error.get('message')}")
+    for key in (
+        "outcome",
+        "next",
+        "rule",
+        "reason",
+        "status",
+        "signal",
+        "delay",
+        "duration",
+        "branch",
+    ):
+        if key in detail and detail[key] is not None:
+            value = detail[key]
+            if key in ("delay", "duration") and isinstance(value, float):
+                value = duration(value)
+            parts.append(f"{key}={value}")
+    if entry.actor:
+        parts.append(f"by {entry.actor}")
+    return "; ".join(parts)
+
+
+def history_table(run: Run, history: Sequence[HistoryEntry]) -> Table:
+    table = Table(title=f"{run.workflow} run {run.id} - {run.status.value}", title_justify="left")
+    for column in ("v", "+time", "event", "state", "attempt", "detail"):
+        table.add_column(column, overflow="fold")
+    for entry in history:
+        table.add_row(
+            "-" if entry.kind == "rejected" else str(entry.version),
+            duration(entry.at - run.created_at),
+            entry.kind,
+            entry.state or "",
+            str(entry.attempt) if entry.attempt else "",
+            summarise(entry),
+        )
+    return table
+
+
+def dead_letters_table(records: Sequence[DeadLetterRecord]) -> Table:
+    table = Table(title="Dead letters", title_justify="left")
+    for column in (
+        "id",
+        "when",
+        "source",
+        "workflow",
+        "state",
+        "attempts",
+        "reason",
+        "error",
+        "status",
+    ):
+        table.add_column(column, overflow="fold")
+    for r in records:
+        error = f"{r.error.type}: {r.error.message}" if r.error else ""
+        table.add_row(
+            str(r.id),
+            when(r.created_at),
+            r.source,
+            r.workflow or "-",
+            r.state or "-",
+            str(r.attempts),
+            r.reason,
+            error[:80],
+            r.status,
+        )
+    return table
+
+
+def dead_letter_groups_table(groups: Sequence[DeadLetterGroup], by: str) -> Table:
+    table = Table(title=f"Dead letters by {by}", title_justify="left")
+    for column in (by, "count", "first seen", "last seen", "sample", "sample id"):
+        table.add_column(column, overflow="fold")
+    for g in groups:
+        table.add_row(
+            g.key,
+            str(g.count),
+            when(g.first_seen),
+            when(g.last_seen),
+            g.sample_error[:80],
+            str(g.sample_id),
+        )
+    return table
+
+
+def dead_letter_json(r: DeadLetterRecord) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "source": r.source,
+        "run_id": r.run_id,
+        "workflow": r.workflow,
+        "state": r.state,
+        "seq": r.seq,
+        "attempt": r.attempt,
+        "kind": r.kind,
+        "reason": r.reason,
+        "error": r.error.to_json() if r.error else None,
+        "attempts": r.attempts,
+        "created_at": r.created_at,
+        "status": r.status,
+        "resolved_at": r.resolved_at,
+        "resolved_by": r.resolved_by,
+        "message": r.message,
+    }

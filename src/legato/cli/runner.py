@@ -1,0 +1,126 @@
+"""Shared plumbing of the CLI commands: settings, the event loop, connections."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+import click
+import orjson
+
+from legato.app import App, load_app
+from legato.backends import make_broker, make_store
+from legato.client import Client, default_actor
+from legato.config import Settings
+from legato.errors import ConfigurationError
+
+T = TypeVar("T")
+
+
+@dataclass
+class CliState:
+    settings: Settings
+
+
+def run_async(function: Callable[[], Awaitable[T]]) -> T:
+    """Run on uvloop where it exists (it does not on Windows)."""
+    try:
+        import uvloop
+
+        factory: Any = uvloop.new_event_loop
+    except ImportError:  # pragma: no cover - platforms without uvloop
+        factory = None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(function())  # type: ignore[arg-type]
+
+
+def settings_of(ctx: click.Context) -> Settings:
+    state = ctx.find_object(CliState)
+    assert state is not None
+    return state.settings
+
+
+def with_app(settings: Settings, app: str | None) -> Settings:
+    return replace(settings, app=app) if app else settings
+
+
+def require_app(settings: Settings) -> App:
+    if not settings.app:
+        raise ConfigurationError("no app: pass --app module:attribute or set LEGATO_APP")
+    if "." not in sys.path:
+        sys.path.insert(0, ".")
+    return load_app(settings.app)
+
+
+@contextlib.asynccontextmanager
+async def client(
+    settings: Settings, *, app: bool = False, broker: bool | None = None
+) -> AsyncIterator[Client]:
+    """A connected client. ``broker=None``: connect the broker when it is RabbitMQ.
+
+    The in-process broker of the embedded default is of no use to another
+    process; the CLI then leaves its messages in the outbox, where a running
+    worker's relay picks them up.
+    """
+    definitions = require_app(settings) if app else None
+    store = make_store(settings, pool_size=2)
+    use_broker = (not settings.embedded_broker) if broker is None else broker
+    message_broker = make_broker(settings) if use_broker else None
+    await store.open()
+    try:
+        if settings.embedded_store:
+            await store.migrate()
+        if message_broker is not None:
+            await message_broker.connect()
+        yield Client(store, message_broker, definitions, actor=default_actor("cli"))
+    finally:
+        if message_broker is not None:
+            await message_broker.close()
+        await store.close()
+
+
+def parse_json_object(text: str | None, option: str) -> dict[str, Any]:
+    if text is None or text == "":
+        return {}
+    if text.startswith("@"):
+        try:
+            with open(text[1:], "rb") as handle:
+                raw = handle.read()
+        except OSError as exc:
+            raise click.BadParameter(f"cannot read {text[1:]}: {exc}", param_hint=option) from exc
+    else:
+        raw = text.encode()
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise click.BadParameter(f"not valid JSON ({exc})", param_hint=option) from exc
+    if not isinstance(value, dict):
+        raise click.BadParameter(f"must be a JSON object, got {type(value).__name__}", param_hint=option)
+    return value
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> float:
+    """``90``, ``90s``, ``15m``, ``12h``, ``7d``, ``2w`` -> seconds."""
+    value = text.strip().lower()
+    unit = 1
+    if value and value[-1] in _UNITS:
+        unit = _UNITS[value[-1]]
+        value = value[:-1]
+    try:
+        seconds = float(value) * unit
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a duration; use e.g. 30m, 12h or 7d") from None
+    if seconds < 0:
+        raise click.BadParameter("a duration cannot be negative")
+    return seconds
+
+
+def dump_json(value: Any) -> None:
+    click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode())

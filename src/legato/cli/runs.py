@@ -1,0 +1,146 @@
+"""``legato start``, ``runs``, ``show``, ``publish`` and ``graph``."""
+
+from __future__ import annotations
+
+import click
+
+from legato.cli.render import console, history_json, history_table, run_json, runs_table
+from legato.cli.runner import (
+    client,
+    dump_json,
+    parse_json_object,
+    require_app,
+    run_async,
+    settings_of,
+)
+from legato.machine.definition import Priority
+from legato.machine.run import Run, RunStatus
+from legato.store.base import HistoryEntry
+
+PRIORITIES = click.Choice([p.name.lower() for p in Priority], case_sensitive=False)
+
+
+@click.command()
+@click.argument("workflow")
+@click.option("--input", "input_", metavar="JSON", help="The run's input: a JSON object, or @file.json.")
+@click.option("--key", help="Idempotency key: starting again with the same key returns the first run.")
+@click.option("--priority", type=PRIORITIES, help="Priority of the run and its steps.")
+@click.option(
+    "--wait",
+    "wait_seconds",
+    type=click.FloatRange(min=0),
+    help="Wait up to this many seconds for the run to finish.",
+)
+@click.pass_context
+def start(
+    ctx: click.Context,
+    workflow: str,
+    input_: str | None,
+    key: str | None,
+    priority: str | None,
+    wait_seconds: float | None,
+) -> None:
+    """Start a run of WORKFLOW and print its id."""
+    settings = settings_of(ctx)
+    payload = parse_json_object(input_, "--input")
+
+    async def go() -> Run:
+        async with client(settings, app=True) as api:
+            run = await api.start(workflow, payload, key=key, priority=priority)
+            if wait_seconds is not None:
+                run = await api.wait(run.id, wait_seconds)
+            return run
+
+    run = run_async(go)
+    click.echo(run.id)
+    if wait_seconds is not None:
+        click.echo(run.status.value, err=True)
+
+
+@click.command("runs")
+@click.option("--status", type=click.Choice([s.value for s in RunStatus]), help="Only runs with this status.")
+@click.option("--workflow", help="Only runs of this workflow.")
+@click.option("--limit", type=click.IntRange(min=1, max=10_000), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def list_runs(
+    ctx: click.Context, status: str | None, workflow: str | None, limit: int, as_json: bool
+) -> None:
+    """List runs, newest first."""
+    settings = settings_of(ctx)
+
+    async def go() -> list[Run]:
+        async with client(settings, broker=False) as api:
+            return await api.runs(status, workflow, limit)
+
+    found = run_async(go)
+    if as_json:
+        dump_json([run_json(r) for r in found])
+    else:
+        console().print(runs_table(found))
+
+
+@click.command()
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@click.pass_context
+def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
+    """Show a run and its history."""
+    settings = settings_of(ctx)
+
+    async def go() -> tuple[Run, list[HistoryEntry]]:
+        async with client(settings, broker=False) as api:
+            run = await api.get(run_id)
+            return run, await api.history(run_id)
+
+    run, history = run_async(go)
+    if as_json:
+        dump_json({"run": run_json(run), "history": [history_json(h) for h in history]})
+        return
+    out = console()
+    out.print(runs_table([run], title="Run"))
+    if run.error:
+        out.print(f"[red]error:[/] {run.error.type}: {run.error.message}")
+    out.print(history_table(run, history))
+
+
+@click.command()
+@click.argument("event")
+@click.option("--body", metavar="JSON", help="The event body: a JSON object, or @file.json.")
+@click.option("--message-id", help="The AMQP message_id: the event's idempotency key.")
+@click.option("--priority", type=PRIORITIES)
+@click.pass_context
+def publish(
+    ctx: click.Context, event: str, body: str | None, message_id: str | None, priority: str | None
+) -> None:
+    """Publish EVENT on the events exchange (needs RabbitMQ)."""
+    settings = settings_of(ctx)
+    payload = parse_json_object(body, "--body")
+    if settings.embedded_broker:
+        raise click.UsageError(
+            "publish needs RabbitMQ: set LEGATO_BROKER_URL (the in-process broker lives inside a worker)"
+        )
+
+    async def go() -> None:
+        async with client(settings, broker=True) as api:
+            await api.publish_event(event, payload, message_id=message_id, priority=priority)
+
+    run_async(go)
+    click.echo(f"published {event}")
+
+
+@click.command()
+@click.argument("workflow")
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "json"]), default="mermaid", show_default=True)
+@click.pass_context
+def graph(ctx: click.Context, workflow: str, fmt: str) -> None:
+    """Print WORKFLOW's state graph (Mermaid, or JSON nodes and edges)."""
+    definitions = require_app(settings_of(ctx))
+    description = definitions.workflow(workflow).describe()
+    if fmt == "mermaid":
+        click.echo(description["mermaid"])
+    else:
+        dump_json(description)
+
+
+COMMANDS = [start, list_runs, show, publish, graph]

@@ -1,0 +1,112 @@
+"""``legato worker`` and ``legato migrate``."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from dataclasses import replace
+from typing import Any
+
+import anyio
+import click
+
+from legato.backends import make_broker, make_store
+from legato.cli.runner import require_app, run_async, settings_of, with_app
+from legato.config import Settings
+from legato.redact import redact
+from legato.worker.runtime import Worker
+
+log = logging.getLogger("legato.cli")
+
+
+@click.command()
+@click.argument("app", required=False, metavar="[MODULE:ATTR]")
+@click.option("--concurrency", "-c", type=click.IntRange(min=1), help="Steps run at once by this process.")
+@click.option(
+    "--prefetch",
+    type=click.IntRange(min=1),
+    help="Unacked deliveries per queue (default: concurrency).",
+)
+@click.option("--grace", type=click.FloatRange(min=0), help="Seconds in-flight steps get on shutdown.")
+@click.option("--no-migrate", is_flag=True, help="Do not apply pending migrations on start.")
+@click.option(
+    "--http-port",
+    type=click.IntRange(min=0, max=65535),
+    help="Serve /metrics, /healthz and /readyz on this port.",
+)
+@click.pass_context
+def worker(
+    ctx: click.Context,
+    app: str | None,
+    concurrency: int | None,
+    prefetch: int | None,
+    grace: float | None,
+    no_migrate: bool,
+) -> None:
+    """Run a worker for the app at MODULE:ATTR (or --app / LEGATO_APP).
+
+    SIGTERM or Ctrl-C stops it gracefully: no new steps, in-flight steps get
+    --grace seconds, the rest go back to the queue. A second signal stops at once.
+    """
+    settings = with_app(settings_of(ctx), app)
+    given: dict[str, Any] = {"concurrency": concurrency, "prefetch": prefetch, "grace": grace}
+    overrides = {k: v for k, v in given.items() if v is not None}
+    if no_migrate:
+        overrides["migrate"] = False
+    settings = replace(settings, worker=replace(settings.worker, **overrides))
+    definitions = require_app(settings)
+    run_async(
+        lambda: serve(
+            settings,
+            Worker(definitions, make_store(settings), make_broker(settings), settings.worker),
+        )
+    )
+
+
+async def serve(settings: Settings, node: Worker) -> None:
+    where = (
+        "embedded SQLite + in-process broker"
+        if settings.embedded_store and settings.embedded_broker
+        else (f"{redact(settings.database_url or 'sqlite')} + {redact(settings.broker_url or 'memory')}")
+    )
+    log.info("legato worker on %s", where)
+    async with anyio.create_task_group() as group:
+
+        async def watch_signals() -> None:
+            with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                received = 0
+                async for number in signals:
+                    received += 1
+                    if received == 1:
+                        log.info(
+                            "%s: stopping gracefully (send again to stop at once)",
+                            signal.Signals(number).name,
+                        )
+                        node.stop()
+                    else:
+                        group.cancel_scope.cancel()
+
+        group.start_soon(watch_signals, name="signals")
+        await node.run()
+        group.cancel_scope.cancel()
+
+
+@click.command()
+@click.pass_context
+def migrate(ctx: click.Context) -> None:
+    """Apply the database migrations that are not applied yet."""
+    settings = settings_of(ctx)
+
+    async def go() -> list[str]:
+        store = make_store(settings, pool_size=1)
+        await store.open()
+        try:
+            return await store.migrate()
+        finally:
+            await store.close()
+
+    applied = run_async(go)
+    click.echo("applied: " + ", ".join(applied) if applied else "the schema is up to date")
+
+
+COMMANDS = [worker, migrate]

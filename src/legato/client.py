@@ -1,0 +1,247 @@
+"""The Python client: start runs, inspect them, act on them as an operator.
+
+Operator actions go through the same transition function as everything
+else: an action that makes no sense for the run as it is raises
+:class:`~legato.errors.OperationRefused` and changes nothing, and every
+action is recorded in the run's history with who issued it.
+"""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import anyio
+import orjson
+
+from legato.app import App
+from legato.broker.base import SIGNAL_ROUTING_KEY, Broker
+from legato.clock import Clock, SystemClock
+from legato.engine import Engine
+from legato.errors import LegatoError, OperationRefused, RunNotFound
+from legato.machine.commands import Decision, Rejection
+from legato.machine.definition import Priority
+from legato.machine.events import (
+    CancelRequested,
+    Event,
+    RetryRequested,
+    SignalReceived,
+    SkipRequested,
+)
+from legato.machine.run import TERMINAL_STATUSES, Run, RunStatus
+from legato.machine.values import JSON
+from legato.store.base import (
+    DeadLetterGroup,
+    DeadLetterRecord,
+    HistoryEntry,
+    ResolveDeadLetter,
+    RunQuery,
+    Store,
+)
+
+
+def default_actor(channel: str = "api") -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"{channel}:{user}"
+
+
+@dataclass(frozen=True)
+class ReplayReport:
+    replayed: list[int]
+    refused: dict[int, str]
+
+
+class Client:
+    def __init__(
+        self,
+        store: Store,
+        broker: Broker | None = None,
+        app: App | None = None,
+        clock: Clock | None = None,
+        actor: str | None = None,
+    ) -> None:
+        self.store = store
+        self.broker = broker
+        self.app = app
+        self.clock = clock or SystemClock()
+        self.actor = actor or default_actor()
+        self._engine = Engine(app or App(), store, broker, self.clock) if app is not None else None
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            raise LegatoError(
+                "this needs the workflow definitions: give the client an App (--app / LEGATO_APP)"
+            )
+        return self._engine
+
+    # -- runs -------------------------------------------------------------------
+
+    async def start(
+        self,
+        workflow: str,
+        input: Mapping[str, JSON] | None = None,
+        *,
+        key: str | None = None,
+        priority: Priority | str | int | None = None,
+    ) -> Run:
+        level = Priority.parse(priority) if priority is not None else None
+        started = await self.engine.start(workflow, dict(input or {}), key=key, priority=level)
+        return started.run
+
+    async def get(self, run_id: str) -> Run:
+        run = await self.store.load_run(run_id)
+        if run is None:
+            raise RunNotFound(run_id)
+        return run
+
+    async def runs(
+        self,
+        status: RunStatus | str | None = None,
+        workflow: str | None = None,
+        limit: int = 50,
+        before: float | None = None,
+    ) -> list[Run]:
+        wanted = RunStatus(status) if status is not None else None
+        return await self.store.list_runs(RunQuery(wanted, workflow, limit, before))
+
+    async def history(self, run_id: str) -> list[HistoryEntry]:
+        await self.get(run_id)
+        return await self.store.history(run_id)
+
+    async def wait(
+        self,
+        run_id: str,
+        timeout: float = 30.0,
+        statuses: frozenset[RunStatus] = TERMINAL_STATUSES,
+        poll: float = 0.05,
+    ) -> Run:
+        """Poll until the run reaches one of ``statuses``; TimeoutError otherwise."""
+        with anyio.fail_after(timeout):
+            while True:
+                run = await self.get(run_id)
+                if run.status in statuses:
+                    return run
+                await anyio.sleep(poll)
+
+    # -- operator actions ---------------------------------------------------------
+
+    async def signal(self, run_id: str, name: str, data: Mapping[str, JSON] | None = None) -> Run:
+        return await self._act(run_id, SignalReceived(name, dict(data or {}), self.actor))
+
+    async def retry(
+        self, run_id: str, state: str | None = None, data: Mapping[str, JSON] | None = None
+    ) -> Run:
+        return await self._act(run_id, RetryRequested(self.actor, state, dict(data) if data else None))
+
+    async def skip(
+        self, run_id: str, state: str | None = None, output: Mapping[str, JSON] | None = None
+    ) -> Run:
+        return await self._act(run_id, SkipRequested(self.actor, state, dict(output) if output else None))
+
+    async def cancel(self, run_id: str, compensate: bool = True, reason: str = "") -> Run:
+        return await self._act(run_id, CancelRequested(self.actor, compensate, reason))
+
+    async def _act(self, run_id: str, event: Event) -> Run:
+        outcome = await self.engine.apply(run_id, event)
+        if isinstance(outcome, Rejection):
+            raise OperationRefused(outcome.reason)
+        return outcome.run
+
+    async def send_signal_message(
+        self, run_id: str, name: str, data: Mapping[str, JSON] | None = None
+    ) -> None:
+        """Send a signal as an AMQP message instead of applying it directly."""
+        if self.broker is None:
+            raise LegatoError("sending a signal message needs a broker")
+        body = orjson.dumps({"run_id": run_id, "name": name, "data": dict(data or {}), "actor": self.actor})
+        await self.broker.publish_event(SIGNAL_ROUTING_KEY, body)
+
+    async def publish_event(
+        self,
+        name: str,
+        body: Mapping[str, JSON],
+        *,
+        message_id: str | None = None,
+        priority: Priority | str | None = None,
+    ) -> None:
+        if self.broker is None:
+            raise LegatoError("publishing an event needs a broker")
+        headers = (
+            {"x-legato-priority": Priority.parse(priority).name.lower()} if priority is not None else None
+        )
+        await self.broker.publish_event(
+            name, orjson.dumps(dict(body)), message_id=message_id, headers=headers
+        )
+
+    # -- dead letters ---------------------------------------------------------------
+
+    async def dead_letters(
+        self, workflow: str | None = None, status: str | None = "open", limit: int = 100
+    ) -> list[DeadLetterRecord]:
+        return await self.store.list_dead_letters(workflow, status, limit)
+
+    async def dead_letter(self, dead_letter_id: int) -> DeadLetterRecord:
+        record = await self.store.get_dead_letter(dead_letter_id)
+        if record is None:
+            raise LegatoError(f"no dead letter with id {dead_letter_id}")
+        return record
+
+    async def dead_letter_groups(
+        self, by: str, workflow: str | None = None, status: str | None = "open"
+    ) -> list[DeadLetterGroup]:
+        if by not in ("error", "state", "workflow"):
+            raise LegatoError(f"group dead letters by error, state or workflow, not {by!r}")
+        return await self.store.group_dead_letters(by, workflow, status)
+
+    async def replay(self, dead_letter_id: int) -> Run | None:
+        """Resume the run from its failed step with a fresh attempt budget.
+
+        Exactly once: the dead letter is marked replayed in the same
+        transaction, so a second replay (even a concurrent one) is refused.
+        A poison message is published again to its exchange instead.
+        """
+        record = await self.dead_letter(dead_letter_id)
+        if record.status != "open":
+            raise OperationRefused(
+                f"dead letter {dead_letter_id} was {record.status} by {record.resolved_by}"
+            )
+        if record.source == "message":
+            await self._republish(record)
+            return None
+        assert record.run_id is not None
+        event = RetryRequested(self.actor, record.state, None, dead_letter_id)
+        outcome: Decision | Rejection = await self.engine.apply(
+            record.run_id, event, guard=ResolveDeadLetter(dead_letter_id, self.actor)
+        )
+        if isinstance(outcome, Rejection):
+            raise OperationRefused(f"dead letter {dead_letter_id}: {outcome.reason}")
+        return outcome.run
+
+    async def _republish(self, record: DeadLetterRecord) -> None:
+        if self.broker is None:
+            raise LegatoError("replaying a dead-lettered message needs the broker")
+        message = record.message or {}
+        if not await self.store.resolve_dead_letter(record.id, self.actor, self.clock.now()):
+            raise OperationRefused(f"dead letter {record.id} is not open (already replayed?)")
+        routing_key = str(message.get("routing_key", ""))
+        body = str(message.get("body", "")).encode()
+        await self.broker.publish_event(routing_key, body, message_id=message.get("message_id"))
+
+    async def replay_all(self, workflow: str | None = None) -> ReplayReport:
+        report = ReplayReport([], {})
+        for record in await self.store.list_dead_letters(workflow, "open", limit=100_000):
+            try:
+                await self.replay(record.id)
+            except LegatoError as exc:
+                report.refused[record.id] = str(exc)
+            else:
+                report.replayed.append(record.id)
+        return report
+
+    async def purge_dead_letters(self, older_than: float) -> int:
+        return await self.store.purge_dead_letters(older_than)

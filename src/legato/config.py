@@ -1,0 +1,202 @@
+"""Configuration: a few typed dataclasses, read from a TOML file and the environment.
+
+Precedence: command-line options > environment (``LEGATO_*``) > TOML file >
+defaults. With neither a database nor a broker URL, legato runs on the
+embedded default: SQLite in ``.legato/`` and an in-process broker.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from legato.errors import ConfigurationError
+from legato.worker.runtime import WorkerSettings
+
+DEFAULT_CONFIG_FILE = "legato.toml"
+DEFAULT_EMBEDDED_PATH = ".legato/legato.db"
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    host: str = "127.0.0.1"
+    port: int | None = None
+    """Port of the worker's /metrics, /healthz and /readyz; off when unset."""
+    token: str | None = None
+    """Required for every call when binding beyond loopback (dashboard actions always)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None = None
+    database_schema: str = "legato"
+    broker_url: str | None = None
+    namespace: str = "legato"
+    queue_type: str = "classic"
+    embedded_path: str = DEFAULT_EMBEDDED_PATH
+    app: str | None = None
+    worker: WorkerSettings = field(default_factory=WorkerSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
+
+    @property
+    def embedded_store(self) -> bool:
+        return self.database_url is None or self.database_url.startswith("sqlite")
+
+    @property
+    def embedded_broker(self) -> bool:
+        return self.broker_url is None or self.broker_url.startswith("memory")
+
+    def sqlite_path(self) -> str:
+        url = self.database_url
+        if url and url.startswith("sqlite:///"):
+            return url.removeprefix("sqlite:///")
+        return self.embedded_path
+
+
+# name in the file section -> (section, field, env var)
+_TOP = {
+    "app": "LEGATO_APP",
+}
+_SECTIONS: dict[str, dict[str, str]] = {
+    "database": {
+        "url": "LEGATO_DATABASE_URL",
+        "schema": "LEGATO_DATABASE_SCHEMA",
+        "embedded_path": "LEGATO_EMBEDDED_PATH",
+    },
+    "broker": {
+        "url": "LEGATO_BROKER_URL",
+        "namespace": "LEGATO_NAMESPACE",
+        "queue_type": "LEGATO_QUEUE_TYPE",
+    },
+    "worker": {f.name: f"LEGATO_{f.name.upper()}" for f in fields(WorkerSettings)},
+    "http": {"host": "LEGATO_HTTP_HOST", "port": "LEGATO_HTTP_PORT", "token": "LEGATO_HTTP_TOKEN"},
+}
+_SETTINGS_FIELD = {
+    ("database", "url"): "database_url",
+    ("database", "schema"): "database_schema",
+    ("database", "embedded_path"): "embedded_path",
+    ("broker", "url"): "broker_url",
+    ("broker", "namespace"): "namespace",
+    ("broker", "queue_type"): "queue_type",
+}
+
+
+def load_settings(
+    config_file: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    """Read the TOML file (``config_file``, ``$LEGATO_CONFIG`` or ./legato.toml) and the environment."""
+    env = os.environ if env is None else env
+    path = config_file or env.get("LEGATO_CONFIG")
+    raw: dict[str, Any] = {}
+    if path is not None:
+        raw = _read_toml(Path(path))
+    elif Path(DEFAULT_CONFIG_FILE).is_file():
+        raw = _read_toml(Path(DEFAULT_CONFIG_FILE))
+        path = DEFAULT_CONFIG_FILE
+    source = str(path) if path else "<defaults>"
+
+    values: dict[str, Any] = {}
+    worker: dict[str, Any] = {}
+    http: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in _TOP:
+            values[key] = value
+        elif key in _SECTIONS and isinstance(value, dict):
+            for inner, inner_value in value.items():
+                if inner not in _SECTIONS[key]:
+                    raise ConfigurationError(
+                        f"{source}: unknown setting [{key}] {inner}; known: {', '.join(_SECTIONS[key])}"
+                    )
+                _place(key, inner, inner_value, values, worker, http)
+        else:
+            known = ", ".join([*_TOP, *(f"[{s}]" for s in _SECTIONS)])
+            raise ConfigurationError(f"{source}: unknown setting {key!r}; known: {known}")
+
+    for key, var in _TOP.items():
+        if var in env:
+            values[key] = env[var]
+    for section, names in _SECTIONS.items():
+        for inner, var in names.items():
+            if var in env and env[var] != "":
+                _place(section, inner, env[var], values, worker, http)
+
+    try:
+        worker_settings = _typed(WorkerSettings, worker, "worker")
+        http_settings = _typed(HttpSettings, http, "http")
+        settings = replace(Settings(), worker=worker_settings, http=http_settings, **values)
+    except TypeError as exc:
+        raise ConfigurationError(f"{source}: {exc}") from exc
+    if settings.queue_type not in ("classic", "quorum"):
+        raise ConfigurationError(f"queue_type must be 'classic' or 'quorum', got {settings.queue_type!r}")
+    if settings.worker.concurrency < 1:
+        raise ConfigurationError(f"worker concurrency must be >= 1, got {settings.worker.concurrency}")
+    return settings
+
+
+def _place(
+    section: str,
+    key: str,
+    value: Any,
+    values: dict[str, Any],
+    worker: dict[str, Any],
+    http: dict[str, Any],
+) -> None:
+    if section == "worker":
+        worker[key] = value
+    elif section == "http":
+        http[key] = value
+    else:
+        values[_SETTINGS_FIELD[(section, key)]] = value
+
+
+def _typed(kind: type[Any], raw: dict[str, Any], section: str) -> Any:
+    """Build a settings dataclass, converting environment strings to field types."""
+    converted: dict[str, Any] = {}
+    defaults = kind()
+    for f in fields(kind):
+        if f.name not in raw:
+            continue
+        value = raw[f.name]
+        current = getattr(defaults, f.name)
+        target = type(current) if current is not None else (int if f.name == "port" else str)
+        converted[f.name] = _convert(value, target, f"[{section}] {f.name}")
+    return kind(**converted)
+
+
+def _convert(value: Any, target: type[Any], name: str) -> Any:
+    if isinstance(value, target) and not (target is int and isinstance(value, bool)):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            if target is bool:
+                if text.lower() in ("1", "true", "yes", "on"):
+                    return True
+                if text.lower() in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError(text)
+            if target is int:
+                return int(text)
+            if target is float:
+                return float(text)
+            return text
+        except ValueError:
+            pass
+    if target is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    raise ConfigurationError(f"{name} must be a {target.__name__}, got {value!r}")
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigurationError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"config file {path} is not valid TOML: {exc}") from exc

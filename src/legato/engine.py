@@ -1,0 +1,140 @@
+"""The engine: the one place where a run changes.
+
+Every change -- a step result, a timer, a signal, an operator action, a new
+run -- goes through :meth:`Engine.apply` or :meth:`Engine.start`: read the
+run, ``decide``, commit under the optimistic lock, publish the outbox. When
+the commit loses the race (another worker moved the run), the engine reads
+the fresh run and decides again; the event is never applied twice and never
+lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from legato.app import App
+from legato.broker.base import Broker
+from legato.clock import Clock, SystemClock
+from legato.errors import BrokerError, RunNotFound, StoreError
+from legato.machine.commands import Decision, Rejection
+from legato.machine.decide import decide, start_run
+from legato.machine.definition import Priority
+from legato.machine.events import Event
+from legato.machine.run import Run
+from legato.machine.values import JSON
+from legato.observe import Observer
+from legato.store.base import Applied, Conflict, Guard, GuardFailed, OutboxMessage, Store
+from legato.store.rows import new_run_id
+
+log = logging.getLogger("legato.engine")
+
+MAX_CONFLICTS = 64
+"""Re-decisions before giving up; reached only if a run is moved thousands of
+times a second, which no workflow does."""
+
+
+@dataclass(frozen=True)
+class Started:
+    run: Run
+    created: bool
+    """False when the idempotency key had a run already: ``run`` is that run."""
+
+
+class Engine:
+    def __init__(
+        self,
+        app: App,
+        store: Store,
+        broker: Broker | None,
+        clock: Clock | None = None,
+        observer: Observer | None = None,
+    ) -> None:
+        self.app = app
+        self.store = store
+        self.broker = broker
+        self.clock = clock or SystemClock()
+        self.observer = observer or Observer()
+
+    async def start(
+        self,
+        workflow: str,
+        input: Mapping[str, JSON],
+        *,
+        key: str | None = None,
+        priority: Priority | None = None,
+        trace_context: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Started:
+        """Start a run of the newest version of ``workflow``.
+
+        With ``key``, starting twice returns the first run instead of a second.
+        """
+        definition = self.app.workflow(workflow)
+        idempotency_key = f"{definition.name}:{key}" if key is not None else None
+        decision = start_run(
+            definition,
+            new_run_id(),
+            input,
+            self.clock.now(),
+            idempotency_key=idempotency_key,
+            priority=priority,
+            trace_context=trace_context,
+        )
+        created = await self.store.create_run(decision, headers)
+        if created.created:
+            self.observer.applied(decision, True)
+            await self.publish(created.outbox)
+        return Started(created.run, created.created)
+
+    async def apply(
+        self,
+        run: Run | str,
+        event: Event,
+        *,
+        guard: Guard | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Decision | Rejection:
+        """Apply ``event`` to the run (given, or loaded by id); retry on conflicts."""
+        current = run if isinstance(run, Run) else None
+        run_id = run.id if isinstance(run, Run) else run
+        for _ in range(MAX_CONFLICTS):
+            if current is None:
+                current = await self.store.load_run(run_id)
+                if current is None:
+                    raise RunNotFound(run_id)
+            definition = self.app.workflow(current.workflow, current.workflow_version)
+            outcome = decide(definition, current, event, self.clock.now())
+            if isinstance(outcome, Rejection):
+                await self.store.record_rejection(
+                    current, type(event).__name__, outcome.reason, self.clock.now()
+                )
+                self.observer.rejected(current, type(event).__name__, outcome.reason)
+                return outcome
+            result = await self.store.apply(outcome, guard, headers)
+            if isinstance(result, Applied):
+                self.observer.applied(outcome, False)
+                await self.publish(result.outbox)
+                return outcome
+            if isinstance(result, GuardFailed):
+                return Rejection(result.reason)
+            assert isinstance(result, Conflict)
+            self.observer.conflict(run_id)
+            current = None
+        raise StoreError(f"run {run_id} kept changing: gave up after {MAX_CONFLICTS} conflicts")
+
+    async def publish(self, outbox: Sequence[OutboxMessage]) -> None:
+        """Publish committed outbox messages, then forget them.
+
+        Without a broker in this process, or when the broker fails, the
+        messages stay in the outbox and a worker's relay publishes them.
+        """
+        if not outbox or self.broker is None:
+            return
+        try:
+            await self.broker.publish(outbox)
+        except BrokerError as exc:
+            log.warning("publish failed, the outbox relay will retry: %s", exc)
+            return
+        await self.store.outbox_done([m.id for m in outbox])

@@ -1,0 +1,71 @@
+"""One exception root, a shallow tree.
+
+Every error a user can meet says what was wrong and, where it can, what to do.
+"""
+
+from __future__ import annotations
+
+
+class LegatoError(Exception):
+    """Root of every error legato raises on purpose."""
+
+
+class ConfigurationError(LegatoError):
+    """A setting is missing, malformed or points at something unreachable."""
+
+
+class DefinitionError(LegatoError):
+    """A workflow definition is invalid; raised when it is registered."""
+
+    def __init__(self, workflow: str, state: str | None, problem: str) -> None:
+        self.workflow = workflow
+        self.state = state
+        self.problem = problem
+        where = f"workflow {workflow!r}"
+        if state is not None:
+            where += f", state {state!r}"
+        super().__init__(f"{where}: {problem}")
+
+
+class StoreError(LegatoError):
+    """The state store failed or cannot be reached."""
+
+
+class BrokerError(LegatoError):
+    """The message broker failed or cannot be reached."""
+
+
+class RunNotFound(LegatoError):
+    """No run has the given id."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        super().__init__(f"no run with id {run_id!r}")
+
+
+class OperationRefused(LegatoError):
+    """An operator action or signal makes no sense for the run as it is now.
+
+    Nothing was changed.
+    """
+
+
+class StepError(LegatoError):
+    """Base of the exceptions a step handler raises to steer its own retry."""
+
+
+class RetryAfter(StepError):
+    """Raise from a handler to retry this step after exactly ``delay`` seconds.
+
+    The attempt still counts against the retry budget.
+    """
+
+    def __init__(self, delay: float, reason: str = "") -> None:
+        if delay < 0:
+            raise ValueError("RetryAfter delay must be >= 0")
+        self.delay = float(delay)
+        super().__init__(reason or f"retry requested after {delay:g}s")
+
+
+class NonRetryableError(StepError):
+    """Raise from a handler to fail this step at once, skipping any retries left."""

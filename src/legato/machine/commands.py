@@ -1,0 +1,89 @@
+"""What the shell must carry out after a transition: the outputs of ``decide``.
+
+Commands are data. The store writes them in the same transaction as the
+transition (outbox, timers, dead letters), so none is lost or done twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from legato.machine.errors import ErrorInfo
+from legato.machine.run import Run, RunStatus, StepKind
+from legato.machine.values import JSON
+
+
+@dataclass(frozen=True)
+class DispatchStep:
+    """Publish a task message so that a worker runs this step attempt."""
+
+    seq: int
+    state: str
+    attempt: int
+    kind: StepKind
+    priority: int
+
+
+@dataclass(frozen=True)
+class ScheduleTimer:
+    key: str
+    fire_at: float
+    purpose: str
+    seq: int | None = None
+    attempt: int | None = None
+
+
+@dataclass(frozen=True)
+class CancelTimer:
+    key: str
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A step failed for good: record it and send it to the dead-letter queue."""
+
+    seq: int
+    state: str
+    attempt: int
+    kind: StepKind
+    reason: str
+    error: ErrorInfo
+    attempts: int
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    status: RunStatus
+
+
+Command = DispatchStep | ScheduleTimer | CancelTimer | DeadLetter | RunFinished
+
+
+@dataclass(frozen=True)
+class HistoryRecord:
+    """One line of a run's append-only history."""
+
+    kind: str
+    at: float
+    state: str | None = None
+    attempt: int | None = None
+    detail: Mapping[str, JSON] = field(default_factory=dict)
+    actor: str | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """An applied transition: the new run (version + 1), its commands and history."""
+
+    run: Run
+    commands: tuple[Command, ...]
+    history: tuple[HistoryRecord, ...]
+    previous_version: int = 0
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """The event is not legal for the run as it is; the run is unchanged."""
+
+    reason: str

@@ -1,0 +1,115 @@
+"""Workflow definitions: a named, versioned state machine."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any
+
+from legato.machine.policies import DEFAULT_RETRY, OnDeadline, OnFailure, RetryPolicy
+from legato.machine.states import Parallel, Placement, State, Task
+
+RESERVED_EVENT_PREFIX = "legato."
+
+
+class Priority(IntEnum):
+    """Run priority; tasks inherit the priority of their run."""
+
+    LOW = 0
+    NORMAL = 1
+    HIGH = 2
+
+    @classmethod
+    def parse(cls, value: int | str | Priority) -> Priority:
+        if isinstance(value, Priority):
+            return value
+        if isinstance(value, str):
+            key = value.strip().upper()
+            if key in cls.__members__:
+                return cls[key]
+            if key.lstrip("-").isdigit():
+                value = int(key)
+            else:
+                names = ", ".join(m.lower() for m in cls.__members__)
+                raise ValueError(f"unknown priority {value!r}; use one of {names}")
+        if isinstance(value, int) and value in {p.value for p in cls}:
+            return cls(value)
+        raise ValueError(f"priority must be 0, 1 or 2 (low, normal, high), got {value!r}")
+
+
+@dataclass(frozen=True)
+class Workflow:
+    """A workflow: states, the state to start in, and its policies.
+
+    ``triggers`` are the event names (AMQP routing keys on ``legato.events``)
+    that start a run. ``retry`` and ``on_failure`` are the defaults for task
+    states that do not set their own. ``sla`` is a deadline in seconds from
+    the start of a run; ``on_deadline`` says whether missing it only gets
+    recorded or fails the run.
+
+    A ``Workflow`` validates itself when it is built: an instance that exists
+    is a valid definition.
+    """
+
+    name: str
+    start: str
+    states: Mapping[str, State]
+    version: int = 1
+    triggers: tuple[str, ...] = ()
+    retry: RetryPolicy = DEFAULT_RETRY
+    on_failure: OnFailure = OnFailure.COMPENSATE
+    sla: float | None = None
+    on_deadline: OnDeadline = OnDeadline.RECORD
+    priority: Priority = Priority.NORMAL
+    description: str = ""
+    _index: dict[str, Placement] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        from legato.machine.validation import validate
+
+        object.__setattr__(self, "triggers", tuple(self.triggers))
+        object.__setattr__(self, "priority", Priority.parse(self.priority))
+        object.__setattr__(self, "_index", validate(self))
+
+    def placement(self, name: str) -> Placement:
+        return self._index[name]
+
+    def state(self, name: str) -> State:
+        return self._index[name].state
+
+    def task(self, name: str) -> Task:
+        state = self._index[name].state
+        if not isinstance(state, Task):
+            raise TypeError(f"state {name!r} of {self.name!r} is not a task")
+        return state
+
+    def state_names(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def parallel(self, name: str) -> Parallel:
+        state = self._index[name].state
+        assert isinstance(state, Parallel)
+        return state
+
+    @property
+    def has_compensations(self) -> bool:
+        return any(isinstance(p.state, Task) and p.state.compensate is not None for p in self._index.values())
+
+    def retry_for(self, task: Task, compensation: bool = False) -> RetryPolicy:
+        if compensation:
+            return task.compensate_retry or task.retry or self.retry
+        return task.retry or self.retry
+
+    def on_failure_for(self, task: Task) -> OnFailure:
+        return task.on_failure or self.on_failure
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.name, self.version)
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-ready description: the shape the dashboard draws."""
+        from legato.machine.graph import describe
+
+        return describe(self)

@@ -1,0 +1,89 @@
+"""What can happen to a run: the inputs of ``decide``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from legato.machine.errors import ErrorInfo
+from legato.machine.run import StepKind
+from legato.machine.values import JSON
+
+
+@dataclass(frozen=True)
+class StepSucceeded:
+    seq: int
+    attempt: int
+    output: JSON = None
+    kind: StepKind = StepKind.STEP
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
+@dataclass(frozen=True)
+class StepFailed:
+    """An attempt failed. ``retry_after`` and ``non_retryable`` carry the
+    handler's own wishes (``RetryAfter``, ``NonRetryableError``)."""
+
+    seq: int
+    attempt: int
+    error: ErrorInfo
+    kind: StepKind = StepKind.STEP
+    started_at: float | None = None
+    finished_at: float | None = None
+    retry_after: float | None = None
+    non_retryable: bool = False
+
+
+@dataclass(frozen=True)
+class TimerFired:
+    """A durable timer came due. ``purpose`` is retry, wait, approval or deadline."""
+
+    key: str
+    purpose: str
+    seq: int | None = None
+    attempt: int | None = None
+
+
+@dataclass(frozen=True)
+class SignalReceived:
+    name: str
+    data: Mapping[str, JSON] = field(default_factory=dict)
+    actor: str = "unknown"
+
+
+@dataclass(frozen=True)
+class RetryRequested:
+    """An operator asks to try a suspended or failed step again, with a fresh budget."""
+
+    actor: str
+    state: str | None = None
+    data: Mapping[str, JSON] | None = None
+    dead_letter: int | None = None
+
+
+@dataclass(frozen=True)
+class SkipRequested:
+    """An operator marks a suspended or failed step done, with ``output`` as its result."""
+
+    actor: str
+    state: str | None = None
+    output: Mapping[str, JSON] | None = None
+
+
+@dataclass(frozen=True)
+class CancelRequested:
+    actor: str
+    compensate: bool = True
+    reason: str = ""
+
+
+Event = (
+    StepSucceeded
+    | StepFailed
+    | TimerFired
+    | SignalReceived
+    | RetryRequested
+    | SkipRequested
+    | CancelRequested
+)

@@ -1,0 +1,234 @@
+"""A run: one execution of a workflow, as an immutable value.
+
+``tokens`` are the run's active positions. A workflow without parallel states
+has at most one; each branch of a parallel state adds its own. Every token
+gets a sequence number unique within the run, so a task message always names
+exactly one visit of one state, even when a loop enters the state again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+from legato.machine.errors import ErrorInfo
+from legato.machine.values import JSON
+
+
+class RunStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    COMPENSATING = "compensating"
+    COMPENSATED = "compensated"
+    CANCELLED = "cancelled"
+    SUSPENDED = "suspended"
+
+
+TERMINAL_STATUSES = frozenset(
+    {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.COMPENSATED, RunStatus.CANCELLED}
+)
+"""A run in one of these never changes again, except that a ``failed`` run
+can be resumed by an explicit operator retry (a dead-letter replay)."""
+
+
+class Phase(StrEnum):
+    """What a token is doing."""
+
+    RUNNING = "running"
+    """A task attempt is dispatched; a worker owns it until it reports back."""
+    RETRY_WAIT = "retry_wait"
+    """A failed attempt waits on a durable timer for its retry."""
+    WAITING = "waiting"
+    """A wait state's timer is pending."""
+    AWAITING_SIGNAL = "awaiting_signal"
+    """An approval waits for its signal."""
+    JOINING = "joining"
+    """A parallel state waits for its branches."""
+    SUSPENDED = "suspended"
+    """A step failed for good and waits for a person."""
+    FAILED = "failed"
+    """The step that failed the run; kept so that a replay can resume it."""
+
+
+TIMED_PHASES = frozenset({Phase.RETRY_WAIT, Phase.WAITING, Phase.AWAITING_SIGNAL})
+
+
+class StepKind(StrEnum):
+    STEP = "step"
+    COMPENSATION = "compensation"
+
+
+@dataclass(frozen=True)
+class Token:
+    seq: int
+    state: str
+    phase: Phase
+    kind: StepKind = StepKind.STEP
+    attempt: int = 0
+    budget_from: int = 1
+    parent: int | None = None
+    branch: int | None = None
+    branches_done: tuple[int, ...] = ()
+    draining: bool = False
+    since: float = 0.0
+    wake_at: float | None = None
+    error: ErrorInfo | None = None
+
+    @property
+    def attempts_used(self) -> int:
+        return self.attempt - self.budget_from + 1
+
+    @property
+    def timer_key(self) -> str | None:
+        match self.phase:
+            case Phase.RETRY_WAIT:
+                return f"retry:{self.seq}"
+            case Phase.WAITING:
+                return f"wait:{self.seq}"
+            case Phase.AWAITING_SIGNAL if self.wake_at is not None:
+                return f"approval:{self.seq}"
+            case _:
+                return None
+
+    def to_json(self) -> JSON:
+        raw: dict[str, Any] = {"seq": self.seq, "state": self.state, "phase": self.phase.value}
+        if self.kind is not StepKind.STEP:
+            raw["kind"] = self.kind.value
+        if self.attempt:
+            raw["attempt"] = self.attempt
+        if self.budget_from != 1:
+            raw["budget_from"] = self.budget_from
+        if self.parent is not None:
+            raw["parent"] = self.parent
+            raw["branch"] = self.branch
+        if self.branches_done:
+            raw["branches_done"] = list(self.branches_done)
+        if self.draining:
+            raw["draining"] = True
+        raw["since"] = self.since
+        if self.wake_at is not None:
+            raw["wake_at"] = self.wake_at
+        if self.error is not None:
+            raw["error"] = self.error.to_json()
+        return raw
+
+    @classmethod
+    def from_json(cls, raw: JSON) -> Token:
+        error = raw.get("error")
+        return cls(
+            seq=raw["seq"],
+            state=raw["state"],
+            phase=Phase(raw["phase"]),
+            kind=StepKind(raw.get("kind", "step")),
+            attempt=raw.get("attempt", 0),
+            budget_from=raw.get("budget_from", 1),
+            parent=raw.get("parent"),
+            branch=raw.get("branch"),
+            branches_done=tuple(raw.get("branches_done", ())),
+            draining=raw.get("draining", False),
+            since=raw.get("since", 0.0),
+            wake_at=raw.get("wake_at"),
+            error=ErrorInfo.from_json(error) if error else None,
+        )
+
+
+@dataclass(frozen=True)
+class CompletedStep:
+    """A completed step whose compensation would run if the run unwinds."""
+
+    state: str
+    seq: int
+
+    def to_json(self) -> JSON:
+        return [self.state, self.seq]
+
+    @classmethod
+    def from_json(cls, raw: JSON) -> CompletedStep:
+        return cls(state=raw[0], seq=raw[1])
+
+
+@dataclass(frozen=True)
+class Run:
+    id: str
+    workflow: str
+    workflow_version: int
+    status: RunStatus
+    version: int
+    input: JSON
+    data: Mapping[str, JSON]
+    created_at: float
+    updated_at: float
+    priority: int = 1
+    idempotency_key: str | None = None
+    trace_context: Mapping[str, str] | None = None
+    finished_at: float | None = None
+    deadline: float | None = None
+    sla_met: bool | None = None
+    error: ErrorInfo | None = None
+    tokens: tuple[Token, ...] = ()
+    next_seq: int = 1
+    completed: tuple[CompletedStep, ...] = ()
+    compensating: bool = False
+    cancel_requested: bool = False
+    compensated: int = 0
+    extra: Mapping[str, JSON] = field(default_factory=dict)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    def token(self, seq: int) -> Token | None:
+        for token in self.tokens:
+            if token.seq == seq:
+                return token
+        return None
+
+    @property
+    def current_states(self) -> tuple[str, ...]:
+        """The states the run is at now, for display and filtering."""
+        return tuple(t.state for t in self.tokens if t.phase is not Phase.JOINING)
+
+    def expects(self, seq: int, attempt: int, kind: StepKind) -> bool:
+        """True when a task message for this step attempt is still wanted."""
+        token = self.token(seq)
+        return (
+            token is not None
+            and token.phase is Phase.RUNNING
+            and token.attempt == attempt
+            and token.kind is kind
+            and (not self.finished)
+        )
+
+    def machine_json(self) -> JSON:
+        """The execution state that has no column of its own."""
+        raw: dict[str, Any] = {
+            "tokens": [t.to_json() for t in self.tokens],
+            "next_seq": self.next_seq,
+        }
+        if self.completed:
+            raw["completed"] = [c.to_json() for c in self.completed]
+        if self.compensating:
+            raw["compensating"] = True
+        if self.cancel_requested:
+            raw["cancel_requested"] = True
+        if self.compensated:
+            raw["compensated"] = self.compensated
+        if self.extra:
+            raw["extra"] = dict(self.extra)
+        return raw
+
+    def with_machine(self, raw: JSON) -> Run:
+        return replace(
+            self,
+            tokens=tuple(Token.from_json(t) for t in raw.get("tokens", ())),
+            next_seq=raw.get("next_seq", 1),
+            completed=tuple(CompletedStep.from_json(c) for c in raw.get("completed", ())),
+            compensating=raw.get("compensating", False),
+            cancel_requested=raw.get("cancel_requested", False),
+            compensated=raw.get("compensated", 0),
+            extra=raw.get("extra", {}),
+        )

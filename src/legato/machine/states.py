@@ -1,0 +1,171 @@
+"""The kinds of state a workflow is made of.
+
+Each is a frozen value. Handlers may be given as callables or as
+``"module:function"`` strings; the core only ever uses their names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeAlias
+
+from legato.machine.conditions import Condition
+from legato.machine.policies import OnFailure, RetryPolicy
+
+Handler: TypeAlias = Callable[..., Any] | str
+
+
+def handler_name(handler: Handler) -> str:
+    """A stable, printable name for a handler."""
+    if isinstance(handler, str):
+        return handler
+    module = getattr(handler, "__module__", "?")
+    qualname = getattr(handler, "__qualname__", repr(handler))
+    return f"{module}:{qualname}"
+
+
+@dataclass(frozen=True)
+class Task:
+    """Runs a handler. ``next=None`` ends the workflow (or the branch).
+
+    ``timeout`` bounds one attempt in seconds. ``compensate`` names the handler
+    that undoes this step when a later failure unwinds the run (saga).
+    ``output_key`` stores the handler's return value under that key instead of
+    merging the returned mapping into the run's data.
+    """
+
+    handler: Handler
+    next: str | None = None
+    retry: RetryPolicy | None = None
+    timeout: float | None = None
+    compensate: Handler | None = None
+    compensate_retry: RetryPolicy | None = None
+    on_failure: OnFailure | None = None
+    output_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One branch of a choice: go to ``next`` when ``condition`` holds."""
+
+    condition: Condition
+    next: str
+
+
+@dataclass(frozen=True)
+class Choice:
+    """Branches on the run's data. Rules are tried in order; ``default`` is required."""
+
+    rules: Sequence[Rule | tuple[Condition, str]]
+    default: str
+
+    def normalised_rules(self) -> tuple[Rule, ...]:
+        return tuple(rule if isinstance(rule, Rule) else Rule(*rule) for rule in self.rules)
+
+
+@dataclass(frozen=True)
+class Branch:
+    """One branch of a parallel state: a small state machine of its own."""
+
+    start: str
+    states: Mapping[str, State]
+
+
+@dataclass(frozen=True)
+class Parallel:
+    """Fans out into every branch; joins, then goes to ``next``, when all are done."""
+
+    branches: Sequence[Branch]
+    next: str | None = None
+
+
+@dataclass(frozen=True)
+class Wait:
+    """Pauses for ``seconds``, or until the timestamp found at the data path ``until``."""
+
+    seconds: float | None = None
+    until: str | None = None
+    next: str | None = None
+
+
+@dataclass(frozen=True)
+class Approval:
+    """A manual intervention point: waits for the signal ``signal``.
+
+    With ``timeout``, the run goes to ``on_timeout`` if no signal comes in time
+    (or fails, when ``on_timeout`` is not set).
+    """
+
+    signal: str
+    next: str | None = None
+    timeout: float | None = None
+    on_timeout: str | None = None
+
+
+@dataclass(frozen=True)
+class Succeed:
+    """Ends the workflow (or the branch) successfully."""
+
+
+@dataclass(frozen=True)
+class Fail:
+    """Ends the workflow as failed, with an error type and a cause."""
+
+    error: str = "WorkflowFailed"
+    cause: str = ""
+
+
+State: TypeAlias = Task | Choice | Parallel | Wait | Approval | Succeed | Fail
+
+KIND_NAMES: dict[type[Any], str] = {
+    Task: "task",
+    Choice: "choice",
+    Parallel: "parallel",
+    Wait: "wait",
+    Approval: "approval",
+    Succeed: "succeed",
+    Fail: "fail",
+}
+
+
+def kind_of(state: State) -> str:
+    return KIND_NAMES[type(state)]
+
+
+def targets_of(state: State) -> list[str]:
+    """The states this one can go to next, in its own scope."""
+    found: list[str] = []
+    match state:
+        case Task(next=nxt) | Parallel(next=nxt) | Wait(next=nxt):
+            if nxt is not None:
+                found.append(nxt)
+        case Approval(next=nxt, on_timeout=timeout_target):
+            found.extend(t for t in (nxt, timeout_target) if t is not None)
+        case Choice():
+            found.extend(rule.next for rule in state.normalised_rules())
+            found.append(state.default)
+        case _:
+            pass
+    return found
+
+
+def ends_scope(state: State) -> bool:
+    """True when this state can finish its scope (the workflow or a branch)."""
+    match state:
+        case Succeed() | Fail():
+            return True
+        case Task(next=None) | Parallel(next=None) | Wait(next=None) | Approval(next=None):
+            return True
+        case _:
+            return False
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a state sits: top level, or inside branch ``branch`` of ``parallel``."""
+
+    state: State
+    parallel: str | None = None
+    branch: int | None = None
+    scope_states: tuple[str, ...] = field(default=())

@@ -1,0 +1,395 @@
+"""The working copy of one transition.
+
+``decide`` builds a :class:`Transition` from a run, applies one event to it
+through the methods below (enter a state, advance a token, fail, unwind), and
+freezes the result into a :class:`Decision`. The run value itself is never
+mutated; this class is the only place where the new run is assembled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from legato.machine.commands import (
+    CancelTimer,
+    Command,
+    DeadLetter,
+    Decision,
+    DispatchStep,
+    HistoryRecord,
+    RunFinished,
+    ScheduleTimer,
+)
+from legato.machine.definition import Workflow
+from legato.machine.errors import ErrorInfo
+from legato.machine.policies import OnDeadline, OnFailure
+from legato.machine.run import (
+    CompletedStep,
+    Phase,
+    Run,
+    RunStatus,
+    StepKind,
+    Token,
+)
+from legato.machine.states import (
+    Approval,
+    Choice,
+    Fail,
+    Parallel,
+    Succeed,
+    Task,
+    Wait,
+)
+from legato.machine.values import JSON, lookup
+
+MAX_ENTER_DEPTH = 256
+"""States entered within one transition; past it, the definition loops."""
+
+
+class Transition:
+    def __init__(self, workflow: Workflow, run: Run, now: float) -> None:
+        self.workflow = workflow
+        self.run = run
+        self.now = now
+        self.status = run.status
+        self.tokens: dict[int, Token] = {t.seq: t for t in run.tokens}
+        self.data: dict[str, JSON] | None = None  # copied on first write
+        self.next_seq = run.next_seq
+        self.completed = list(run.completed)
+        self.compensating = run.compensating
+        self.cancel_requested = run.cancel_requested
+        self.compensated = run.compensated
+        self.error = run.error
+        self.sla_met = run.sla_met
+        self.finished_at = run.finished_at
+        self.commands: list[Command] = []
+        self.history: list[HistoryRecord] = []
+        self._depth = 0
+
+    # -- recording ---------------------------------------------------------
+
+    def note(
+        self,
+        kind: str,
+        /,
+        state: str | None = None,
+        attempt: int | None = None,
+        actor: str | None = None,
+        **detail: Any,
+    ) -> None:
+        self.history.append(HistoryRecord(kind, self.now, state, attempt, detail, actor))
+
+    def merge(self, values: JSON, key: str | None = None) -> None:
+        if values is None and key is None:
+            return
+        if self.data is None:
+            self.data = dict(self.run.data)
+        if key is not None:
+            self.data[key] = values
+        elif isinstance(values, dict):
+            self.data.update(values)
+        else:
+            self.data["result"] = values
+
+    @property
+    def current_data(self) -> dict[str, JSON]:
+        return self.data if self.data is not None else dict(self.run.data)
+
+    # -- tokens ------------------------------------------------------------
+
+    def new_token(
+        self, state: str, phase: Phase, parent: int | None, branch: int | None, **fields: Any
+    ) -> Token:
+        token = Token(
+            seq=self.next_seq,
+            state=state,
+            phase=phase,
+            parent=parent,
+            branch=branch,
+            since=self.now,
+            **fields,
+        )
+        self.next_seq += 1
+        self.tokens[token.seq] = token
+        return token
+
+    def put(self, token: Token) -> Token:
+        self.tokens[token.seq] = token
+        return token
+
+    def drop(self, token: Token) -> None:
+        """Remove a token, cancelling the timer it may be waiting on."""
+        key = token.timer_key
+        if key is not None:
+            self.commands.append(CancelTimer(key))
+        del self.tokens[token.seq]
+
+    def dispatch(self, token: Token) -> None:
+        self.commands.append(
+            DispatchStep(token.seq, token.state, token.attempt, token.kind, self.run.priority)
+        )
+
+    def schedule(self, token: Token, purpose: str, fire_at: float) -> None:
+        key = token.timer_key
+        assert key is not None, token
+        self.commands.append(ScheduleTimer(key, fire_at, purpose, token.seq, token.attempt))
+
+    # -- moving forward ----------------------------------------------------
+
+    def enter(self, name: str, parent: int | None, branch: int | None) -> None:
+        self._depth += 1
+        if self._depth > MAX_ENTER_DEPTH:
+            self.fail_run(
+                ErrorInfo.of(
+                    "DefinitionLoop",
+                    f"more than {MAX_ENTER_DEPTH} states entered in one transition",
+                )
+            )
+            return
+        state = self.workflow.state(name)
+        match state:
+            case Task():
+                token = self.new_token(name, Phase.RUNNING, parent, branch, attempt=1)
+                self.note("step_scheduled", name, 1, seq=token.seq)
+                self.dispatch(token)
+            case Choice():
+                target = state.default
+                matched = "default"
+                data = self.current_data
+                for rule in state.normalised_rules():
+                    if rule.condition.holds(data):
+                        target, matched = rule.next, rule.condition.describe()
+                        break
+                self.note("choice_made", name, next=target, rule=matched)
+                self.enter(target, parent, branch)
+            case Parallel():
+                token = self.new_token(name, Phase.JOINING, parent, branch)
+                self.note("parallel_started", name, seq=token.seq, branches=len(state.branches))
+                for number, inner in enumerate(state.branches):
+                    self.enter(inner.start, token.seq, number)
+            case Wait():
+                self.enter_wait(name, state, parent, branch)
+            case Approval():
+                wake_at = self.now + state.timeout if state.timeout is not None else None
+                token = self.new_token(name, Phase.AWAITING_SIGNAL, parent, branch, wake_at=wake_at)
+                self.note("awaiting_signal", name, signal=state.signal, timeout_at=wake_at)
+                if wake_at is not None:
+                    self.schedule(token, "approval", wake_at)
+            case Succeed():
+                self.note("state_reached", name)
+                self.scope_done(parent, branch)
+            case Fail():
+                self.note("state_reached", name)
+                self.fail_run(ErrorInfo.of(state.error, state.cause or f"reached fail state {name!r}"))
+
+    def enter_wait(self, name: str, state: Wait, parent: int | None, branch: int | None) -> None:
+        if state.seconds is not None:
+            wake_at = self.now + state.seconds
+        else:
+            assert state.until is not None
+            wake_at_or_none = _timestamp(lookup(self.current_data, state.until)[1])
+            if wake_at_or_none is None:
+                self.fail_run(
+                    ErrorInfo.of(
+                        "InvalidWaitUntil",
+                        f"wait {name!r}: data at {state.until!r} is not a timestamp (epoch seconds or ISO 8601)",
+                    )
+                )
+                return
+            wake_at = wake_at_or_none
+        if wake_at <= self.now:
+            self.note("wait_elapsed", name, until=wake_at)
+            nxt = state.next
+            if nxt is not None:
+                self.enter(nxt, parent, branch)
+            else:
+                self.scope_done(parent, branch)
+            return
+        token = self.new_token(name, Phase.WAITING, parent, branch, wake_at=wake_at)
+        self.note("waiting", name, until=wake_at)
+        self.schedule(token, "wait", wake_at)
+
+    def advance(self, token: Token, output: JSON, skipped: bool = False) -> None:
+        """``token`` finished its state successfully: merge, then move on."""
+        state = self.workflow.state(token.state)
+        if isinstance(state, Task):
+            if output is not None:
+                self.merge(output, state.output_key)
+            if state.compensate is not None and not skipped:
+                self.completed.append(CompletedStep(token.state, token.seq))
+        self.drop(token)
+        nxt = getattr(state, "next", None)
+        if nxt is not None:
+            self.enter(nxt, token.parent, token.branch)
+        else:
+            self.scope_done(token.parent, token.branch)
+
+    def scope_done(self, parent: int | None, branch: int | None) -> None:
+        if parent is None:
+            self.finish(RunStatus.SUCCEEDED)
+            return
+        holder = self.tokens[parent]
+        assert branch is not None
+        assert branch not in holder.branches_done
+        done = (*holder.branches_done, branch)
+        holder = self.put(replace(holder, branches_done=done))
+        total = len(self.workflow.parallel(holder.state).branches)
+        self.note("branch_completed", holder.state, branch=branch, done=len(done), of=total)
+        if len(done) == total:
+            self.note("joined", holder.state, seq=holder.seq)
+            self.advance(holder, None)
+
+    # -- failure -----------------------------------------------------------
+
+    def step_failed_for_good(self, token: Token, error: ErrorInfo, reason: str) -> None:
+        task = self.workflow.task(token.state)
+        compensation = token.kind is StepKind.COMPENSATION
+        self.commands.append(
+            DeadLetter(
+                token.seq,
+                token.state,
+                token.attempt,
+                token.kind,
+                reason,
+                error,
+                token.attempts_used,
+            )
+        )
+        self.note("dead_lettered", token.state, token.attempt, reason=reason, step_kind=token.kind.value)
+        if compensation or self.workflow.on_failure_for(task) is OnFailure.SUSPEND:
+            self.suspend(token, error, reason)
+        elif self.workflow.on_failure_for(task) is OnFailure.FAIL:
+            self.fail_run(error, token, compensate=False)
+        else:
+            self.fail_run(error, token)
+
+    def suspend(self, token: Token, error: ErrorInfo, reason: str) -> None:
+        self.put(replace(token, phase=Phase.SUSPENDED, error=error, since=self.now))
+        self.note("suspended", token.state, token.attempt, reason=reason, error=error.to_json())
+
+    def fail_run(self, error: ErrorInfo, failed: Token | None = None, compensate: bool = True) -> None:
+        """The run cannot go forward: unwind it (saga) or stop it."""
+        self.error = error
+        if compensate and self.workflow.has_compensations and not self.compensating:
+            if failed is not None:
+                self.drop(failed)
+            self.unwind()
+            return
+        # Stop: keep the tokens as they are so that a replay can resume them,
+        # but silence their timers while the run is stopped.
+        for other in list(self.tokens.values()):
+            if other.timer_key is not None:
+                self.commands.append(CancelTimer(other.timer_key))
+        if failed is not None:
+            self.put(replace(failed, phase=Phase.FAILED, error=error, since=self.now))
+        self.finish(RunStatus.FAILED)
+
+    def unwind(self) -> None:
+        """Start compensating: let running steps drain, drop everything else."""
+        self.compensating = True
+        self.note("compensation_started", reason=self.error.message if self.error else "cancelled")
+        for other in list(self.tokens.values()):
+            if other.phase is Phase.RUNNING and other.kind is StepKind.STEP:
+                self.put(replace(other, draining=True))
+            elif other.kind is StepKind.STEP:
+                self.drop(other)
+        self.continue_unwinding()
+
+    def continue_unwinding(self) -> None:
+        if any(t.draining for t in self.tokens.values()):
+            return
+        if any(t.kind is StepKind.COMPENSATION for t in self.tokens.values()):
+            return
+        if self.completed:
+            done = self.completed.pop()
+            token = self.new_token(
+                done.state, Phase.RUNNING, None, None, attempt=1, kind=StepKind.COMPENSATION
+            )
+            self.note("compensation_scheduled", done.state, 1, seq=token.seq, step_seq=done.seq)
+            self.dispatch(token)
+            return
+        # Nothing left to undo.
+        for other in list(self.tokens.values()):
+            self.drop(other)
+        if self.cancel_requested:
+            self.finish(RunStatus.CANCELLED)
+        elif self.compensated:
+            self.finish(RunStatus.COMPENSATED)
+        else:
+            self.finish(RunStatus.FAILED)
+
+    # -- the end -----------------------------------------------------------
+
+    def finish(self, status: RunStatus) -> None:
+        self.status = status
+        self.finished_at = self.now
+        if status is not RunStatus.FAILED:
+            for other in list(self.tokens.values()):
+                self.drop(other)
+        if self.run.deadline is not None and self.sla_met is None:
+            self.sla_met = self.now <= self.run.deadline
+            self.commands.append(CancelTimer("deadline"))
+        self.note("run_finished", status=status.value, sla_met=self.sla_met)
+        self.commands.append(RunFinished(status))
+
+    def deadline_passed(self) -> None:
+        self.sla_met = False
+        self.note("sla_missed", deadline=self.run.deadline)
+        if self.workflow.on_deadline is OnDeadline.FAIL and not self.compensating:
+            self.fail_run(
+                ErrorInfo.of("DeadlineExceeded", f"run missed its deadline of {self.workflow.sla}s")
+            )
+
+    # -- result ------------------------------------------------------------
+
+    def settle_status(self) -> RunStatus:
+        if self.status in (
+            RunStatus.SUCCEEDED,
+            RunStatus.FAILED,
+            RunStatus.COMPENSATED,
+            RunStatus.CANCELLED,
+        ):
+            return self.status
+        if any(t.phase is Phase.SUSPENDED for t in self.tokens.values()):
+            return RunStatus.SUSPENDED
+        if self.compensating:
+            return RunStatus.COMPENSATING
+        return RunStatus.RUNNING
+
+    def decision(self) -> Decision:
+        run = self.run
+        new = replace(
+            run,
+            status=self.settle_status(),
+            version=run.version + 1,
+            data=self.data if self.data is not None else run.data,
+            updated_at=self.now,
+            finished_at=self.finished_at,
+            sla_met=self.sla_met,
+            error=self.error,
+            tokens=tuple(sorted(self.tokens.values(), key=lambda t: t.seq)),
+            next_seq=self.next_seq,
+            completed=tuple(self.completed),
+            compensating=self.compensating,
+            cancel_requested=self.cancel_requested,
+            compensated=self.compensated,
+        )
+        return Decision(new, tuple(self.commands), tuple(self.history), run.version)
+
+
+def _timestamp(value: JSON) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        if parsed.tzinfo is None:
+            return None
+        return parsed.timestamp()
+    return None

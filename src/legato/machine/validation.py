@@ -1,0 +1,211 @@
+"""Validation of a definition when it is registered.
+
+Every problem is reported as a :class:`DefinitionError` naming the workflow
+and the state, so that a bad deploy fails at start-up, not at 3 a.m.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from legato.errors import DefinitionError
+from legato.machine.definition import RESERVED_EVENT_PREFIX
+from legato.machine.policies import RetryPolicy
+from legato.machine.states import (
+    Approval,
+    Choice,
+    Parallel,
+    Placement,
+    State,
+    Task,
+    Wait,
+    ends_scope,
+    targets_of,
+)
+
+if TYPE_CHECKING:
+    from legato.machine.definition import Workflow
+
+
+def validate(workflow: Workflow) -> dict[str, Placement]:
+    """Check ``workflow`` and return the index of every state by name."""
+    name = workflow.name
+    if not name or not isinstance(name, str) or name.strip() != name:
+        raise DefinitionError(str(name), None, "a workflow needs a non-empty name without spaces")
+    if not isinstance(workflow.version, int) or workflow.version < 1:
+        raise DefinitionError(name, None, f"version must be an integer >= 1, got {workflow.version!r}")
+    for event in workflow.triggers:
+        if not event or not isinstance(event, str):
+            raise DefinitionError(name, None, f"trigger event names must be non-empty, got {event!r}")
+        if event.startswith(RESERVED_EVENT_PREFIX):
+            raise DefinitionError(
+                name, None, f"trigger {event!r} uses the reserved prefix {RESERVED_EVENT_PREFIX!r}"
+            )
+        if any(ch in event for ch in "*#"):
+            raise DefinitionError(name, None, f"trigger {event!r} must be an exact event name")
+    if len(set(workflow.triggers)) != len(workflow.triggers):
+        raise DefinitionError(name, None, "a trigger is listed twice")
+    _check_policy(name, None, "retry", workflow.retry)
+    if workflow.sla is not None and workflow.sla <= 0:
+        raise DefinitionError(name, None, f"sla must be a positive number of seconds, got {workflow.sla}")
+
+    index: dict[str, Placement] = {}
+    _scope(workflow, workflow.start, workflow.states, None, None, index)
+    _check_choice_cycles(workflow, index)
+    return index
+
+
+def _scope(
+    workflow: Workflow,
+    start: str,
+    states: Mapping[str, State],
+    parallel: str | None,
+    branch: int | None,
+    index: dict[str, Placement],
+) -> None:
+    wf = workflow.name
+    where = "the workflow" if parallel is None else f"branch {branch} of {parallel!r}"
+    if not states:
+        raise DefinitionError(wf, parallel, f"{where} has no states")
+    if start not in states:
+        raise DefinitionError(wf, parallel, f"{where} starts at {start!r}, which is not one of its states")
+    names = tuple(states)
+    for state_name, state in states.items():
+        if not isinstance(state_name, str) or not state_name:
+            raise DefinitionError(wf, None, f"state names must be non-empty strings, got {state_name!r}")
+        if state_name in index:
+            raise DefinitionError(
+                wf,
+                state_name,
+                "the state name is used twice; state names must be unique across the workflow, branches included",
+            )
+        index[state_name] = Placement(state, parallel, branch, names)
+        _check_state(workflow, state_name, state, states)
+    for state_name, state in states.items():
+        if isinstance(state, Parallel):
+            for number, inner in enumerate(state.branches):
+                _scope(workflow, inner.start, inner.states, state_name, number, index)
+    _check_reachability(wf, start, states, where)
+
+
+def _check_state(workflow: Workflow, name: str, state: State, scope: Mapping[str, State]) -> None:
+    wf = workflow.name
+    if not isinstance(state, State.__args__):
+        raise DefinitionError(
+            wf,
+            name,
+            f"{state!r} is not a state (use Task, Choice, Parallel, Wait, Approval, Succeed or Fail)",
+        )
+    for target in targets_of(state):
+        if target not in scope:
+            hint = ""
+            if target not in scope and any(target == n for n in workflow.states):
+                hint = " (states inside a branch can only go to states of the same branch)"
+            raise DefinitionError(wf, name, f"goes to unknown state {target!r}{hint}")
+    match state:
+        case Task():
+            if not state.handler:
+                raise DefinitionError(wf, name, "a task needs a handler")
+            if state.timeout is not None and state.timeout <= 0:
+                raise DefinitionError(wf, name, f"timeout must be positive, got {state.timeout}")
+            for label, policy in (
+                ("retry", state.retry),
+                ("compensate_retry", state.compensate_retry),
+            ):
+                if policy is not None:
+                    _check_policy(wf, name, label, policy)
+            if state.compensate_retry is not None and state.compensate is None:
+                raise DefinitionError(wf, name, "compensate_retry is set but there is no compensate handler")
+        case Choice():
+            if not state.default:
+                raise DefinitionError(wf, name, "a choice needs a default state")
+            for rule in state.normalised_rules():
+                if not hasattr(rule.condition, "holds"):
+                    raise DefinitionError(
+                        wf,
+                        name,
+                        f"rule condition {rule.condition!r} is not a Condition (build it with Field)",
+                    )
+        case Parallel():
+            if not state.branches:
+                raise DefinitionError(wf, name, "a parallel state needs at least one branch")
+        case Wait():
+            if (state.seconds is None) == (state.until is None):
+                raise DefinitionError(wf, name, "a wait needs exactly one of seconds or until")
+            if state.seconds is not None and state.seconds < 0:
+                raise DefinitionError(wf, name, f"wait seconds must be >= 0, got {state.seconds}")
+        case Approval():
+            if not state.signal:
+                raise DefinitionError(wf, name, "an approval needs the name of the signal it waits for")
+            if state.timeout is not None and state.timeout <= 0:
+                raise DefinitionError(wf, name, f"timeout must be positive, got {state.timeout}")
+            if state.on_timeout is not None and state.timeout is None:
+                raise DefinitionError(wf, name, "on_timeout is set but there is no timeout")
+        case _:
+            pass
+
+
+def _check_policy(workflow: str, state: str | None, label: str, policy: RetryPolicy) -> None:
+    problems = policy.problems()
+    if problems:
+        raise DefinitionError(workflow, state, f"illegal {label} policy: {'; '.join(problems)}")
+
+
+def _check_reachability(wf: str, start: str, states: Mapping[str, State], where: str) -> None:
+    reached = {start}
+    queue = deque([start])
+    while queue:
+        for target in targets_of(states[queue.popleft()]):
+            if target not in reached:
+                reached.add(target)
+                queue.append(target)
+    for name in states:
+        if name not in reached:
+            raise DefinitionError(wf, name, f"unreachable: no path leads here from {start!r} in {where}")
+
+    # Walk backwards from the states that can end the scope.
+    predecessors: dict[str, set[str]] = {name: set() for name in states}
+    for name, state in states.items():
+        for target in targets_of(state):
+            predecessors[target].add(name)
+    finishing = {name for name, state in states.items() if ends_scope(state)}
+    queue = deque(finishing)
+    while queue:
+        for before in predecessors[queue.popleft()]:
+            if before not in finishing:
+                finishing.add(before)
+                queue.append(before)
+    for name in states:
+        if name not in finishing:
+            raise DefinitionError(
+                wf,
+                name,
+                f"no path from here to an end of {where} (a succeed or fail state, or a state without next)",
+            )
+
+
+def _check_choice_cycles(workflow: Workflow, index: Mapping[str, Placement]) -> None:
+    """A loop made only of choices would spin forever inside one transition."""
+    choices = {n: p.state for n, p in index.items() if isinstance(p.state, Choice)}
+    visiting: set[str] = set()
+    done: set[str] = set()
+
+    def visit(name: str) -> None:
+        visiting.add(name)
+        for target in targets_of(choices[name]):
+            if target in visiting:
+                raise DefinitionError(
+                    workflow.name,
+                    name,
+                    f"choices loop back to {target!r} without a step in between",
+                )
+            if target in choices and target not in done:
+                visit(target)
+        visiting.discard(name)
+        done.add(name)
+
+    for name in choices:
+        if name not in done:
+            visit(name)

@@ -1,0 +1,53 @@
+"""Hooks for whoever watches the engine (metrics, tracing, tests).
+
+Each hook takes one value and returns nothing; an observer overrides the hooks
+it cares about. Hooks run inline on the hot path, so they must be cheap and
+must not raise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from legato.machine.commands import Decision
+from legato.machine.run import Run
+
+
+class Observer:
+    def applied(self, decision: Decision, created: bool) -> None:
+        """A transition was committed (``created``: it started the run)."""
+
+    def rejected(self, run: Run, event: str, reason: str) -> None:
+        """An event was refused; the run did not change."""
+
+    def conflict(self, run_id: str) -> None:
+        """An optimistic-lock conflict: the run moved on, the decision is retried."""
+
+    def poisoned(self, queue: str, reason: str) -> None:
+        """A message could not be processed and was dead-lettered."""
+
+
+class Observers(Observer):
+    """Fan one hook call out to several observers."""
+
+    def __init__(self, observers: Sequence[Observer] = ()) -> None:
+        self.observers = list(observers)
+
+    def add(self, observer: Observer) -> None:
+        self.observers.append(observer)
+
+    def applied(self, decision: Decision, created: bool) -> None:
+        for observer in self.observers:
+            observer.applied(decision, created)
+
+    def rejected(self, run: Run, event: str, reason: str) -> None:
+        for observer in self.observers:
+            observer.rejected(run, event, reason)
+
+    def conflict(self, run_id: str) -> None:
+        for observer in self.observers:
+            observer.conflict(run_id)
+
+    def poisoned(self, queue: str, reason: str) -> None:
+        for observer in self.observers:
+            observer.poisoned(queue, reason)

@@ -1,0 +1,227 @@
+"""The store port: what the engine needs from durable state.
+
+Every backend passes the same contract suite (tests/contract). A transition
+is applied by :meth:`Store.apply` in one transaction: the conditional update
+of the run on its version, its history rows, its outbox rows, its timers and
+its dead letters -- all or nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from legato.machine.commands import Decision
+from legato.machine.errors import ErrorInfo
+from legato.machine.run import Run, RunStatus
+from legato.machine.values import JSON
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    """A message committed with a transition, to publish after the commit.
+
+    ``kind`` is ``task`` (to a task queue, by ``priority``) or ``dead_letter``
+    (to the dead-letter exchange).
+    """
+
+    id: int
+    run_id: str
+    kind: str
+    body: bytes
+    priority: int
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DueTimer:
+    id: int
+    run_id: str
+    key: str
+    purpose: str
+    seq: int | None
+    attempt: int | None
+    fire_at: float
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    run_id: str
+    version: int
+    idx: int
+    kind: str
+    at: float
+    state: str | None
+    attempt: int | None
+    actor: str | None
+    detail: Mapping[str, JSON]
+
+
+@dataclass(frozen=True)
+class DeadLetterRecord:
+    id: int
+    source: str
+    """``step`` (retries exhausted or non-retryable) or ``message`` (poison)."""
+    run_id: str | None
+    workflow: str | None
+    state: str | None
+    seq: int | None
+    attempt: int | None
+    kind: str | None
+    reason: str
+    error: ErrorInfo | None
+    attempts: int
+    created_at: float
+    status: str
+    """``open`` until replayed (``replayed``)."""
+    resolved_at: float | None = None
+    resolved_by: str | None = None
+    message: Mapping[str, JSON] | None = None
+
+
+@dataclass(frozen=True)
+class RunQuery:
+    status: RunStatus | None = None
+    workflow: str | None = None
+    limit: int = 50
+    before: float | None = None
+    """Only runs created before this time: the cursor of the next page."""
+
+
+@dataclass(frozen=True)
+class ConsumeTimer:
+    """Guard: the transition fires this timer; it must still exist, and goes."""
+
+    timer_id: int
+
+
+@dataclass(frozen=True)
+class ResolveDeadLetter:
+    """Guard: the transition replays this dead letter; it must still be open."""
+
+    dead_letter_id: int
+    actor: str
+
+
+Guard = ConsumeTimer | ResolveDeadLetter
+
+
+@dataclass(frozen=True)
+class Applied:
+    run: Run
+    outbox: tuple[OutboxMessage, ...]
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """The run moved on since it was read: re-read it and decide again."""
+
+
+@dataclass(frozen=True)
+class GuardFailed:
+    reason: str
+
+
+@dataclass(frozen=True)
+class Created:
+    run: Run
+    created: bool
+    """False when the idempotency key already had a run: ``run`` is that run."""
+    outbox: tuple[OutboxMessage, ...]
+
+
+@dataclass(frozen=True)
+class PoisonMessage:
+    """A message that cannot be processed, as kept in ``dead_letters``."""
+
+    reason: str
+    queue: str
+    routing_key: str
+    body: bytes
+    message_id: str | None
+    headers: Mapping[str, JSON]
+    fingerprint: str
+
+
+class Store(Protocol):
+    async def open(self) -> None:
+        """Connect (and, for SQLite, create the file)."""
+
+    async def close(self) -> None: ...
+
+    async def migrate(self) -> list[str]:
+        """Apply the migrations not applied yet; return their names."""
+
+    async def ping(self) -> None:
+        """Raise :class:`~legato.errors.StoreError` when the store is unreachable."""
+
+    async def create_run(self, decision: Decision, headers: Mapping[str, str] | None = None) -> Created:
+        """Insert a new run with its first transition, unless its idempotency key exists."""
+
+    async def load_run(self, run_id: str) -> Run | None: ...
+
+    async def apply(
+        self,
+        decision: Decision,
+        guard: Guard | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Applied | Conflict | GuardFailed:
+        """Apply a transition if the run is still at ``decision.previous_version``."""
+
+    async def record_rejection(self, run: Run, event: str, reason: str, at: float) -> None:
+        """Append a ``rejected`` line to the history; the run does not change."""
+
+    async def list_runs(self, query: RunQuery) -> list[Run]: ...
+
+    async def history(self, run_id: str) -> list[HistoryEntry]: ...
+
+    async def claim_outbox(
+        self, older_than: float, now: float, lease: float, limit: int
+    ) -> list[OutboxMessage]:
+        """Messages committed before ``older_than`` and not published yet.
+
+        Claimed for ``lease`` seconds so that two relays do not both publish them.
+        """
+
+    async def outbox_done(self, ids: Sequence[int]) -> None: ...
+
+    async def claim_timers(self, now: float, lease: float, limit: int) -> list[DueTimer]:
+        """Due timers, each leased to the caller for ``lease`` seconds."""
+
+    async def drop_timer(self, timer_id: int) -> None:
+        """Delete a timer that turned out to be stale."""
+
+    async def next_timer_at(self) -> float | None: ...
+
+    async def record_poison(self, poison: PoisonMessage, at: float) -> int:
+        """Keep a poison message as a dead letter (idempotent on its fingerprint)."""
+
+    async def list_dead_letters(
+        self, workflow: str | None = None, status: str | None = "open", limit: int = 100
+    ) -> list[DeadLetterRecord]: ...
+
+    async def get_dead_letter(self, dead_letter_id: int) -> DeadLetterRecord | None: ...
+
+    async def group_dead_letters(
+        self, by: str, workflow: str | None = None, status: str | None = "open"
+    ) -> list[DeadLetterGroup]:
+        """Count dead letters by ``error`` (type), ``state`` or ``workflow``."""
+
+    async def resolve_dead_letter(self, dead_letter_id: int, actor: str, at: float) -> bool:
+        """Mark a dead letter replayed outside a run transition (poison messages)."""
+
+    async def purge_dead_letters(self, older_than: float) -> int:
+        """Delete dead letters created before ``older_than``; return how many."""
+
+
+@dataclass(frozen=True)
+class DeadLetterGroup:
+    """Dead letters sharing a pattern: the failure-pattern view."""
+
+    key: str
+    count: int
+    first_seen: float
+    last_seen: float
+    sample_error: str
+    sample_id: int

@@ -1,0 +1,29 @@
+"""Numbered SQL migrations, one folder per dialect."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+
+
+@dataclass(frozen=True)
+class Migration:
+    number: int
+    name: str
+    sql: str
+
+
+def migrations(dialect: str) -> list[Migration]:
+    """The migrations of ``dialect`` (``postgres`` or ``sqlite``), in order."""
+    folder = resources.files(__package__).joinpath(dialect)
+    found = []
+    for entry in folder.iterdir():
+        if not entry.name.endswith(".sql"):
+            continue
+        number = int(entry.name.split("_", 1)[0])
+        found.append(Migration(number, entry.name.removesuffix(".sql"), entry.read_text("utf-8")))
+    found.sort(key=lambda m: m.number)
+    numbers = [m.number for m in found]
+    if numbers != list(range(1, len(numbers) + 1)):
+        raise RuntimeError(f"{dialect} migrations are not numbered 1..n: {numbers}")
+    return found

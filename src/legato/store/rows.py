@@ -1,0 +1,149 @@
+"""Turning a decision into rows: shared by every SQL backend."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+
+from legato.machine.commands import (
+    CancelTimer,
+    DeadLetter,
+    Decision,
+    DispatchStep,
+    ScheduleTimer,
+)
+from legato.machine.errors import ErrorInfo
+from legato.machine.run import Run, RunStatus
+from legato.machine.values import JSON
+from legato.messages import TaskMessage
+
+
+class Row(Protocol):
+    """A database row: asyncpg's Record and sqlite3's Row both fit."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+def new_run_id() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRow:
+    idx: int
+    kind: str
+    state: str | None
+    attempt: int | None
+    at: float
+    actor: str | None
+    detail: JSON
+
+
+def history_rows(decision: Decision) -> list[HistoryRow]:
+    return [
+        HistoryRow(idx, h.kind, h.state, h.attempt, h.at, h.actor, dict(h.detail))
+        for idx, h in enumerate(decision.history)
+    ]
+
+
+def task_bodies(decision: Decision) -> Iterator[tuple[bytes, int]]:
+    """The task messages a transition dispatches, with their priority."""
+    run = decision.run
+    for command in decision.commands:
+        if isinstance(command, DispatchStep):
+            message = TaskMessage(
+                run.id, command.seq, command.state, command.attempt, command.kind, run.version
+            )
+            yield message.encode(), command.priority
+
+
+def timers_to_schedule(decision: Decision) -> list[ScheduleTimer]:
+    return [c for c in decision.commands if isinstance(c, ScheduleTimer)]
+
+
+def timers_to_cancel(decision: Decision) -> list[str]:
+    return [c.key for c in decision.commands if isinstance(c, CancelTimer)]
+
+
+def dead_letters(decision: Decision) -> list[DeadLetter]:
+    return [c for c in decision.commands if isinstance(c, DeadLetter)]
+
+
+def dead_letter_body(run: Run, letter: DeadLetter, dead_letter_id: int) -> bytes:
+    """The message sent to the dead-letter queue: enough to find the record."""
+    return orjson.dumps(
+        {
+            "dead_letter": dead_letter_id,
+            "run": run.id,
+            "workflow": run.workflow,
+            "state": letter.state,
+            "seq": letter.seq,
+            "attempt": letter.attempt,
+            "kind": letter.kind.value,
+            "reason": letter.reason,
+            "error": {"type": letter.error.type, "message": letter.error.message},
+        }
+    )
+
+
+def dead_letter_headers(letter: DeadLetter) -> dict[str, str]:
+    return {
+        "x-legato-reason": letter.reason,
+        "x-legato-error": f"{letter.error.type}: {letter.error.message}"[:512],
+    }
+
+
+def run_from_columns(
+    *,
+    id: str,
+    workflow: str,
+    workflow_version: int,
+    status: str,
+    version: int,
+    priority: int,
+    idempotency_key: str | None,
+    input: JSON,
+    data: JSON,
+    machine: JSON,
+    error: JSON,
+    trace_context: JSON,
+    deadline: float | None,
+    sla_met: bool | None,
+    created_at: float,
+    updated_at: float,
+    finished_at: float | None,
+) -> Run:
+    run = Run(
+        id=id,
+        workflow=workflow,
+        workflow_version=workflow_version,
+        status=RunStatus(status),
+        version=version,
+        input=input,
+        data=data,
+        created_at=created_at,
+        updated_at=updated_at,
+        priority=priority,
+        idempotency_key=idempotency_key,
+        trace_context=trace_context,
+        finished_at=finished_at,
+        deadline=deadline,
+        sla_met=None if sla_met is None else bool(sla_met),
+        error=ErrorInfo.from_json(error) if error else None,
+    )
+    return run.with_machine(machine)
+
+
+def poison_fingerprint(queue: str, routing_key: str, message_id: str | None, body: bytes) -> str:
+    """Identifies one poison message across redeliveries."""
+    digest = hashlib.sha256()
+    for part in (queue, routing_key, message_id or ""):
+        digest.update(part.encode())
+        digest.update(b"\0")
+    digest.update(body)
+    return digest.hexdigest()

@@ -1,0 +1,176 @@
+"""Every SQL statement the Postgres store runs, by name."""
+
+CREATE_MIGRATIONS_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    number     integer PRIMARY KEY,
+    name       text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)
+"""
+
+APPLIED_MIGRATIONS = "SELECT number FROM schema_migrations"
+
+RECORD_MIGRATION = "INSERT INTO schema_migrations (number, name) VALUES ($1, $2)"
+
+_RUN_COLUMNS = """
+    id, workflow, workflow_version, status, version, priority, idempotency_key,
+    input, data, machine, current_states, error, trace_context, deadline, sla_met,
+    created_at, updated_at, finished_at
+"""
+
+INSERT_RUN = f"""
+INSERT INTO runs ({_RUN_COLUMNS})
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+ON CONFLICT (idempotency_key) DO NOTHING
+RETURNING id
+"""
+
+SELECT_RUN = f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = $1"
+
+SELECT_RUN_BY_KEY = f"SELECT {_RUN_COLUMNS} FROM runs WHERE idempotency_key = $1"
+
+# The optimistic lock: the update applies only if nobody moved the run since
+# it was read ($1 is the version that was read).
+UPDATE_RUN = """
+UPDATE runs SET
+    status = $3, version = $4, priority = $5, data = $6, machine = $7,
+    current_states = $8, error = $9, trace_context = $10, deadline = $11,
+    sla_met = $12, updated_at = $13, finished_at = $14
+WHERE id = $1 AND version = $2
+"""
+
+INSERT_HISTORY = """
+INSERT INTO history (run_id, version, idx, kind, state, attempt, at, actor, detail)
+SELECT $1, $2, u.idx, u.kind, u.state, u.attempt, u.at, u.actor, u.detail
+FROM unnest($3::smallint[], $4::text[], $5::text[], $6::integer[],
+            $7::timestamptz[], $8::text[], $9::jsonb[])
+     AS u(idx, kind, state, attempt, at, actor, detail)
+"""
+
+INSERT_REJECTION = """
+INSERT INTO history (run_id, version, idx, kind, at, detail)
+VALUES ($1, $2, -1, 'rejected', $3, $4)
+"""
+
+SELECT_HISTORY = """
+SELECT run_id, version, idx, kind, state, attempt, at, actor, detail
+FROM history WHERE run_id = $1 ORDER BY id
+"""
+
+LIST_RUNS = f"""
+SELECT {_RUN_COLUMNS} FROM runs
+WHERE ($1::text IS NULL OR status = $1)
+  AND ($2::text IS NULL OR workflow = $2)
+  AND ($3::timestamptz IS NULL OR created_at < $3)
+ORDER BY created_at DESC
+LIMIT $4
+"""
+
+INSERT_OUTBOX = """
+INSERT INTO outbox (run_id, kind, body, priority, headers, created_at)
+SELECT $1, u.kind, u.body, u.priority, u.headers, $6
+FROM unnest($2::text[], $3::bytea[], $4::smallint[], $5::jsonb[]) AS u(kind, body, priority, headers)
+RETURNING id, run_id, kind, body, priority, headers
+"""
+
+CLAIM_OUTBOX = """
+UPDATE outbox SET claimed_until = $3
+WHERE id IN (
+    SELECT id FROM outbox
+    WHERE created_at <= $1 AND (claimed_until IS NULL OR claimed_until < $2)
+    ORDER BY id
+    LIMIT $4
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING id, run_id, kind, body, priority, headers
+"""
+
+DELETE_OUTBOX = "DELETE FROM outbox WHERE id = ANY($1::bigint[])"
+
+UPSERT_TIMER = """
+INSERT INTO timers (run_id, key, purpose, seq, attempt, fire_at)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (run_id, key) DO UPDATE SET
+    purpose = excluded.purpose, seq = excluded.seq, attempt = excluded.attempt,
+    fire_at = excluded.fire_at, locked_until = NULL
+"""
+
+DELETE_TIMERS = "DELETE FROM timers WHERE run_id = $1 AND key = ANY($2::text[])"
+
+NOTIFY = "SELECT pg_notify($1, $2)"
+
+CLAIM_TIMERS = """
+UPDATE timers SET locked_until = $2
+WHERE id IN (
+    SELECT id FROM timers
+    WHERE fire_at <= $1 AND (locked_until IS NULL OR locked_until < $1)
+    ORDER BY fire_at
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING id, run_id, key, purpose, seq, attempt, fire_at
+"""
+
+NEXT_TIMER = "SELECT min(fire_at) FROM timers"
+
+CONSUME_TIMER = "DELETE FROM timers WHERE id = $1 RETURNING id"
+
+INSERT_STEP_DEAD_LETTER = """
+INSERT INTO dead_letters (source, run_id, workflow, state, seq, attempt, kind, reason, error, attempts, created_at)
+VALUES ('step', $1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+RETURNING id
+"""
+
+INSERT_POISON = """
+WITH inserted AS (
+    INSERT INTO dead_letters (source, reason, created_at, message, fingerprint)
+    VALUES ('message', $1, $2, $3, $4)
+    ON CONFLICT (fingerprint) DO NOTHING
+    RETURNING id
+)
+SELECT id FROM inserted
+UNION ALL
+SELECT id FROM dead_letters WHERE fingerprint = $4
+LIMIT 1
+"""
+
+_DEAD_LETTER_COLUMNS = """
+    id, source, run_id, workflow, state, seq, attempt, kind, reason, error, attempts,
+    created_at, status, resolved_at, resolved_by, message
+"""
+
+LIST_DEAD_LETTERS = f"""
+SELECT {_DEAD_LETTER_COLUMNS} FROM dead_letters
+WHERE ($1::text IS NULL OR workflow = $1) AND ($2::text IS NULL OR status = $2)
+ORDER BY created_at DESC, id DESC
+LIMIT $3
+"""
+
+GET_DEAD_LETTER = f"SELECT {_DEAD_LETTER_COLUMNS} FROM dead_letters WHERE id = $1"
+
+DEAD_LETTER_GROUP_COLUMNS = {
+    "error": "coalesce(error->>'type', reason)",
+    "state": "coalesce(workflow || '.' || state, source)",
+    "workflow": "coalesce(workflow, '(message)')",
+}
+
+GROUP_DEAD_LETTERS = """
+SELECT {column} AS key,
+       count(*) AS count,
+       min(created_at) AS first_seen,
+       max(created_at) AS last_seen,
+       (array_agg(coalesce(error->>'type' || ': ' || (error->>'message'), reason) ORDER BY id DESC))[1] AS sample_error,
+       max(id) AS sample_id
+FROM dead_letters
+WHERE ($1::text IS NULL OR workflow = $1) AND ($2::text IS NULL OR status = $2)
+GROUP BY 1
+ORDER BY count(*) DESC, max(created_at) DESC
+"""
+
+RESOLVE_DEAD_LETTER = """
+UPDATE dead_letters SET status = 'replayed', resolved_at = $2, resolved_by = $3
+WHERE id = $1 AND status = 'open'
+RETURNING id
+"""
+
+PURGE_DEAD_LETTERS = "DELETE FROM dead_letters WHERE created_at < $1"

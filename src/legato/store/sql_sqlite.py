@@ -1,0 +1,155 @@
+"""Every SQL statement the SQLite store runs, by name."""
+
+CREATE_MIGRATIONS_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    number     INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL,
+    applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP
+)
+"""
+
+APPLIED_MIGRATIONS = "SELECT number FROM schema_migrations"
+
+RECORD_MIGRATION = "INSERT INTO schema_migrations (number, name) VALUES (?, ?)"
+
+_RUN_COLUMNS = """
+    id, workflow, workflow_version, status, version, priority, idempotency_key,
+    input, data, machine, current_states, error, trace_context, deadline, sla_met,
+    created_at, updated_at, finished_at
+"""
+
+INSERT_RUN = f"""
+INSERT INTO runs ({_RUN_COLUMNS})
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (idempotency_key) DO NOTHING
+"""
+
+SELECT_RUN = f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?"
+
+SELECT_RUN_BY_KEY = f"SELECT {_RUN_COLUMNS} FROM runs WHERE idempotency_key = ?"
+
+UPDATE_RUN = """
+UPDATE runs SET
+    status = ?, version = ?, priority = ?, data = ?, machine = ?, current_states = ?,
+    error = ?, trace_context = ?, deadline = ?, sla_met = ?, updated_at = ?, finished_at = ?
+WHERE id = ? AND version = ?
+"""
+
+INSERT_HISTORY = """
+INSERT INTO history (run_id, version, idx, kind, state, attempt, at, actor, detail)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+INSERT_REJECTION = """
+INSERT INTO history (run_id, version, idx, kind, at, detail)
+VALUES (?, ?, -1, 'rejected', ?, ?)
+"""
+
+SELECT_HISTORY = """
+SELECT run_id, version, idx, kind, state, attempt, at, actor, detail
+FROM history WHERE run_id = ? ORDER BY id
+"""
+
+LIST_RUNS = f"""
+SELECT {_RUN_COLUMNS} FROM runs
+WHERE (?1 IS NULL OR status = ?1)
+  AND (?2 IS NULL OR workflow = ?2)
+  AND (?3 IS NULL OR created_at < ?3)
+ORDER BY created_at DESC
+LIMIT ?4
+"""
+
+INSERT_OUTBOX = """
+INSERT INTO outbox (run_id, kind, body, priority, headers, created_at)
+VALUES (?, ?, ?, ?, ?, ?)
+"""
+
+CLAIM_OUTBOX = """
+UPDATE outbox SET claimed_until = ?1
+WHERE id IN (
+    SELECT id FROM outbox
+    WHERE created_at <= ?2 AND (claimed_until IS NULL OR claimed_until < ?3)
+    ORDER BY id LIMIT ?4
+)
+RETURNING id, run_id, kind, body, priority, headers
+"""
+
+DELETE_OUTBOX = "DELETE FROM outbox WHERE id = ?"
+
+UPSERT_TIMER = """
+INSERT INTO timers (run_id, key, purpose, seq, attempt, fire_at)
+VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (run_id, key) DO UPDATE SET
+    purpose = excluded.purpose, seq = excluded.seq, attempt = excluded.attempt,
+    fire_at = excluded.fire_at, locked_until = NULL
+"""
+
+DELETE_TIMER = "DELETE FROM timers WHERE run_id = ? AND key = ?"
+
+CLAIM_TIMERS = """
+UPDATE timers SET locked_until = ?1
+WHERE id IN (
+    SELECT id FROM timers
+    WHERE fire_at <= ?2 AND (locked_until IS NULL OR locked_until < ?3)
+    ORDER BY fire_at LIMIT ?4
+)
+RETURNING id, run_id, key, purpose, seq, attempt, fire_at
+"""
+
+NEXT_TIMER = "SELECT min(fire_at) FROM timers"
+
+CONSUME_TIMER = "DELETE FROM timers WHERE id = ?"
+
+INSERT_STEP_DEAD_LETTER = """
+INSERT INTO dead_letters (source, run_id, workflow, state, seq, attempt, kind, reason, error, attempts, created_at)
+VALUES ('step', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+INSERT_POISON = """
+INSERT INTO dead_letters (source, reason, created_at, message, fingerprint)
+VALUES ('message', ?, ?, ?, ?)
+ON CONFLICT (fingerprint) DO NOTHING
+"""
+
+POISON_BY_FINGERPRINT = "SELECT id FROM dead_letters WHERE fingerprint = ?"
+
+_DEAD_LETTER_COLUMNS = """
+    id, source, run_id, workflow, state, seq, attempt, kind, reason, error, attempts,
+    created_at, status, resolved_at, resolved_by, message
+"""
+
+LIST_DEAD_LETTERS = f"""
+SELECT {_DEAD_LETTER_COLUMNS} FROM dead_letters
+WHERE (? IS NULL OR workflow = ?) AND (? IS NULL OR status = ?)
+ORDER BY created_at DESC, id DESC
+LIMIT ?
+"""
+
+GET_DEAD_LETTER = f"SELECT {_DEAD_LETTER_COLUMNS} FROM dead_letters WHERE id = ?"
+
+DEAD_LETTER_GROUP_COLUMNS = {
+    "error": "coalesce(json_extract(error, '$.type'), reason)",
+    "state": "coalesce(workflow || '.' || state, source)",
+    "workflow": "coalesce(workflow, '(message)')",
+}
+
+# SQLite picks the bare columns of the row holding max(id): the newest sample.
+GROUP_DEAD_LETTERS = """
+SELECT {column} AS key,
+       count(*) AS count,
+       min(created_at) AS first_seen,
+       max(created_at) AS last_seen,
+       coalesce(json_extract(error, '$.type') || ': ' || json_extract(error, '$.message'), reason) AS sample_error,
+       max(id) AS sample_id
+FROM dead_letters
+WHERE (? IS NULL OR workflow = ?) AND (? IS NULL OR status = ?)
+GROUP BY 1
+ORDER BY count(*) DESC, max(created_at) DESC
+"""
+
+RESOLVE_DEAD_LETTER = """
+UPDATE dead_letters SET status = 'replayed', resolved_at = ?, resolved_by = ?
+WHERE id = ? AND status = 'open'
+"""
+
+PURGE_DEAD_LETTERS = "DELETE FROM dead_letters WHERE created_at < ?"

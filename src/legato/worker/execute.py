@@ -1,0 +1,109 @@
+"""Calling a step handler: async inline, sync in a thread, bounded in time."""
+
+from __future__ import annotations
+
+import builtins
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import anyio
+import orjson
+
+from legato.app import ResolvedHandler
+from legato.clock import Clock
+from legato.context import StepContext
+from legato.errors import NonRetryableError, RetryAfter
+from legato.machine.errors import ErrorInfo, bound_traceback
+from legato.machine.values import JSON
+
+
+class StepTimeout(Exception):
+    """A step attempt ran past its ``timeout``; it counts as a failed attempt."""
+
+
+class InvalidOutput(Exception):
+    """A handler returned something that cannot be stored as run data."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    started_at: float
+    finished_at: float
+    output: JSON = None
+    error: ErrorInfo | None = None
+    retry_after: float | None = None
+    non_retryable: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def type_name(kind: type[BaseException]) -> str:
+    if kind.__module__ == builtins.__name__:
+        return kind.__qualname__
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def error_info(exc: BaseException) -> ErrorInfo:
+    lineage = tuple(
+        type_name(k)
+        for k in type(exc).__mro__
+        if issubclass(k, BaseException) and k not in (BaseException, object)
+    )
+    text = "".join(traceback.format_exception(exc))
+    return ErrorInfo(type_name(type(exc)), str(exc), bound_traceback(text), lineage)
+
+
+async def invoke(
+    handler: ResolvedHandler,
+    ctx: StepContext,
+    timeout: float | None,
+    threads: anyio.CapacityLimiter,
+    clock: Clock,
+    output_key: str | None = None,
+) -> Outcome:
+    """Run the handler once and describe what happened.
+
+    Cancellation (shutdown) is not an outcome: it propagates, and the caller
+    returns the task to the queue.
+    """
+    started = clock.now()
+    try:
+        with anyio.move_on_after(timeout) as scope:
+            if handler.is_async:
+                output = await handler.function(ctx)
+            else:
+                # abandon_on_cancel: a thread cannot be interrupted; on timeout we
+                # stop waiting for it and the attempt counts as failed.
+                output = await anyio.to_thread.run_sync(
+                    handler.function, ctx, abandon_on_cancel=True, limiter=threads
+                )
+        if scope.cancelled_caught:
+            timed_out = StepTimeout(
+                f"attempt {ctx.attempt} of {ctx.state!r} ran past its timeout of {timeout}s"
+            )
+            return Outcome(started, clock.now(), error=error_info(timed_out))
+        _check_output(output, output_key)
+    except RetryAfter as exc:
+        return Outcome(started, clock.now(), error=error_info(exc), retry_after=exc.delay)
+    except (NonRetryableError, InvalidOutput) as exc:
+        return Outcome(started, clock.now(), error=error_info(exc), non_retryable=True)
+    except Exception as exc:
+        return Outcome(started, clock.now(), error=error_info(exc))
+    return Outcome(started, clock.now(), output=output)
+
+
+def _check_output(output: JSON, output_key: str | None) -> None:
+    if output is None:
+        return
+    if output_key is None and not isinstance(output, Mapping):
+        raise InvalidOutput(
+            f"handler returned {type(output).__name__}; return a dict to merge into the run's data, "
+            "or set output_key on the task to store any value"
+        )
+    try:
+        orjson.dumps(output)
+    except TypeError as exc:
+        raise InvalidOutput(f"handler output is not JSON-serialisable: {exc}") from exc

@@ -1,0 +1,47 @@
+"""Messages that cannot be processed: recorded and dead-lettered, never dropped."""
+
+from __future__ import annotations
+
+import logging
+
+from legato.broker.base import Broker, Delivery
+from legato.clock import Clock
+from legato.observe import Observer
+from legato.store.base import PoisonMessage, Store
+from legato.store.rows import poison_fingerprint
+
+log = logging.getLogger("legato.worker")
+
+
+async def dead_letter_message(
+    delivery: Delivery, reason: str, store: Store, broker: Broker, clock: Clock, observer: Observer
+) -> None:
+    """Keep the message as a dead letter with ``reason``, then ack it.
+
+    The record and the copy in the dead-letter queue come first; the ack last,
+    so a crash in between redelivers the message instead of losing it (the
+    record is idempotent on the message's fingerprint).
+    """
+    fingerprint = poison_fingerprint(delivery.queue, delivery.routing_key, delivery.message_id, delivery.body)
+    poison = PoisonMessage(
+        reason=reason,
+        queue=delivery.queue,
+        routing_key=delivery.routing_key,
+        body=delivery.body,
+        message_id=delivery.message_id,
+        headers={k: _plain(v) for k, v in delivery.headers.items()},
+        fingerprint=fingerprint,
+    )
+    await store.record_poison(poison, clock.now())
+    await broker.dead_letter(delivery, reason)
+    await delivery.ack()
+    observer.poisoned(delivery.queue, reason)
+    log.warning("dead-lettered a message from %s: %s", delivery.queue, reason)
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)

@@ -1,0 +1,194 @@
+"""The worker: one process type that does everything, any number of replicas.
+
+It consumes events and task messages, runs many steps concurrently, fires
+durable timers and relays the outbox. Every background task is started in
+one task group and named; if a side task dies, the worker stops and the
+error propagates, so the process exits non-zero with the reason.
+
+Shutdown (``stop()``, SIGTERM): stop consuming, return buffered deliveries
+to the queue, let in-flight steps finish within ``grace`` seconds, then
+cancel the rest, which returns their deliveries to the queue too.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import anyio
+from anyio.abc import TaskGroup
+
+from legato.app import App
+from legato.broker.base import Broker, Delivery
+from legato.clock import Clock, SystemClock
+from legato.engine import Engine
+from legato.errors import BrokerError, StoreError
+from legato.observe import Observer
+from legato.store.base import Store
+from legato.worker.dispatch import Dispatcher
+from legato.worker.middleware import Middleware
+from legato.worker.poison import dead_letter_message
+from legato.worker.relay import OutboxRelay
+from legato.worker.steps import StepRunner
+from legato.worker.timers import TimerPoller
+from legato.worker.triggers import TriggerHandler
+
+log = logging.getLogger("legato.worker")
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    concurrency: int = 64
+    """Steps run at once by this process."""
+    prefetch: int | None = None
+    """Unacknowledged deliveries per queue; defaults to ``concurrency``."""
+    grace: float = 30.0
+    """Seconds in-flight steps get to finish on shutdown."""
+    migrate: bool = True
+    """Apply pending migrations on start."""
+    timer_poll_interval: float = 1.0
+    timer_lease: float = 30.0
+    relay_interval: float = 1.0
+    relay_grace: float = 5.0
+    """Age after which an unpublished outbox row counts as orphaned."""
+    retry_pause: float = 1.0
+    """Pause before giving a delivery back after a database or broker error."""
+
+
+class Worker:
+    def __init__(
+        self,
+        app: App,
+        store: Store,
+        broker: Broker,
+        settings: WorkerSettings | None = None,
+        *,
+        clock: Clock | None = None,
+        observer: Observer | None = None,
+        middleware: Sequence[Middleware] = (),
+    ) -> None:
+        self.app = app
+        self.store = store
+        self.broker = broker
+        self.settings = settings or WorkerSettings()
+        self.clock = clock or SystemClock()
+        self.engine = Engine(app, store, broker, self.clock, observer)
+        self.dispatcher = Dispatcher(self.settings.concurrency)
+        self.threads = anyio.CapacityLimiter(self.settings.concurrency)
+        self.steps = StepRunner(app, self.engine, broker, self.clock, self.threads, middleware)
+        self.triggers = TriggerHandler(app, self.engine, broker, self.clock)
+        self.timers = TimerPoller(
+            self.engine,
+            store,
+            self.clock,
+            self.settings.timer_poll_interval,
+            self.settings.timer_lease,
+        )
+        self.relay = OutboxRelay(
+            store, broker, self.clock, self.settings.relay_interval, self.settings.relay_grace
+        )
+        self._stopping = anyio.Event()
+        self.started = anyio.Event()
+        self.consuming = False
+
+    def stop(self) -> None:
+        """Begin a graceful shutdown; safe to call any number of times."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Run until :meth:`stop` (or cancellation, which is a graceful stop too)."""
+        await self.store.open()
+        await self.broker.connect()
+        try:
+            if self.settings.migrate:
+                applied = await self.store.migrate()
+                if applied:
+                    log.info("applied migrations: %s", ", ".join(applied))
+            await self._serve()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.broker.close()
+                await self.store.close()
+
+    async def _serve(self) -> None:
+        prefetch = self.settings.prefetch or self.settings.concurrency
+        async with anyio.create_task_group() as side:
+            side.start_soon(self.timers.run, name="timers")
+            side.start_soon(self.relay.run, name="outbox-relay")
+            async with anyio.create_task_group() as steps:
+                steps.start_soon(self._consume, prefetch, name="consumer")
+                steps.start_soon(self.dispatcher.run, steps, self._handle, name="dispatcher")
+                self.started.set()
+                log.info(
+                    "worker started: concurrency %d, workflows %s",
+                    self.settings.concurrency,
+                    ", ".join(self.app.names()) or "none",
+                )
+                try:
+                    await self._stopping.wait()
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        await self._shutdown(steps)
+            side.cancel_scope.cancel()
+
+    async def _consume(self, prefetch: int) -> None:
+        self.consuming = True
+        try:
+            await self.broker.consume(self.dispatcher.submit, prefetch)
+        finally:
+            self.consuming = False
+
+    async def _shutdown(self, steps: TaskGroup) -> None:
+        log.info(
+            "stopping: %d steps in flight, %.0fs grace",
+            self.dispatcher.in_flight,
+            self.settings.grace,
+        )
+        await self.broker.stop_consuming()
+        for delivery in await self.dispatcher.close():
+            await delivery.requeue()
+        with anyio.move_on_after(self.settings.grace):
+            await self.dispatcher.wait_idle()
+        if self.dispatcher.in_flight:
+            log.warning(
+                "grace period over: returning %d in-flight steps to the queue",
+                self.dispatcher.in_flight,
+            )
+        steps.cancel_scope.cancel()
+
+    async def _handle(self, delivery: Delivery) -> None:
+        try:
+            if delivery.queue == self.broker.topology.triggers_queue:
+                await self.triggers.handle(delivery)
+            else:
+                await self.steps.handle(delivery)
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):
+                await delivery.requeue()
+            raise
+        except (StoreError, BrokerError) as exc:
+            # Transient: the database or broker is away. Hold the slot a moment
+            # (which slows intake) and give the message back.
+            log.warning("could not process a delivery from %s (%s); requeued", delivery.queue, exc)
+            with anyio.CancelScope(shield=True):
+                await anyio.sleep(self.settings.retry_pause)
+                await delivery.requeue()
+        except Exception as exc:
+            # A bug, not a handler failure (those are outcomes). One bad delivery
+            # must not take the worker down: it is retried once, then kept as a
+            # dead letter with the error, so it can be inspected and replayed.
+            log.exception("failed to process a delivery from %s", delivery.queue)
+            with anyio.CancelScope(shield=True):
+                if delivery.redelivered:
+                    await dead_letter_message(
+                        delivery,
+                        f"internal error: {type(exc).__name__}: {exc}",
+                        self.store,
+                        self.broker,
+                        self.clock,
+                        self.engine.observer,
+                    )
+                else:
+                    await anyio.sleep(self.settings.retry_pause)
+                    await delivery.requeue()

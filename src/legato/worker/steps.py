@@ -1,0 +1,127 @@
+"""Running one task message: load, check, execute, record, ack."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from types import MappingProxyType
+
+import anyio
+
+from legato.app import App, UnknownWorkflow
+from legato.broker.base import Broker, Delivery
+from legato.clock import Clock
+from legato.context import StepContext
+from legato.engine import Engine
+from legato.machine.events import StepFailed, StepSucceeded
+from legato.messages import MalformedMessage, TaskMessage
+from legato.worker.execute import Outcome, invoke
+from legato.worker.middleware import Middleware, StepCall, compose
+from legato.worker.poison import dead_letter_message
+
+log = logging.getLogger("legato.worker")
+
+
+class StepRunner:
+    def __init__(
+        self,
+        app: App,
+        engine: Engine,
+        broker: Broker,
+        clock: Clock,
+        threads: anyio.CapacityLimiter,
+        middleware: Sequence[Middleware] = (),
+    ) -> None:
+        self.app = app
+        self.engine = engine
+        self.store = engine.store
+        self.broker = broker
+        self.clock = clock
+        self.threads = threads
+        self._call = compose(middleware, self._invoke)
+
+    async def _invoke(self, call: StepCall) -> Outcome:
+        return await invoke(
+            call.handler,
+            call.ctx,
+            call.task.timeout,
+            self.threads,
+            self.clock,
+            call.task.output_key,
+        )
+
+    async def handle(self, delivery: Delivery) -> None:
+        try:
+            message = TaskMessage.decode(delivery.body)
+        except MalformedMessage as exc:
+            await self._poison(delivery, str(exc))
+            return
+        run = await self.store.load_run(message.run_id)
+        if run is None:
+            await self._poison(delivery, f"task for unknown run {message.run_id}")
+            return
+        try:
+            workflow = self.app.workflow(run.workflow, run.workflow_version)
+        except UnknownWorkflow as exc:
+            await self._poison(delivery, f"{exc} (is this worker running an older deploy?)")
+            return
+        if not run.expects(message.seq, message.attempt, message.kind):
+            # A duplicate or stale delivery: the step attempt is over already.
+            reason = f"stale task: step #{message.seq} attempt {message.attempt} is not running"
+            await self.store.record_rejection(run, "TaskMessage", reason, self.clock.now())
+            self.engine.observer.rejected(run, "TaskMessage", reason)
+            await delivery.ack()
+            return
+        token = run.token(message.seq)
+        assert token is not None
+        task = workflow.task(token.state)
+        ctx = StepContext(
+            run_id=run.id,
+            workflow=run.workflow,
+            workflow_version=run.workflow_version,
+            state=token.state,
+            seq=token.seq,
+            attempt=token.attempt,
+            kind=token.kind,
+            data=MappingProxyType(dict(run.data)),
+            input=MappingProxyType(dict(run.input)),
+            priority=run.priority,
+        )
+        call = StepCall(
+            ctx,
+            run,
+            workflow,
+            task,
+            self.app.handler(workflow, token.state, token.kind),
+            dict(delivery.headers),
+        )
+        outcome = await self._call(call)
+        if outcome.ok:
+            event: StepSucceeded | StepFailed = StepSucceeded(
+                token.seq,
+                token.attempt,
+                outcome.output,
+                token.kind,
+                outcome.started_at,
+                outcome.finished_at,
+            )
+        else:
+            assert outcome.error is not None
+            event = StepFailed(
+                token.seq,
+                token.attempt,
+                outcome.error,
+                token.kind,
+                outcome.started_at,
+                outcome.finished_at,
+                outcome.retry_after,
+                outcome.non_retryable,
+            )
+        # The outcome must be recorded even if shutdown cancels us now: the
+        # handler's effects happened, and recording is quick.
+        with anyio.CancelScope(shield=True):
+            await self.engine.apply(run, event)
+            await delivery.ack()
+
+    async def _poison(self, delivery: Delivery, reason: str) -> None:
+        await dead_letter_message(delivery, reason, self.store, self.broker, self.clock, self.engine.observer)

@@ -1,0 +1,91 @@
+"""Firing durable timers: retries, waits, approval timeouts, deadlines.
+
+Every worker polls the ``timers`` table; a timer is claimed with a lease
+(``FOR UPDATE SKIP LOCKED`` on Postgres) and fired by a transition that
+deletes its row in the same transaction, so no timer fires twice, and a
+timer whose worker died is claimed again when the lease runs out.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import anyio
+
+from legato.clock import Clock
+from legato.engine import Engine
+from legato.errors import RunNotFound
+from legato.machine.commands import Rejection
+from legato.machine.events import TimerFired
+from legato.store.base import ConsumeTimer, DueTimer, Store
+
+log = logging.getLogger("legato.timers")
+
+
+class TimerPoller:
+    def __init__(
+        self,
+        engine: Engine,
+        store: Store,
+        clock: Clock,
+        poll_interval: float = 1.0,
+        lease: float = 30.0,
+        batch: int = 100,
+    ) -> None:
+        self.engine = engine
+        self.store = store
+        self.clock = clock
+        self.poll_interval = poll_interval
+        self.lease = lease
+        self.batch = batch
+        self._wake = anyio.Event()
+        self._soonest: float | None = None
+
+    def wake(self, fire_at: float) -> None:
+        """A timer was scheduled (here or, via NOTIFY, elsewhere)."""
+        if self._soonest is None or fire_at < self._soonest:
+            self._soonest = fire_at
+            self._wake.set()
+
+    async def run(self) -> None:
+        subscribe = getattr(self.store, "subscribe_timers", None)
+        if subscribe is not None:
+            await subscribe(self.wake)
+        while True:
+            fired = await self.fire_due()
+            if fired:
+                continue
+            await self._sleep()
+
+    async def fire_due(self) -> int:
+        """Fire the timers that are due now; return how many were claimed."""
+        due = await self.store.claim_timers(self.clock.now(), self.lease, self.batch)
+        if due:
+            async with anyio.create_task_group() as group:
+                for timer in due:
+                    group.start_soon(self._fire, timer)
+        return len(due)
+
+    async def _fire(self, timer: DueTimer) -> None:
+        event = TimerFired(timer.key, timer.purpose, timer.seq, timer.attempt)
+        try:
+            outcome = await self.engine.apply(timer.run_id, event, guard=ConsumeTimer(timer.id))
+        except RunNotFound:
+            outcome = Rejection(f"run {timer.run_id} is gone")
+        if isinstance(outcome, Rejection):
+            # Stale (the run moved on) or already fired: the row must go, or
+            # it would be claimed again after every lease.
+            log.debug("timer %s of run %s dropped: %s", timer.key, timer.run_id, outcome.reason)
+            await self.store.drop_timer(timer.id)
+
+    async def _sleep(self) -> None:
+        # Reset the wake-up before reading the next due time: a timer committed
+        # after the read sets the fresh event, one committed before is in the read.
+        self._soonest = None
+        self._wake = anyio.Event()
+        next_at = await self.store.next_timer_at()
+        delay = self.poll_interval
+        if next_at is not None:
+            delay = max(0.0, min(delay, next_at - self.clock.now()))
+        with anyio.move_on_after(delay):
+            await self._wake.wait()

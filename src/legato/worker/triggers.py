@@ -1,0 +1,122 @@
+"""Events that start runs, and signals sent as messages."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from legato.app import App
+from legato.broker.base import SIGNAL_ROUTING_KEY, Broker, Delivery
+from legato.clock import Clock
+from legato.engine import Engine
+from legato.errors import RunNotFound
+from legato.machine.commands import Rejection
+from legato.machine.definition import Priority
+from legato.machine.events import SignalReceived
+from legato.messages import MalformedMessage, decode_json_object
+from legato.worker.poison import dead_letter_message
+
+log = logging.getLogger("legato.worker")
+
+PRIORITY_HEADER = "x-legato-priority"
+TRACE_HEADERS = ("traceparent", "tracestate")
+
+
+def event_priority(headers: Mapping[str, Any], amqp_priority: int | None) -> Priority | None:
+    """The priority an event asks for: the header wins, then the AMQP property.
+
+    AMQP priorities 0-9 map onto three levels: 0-3 low, 4-6 normal, 7+ high.
+    """
+    raw = headers.get(PRIORITY_HEADER)
+    if isinstance(raw, bytes):
+        raw = raw.decode()
+    if raw is not None:
+        return Priority.parse(raw)
+    if amqp_priority is None:
+        return None
+    if amqp_priority >= 7:
+        return Priority.HIGH
+    if amqp_priority >= 4:
+        return Priority.NORMAL
+    return Priority.LOW
+
+
+def event_key(delivery: Delivery) -> str:
+    """The idempotency key of an event: its ``message_id``, else its content."""
+    if delivery.message_id:
+        return delivery.message_id
+    digest = hashlib.sha256(delivery.routing_key.encode() + b"\0" + delivery.body).hexdigest()
+    return f"sha256:{digest}"
+
+
+class TriggerHandler:
+    def __init__(self, app: App, engine: Engine, broker: Broker, clock: Clock) -> None:
+        self.app = app
+        self.engine = engine
+        self.broker = broker
+        self.clock = clock
+
+    async def handle(self, delivery: Delivery) -> None:
+        if delivery.routing_key == SIGNAL_ROUTING_KEY:
+            await self._signal(delivery)
+            return
+        try:
+            body = decode_json_object(delivery.body)
+        except MalformedMessage as exc:
+            await self._poison(delivery, f"event {delivery.routing_key!r}: {exc}")
+            return
+        workflows = self.app.triggered_by(delivery.routing_key)
+        if not workflows:
+            await self._poison(delivery, f"no workflow is triggered by event {delivery.routing_key!r}")
+            return
+        try:
+            priority = event_priority(delivery.headers, delivery.priority)
+        except ValueError as exc:
+            await self._poison(delivery, f"event {delivery.routing_key!r}: {exc}")
+            return
+        trace = {k: _text(delivery.headers[k]) for k in TRACE_HEADERS if k in delivery.headers}
+        key = event_key(delivery)
+        for workflow in workflows:
+            started = await self.engine.start(
+                workflow.name, body, key=key, priority=priority, trace_context=trace or None
+            )
+            if not started.created:
+                log.info(
+                    "event %s (key %s) already started run %s",
+                    delivery.routing_key,
+                    key,
+                    started.run.id,
+                )
+        await delivery.ack()
+
+    async def _signal(self, delivery: Delivery) -> None:
+        try:
+            body = decode_json_object(delivery.body)
+            run_id, name = body["run_id"], body["name"]
+            data = body.get("data") or {}
+            if not isinstance(run_id, str) or not isinstance(name, str) or not isinstance(data, dict):
+                raise MalformedMessage("run_id and name must be strings, data an object")
+        except (MalformedMessage, KeyError) as exc:
+            await self._poison(delivery, f"signal message: {exc} (expected {{run_id, name, data}})")
+            return
+        actor = str(body.get("actor") or f"amqp:{delivery.message_id or 'anonymous'}")
+        try:
+            outcome = await self.engine.apply(run_id, SignalReceived(name, data, actor))
+        except RunNotFound as exc:
+            await self._poison(delivery, f"signal {name!r}: {exc}")
+            return
+        if isinstance(outcome, Rejection):
+            await self._poison(delivery, f"signal {name!r} refused: {outcome.reason}")
+            return
+        await delivery.ack()
+
+    async def _poison(self, delivery: Delivery, reason: str) -> None:
+        await dead_letter_message(
+            delivery, reason, self.engine.store, self.broker, self.clock, self.engine.observer
+        )
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
