@@ -45,7 +45,7 @@ class App:
         """Add a workflow; refuse duplicates and handlers that cannot be found."""
         if not isinstance(workflow, Workflow):
             raise DefinitionError(repr(workflow), None, "register() takes a Workflow")
-        versions = self._versions.setdefault(workflow.name, {})
+        versions = self._versions.get(workflow.name, {})
         if workflow.version in versions:
             raise DefinitionError(workflow.name, None, f"version {workflow.version} is already registered")
         resolved: dict[tuple[str, int, str, StepKind], ResolvedHandler] = {}
@@ -60,7 +60,7 @@ class App:
                 resolved[(workflow.name, workflow.version, name, StepKind.COMPENSATION)] = _resolve(
                     workflow, name, state.compensate
                 )
-        versions[workflow.version] = workflow
+        self._versions[workflow.name] = {**versions, workflow.version: workflow}
         self._handlers.update(resolved)
         return workflow
 

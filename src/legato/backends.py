@@ -15,7 +15,7 @@ def make_store(settings: Settings, pool_size: int | None = None) -> Store:
     from legato.store.postgres import PostgresStore
 
     assert settings.database_url is not None
-    size = pool_size or max(2, min(settings.worker.concurrency, 16))
+    size = pool_size or settings.pool_size
     return PostgresStore(settings.database_url, settings.database_schema, min_size=1, max_size=size)
 
 

@@ -34,6 +34,8 @@ class HttpSettings:
 class Settings:
     database_url: str | None = None
     database_schema: str = "legato"
+    pool_size: int = 10
+    """Connections per process in the Postgres pool."""
     broker_url: str | None = None
     namespace: str = "legato"
     queue_type: str = "classic"
@@ -65,6 +67,7 @@ _SECTIONS: dict[str, dict[str, str]] = {
     "database": {
         "url": "LEGATO_DATABASE_URL",
         "schema": "LEGATO_DATABASE_SCHEMA",
+        "pool_size": "LEGATO_POOL_SIZE",
         "embedded_path": "LEGATO_EMBEDDED_PATH",
     },
     "broker": {
@@ -78,6 +81,7 @@ _SECTIONS: dict[str, dict[str, str]] = {
 _SETTINGS_FIELD = {
     ("database", "url"): "database_url",
     ("database", "schema"): "database_schema",
+    ("database", "pool_size"): "pool_size",
     ("database", "embedded_path"): "embedded_path",
     ("broker", "url"): "broker_url",
     ("broker", "namespace"): "namespace",
@@ -128,11 +132,14 @@ def load_settings(
     try:
         worker_settings = _typed(WorkerSettings, worker, "worker")
         http_settings = _typed(HttpSettings, http, "http")
-        settings = replace(Settings(), worker=worker_settings, http=http_settings, **values)
+        top = {name: _convert(value, _field_type(Settings, name), name) for name, value in values.items()}
+        settings = replace(Settings(), worker=worker_settings, http=http_settings, **top)
     except TypeError as exc:
         raise ConfigurationError(f"{source}: {exc}") from exc
     if settings.queue_type not in ("classic", "quorum"):
         raise ConfigurationError(f"queue_type must be 'classic' or 'quorum', got {settings.queue_type!r}")
+    if settings.pool_size < 1:
+        raise ConfigurationError(f"pool_size must be >= 1, got {settings.pool_size}")
     if settings.worker.concurrency < 1:
         raise ConfigurationError(f"worker concurrency must be >= 1, got {settings.worker.concurrency}")
     return settings
@@ -152,6 +159,11 @@ def _place(
         http[key] = value
     else:
         values[_SETTINGS_FIELD[(section, key)]] = value
+
+
+def _field_type(kind: type[Any], name: str) -> type[Any]:
+    current = getattr(kind(), name)
+    return type(current) if current is not None else str
 
 
 def _typed(kind: type[Any], raw: dict[str, Any], section: str) -> Any:
@@ -189,7 +201,10 @@ def _convert(value: Any, target: type[Any], name: str) -> Any:
             pass
     if target is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    raise ConfigurationError(f"{name} must be a {target.__name__}, got {value!r}")
+    kind = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}.get(
+        target.__name__, target.__name__
+    )
+    raise ConfigurationError(f"{name} must be {kind}, got {value!r}")
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

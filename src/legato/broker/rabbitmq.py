@@ -61,8 +61,11 @@ class RabbitMQBroker:
         self._dead: AbstractExchange | None = None
         self._consumers: list[tuple[AbstractQueue, str]] = []
         self._stop = asyncio.Event()
+        self._users = 0
 
     async def connect(self) -> None:
+        """Connect; every connect() is matched by a close(), the last one closes."""
+        self._users += 1
         if self._connection is not None:
             return
         try:
@@ -114,6 +117,9 @@ class RabbitMQBroker:
         return arguments
 
     async def close(self) -> None:
+        self._users = max(0, self._users - 1)
+        if self._users:
+            return
         connection, self._connection = self._connection, None
         self._consumers.clear()
         if connection is not None:

@@ -64,6 +64,7 @@ async def run_demo(path: Path) -> DemoResult:
     for stale in path.parent.glob(path.name + "*"):
         stale.unlink()
     store = SqliteStore(path)
+    await store.open()  # shared with the worker; closed below, after the reports
     broker = MemoryBroker(Topology("demo"))
     settings = WorkerSettings(concurrency=16, timer_poll_interval=0.05, relay_interval=0.2)
     worker = Worker(app, store, broker, settings)
@@ -86,7 +87,6 @@ async def run_demo(path: Path) -> DemoResult:
         finished = [await client.wait(r.id, timeout=30) for r in runs]
         await _wait_for_dead_letters(client, 2)
         worker.stop()
-    await store.open()  # the worker closed it on its way out
     try:
         histories = {r.id: await store.history(r.id) for r in finished}
         letters = await store.list_dead_letters(status=None)

@@ -29,11 +29,6 @@ log = logging.getLogger("legato.cli")
 )
 @click.option("--grace", type=click.FloatRange(min=0), help="Seconds in-flight steps get on shutdown.")
 @click.option("--no-migrate", is_flag=True, help="Do not apply pending migrations on start.")
-@click.option(
-    "--http-port",
-    type=click.IntRange(min=0, max=65535),
-    help="Serve /metrics, /healthz and /readyz on this port.",
-)
 @click.pass_context
 def worker(
     ctx: click.Context,

@@ -137,6 +137,7 @@ def _step_succeeded(tx: Transition, event: StepSucceeded) -> Rejection | None:
     timing = _timing(event.started_at, event.finished_at)
     if token.kind is StepKind.COMPENSATION:
         tx.note("compensation_succeeded", token.state, token.attempt, seq=token.seq, **timing)
+        tx.merge(event.output)
         tx.drop(token)
         tx.compensated += 1
         tx.continue_unwinding()

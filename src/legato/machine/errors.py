@@ -57,6 +57,14 @@ class ErrorInfo:
         return cls(type=type_, message=message, lineage=(type_,))
 
 
+def type_name(kind: type[BaseException]) -> str:
+    """How an exception class is named in errors and policies: builtins short,
+    everything else qualified (``ValueError``, ``shop.errors.PaymentDeclined``)."""
+    if kind.__module__ == "builtins":
+        return kind.__qualname__
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
 def bound_traceback(text: str) -> str:
     if len(text) <= TRACEBACK_LIMIT:
         return text

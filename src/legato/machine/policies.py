@@ -6,18 +6,12 @@ import hashlib
 from dataclasses import dataclass
 from enum import StrEnum
 
-from legato.machine.errors import ErrorInfo
+from legato.machine.errors import ErrorInfo, type_name
 
 
 def exception_names(types: tuple[type[BaseException] | str, ...]) -> tuple[str, ...]:
     """Normalise exception classes or names given by a user to qualified names."""
-    names = []
-    for kind in types:
-        if isinstance(kind, str):
-            names.append(kind)
-        else:
-            names.append(f"{kind.__module__}.{kind.__qualname__}")
-    return tuple(names)
+    return tuple(kind if isinstance(kind, str) else type_name(kind) for kind in types)
 
 
 @dataclass(frozen=True)

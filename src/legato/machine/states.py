@@ -58,7 +58,7 @@ class Choice:
     """Branches on the run's data. Rules are tried in order; ``default`` is required."""
 
     rules: Sequence[Rule | tuple[Condition, str]]
-    default: str
+    default: str | None = None
 
     def normalised_rules(self) -> tuple[Rule, ...]:
         return tuple(rule if isinstance(rule, Rule) else Rule(*rule) for rule in self.rules)
@@ -144,7 +144,8 @@ def targets_of(state: State) -> list[str]:
             found.extend(t for t in (nxt, timeout_target) if t is not None)
         case Choice():
             found.extend(rule.next for rule in state.normalised_rules())
-            found.append(state.default)
+            if state.default:
+                found.append(state.default)
         case _:
             pass
     return found

@@ -155,7 +155,8 @@ class Transition:
                 self.note("step_scheduled", name, 1, seq=token.seq)
                 self.dispatch(token)
             case Choice():
-                target = state.default
+                assert state.default is not None  # validation guarantees it
+                target: str = state.default
                 matched = "default"
                 data = self.current_data
                 for rule in state.normalised_rules():

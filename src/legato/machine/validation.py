@@ -98,12 +98,6 @@ def _check_state(workflow: Workflow, name: str, state: State, scope: Mapping[str
             name,
             f"{state!r} is not a state (use Task, Choice, Parallel, Wait, Approval, Succeed or Fail)",
         )
-    for target in targets_of(state):
-        if target not in scope:
-            hint = ""
-            if target not in scope and any(target == n for n in workflow.states):
-                hint = " (states inside a branch can only go to states of the same branch)"
-            raise DefinitionError(wf, name, f"goes to unknown state {target!r}{hint}")
     match state:
         case Task():
             if not state.handler:
@@ -145,6 +139,12 @@ def _check_state(workflow: Workflow, name: str, state: State, scope: Mapping[str
                 raise DefinitionError(wf, name, "on_timeout is set but there is no timeout")
         case _:
             pass
+    for target in targets_of(state):
+        if target not in scope:
+            hint = ""
+            if target not in scope and any(target == n for n in workflow.states):
+                hint = " (states inside a branch can only go to states of the same branch)"
+            raise DefinitionError(wf, name, f"goes to unknown state {target!r}{hint}")
 
 
 def _check_policy(workflow: str, state: str | None, label: str, policy: RetryPolicy) -> None:

@@ -146,7 +146,11 @@ class PoisonMessage:
 
 class Store(Protocol):
     async def open(self) -> None:
-        """Connect (and, for SQLite, create the file)."""
+        """Connect (and, for SQLite, create the file).
+
+        Opens are counted: each is matched by a :meth:`close`, and the last
+        close disconnects, so a worker and a client can share one store.
+        """
 
     async def close(self) -> None: ...
 

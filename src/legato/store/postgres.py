@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
 import orjson
-from asyncpg.pool import PoolConnectionProxy
 
 from legato.errors import StoreError
 from legato.machine.commands import Decision
@@ -49,7 +48,10 @@ from legato.store.rows import (
     timers_to_schedule,
 )
 
-Conn = PoolConnectionProxy[asyncpg.Record]
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+    Conn: TypeAlias = PoolConnectionProxy[asyncpg.Record]  # generic in the stubs only
 
 _PG_EPOCH = 946684800.0  # 2000-01-01T00:00:00Z, where Postgres counts time from
 _MIGRATION_LOCK = 0x1E6A70  # advisory lock id: one migrator at a time
@@ -102,11 +104,14 @@ class PostgresStore:
         self.max_size = max_size
         self._pool: asyncpg.Pool | None = None
         self._listener: asyncpg.Connection | None = None
+        self._users = 0
         self.timer_channel = f"{schema}_timers"
 
     # -- lifecycle -----------------------------------------------------------
 
     async def open(self) -> None:
+        """Connect; every open() is matched by a close(), the last one closes."""
+        self._users += 1
         if self._pool is not None:
             return
         try:
@@ -118,11 +123,15 @@ class PostgresStore:
                 server_settings={"search_path": self.schema, "application_name": "legato"},
             )
         except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
+            self._users -= 1
             raise StoreError(
                 f"cannot connect to Postgres at {redact(self.dsn)}: {exc}; check LEGATO_DATABASE_URL"
             ) from exc
 
     async def close(self) -> None:
+        self._users = max(0, self._users - 1)
+        if self._users:
+            return
         if self._listener is not None:
             with contextlib.suppress(Exception):
                 await self._listener.close()

@@ -67,8 +67,11 @@ class SqliteStore:
         self._db: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
         self._timer_watchers: list[Callable[[float], None]] = []
+        self._users = 0
 
     async def open(self) -> None:
+        """Connect; every open() is matched by a close(), the last one closes."""
+        self._users += 1
         if self._db is not None:
             return
         try:
@@ -80,9 +83,13 @@ class SqliteStore:
             await self._db.execute("PRAGMA foreign_keys=ON")
             await self._db.execute("PRAGMA synchronous=NORMAL")
         except (OSError, sqlite3.Error) as exc:
+            self._users -= 1
             raise StoreError(f"cannot open the SQLite store at {self.path}: {exc}") from exc
 
     async def close(self) -> None:
+        self._users = max(0, self._users - 1)
+        if self._users:
+            return
         if self._db is not None:
             await self._db.close()
             self._db = None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from legato.app import ResolvedHandler
 from legato.clock import Clock
 from legato.context import StepContext
 from legato.errors import NonRetryableError, RetryAfter
-from legato.machine.errors import ErrorInfo, bound_traceback
+from legato.machine.errors import ErrorInfo, bound_traceback, type_name
 from legato.machine.values import JSON
 
 
@@ -38,12 +37,6 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return self.error is None
-
-
-def type_name(kind: type[BaseException]) -> str:
-    if kind.__module__ == builtins.__name__:
-        return kind.__qualname__
-    return f"{kind.__module__}.{kind.__qualname__}"
 
 
 def error_info(exc: BaseException) -> ErrorInfo:

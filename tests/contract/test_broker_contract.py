@@ -1,0 +1,129 @@
+"""The broker contract: RabbitMQ and the in-process broker behave the same."""
+
+from __future__ import annotations
+
+import anyio
+import orjson
+
+from legato.broker.base import Broker, Delivery
+from legato.machine.definition import Priority
+from legato.store.base import OutboxMessage
+
+
+class Inbox:
+    """Collects deliveries; tests wait on it instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.items: list[Delivery] = []
+        self._changed = anyio.Event()
+
+    def __call__(self, delivery: Delivery) -> None:
+        self.items.append(delivery)
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    async def wait_for(self, count: int, timeout: float = 10) -> list[Delivery]:
+        with anyio.fail_after(timeout):
+            while len(self.items) < count:
+                await self._changed.wait()
+        return self.items
+
+
+def task(
+    body: bytes, priority: Priority = Priority.NORMAL, headers: dict[str, str] | None = None
+) -> OutboxMessage:
+    return OutboxMessage(0, "run", "task", body, int(priority), headers or {})
+
+
+async def consuming(broker: Broker, inbox: Inbox, prefetch: int, group: anyio.abc.TaskGroup) -> None:
+    group.start_soon(broker.consume, inbox, prefetch)
+
+
+async def test_tasks_are_delivered_to_their_priority_queue_with_headers(broker: Broker) -> None:
+    inbox = Inbox()
+    await broker.publish(
+        [task(b"low", Priority.LOW), task(b"high", Priority.HIGH, {"traceparent": "00-a-b-01"})]
+    )
+    async with anyio.create_task_group() as group:
+        await consuming(broker, inbox, 10, group)
+        got = await inbox.wait_for(2)
+        by_body = {d.body: d for d in got}
+        assert by_body[b"high"].queue == broker.topology.task_queue(Priority.HIGH)
+        assert by_body[b"low"].queue == broker.topology.task_queue(Priority.LOW)
+        assert by_body[b"high"].headers["traceparent"] == "00-a-b-01"
+        for delivery in got:
+            await delivery.ack()
+        await broker.stop_consuming()
+
+
+async def test_events_reach_the_triggers_queue_whatever_their_routing_key(broker: Broker) -> None:
+    inbox = Inbox()
+    await broker.publish_event(
+        "order.placed", b'{"id": 1}', message_id="m-1", headers={"x-legato-priority": "high"}
+    )
+    await broker.publish_event("nobody.listens", b"{}")
+    async with anyio.create_task_group() as group:
+        await consuming(broker, inbox, 10, group)
+        got = await inbox.wait_for(2)
+        first = next(d for d in got if d.routing_key == "order.placed")
+        assert first.queue == broker.topology.triggers_queue
+        assert first.message_id == "m-1"
+        assert first.headers["x-legato-priority"] == "high"
+        assert orjson.loads(first.body) == {"id": 1}
+        assert {d.routing_key for d in got} == {"order.placed", "nobody.listens"}
+        for delivery in got:
+            await delivery.ack()
+        await broker.stop_consuming()
+
+
+async def test_prefetch_bounds_unsettled_deliveries_and_requeue_redelivers(broker: Broker) -> None:
+    inbox = Inbox()
+    await broker.publish([task(f"m{i}".encode()) for i in range(5)])
+    async with anyio.create_task_group() as group:
+        await consuming(broker, inbox, 2, group)
+        got = await inbox.wait_for(2)
+        # Two unsettled: nothing more arrives until one is settled.
+        with anyio.move_on_after(0.3):
+            await inbox.wait_for(3)
+        assert len(inbox.items) == 2
+        await got[0].requeue()
+        redelivered = (await inbox.wait_for(3))[2]
+        assert redelivered.body == got[0].body
+        assert redelivered.redelivered
+        # Five messages, one delivered twice: six deliveries in all.
+        while len(inbox.items) < 6:
+            for delivery in inbox.items:
+                if not delivery.settled:
+                    await delivery.ack()
+            await inbox.wait_for(len(inbox.items) + 1)
+        for delivery in inbox.items:
+            await delivery.ack()
+        await broker.stop_consuming()
+    depths = await broker.depths()
+    assert depths[broker.topology.task_queue(Priority.NORMAL)] == 0
+
+
+async def test_dead_letters_carry_their_reason(broker: Broker) -> None:
+    inbox = Inbox()
+    await broker.publish_event("order.placed", b"{broken", message_id="m-9")
+    async with anyio.create_task_group() as group:
+        await consuming(broker, inbox, 10, group)
+        [delivery] = await inbox.wait_for(1)
+        await broker.dead_letter(delivery, "body is not valid JSON")
+        await delivery.ack()
+        await broker.stop_consuming()
+    await broker.publish(
+        [
+            OutboxMessage(
+                0, "run", "dead_letter", b'{"dead_letter": 1}', 1, {"x-legato-reason": "retries exhausted"}
+            )
+        ]
+    )
+    with anyio.fail_after(10):
+        letters: list[tuple[bytes, object]] = []
+        while len(letters) < 2:
+            letters += await broker.dead_lettered()
+    bodies = dict(letters)
+    assert bodies[b"{broken"]["x-legato-reason"] == "body is not valid JSON"  # type: ignore[index]
+    assert bodies[b"{broken"]["x-legato-routing-key"] == "order.placed"  # type: ignore[index]
+    assert bodies[b'{"dead_letter": 1}']["x-legato-reason"] == "retries exhausted"  # type: ignore[index]

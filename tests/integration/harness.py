@@ -1,0 +1,78 @@
+"""Helpers for tests that run real workers."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from legato.app import App
+from legato.broker.base import Broker
+from legato.machine.run import TERMINAL_STATUSES, Run
+from legato.store.base import RunQuery, Store
+from legato.worker.runtime import Worker, WorkerSettings
+
+
+@contextlib.asynccontextmanager
+async def running(
+    app: App, store: Store, broker: Broker, settings: WorkerSettings | None = None, **kwargs: Any
+) -> AsyncIterator[Worker]:
+    """An in-process worker, stopped gracefully on exit."""
+    worker = Worker(
+        app, store, broker, settings or WorkerSettings(concurrency=16, timer_poll_interval=0.05), **kwargs
+    )
+    async with anyio.create_task_group() as group:
+        group.start_soon(worker.run)
+        with anyio.fail_after(10):
+            await worker.started.wait()
+        yield worker
+        worker.stop()
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05) -> Any:
+    """Poll ``check`` (sync or async) until it returns something truthy."""
+    with anyio.fail_after(timeout):
+        while True:
+            value = check()
+            if hasattr(value, "__await__"):
+                value = await value
+            if value:
+                return value
+            await anyio.sleep(interval)
+
+
+async def all_runs(store: Store, workflow: str | None = None) -> list[Run]:
+    return await store.list_runs(RunQuery(workflow=workflow, limit=100_000))
+
+
+async def wait_finished(store: Store, count: int, timeout: float = 60.0) -> list[Run]:
+    async def done() -> list[Run] | None:
+        runs = await all_runs(store)
+        if len(runs) >= count and all(r.status in TERMINAL_STATUSES for r in runs):
+            return runs
+        return None
+
+    result: list[Run] = await eventually(done, timeout, interval=0.2)
+    return result
+
+
+def spawn_worker(
+    app: str, env: dict[str, str], *args: str, log: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """A worker process; its output goes to ``log`` (a pipe nobody reads would block it)."""
+    output = log.open("ab") if log is not None else subprocess.DEVNULL
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "legato", "worker", app, *args],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    finally:
+        if log is not None:
+            output.close()  # type: ignore[union-attr]

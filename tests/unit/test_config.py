@@ -1,0 +1,63 @@
+"""Configuration from a TOML file and the environment."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from legato.config import load_settings
+from legato.errors import ConfigurationError
+
+
+def test_defaults_are_the_embedded_engine() -> None:
+    settings = load_settings(env={})
+    assert settings.embedded_store
+    assert settings.embedded_broker
+    assert settings.sqlite_path() == ".legato/legato.db"
+
+
+def test_the_file_is_read_and_the_environment_wins(tmp_path: Path) -> None:
+    config = tmp_path / "legato.toml"
+    config.write_text(
+        'app = "shop:app"\n'
+        '[database]\nurl = "postgresql://db/legato"\npool_size = 5\n'
+        '[broker]\nurl = "amqp://mq/"\nqueue_type = "quorum"\n'
+        "[worker]\nconcurrency = 8\ngrace = 12.5\n"
+    )
+    settings = load_settings(config, env={"LEGATO_CONCURRENCY": "32", "LEGATO_MIGRATE": "false"})
+    assert settings.app == "shop:app"
+    assert settings.database_url == "postgresql://db/legato"
+    assert settings.pool_size == 5
+    assert settings.queue_type == "quorum"
+    assert settings.worker.concurrency == 32
+    assert settings.worker.grace == 12.5
+    assert settings.worker.migrate is False
+    assert not settings.embedded_store
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "message"),
+    [
+        ("[worker]\nconcurency = 3\n", {}, "unknown setting [worker] concurency"),
+        ("colour = 1\n", {}, "unknown setting 'colour'"),
+        ("[worker\n", {}, "is not valid TOML"),
+        ("", {"LEGATO_CONCURRENCY": "lots"}, "concurrency must be an integer, got 'lots'"),
+        ("", {"LEGATO_POOL_SIZE": "0"}, "pool_size must be >= 1"),
+        ("", {"LEGATO_QUEUE_TYPE": "stream"}, "queue_type must be 'classic' or 'quorum'"),
+        ('[worker]\ngrace = "soon"\n', {}, "grace must be a number"),
+    ],
+)
+def test_bad_settings_name_what_is_wrong(
+    tmp_path: Path, text: str, env: dict[str, str], message: str
+) -> None:
+    config = tmp_path / "legato.toml"
+    config.write_text(text)
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        load_settings(config, env=env)
+
+
+def test_a_missing_config_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        load_settings(tmp_path / "nope.toml", env={})

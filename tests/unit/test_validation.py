@@ -1,0 +1,160 @@
+"""An invalid definition is refused when it is built, with the workflow and state named."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from legato import (
+    App,
+    Approval,
+    Branch,
+    Choice,
+    DefinitionError,
+    Fail,
+    Field,
+    Parallel,
+    RetryPolicy,
+    Succeed,
+    Task,
+    Wait,
+    Workflow,
+)
+
+
+def noop(ctx: Any) -> None:
+    return None
+
+
+CASES: list[tuple[str, dict[str, Any], str | None, str]] = [
+    ("unknown target", {"start": "a", "states": {"a": Task(noop, next="nope")}}, "a", "unknown state 'nope'"),
+    ("unknown start", {"start": "x", "states": {"a": Task(noop)}}, None, "starts at 'x'"),
+    (
+        "unreachable",
+        {"start": "a", "states": {"a": Task(noop), "island": Task(noop)}},
+        "island",
+        "unreachable",
+    ),
+    (
+        "no path to an end",
+        {
+            "start": "a",
+            "states": {"a": Task(noop, next="b"), "b": Task(noop, next="a")},
+        },
+        "a",
+        "no path from here to an end",
+    ),
+    (
+        "choice without default",
+        {"start": "c", "states": {"c": Choice([(Field("x") > 1, "d")], default=""), "d": Succeed()}},
+        "c",
+        "needs a default",
+    ),
+    (
+        "duplicate name across branches",
+        {
+            "start": "p",
+            "states": {
+                "p": Parallel([Branch("x", {"x": Task(noop)}), Branch("x", {"x": Task(noop)})]),
+            },
+        },
+        "x",
+        "used twice",
+    ),
+    (
+        "branch jumps out",
+        {
+            "start": "p",
+            "states": {
+                "p": Parallel([Branch("x", {"x": Task(noop, next="done")})], next="done"),
+                "done": Succeed(),
+            },
+        },
+        "x",
+        "same branch",
+    ),
+    ("empty parallel", {"start": "p", "states": {"p": Parallel([])}}, "p", "at least one branch"),
+    (
+        "bad retry",
+        {"start": "a", "states": {"a": Task(noop, retry=RetryPolicy(max_attempts=0))}},
+        "a",
+        "max_attempts",
+    ),
+    ("bad jitter", {"start": "a", "states": {"a": Task(noop, retry=RetryPolicy(jitter=2))}}, "a", "jitter"),
+    ("bad timeout", {"start": "a", "states": {"a": Task(noop, timeout=0)}}, "a", "timeout must be positive"),
+    ("wait needs one", {"start": "w", "states": {"w": Wait()}}, "w", "exactly one of seconds or until"),
+    (
+        "approval on_timeout without timeout",
+        {"start": "a", "states": {"a": Approval("ok", on_timeout="f"), "f": Fail()}},
+        "a",
+        "no timeout",
+    ),
+    (
+        "choice loop",
+        {
+            "start": "c1",
+            "states": {
+                "c1": Choice([(Field("x") > 1, "c2")], default="end"),
+                "c2": Choice([(Field("x") > 2, "c1")], default="end"),
+                "end": Succeed(),
+            },
+        },
+        "c2",
+        "loop back to 'c1'",
+    ),
+    ("not a state", {"start": "a", "states": {"a": "task"}}, "a", "is not a state"),
+]
+
+
+@pytest.mark.parametrize(("label", "spec", "state", "message"), CASES, ids=[c[0] for c in CASES])
+def test_invalid_definitions_are_refused_naming_workflow_and_state(
+    label: str, spec: dict[str, Any], state: str | None, message: str
+) -> None:
+    with pytest.raises(DefinitionError) as caught:
+        Workflow("wf", **spec)
+    assert caught.value.workflow == "wf"
+    assert caught.value.state == state
+    assert message in str(caught.value)
+    assert "workflow 'wf'" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("triggers", "message"),
+    [(("legato.signal",), "reserved prefix"), (("a.*",), "exact event name"), (("a", "a"), "listed twice")],
+)
+def test_bad_triggers_are_refused(triggers: tuple[str, ...], message: str) -> None:
+    with pytest.raises(DefinitionError, match=message):
+        Workflow("wf", start="a", states={"a": Task(noop)}, triggers=triggers)
+
+
+def test_registration_refuses_a_duplicate_version_and_unresolvable_handlers() -> None:
+    app = App()
+    wf = Workflow("wf", start="a", states={"a": Task(noop)})
+    app.register(wf)
+    with pytest.raises(DefinitionError, match="version 1 is already registered"):
+        app.register(wf)
+    broken = Workflow("other", start="a", states={"a": Task("no_such_module:handler")})
+    with pytest.raises(DefinitionError, match="cannot import module 'no_such_module'"):
+        app.register(broken)
+    assert app.names() == ["wf"]
+
+
+def test_a_valid_definition_with_every_kind_of_state_is_accepted() -> None:
+    wf = Workflow(
+        "full",
+        start="a",
+        states={
+            "a": Task(noop, next="c", compensate=noop),
+            "c": Choice([(Field("n") > 1, "p")], default="w"),
+            "w": Wait(seconds=1, next="p"),
+            "p": Parallel(
+                [Branch("b1", {"b1": Task(noop)}), Branch("b2", {"b2": Approval("go")})], next="ok"
+            ),
+            "ok": Succeed(),
+        },
+    )
+    assert set(wf.state_names()) == {"a", "c", "w", "p", "b1", "b2", "ok"}
+    assert wf.placement("b2").parallel == "p"
+    assert wf.placement("b2").branch == 1
+    assert "state p {" in wf.describe()["mermaid"]
