@@ -26,6 +26,9 @@ class Observer:
     def poisoned(self, queue: str, reason: str) -> None:
         """A message could not be processed and was dead-lettered."""
 
+    def rate_limit_waited(self, limit: str, seconds: float) -> None:
+        """A step waited ``seconds`` for a token of the rate limit named ``limit``."""
+
 
 class Observers(Observer):
     """Fan one hook call out to several observers."""
@@ -51,3 +54,7 @@ class Observers(Observer):
     def poisoned(self, queue: str, reason: str) -> None:
         for observer in self.observers:
             observer.poisoned(queue, reason)
+
+    def rate_limit_waited(self, limit: str, seconds: float) -> None:
+        for observer in self.observers:
+            observer.rate_limit_waited(limit, seconds)
