@@ -243,5 +243,12 @@ class Client:
                 report.replayed.append(record.id)
         return report
 
-    async def purge_dead_letters(self, older_than: float) -> int:
-        return await self.store.purge_dead_letters(older_than)
+    async def purge_dead_letters(self, older_than: float | None = None) -> tuple[int, int]:
+        """Delete dead letters older than ``older_than`` (all when None): the
+        records, and the copies in RabbitMQ's dead-letter queue.
+
+        Returns (records, queued messages) purged. Nothing else ever deletes them.
+        """
+        records = await self.store.purge_dead_letters(older_than)
+        queued = await self.broker.purge_dead_letters(older_than) if self.broker is not None else 0
+        return records, queued

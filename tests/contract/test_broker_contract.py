@@ -127,3 +127,23 @@ async def test_dead_letters_carry_their_reason(broker: Broker) -> None:
     assert bodies[b"{broken"]["x-legato-reason"] == "body is not valid JSON"  # type: ignore[index]
     assert bodies[b"{broken"]["x-legato-routing-key"] == "order.placed"  # type: ignore[index]
     assert bodies[b'{"dead_letter": 1}']["x-legato-reason"] == "retries exhausted"  # type: ignore[index]
+
+
+async def test_purging_dead_letters_keeps_the_young_ones(broker: Broker) -> None:
+    import time
+
+    await broker.publish([OutboxMessage(0, "run", "dead_letter", b"old", 1, {})])
+    cutoff = time.time() + 5  # everything so far is "old"
+    assert await broker.purge_dead_letters(cutoff - 3600) == 0
+    assert await broker.purge_dead_letters(cutoff) == 1
+    await broker.publish(
+        [
+            OutboxMessage(0, "run", "dead_letter", b"x", 1, {}),
+            OutboxMessage(0, "run", "dead_letter", b"y", 1, {}),
+        ]
+    )
+    with anyio.fail_after(10):
+        purged = 0
+        while purged < 2:
+            purged += await broker.purge_dead_letters(None)
+    assert await broker.dead_lettered() == []

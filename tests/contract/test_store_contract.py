@@ -208,6 +208,8 @@ async def test_poison_messages_are_kept_once_and_purged_only_when_asked(store: S
     assert await store.purge_dead_letters(NOW - 10) == 0
     assert await store.purge_dead_letters(NOW + 10) == 1
     assert await store.list_dead_letters(status=None) == []
+    await store.record_poison(PoisonMessage("again", "q", "k", b"x", None, {}, "fp-2"), NOW)
+    assert await store.purge_dead_letters(None) == 1
 
 
 async def test_list_runs_filters_and_pages(store: Store) -> None:

@@ -127,5 +127,8 @@ class Broker(Protocol):
     async def depths(self) -> dict[str, int]:
         """Messages ready in each of legato's queues."""
 
+    async def purge_dead_letters(self, older_than: float | None) -> int:
+        """Delete dead-lettered messages older than ``older_than`` (all when None)."""
+
     async def dead_lettered(self) -> list[tuple[bytes, Mapping[str, Any]]]:
         """Drain the dead-letter queue (body, headers), for inspection and tests."""

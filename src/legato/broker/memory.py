@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from legato.broker.base import Delivery, DeliveryHandler, Topology
@@ -26,6 +27,7 @@ class _Message:
     headers: dict[str, Any]
     priority: int | None
     redelivered: bool = False
+    at: float = field(default_factory=time.time)
 
 
 class _Queue:
@@ -156,6 +158,13 @@ class MemoryBroker:
 
     async def depths(self) -> dict[str, int]:
         return {name: len(queue.ready) for name, queue in self._queues.items()}
+
+    async def purge_dead_letters(self, older_than: float | None) -> int:
+        queue = self._queue(self.topology.dead_letter_queue)
+        kept = deque(m for m in queue.ready if older_than is not None and m.at >= older_than)
+        purged = len(queue.ready) - len(kept)
+        queue.ready = kept
+        return purged
 
     async def dead_lettered(self) -> list[tuple[bytes, Mapping[str, Any]]]:
         queue = self._queue(self.topology.dead_letter_queue)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
@@ -150,6 +151,7 @@ class RabbitMQBroker:
                 headers=dict(message.headers),
             )
             if message.kind == "dead_letter":
+                amqp.timestamp = datetime.now(UTC)  # what `legato dlq purge --older-than` goes by
                 pending.append(dead.publish(amqp, routing_key="", mandatory=True))
             else:
                 routing_key = Priority(message.priority).name.lower()
@@ -196,6 +198,7 @@ class RabbitMQBroker:
             delivery_mode=DeliveryMode.PERSISTENT,
             message_id=delivery.message_id,
             headers=headers,
+            timestamp=datetime.now(UTC),
         )
         try:
             await dead.publish(message, routing_key="", mandatory=True)
@@ -244,6 +247,22 @@ class RabbitMQBroker:
             queue = await self._publish_channel.declare_queue(name, passive=True)
             found[name] = queue.declaration_result.message_count or 0
         return found
+
+    async def purge_dead_letters(self, older_than: float | None) -> int:
+        if self._publish_channel is None:
+            raise BrokerError("the broker is not connected")
+        queue = await self._publish_channel.get_queue(self.topology.dead_letter_queue)
+        purged = 0
+        # The queue is in arrival order: stop at the first message young enough to keep.
+        while (message := await queue.get(fail=False)) is not None:
+            stamp = message.timestamp.timestamp() if message.timestamp else None
+            if older_than is None or (stamp is not None and stamp < older_than):
+                await message.ack()
+                purged += 1
+            else:
+                await message.nack(requeue=True)
+                break
+        return purged
 
     async def dead_lettered(self) -> list[tuple[bytes, Mapping[str, Any]]]:
         if self._publish_channel is None:

@@ -133,21 +133,26 @@ def replay(ctx: click.Context, dead_letter_id: int | None, replay_all: bool, wor
 @click.option(
     "--older-than",
     "older_than",
-    required=True,
     metavar="DURATION",
-    help="e.g. 30d, 12h; 0 purges all.",
+    help="Only those older than this (e.g. 30d, 12h); all when omitted.",
 )
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_context
-def purge(ctx: click.Context, older_than: str, yes: bool) -> None:
-    """Delete dead letters older than DURATION. Nothing is deleted any other way."""
-    seconds = parse_duration(older_than)
+def purge(ctx: click.Context, older_than: str | None, yes: bool) -> None:
+    """Delete dead letters: the records and their copies in the dead-letter queue.
+
+    This is the only way dead letters are ever deleted.
+    """
+    seconds = parse_duration(older_than) if older_than is not None else None
     if not yes:
-        click.confirm(f"Delete dead letters older than {older_than}?", abort=True)
+        which = f"older than {older_than}" if older_than else "ALL"
+        click.confirm(f"Delete {which} dead letters?", abort=True)
     settings = settings_of(ctx)
+    cutoff = time.time() - seconds if seconds is not None else None
 
-    async def go() -> int:
-        async with client(settings, broker=False) as api:
-            return await api.purge_dead_letters(time.time() - seconds)
+    async def go() -> tuple[int, int]:
+        async with client(settings) as api:
+            return await api.purge_dead_letters(cutoff)
 
-    click.echo(f"purged {run_async(go)} dead letters")
+    records, queued = run_async(go)
+    click.echo(f"purged {records} dead letters and {queued} messages from the dead-letter queue")

@@ -215,8 +215,8 @@ class Store(Protocol):
     async def resolve_dead_letter(self, dead_letter_id: int, actor: str, at: float) -> bool:
         """Mark a dead letter replayed outside a run transition (poison messages)."""
 
-    async def purge_dead_letters(self, older_than: float) -> int:
-        """Delete dead letters created before ``older_than``; return how many."""
+    async def purge_dead_letters(self, older_than: float | None) -> int:
+        """Delete dead letters created before ``older_than`` (all when None); return how many."""
 
 
 @dataclass(frozen=True)

@@ -434,7 +434,7 @@ class PostgresStore:
         async with self._conn() as conn:
             return await conn.fetchval(q.RESOLVE_DEAD_LETTER, dead_letter_id, at, actor) is not None
 
-    async def purge_dead_letters(self, older_than: float) -> int:
+    async def purge_dead_letters(self, older_than: float | None) -> int:
         async with self._conn() as conn:
             status = await conn.execute(q.PURGE_DEAD_LETTERS, older_than)
         return int(status.split()[-1])

@@ -173,4 +173,4 @@ WHERE id = $1 AND status = 'open'
 RETURNING id
 """
 
-PURGE_DEAD_LETTERS = "DELETE FROM dead_letters WHERE created_at < $1"
+PURGE_DEAD_LETTERS = "DELETE FROM dead_letters WHERE $1::timestamptz IS NULL OR created_at < $1"

@@ -152,4 +152,4 @@ UPDATE dead_letters SET status = 'replayed', resolved_at = ?, resolved_by = ?
 WHERE id = ? AND status = 'open'
 """
 
-PURGE_DEAD_LETTERS = "DELETE FROM dead_letters WHERE created_at < ?"
+PURGE_DEAD_LETTERS = "DELETE FROM dead_letters WHERE ?1 IS NULL OR created_at < ?1"

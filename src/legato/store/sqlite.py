@@ -404,7 +404,7 @@ class SqliteStore:
             cursor = await db.execute(q.RESOLVE_DEAD_LETTER, (at, actor, dead_letter_id))
             return cursor.rowcount == 1
 
-    async def purge_dead_letters(self, older_than: float) -> int:
+    async def purge_dead_letters(self, older_than: float | None) -> int:
         async with self._write() as db:
             cursor = await db.execute(q.PURGE_DEAD_LETTERS, (older_than,))
             return cursor.rowcount
