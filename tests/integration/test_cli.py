@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import anyio
@@ -41,10 +40,10 @@ class Cli:
 @pytest.fixture
 async def cli(
     pg_store: PostgresStore, pg_schema: str, namespace: str, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[Cli]:
+) -> Cli:
     monkeypatch.setenv("RECOVERY_DSN", PG_DSN)
     recovery.FIXED["handler"] = False
-    yield Cli(worker_env(pg_schema, namespace, RECOVERY_DSN=PG_DSN, LEGATO_APP=APP))
+    return Cli(worker_env(pg_schema, namespace, RECOVERY_DSN=PG_DSN, LEGATO_APP=APP))
 
 
 async def test_start_runs_show_and_operator_commands(
