@@ -183,12 +183,18 @@ class Store(Protocol):
     async def claim_outbox(
         self, older_than: float, now: float, lease: float, limit: int
     ) -> list[OutboxMessage]:
-        """Messages committed before ``older_than`` and not published yet.
+        """Messages committed before ``older_than`` and not published yet
+        (deferred deletions are carried out first).
 
         Claimed for ``lease`` seconds so that two relays do not both publish them.
         """
 
-    async def outbox_done(self, ids: Sequence[int]) -> None: ...
+    async def outbox_done(self, ids: Sequence[int]) -> None:
+        """Forget published outbox rows; a backend may defer the deletion until
+        :meth:`flush_outbox`, which the relay calls every cycle."""
+
+    async def flush_outbox(self) -> None:
+        """Carry out deferred outbox deletions now."""
 
     async def claim_timers(self, now: float, lease: float, limit: int) -> list[DueTimer]:
         """Due timers, each leased to the caller for ``lease`` seconds."""

@@ -15,7 +15,7 @@ import asyncpg
 import orjson
 
 from legato.errors import StoreError
-from legato.machine.commands import Decision
+from legato.machine.commands import CancelTimer, DeadLetter, Decision, ScheduleTimer
 from legato.machine.errors import ErrorInfo
 from legato.machine.run import Run
 from legato.redact import redact
@@ -83,6 +83,27 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("uuid", encoder=str, decoder=str, schema="pg_catalog", format="text")
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """What the pool does to a connection given back to it.
+
+    asyncpg's default reset costs a round trip on every release. legato leaves no
+    session state behind -- transactions are managed (``async with``), advisory
+    locks are transaction-scoped, LISTEN has a connection of its own -- so only a
+    transaction left open by accident needs undoing.
+    """
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
+_SENT_FLUSH_AT = 1000
+"""Published outbox ids kept for the next statement before a flush of their own."""
+
+
+def _plain(decision: Decision) -> bool:
+    """True when the transition needs nothing beyond runs, history and task outbox rows."""
+    return not any(isinstance(c, ScheduleTimer | CancelTimer | DeadLetter) for c in decision.commands)
+
+
 class _Abort(Exception):
     """Rolls a transaction back and carries the answer out of it."""
 
@@ -105,6 +126,7 @@ class PostgresStore:
         self._pool: asyncpg.Pool | None = None
         self._listener: asyncpg.Connection | None = None
         self._users = 0
+        self._sent: list[int] = []
         self.timer_channel = f"{schema}_timers"
 
     # -- lifecycle -----------------------------------------------------------
@@ -120,6 +142,7 @@ class PostgresStore:
                 min_size=self.min_size,
                 max_size=self.max_size,
                 init=_init_connection,
+                reset=_keep_session,
                 server_settings={"search_path": self.schema, "application_name": "legato"},
             )
         except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
@@ -132,6 +155,9 @@ class PostgresStore:
         self._users = max(0, self._users - 1)
         if self._users:
             return
+        if self._sent and self._pool is not None:
+            with contextlib.suppress(StoreError, OSError, asyncpg.PostgresError):
+                await self.flush_outbox()
         if self._listener is not None:
             with contextlib.suppress(Exception):
                 await self._listener.close()
@@ -204,6 +230,8 @@ class PostgresStore:
         guard: Guard | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> Applied | Conflict | GuardFailed:
+        if guard is None and _plain(decision):
+            return await self._apply_fast(decision, headers)
         run = decision.run
         try:
             async with self._conn() as conn, conn.transaction():
@@ -218,6 +246,38 @@ class PostgresStore:
         except _Abort as abort:
             return abort.result
         return Applied(run, outbox)
+
+    async def _apply_fast(self, decision: Decision, headers: Mapping[str, str] | None) -> Applied | Conflict:
+        """Most transitions (step done, next step dispatched) in one statement."""
+        run = decision.run
+        rows = history_rows(decision)
+        task_headers = dict(headers or {})
+        tasks = list(task_bodies(decision))
+        sent, self._sent = self._sent, []
+        try:
+            async with self._conn() as conn:
+                records = await conn.fetch(
+                    q.APPLY_FAST,
+                    *_update_args(run, decision.previous_version),
+                    [r.idx for r in rows],
+                    [r.kind for r in rows],
+                    [r.state for r in rows],
+                    [r.attempt for r in rows],
+                    [r.at for r in rows],
+                    [r.actor for r in rows],
+                    [r.detail for r in rows],
+                    ["task"] * len(tasks),
+                    [body for body, _ in tasks],
+                    [priority for _, priority in tasks],
+                    [task_headers] * len(tasks),
+                    sent,
+                )
+        except BaseException:
+            self._sent = sent + self._sent  # not deleted: try again with the next statement
+            raise
+        if not records:
+            return Conflict()
+        return Applied(run, tuple(_outbox(r) for r in records if r["id"] is not None))
 
     async def _take_guard(self, conn: Conn, guard: Guard, run: Run) -> GuardFailed | None:
         if isinstance(guard, ConsumeTimer):
@@ -343,15 +403,34 @@ class PostgresStore:
     async def claim_outbox(
         self, older_than: float, now: float, lease: float, limit: int
     ) -> list[OutboxMessage]:
+        await self.flush_outbox()  # never hand out what this process already published
         async with self._conn() as conn:
             rows = await conn.fetch(q.CLAIM_OUTBOX, older_than, now, now + lease, limit)
         return [_outbox(r) for r in rows]
 
     async def outbox_done(self, ids: Sequence[int]) -> None:
-        if not ids:
+        """Forget published outbox rows.
+
+        The deletion is deferred: it rides along with the next transition this
+        process commits, or with :meth:`flush_outbox` (the relay calls it every
+        cycle), so publishing costs no round trip of its own. A crash before the
+        deletion only means the relay publishes the rows again, and the version
+        check drops the duplicates.
+        """
+        self._sent.extend(ids)
+        if len(self._sent) >= _SENT_FLUSH_AT:
+            await self.flush_outbox()
+
+    async def flush_outbox(self) -> None:
+        sent, self._sent = self._sent, []
+        if not sent:
             return
-        async with self._conn() as conn:
-            await conn.execute(q.DELETE_OUTBOX, list(ids))
+        try:
+            async with self._conn() as conn:
+                await conn.execute(q.DELETE_OUTBOX, sent)
+        except BaseException:
+            self._sent = sent + self._sent
+            raise
 
     async def claim_timers(self, now: float, lease: float, limit: int) -> list[DueTimer]:
         async with self._conn() as conn:

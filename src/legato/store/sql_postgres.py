@@ -39,6 +39,39 @@ UPDATE runs SET
 WHERE id = $1 AND version = $2
 """
 
+# The common transition in one statement (one round trip, atomic): the
+# conditional update, its history and its outbox rows, plus the deletion of
+# outbox rows published since the last call. It returns one row per new outbox
+# row (or a single row of NULLs when there is none) if the update applied, and
+# no row at all if the version moved on (a conflict).
+APPLY_FAST = """
+WITH upd AS (
+    UPDATE runs SET
+        status = $3, version = $4, priority = $5, data = $6, machine = $7,
+        current_states = $8, error = $9, trace_context = $10, deadline = $11,
+        sla_met = $12, updated_at = $13, finished_at = $14
+    WHERE id = $1 AND version = $2
+    RETURNING id
+), hist AS (
+    INSERT INTO history (run_id, version, idx, kind, state, attempt, at, actor, detail)
+    SELECT $1, $4, h.idx, h.kind, h.state, h.attempt, h.at, h.actor, h.detail
+    FROM unnest($15::smallint[], $16::text[], $17::text[], $18::integer[],
+                $19::timestamptz[], $20::text[], $21::jsonb[])
+         AS h(idx, kind, state, attempt, at, actor, detail)
+    WHERE EXISTS (SELECT 1 FROM upd)
+), box AS (
+    INSERT INTO outbox (run_id, kind, body, priority, headers, created_at)
+    SELECT $1, o.kind, o.body, o.priority, o.headers, $13
+    FROM unnest($22::text[], $23::bytea[], $24::smallint[], $25::jsonb[]) AS o(kind, body, priority, headers)
+    WHERE EXISTS (SELECT 1 FROM upd)
+    RETURNING id, run_id, kind, body, priority, headers
+), sent AS (
+    DELETE FROM outbox WHERE id = ANY($26::bigint[])
+)
+SELECT box.id, box.run_id, box.kind, box.body, box.priority, box.headers
+FROM upd LEFT JOIN box ON true
+"""
+
 INSERT_HISTORY = """
 INSERT INTO history (run_id, version, idx, kind, state, attempt, at, actor, detail)
 SELECT $1, $2, u.idx, u.kind, u.state, u.attempt, u.at, u.actor, u.detail

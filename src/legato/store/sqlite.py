@@ -331,6 +331,9 @@ class SqliteStore:
         async with self._write() as db:
             await db.executemany(q.DELETE_OUTBOX, [(i,) for i in ids])
 
+    async def flush_outbox(self) -> None:
+        return None  # deletions are immediate here
+
     async def claim_timers(self, now: float, lease: float, limit: int) -> list[DueTimer]:
         async with self._write() as db:
             cursor = await db.execute(q.CLAIM_TIMERS, (now + lease, now, now, limit))
