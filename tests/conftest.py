@@ -135,7 +135,7 @@ def worker_env(schema: str, namespace: str, **extra: str) -> dict[str, str]:
         "LEGATO_BROKER_URL": AMQP_URL,
         "LEGATO_NAMESPACE": namespace,
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-        "LEGATO_LOG_LEVEL": "warning",
+        "LEGATO_LOG_LEVEL": "info",
         # Postgres allows 100 connections and tests run beside each other.
         "LEGATO_POOL_SIZE": "4",
     }

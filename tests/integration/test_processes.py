@@ -92,3 +92,28 @@ async def test_sigkill_mid_step_loses_nothing_and_doubles_nothing(
         survivor.wait(timeout=30)
     assert len(runs) == 200
     await assert_each_transition_once(pg_store, runs)
+
+
+async def test_a_dying_background_task_stops_the_worker_with_the_reason(
+    pg_store: PostgresStore, pg_schema: str, namespace: str, tmp_path: Path
+) -> None:
+    import asyncpg
+
+    from tests.conftest import PG_DSN
+
+    log = tmp_path / "worker.log"
+    worker = spawn_worker(APP, worker_env(pg_schema, namespace, LEGATO_TIMER_POLL_INTERVAL="0.1"), log=log)
+    await eventually(lambda: "worker started" in log.read_text() or worker.poll() is not None, timeout=30)
+    # Break the deployment under the worker's feet: its timer poller cannot go on.
+    conn = await asyncpg.connect(PG_DSN, server_settings={"search_path": pg_schema})
+    try:
+        await conn.execute("DROP TABLE timers")
+    finally:
+        await conn.close()
+    code = worker.wait(timeout=60)
+    output = log.read_text()
+    assert code == 1
+    assert (
+        'worker stopped: its timers task died: UndefinedTableError: relation "timers" does not exist'
+        in output
+    )

@@ -13,7 +13,7 @@ cancel the rest, which returns their deliveries to the queue too.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import anyio
@@ -23,7 +23,7 @@ from legato.app import App
 from legato.broker.base import Broker, Delivery
 from legato.clock import Clock, SystemClock
 from legato.engine import Engine
-from legato.errors import BrokerError, StoreError
+from legato.errors import BrokerError, LegatoError, StoreError
 from legato.observe import Observer
 from legato.store.base import Store
 from legato.worker.dispatch import Dispatcher
@@ -54,6 +54,37 @@ class WorkerSettings:
     """Age after which an unpublished outbox row counts as orphaned."""
     retry_pause: float = 1.0
     """Pause before giving a delivery back after a database or broker error."""
+
+
+class SideTaskDied(LegatoError):
+    """A background task of the worker failed; the worker stops with this reason."""
+
+    def __init__(self, name: str, error: BaseException) -> None:
+        self.name = name
+        super().__init__(f"worker stopped: its {name} task died: {type(error).__name__}: {error}")
+
+
+async def supervised(
+    name: str, run: Callable[[], Awaitable[None]], first_backoff: float = 0.5, max_backoff: float = 30.0
+) -> None:
+    """Run a side task; ride out a database or broker outage, die loudly on anything else.
+
+    An outage is expected and temporary: the task waits and tries again (readiness
+    probes report the outage meanwhile). Any other error is a bug or a broken
+    deployment, and limping on would hide it, so the worker stops.
+    """
+    backoff = first_backoff
+    while True:
+        try:
+            await run()
+            return
+        except (StoreError, BrokerError) as exc:
+            log.warning("%s: %s; trying again in %.1fs", name, exc, backoff)
+            await anyio.sleep(backoff)
+            backoff = min(backoff * 2, max_backoff)
+        except Exception as exc:
+            log.exception("the %s task died", name)
+            raise SideTaskDied(name, exc) from exc
 
 
 class Worker:
@@ -114,8 +145,8 @@ class Worker:
     async def _serve(self) -> None:
         prefetch = self.settings.prefetch or self.settings.concurrency
         async with anyio.create_task_group() as side:
-            side.start_soon(self.timers.run, name="timers")
-            side.start_soon(self.relay.run, name="outbox-relay")
+            side.start_soon(supervised, "timers", self.timers.run, name="timers")
+            side.start_soon(supervised, "outbox-relay", self.relay.run, name="outbox-relay")
             async with anyio.create_task_group() as steps:
                 steps.start_soon(self._consume, prefetch, name="consumer")
                 steps.start_soon(self.dispatcher.run, steps, self._handle, name="dispatcher")
