@@ -18,8 +18,8 @@ demo: install
 	$(BIN)/legato --log-level warning demo
 
 lint: install
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests examples
+	$(BIN)/ruff format --check src tests examples
 
 typecheck: install
 	$(BIN)/mypy

@@ -1,0 +1,39 @@
+"""The examples in examples/ run, and do what their docstrings say."""
+
+from __future__ import annotations
+
+from examples import approval, payments_saga, signup
+from examples._run import with_worker
+
+from legato import RunStatus
+
+
+async def test_signup_escalates_suspicious_users_and_welcomes_everyone() -> None:
+    signup.SENT.clear()
+    ada, bot = await with_worker(signup.app, signup.scenario)
+    assert (ada.status, bot.status) == (RunStatus.SUCCEEDED, RunStatus.SUCCEEDED)
+    assert "flagged_for_review" not in ada.data
+    assert bot.data["flagged_for_review"] is True
+    assert [email for _, email in signup.SENT] == ["ada@example.com", "bot@mailinator.com"]
+
+
+async def test_the_trip_saga_unwinds_in_reverse_when_the_car_fails() -> None:
+    payments_saga.LEDGER.clear()
+    rome, venice = await with_worker(payments_saga.app, payments_saga.scenario)
+    assert rome.status is RunStatus.SUCCEEDED
+    assert venice.status is RunStatus.COMPENSATED
+    assert [line for line in payments_saga.LEDGER if "T2" in line] == [
+        "book flight T2",
+        "book hotel T2",
+        "cancel hotel T2",
+        "cancel flight T2",
+    ]
+
+
+async def test_refunds_are_approved_escalated_or_paid_after_cooling_off() -> None:
+    small, large, ignored = await with_worker(approval.app, approval.scenario)
+    assert small.data["paid"] == 20
+    assert large.data["approved_by"] == "ops:maria"
+    assert large.data["paid"] == 500
+    assert ignored.data["escalated_to"] == "finance-leads"
+    assert "paid" not in ignored.data
