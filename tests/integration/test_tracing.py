@@ -88,13 +88,16 @@ async def test_a_run_with_a_retry_across_two_workers_is_one_trace(
     # One trace: the publisher's, continued by every span of the run.
     assert {s.context.trace_id for s in spans} == {publish_context.trace_id}
     assert root.context.span_id == root_id
-    assert root.parent is not None and root.parent.span_id == publish_context.span_id
+    assert root.parent is not None
+    assert root.parent.span_id == publish_context.span_id
     assert root.kind is SpanKind.CONSUMER
     assert instance(root) == "B"
     # Stored times are microseconds; the spans were made from the in-memory values.
     assert root.start_time == pytest.approx(run.created_at * 1e9, abs=2e3)
-    assert run.finished_at is not None and root.end_time == pytest.approx(run.finished_at * 1e9, abs=2e3)
-    assert root.attributes is not None and root.attributes["legato.run.status"] == "succeeded"
+    assert run.finished_at is not None
+    assert root.end_time == pytest.approx(run.finished_at * 1e9, abs=2e3)
+    assert root.attributes is not None
+    assert root.attributes["legato.run.status"] == "succeeded"
     # Every other span hangs under the run's root span.
     assert all(s.parent is not None and s.parent.span_id == root_id for s in spans if s is not root)
 
@@ -122,16 +125,19 @@ async def test_a_run_with_a_retry_across_two_workers_is_one_trace(
     # The wait between the attempts, drawn from the history by worker A.
     [wait] = [s for s in spans if s.name == "retry wait pay"]
     assert instance(wait) == "A"
-    assert wait.start_time is not None and wait.end_time is not None
+    assert wait.start_time is not None
+    assert wait.end_time is not None
     assert wait.end_time - wait.start_time == pytest.approx(0.3e9, abs=1e6)
-    assert failed.end_time is not None and wait.start_time >= failed.end_time - 1e6
+    assert failed.end_time is not None
+    assert wait.start_time >= failed.end_time - 1e6
     [timer] = [s for s in spans if s.name == "timer retry"]
     assert instance(timer) == "B"
-    assert timer.start_time is not None and steps[2].start_time is not None
+    assert timer.start_time is not None
+    assert steps[2].start_time is not None
     assert timer.start_time <= steps[2].start_time
-    assert (
-        root.end_time is not None and steps[-1].end_time is not None and root.end_time >= steps[-1].end_time
-    )
+    assert root.end_time is not None
+    assert steps[-1].end_time is not None
+    assert root.end_time >= steps[-1].end_time
 
     # The task messages carried the run's context: W3C traceparent of the root span.
     assert log.seen == [format_traceparent(root_context(run))] * 2
