@@ -150,7 +150,8 @@ async def test_error_patterns_group_by_type_and_keep_the_latest_sample(
         "TimeoutError",
         3,
     )
-    assert (pattern.first_seen, pattern.last_seen) == (pytest.approx(T0 + 0.1), pytest.approx(T0 + 0.3))
+    assert pattern.first_seen == pytest.approx(T0 + 0.1)
+    assert pattern.last_seen == pytest.approx(T0 + 0.3)
     assert (pattern.sample_message, pattern.sample_run) == ("TimeoutError in run", runs[-1])
 
 
