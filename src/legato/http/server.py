@@ -13,6 +13,9 @@ from legato.http.security import check_binding
 
 log = logging.getLogger("legato.http")
 
+SHUTDOWN_TIMEOUT = 1.0
+"""Seconds requests in progress get when the server stops."""
+
 
 async def serve_app(
     app: web.Application,
@@ -24,7 +27,8 @@ async def serve_app(
     """Listen until cancelled; reports the bound ``(host, port)`` when started
     (port 0 picks a free one)."""
     check_binding(settings)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    # Open live-update streams would hold a graceful shutdown for a minute otherwise.
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT)
     await runner.setup()
     try:
         site = web.TCPSite(runner, settings.host, settings.port or 0, reuse_address=True)

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
 from legato.store.insights import (
     ACTIVE_STATUSES,
+    STEP_SAMPLE,
     ErrorPattern,
     Stamp,
     StatusCount,
@@ -11,6 +16,9 @@ from legato.store.insights import (
     Throughput,
 )
 from legato.store.postgres import PostgresStore
+
+if TYPE_CHECKING:
+    from legato.store.postgres import Conn
 
 ACTIVE_COUNTS = """
 SELECT workflow, status, count(*) AS count
@@ -36,13 +44,16 @@ ORDER BY 2, 1
 """
 
 # The kinds are literals so that the planner can use the partial index
-# history_outcomes_idx; the workflow of each run is looked up once per run.
+# history_outcomes_idx (newest first, ``$3`` at most); the workflow of each
+# run is looked up once per run.
 STEP_STATS = """
-WITH attempts AS (
+WITH attempts AS MATERIALIZED (
     SELECT run_id, state, kind, (detail->>'duration')::float8 AS duration
     FROM history
     WHERE kind IN ('step_succeeded', 'step_failed', 'compensation_succeeded', 'compensation_failed')
       AND at >= $1 AND at < $2
+    ORDER BY at DESC
+    LIMIT $3
 ), owners AS (
     SELECT id, workflow FROM runs WHERE id IN (SELECT DISTINCT run_id FROM attempts)
 )
@@ -79,6 +90,9 @@ SELECT (SELECT coalesce(max(id), 0) FROM history) AS history,
 
 
 class PostgresInsights:
+    """Each query runs in its own read-only transaction without JIT: these are
+    short scans of indexes, which JIT compilation only slows down."""
+
     def __init__(self, store: PostgresStore) -> None:
         self.store = store
 
@@ -88,13 +102,19 @@ class PostgresInsights:
     async def close(self) -> None:
         await self.store.close()
 
+    @contextlib.asynccontextmanager
+    async def _conn(self) -> AsyncIterator[Conn]:
+        async with self.store.pool.acquire() as conn, conn.transaction(readonly=True):
+            await conn.execute("SET LOCAL jit = off")
+            yield conn
+
     async def active_counts(self) -> list[StatusCount]:
-        async with self.store.pool.acquire() as conn:
+        async with self._conn() as conn:
             rows = await conn.fetch(ACTIVE_COUNTS, [s.value for s in ACTIVE_STATUSES])
         return [StatusCount(r["workflow"], r["status"], r["count"]) for r in rows]
 
     async def throughput(self, since: float, until: float, bucket: float) -> list[Throughput]:
-        async with self.store.pool.acquire() as conn:
+        async with self._conn() as conn:
             rows = await conn.fetch(THROUGHPUT, since, until, float(bucket))
         return [
             Throughput(
@@ -111,9 +131,9 @@ class PostgresInsights:
             for r in rows
         ]
 
-    async def step_stats(self, since: float, until: float) -> list[StepStats]:
-        async with self.store.pool.acquire() as conn:
-            rows = await conn.fetch(STEP_STATS, since, until)
+    async def step_stats(self, since: float, until: float, limit: int = STEP_SAMPLE) -> list[StepStats]:
+        async with self._conn() as conn:
+            rows = await conn.fetch(STEP_STATS, since, until, limit)
         return [
             StepStats(
                 r["workflow"], r["state"], r["step_kind"], r["attempts"], r["succeeded"], *r["percentiles"]
@@ -122,7 +142,7 @@ class PostgresInsights:
         ]
 
     async def error_patterns(self, since: float, until: float, limit: int = 20) -> list[ErrorPattern]:
-        async with self.store.pool.acquire() as conn:
+        async with self._conn() as conn:
             rows = await conn.fetch(ERROR_PATTERNS, since, until, limit)
         return [
             ErrorPattern(
@@ -139,7 +159,7 @@ class PostgresInsights:
         ]
 
     async def stamp(self) -> Stamp:
-        async with self.store.pool.acquire() as conn:
+        async with self._conn() as conn:
             row = await conn.fetchrow(STAMP)
         assert row is not None
         return Stamp(row["history"], row["dead_letters"], row["open_dead_letters"])

@@ -15,6 +15,7 @@ import aiosqlite
 from legato.errors import StoreError
 from legato.store.insights import (
     ACTIVE_STATUSES,
+    STEP_SAMPLE,
     ErrorPattern,
     Stamp,
     StatusCount,
@@ -47,14 +48,18 @@ ORDER BY 2, 1
 # Nearest-rank percentiles, as Postgres's percentile_disc: the smallest
 # duration whose rank reaches the fraction of the attempts that have one.
 STEP_STATS = """
-WITH attempts AS (
+WITH latest AS (
+    SELECT run_id, state, kind, detail FROM history
+    WHERE kind IN ('step_succeeded', 'step_failed', 'compensation_succeeded', 'compensation_failed')
+      AND at >= :since AND at < :until
+    ORDER BY at DESC
+    LIMIT :limit
+), attempts AS (
     SELECT r.workflow, h.state,
            CASE WHEN h.kind LIKE 'compensation%' THEN 'compensation' ELSE 'step' END AS step_kind,
            h.kind LIKE '%succeeded' AS ok,
            json_extract(h.detail, '$.duration') AS duration
-    FROM history h JOIN runs r ON r.id = h.run_id
-    WHERE h.kind IN ('step_succeeded', 'step_failed', 'compensation_succeeded', 'compensation_failed')
-      AND h.at >= :since AND h.at < :until
+    FROM latest h JOIN runs r ON r.id = h.run_id
 ), ranked AS (
     SELECT *,
            row_number() OVER (PARTITION BY workflow, state, step_kind ORDER BY duration NULLS LAST) AS rn,
@@ -153,8 +158,8 @@ class SqliteInsights:
             for r in rows
         ]
 
-    async def step_stats(self, since: float, until: float) -> list[StepStats]:
-        rows = await self._fetch(STEP_STATS, {"since": since, "until": until})
+    async def step_stats(self, since: float, until: float, limit: int = STEP_SAMPLE) -> list[StepStats]:
+        rows = await self._fetch(STEP_STATS, {"since": since, "until": until, "limit": limit})
         return [
             StepStats(
                 r["workflow"],

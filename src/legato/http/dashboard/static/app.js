@@ -34,7 +34,11 @@ function fmtDuration(seconds) {
   if (seconds < 7200) return `${(seconds / 60).toFixed(1)} min`;
   return `${(seconds / 3600).toFixed(1)} h`;
 }
-const fmtPct = (x) => (x === null || x === undefined ? "–" : `${(x * 100).toFixed(x >= 0.999 || x === 0 ? 0 : 1)}%`);
+function fmtPct(x) {
+  if (x === null || x === undefined) return "–";
+  const pct = x * 100;
+  return `${Math.abs(pct - Math.round(pct)) < 0.05 ? Math.round(pct) : pct.toFixed(1)}%`;
+}
 const fmtNum = (n) => Number(n).toLocaleString("en-US");
 function fmtTime(epoch) {
   if (!epoch) return "–";

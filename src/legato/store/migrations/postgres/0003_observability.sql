@@ -8,7 +8,9 @@ CREATE INDEX runs_finished_cover_idx ON runs (finished_at)
     WHERE finished_at IS NOT NULL;
 DROP INDEX runs_finished_idx;
 
--- Step success rates, latencies and error patterns over a time range read
--- the step outcomes of the history by kind and time.
-CREATE INDEX history_outcomes_idx ON history (kind, at)
+-- Step success rates and latencies read the latest step outcomes of the
+-- history by time; error patterns read the (rarer) failures.
+CREATE INDEX history_outcomes_idx ON history (at)
     WHERE kind IN ('step_succeeded', 'step_failed', 'compensation_succeeded', 'compensation_failed');
+CREATE INDEX history_failures_idx ON history (at)
+    WHERE kind IN ('step_failed', 'compensation_failed');
