@@ -24,8 +24,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import asyncpg
-
+from legato.http.dashboard.service import Dashboard
 from legato.machine.run import RunStatus
 from legato.store.base import RunQuery
 from legato.store.insights_postgres import (
@@ -144,7 +143,9 @@ async def explain(store: PostgresStore, now: float) -> None:
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--schema", default=f"bench_dashboard_{os.getpid()}")
@@ -171,7 +172,12 @@ async def main() -> None:
             "active_counts (now)": insights.active_counts,
             "stamp (live updates)": insights.stamp,
         }
-        for label, span, bucket in (("1 h", 3600.0, 300.0), ("24 h", DAY, 3600.0), ("7 d", 7 * DAY, 3600.0), ("30 d", 30 * DAY, DAY)):
+        for label, span, bucket in (
+            ("1 h", 3600.0, 300.0),
+            ("24 h", DAY, 3600.0),
+            ("7 d", 7 * DAY, 3600.0),
+            ("30 d", 30 * DAY, DAY),
+        ):
             since = now - span
 
             def bind(f: Callable[..., Awaitable[Any]], *a: Any) -> Callable[[], Awaitable[Any]]:
@@ -182,10 +188,24 @@ async def main() -> None:
             queries[f"error_patterns {label}"] = bind(insights.error_patterns, since, now + 1, 20)
         queries["runs list (newest 50)"] = lambda: store.list_runs(RunQuery(limit=50))
         queries["runs list status=failed"] = lambda: store.list_runs(RunQuery(RunStatus.FAILED, limit=50))
-        queries["runs list status=suspended"] = lambda: store.list_runs(RunQuery(RunStatus.SUSPENDED, limit=50))
+        queries["runs list status=suspended"] = lambda: store.list_runs(
+            RunQuery(RunStatus.SUSPENDED, limit=50)
+        )
         queries["runs list workflow=refund"] = lambda: store.list_runs(RunQuery(workflow="refund", limit=50))
         sample = (await store.list_runs(RunQuery(limit=1)))[0].id
-        queries["run page (run + history)"] = lambda: asyncio.gather(store.load_run(sample), store.history(sample))
+        queries["run page (run + history)"] = lambda: asyncio.gather(
+            store.load_run(sample), store.history(sample)
+        )
+
+        board = Dashboard(store, insights, cache_seconds=0)
+        for key in ("24h", "7d", "30d"):
+
+            async def first_view(key: str = key) -> Any:
+                board._closed.clear()
+                return await board.overview(key)
+
+            queries[f"overview {key}, first view"] = first_view
+            queries[f"overview {key}, live refresh"] = lambda key=key: board.overview(key)
 
         print(f"\n{'query':34} {'median ms':>10} {'best ms':>9} {'rows':>6}")
         results = {}
@@ -197,7 +217,9 @@ async def main() -> None:
             await explain(store, now)
         out = Path(__file__).parent / "results"
         out.mkdir(exist_ok=True)
-        (out / "dashboard_queries.json").write_text(json.dumps({"runs": args.runs, "results": results}, indent=2))
+        (out / "dashboard_queries.json").write_text(
+            json.dumps({"runs": args.runs, "results": results}, indent=2)
+        )
     finally:
         if not args.keep:
             async with store.pool.acquire() as conn:

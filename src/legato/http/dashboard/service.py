@@ -8,6 +8,7 @@ history records who did what.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from legato.machine.definition import Workflow
 from legato.machine.run import Run, RunStatus
 from legato.observe import Observer
 from legato.store.base import Store
-from legato.store.insights import Insights
+from legato.store.insights import Insights, Throughput
 
 T = TypeVar("T")
 
@@ -38,6 +39,10 @@ class Range:
     span: float
     bucket: float
 
+
+CLOSED_SECONDS = 300.0
+"""How long the finished buckets of a chart are reused (a run resumed by an
+operator moves to the current bucket; its old one is corrected after this)."""
 
 RANGES = {
     "1h": Range("1h", 3600, 300),
@@ -64,6 +69,7 @@ class Dashboard:
         self.observer = observer
         self.cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, Any]] = {}
+        self._closed: dict[str, tuple[tuple[str, float, float], float, list[Throughput]]] = {}
 
     async def _cached(self, key: str, produce: Callable[[], Awaitable[T]]) -> T:
         now = time.monotonic()
@@ -87,9 +93,9 @@ class Dashboard:
 
         async def produce() -> dict[str, Any]:
             until = time.time()
-            since = until - chosen.span
+            since = math.floor((until - chosen.span) / chosen.bucket) * chosen.bucket
             active = await self.insights.active_counts()
-            buckets = await self.insights.throughput(since, until + 1, chosen.bucket)
+            buckets = await self._throughput(chosen, since, until)
             steps = await self.insights.step_stats(since, until + 1)
             errors = await self.insights.error_patterns(since, until + 1, 20)
             groups = await self.store.group_dead_letters("error")
@@ -103,6 +109,20 @@ class Dashboard:
             }
 
         return await self._cached(f"overview:{chosen.key}", produce)
+
+    async def _throughput(self, chosen: Range, since: float, until: float) -> list[Throughput]:
+        """Buckets that are over change (almost) never: they are read once per
+        ``CLOSED_SECONDS``; only the current bucket is read every time."""
+        boundary = math.floor(until / chosen.bucket) * chosen.bucket
+        key = (chosen.key, since, boundary)
+        hit = self._closed.get(chosen.key)
+        now = time.monotonic()
+        if hit is None or hit[0] != key or now - hit[1] > CLOSED_SECONDS:
+            closed = await self.insights.throughput(since, boundary, chosen.bucket)
+            self._closed[chosen.key] = (key, now, closed)
+        else:
+            closed = hit[2]
+        return [*closed, *await self.insights.throughput(boundary, until + 1, chosen.bucket)]
 
     async def runs(
         self, status: str | None, workflow: str | None, before: float | None, limit: int
@@ -190,11 +210,13 @@ class Dashboard:
         else:
             raise BadRequest(f"unknown action {action!r}; use retry, skip, cancel or signal")
         self._cache.clear()
+        self._closed.clear()
         return {"run": views.run_summary(run)}
 
     async def replay(self, letter_id: int, actor: str) -> dict[str, Any]:
         run = await self.client(actor).replay(letter_id)
         self._cache.clear()
+        self._closed.clear()
         return {"replayed": letter_id, "run": views.run_summary(run) if run is not None else None}
 
 
