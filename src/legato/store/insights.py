@@ -22,7 +22,8 @@ ACTIVE_STATUSES = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.SUSPENDED, Ru
 FINAL_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.COMPENSATED, RunStatus.CANCELLED)
 
 STEP_SAMPLE = 20_000
-"""Step statistics read at most this many of the latest attempts in a range:
+"""Step statistics and error patterns read at most this many of the latest
+attempts (failures) in a range:
 a month of a busy system would otherwise mean millions of history rows for
 one page view. More than enough for p99; rates are over the same sample."""
 
@@ -111,7 +112,8 @@ class Insights(Protocol):
         and latency by step."""
 
     async def error_patterns(self, since: float, until: float, limit: int = 20) -> list[ErrorPattern]:
-        """Failed attempts in ``[since, until)``, grouped; the most frequent first."""
+        """The latest failed attempts in ``[since, until)`` (at most ``STEP_SAMPLE``),
+        grouped; the most frequent first."""
 
     async def stamp(self) -> Stamp: ...
 

@@ -68,6 +68,12 @@ ORDER BY 1, 2, 3
 """
 
 ERROR_PATTERNS = """
+WITH failures AS MATERIALIZED (
+    SELECT id, run_id, state, at, detail FROM history
+    WHERE kind IN ('step_failed', 'compensation_failed') AND at >= $1 AND at < $2
+    ORDER BY at DESC
+    LIMIT $4
+)
 SELECT r.workflow, h.state,
        coalesce(h.detail->'error'->>'type', '?') AS error_type,
        count(*) AS count,
@@ -75,8 +81,7 @@ SELECT r.workflow, h.state,
        max(h.at) AS last_seen,
        (array_agg(coalesce(h.detail->'error'->>'message', '') ORDER BY h.at DESC, h.id DESC))[1] AS sample_message,
        (array_agg(h.run_id ORDER BY h.at DESC, h.id DESC))[1] AS sample_run
-FROM history h JOIN runs r ON r.id = h.run_id
-WHERE h.kind IN ('step_failed', 'compensation_failed') AND h.at >= $1 AND h.at < $2
+FROM failures h JOIN runs r ON r.id = h.run_id
 GROUP BY 1, 2, 3
 ORDER BY count(*) DESC, max(h.at) DESC
 LIMIT $3
@@ -143,7 +148,7 @@ class PostgresInsights:
 
     async def error_patterns(self, since: float, until: float, limit: int = 20) -> list[ErrorPattern]:
         async with self._conn() as conn:
-            rows = await conn.fetch(ERROR_PATTERNS, since, until, limit)
+            rows = await conn.fetch(ERROR_PATTERNS, since, until, limit, STEP_SAMPLE)
         return [
             ErrorPattern(
                 r["workflow"],

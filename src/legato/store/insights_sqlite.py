@@ -78,13 +78,17 @@ ORDER BY 1, 2, 3
 """
 
 ERROR_PATTERNS = """
-WITH failures AS (
+WITH latest AS (
+    SELECT id, run_id, state, at, detail FROM history
+    WHERE kind IN ('step_failed', 'compensation_failed') AND at >= :since AND at < :until
+    ORDER BY at DESC
+    LIMIT :sample
+), failures AS (
     SELECT r.workflow, coalesce(h.state, '') AS state,
            coalesce(json_extract(h.detail, '$.error.type'), '?') AS error_type,
            coalesce(json_extract(h.detail, '$.error.message'), '') AS message,
            h.run_id, h.at, h.id
-    FROM history h JOIN runs r ON r.id = h.run_id
-    WHERE h.kind IN ('step_failed', 'compensation_failed') AND h.at >= :since AND h.at < :until
+    FROM latest h JOIN runs r ON r.id = h.run_id
 ), ranked AS (
     SELECT *,
            row_number() OVER (PARTITION BY workflow, state, error_type ORDER BY at DESC, id DESC) AS latest,
@@ -175,7 +179,9 @@ class SqliteInsights:
         ]
 
     async def error_patterns(self, since: float, until: float, limit: int = 20) -> list[ErrorPattern]:
-        rows = await self._fetch(ERROR_PATTERNS, {"since": since, "until": until, "limit": limit})
+        rows = await self._fetch(
+            ERROR_PATTERNS, {"since": since, "until": until, "limit": limit, "sample": STEP_SAMPLE}
+        )
         return [
             ErrorPattern(
                 r["workflow"],

@@ -200,7 +200,7 @@ async function overviewView(root) {
     h("div", { class: "section" }, "Business"), business,
     h("div", { class: "section" }, "Execution"),
     h("div", { class: "grid two" },
-      h("div", { class: "panel" }, h("h2", {}, "Steps: success rate and latency"), data.steps.length ? steps : h("div", { class: "empty" }, "no step ran in this range")),
+      h("div", { class: "panel" }, h("h2", {}, "Steps: success rate and latency"), h("p", { class: "muted" }, "over the latest 20,000 attempts in the range"), data.steps.length ? steps : h("div", { class: "empty" }, "no step ran in this range")),
       h("div", { class: "panel" }, h("h2", {}, "Error patterns"), errors,
         h("p", {}, h("a", { href: "#/dead-letters", "data-testid": "open-dead-letters" }, `${fmtNum(data.dead_letters.open)} open dead letters`)))));
 }
