@@ -61,22 +61,7 @@ def test_binding_beyond_loopback_without_a_token_is_refused(tmp_path: Path) -> N
 async def test_the_dashboard_command_serves_the_page_and_api(tmp_path: Path) -> None:
     port = free_port()
     log = tmp_path / "dashboard.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "legato",
-                "--app",
-                "tests.apps.shop:app",
-                "dashboard",
-                "--port",
-                str(port),
-            ],
-            env=env(tmp_path),
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
+    process = spawn_dashboard(tmp_path, port, log)
     base = f"http://127.0.0.1:{port}"
     try:
 
