@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import anyio
 import orjson
+from opentelemetry import propagate
 
 from legato.app import App
 from legato.broker.base import SIGNAL_ROUTING_KEY, Broker
@@ -31,6 +32,7 @@ from legato.machine.events import (
 )
 from legato.machine.run import TERMINAL_STATUSES, Run, RunStatus
 from legato.machine.values import JSON
+from legato.observe import Observer
 from legato.store.base import (
     DeadLetterGroup,
     DeadLetterRecord,
@@ -39,6 +41,14 @@ from legato.store.base import (
     RunQuery,
     Store,
 )
+
+
+def _caller_trace() -> dict[str, str] | None:
+    """The caller's trace context (a web request starting a run), if it is in one."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    found: dict[str, str] = {k: carrier[k] for k in ("traceparent", "tracestate") if k in carrier}
+    return found or None
 
 
 def default_actor(channel: str = "api") -> str:
@@ -63,13 +73,14 @@ class Client:
         app: App | None = None,
         clock: Clock | None = None,
         actor: str | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self.store = store
         self.broker = broker
         self.app = app
         self.clock = clock or SystemClock()
         self.actor = actor or default_actor()
-        self._engine = Engine(app or App(), store, broker, self.clock) if app is not None else None
+        self._engine = Engine(app or App(), store, broker, self.clock, observer) if app is not None else None
 
     @property
     def engine(self) -> Engine:
@@ -90,7 +101,9 @@ class Client:
         priority: Priority | str | int | None = None,
     ) -> Run:
         level = Priority.parse(priority) if priority is not None else None
-        started = await self.engine.start(workflow, dict(input or {}), key=key, priority=level)
+        started = await self.engine.start(
+            workflow, dict(input or {}), key=key, priority=level, trace_context=_caller_trace()
+        )
         return started.run
 
     async def get(self, run_id: str) -> Run:

@@ -82,7 +82,7 @@ class Engine:
             priority=priority,
             trace_context=trace_context,
         )
-        created = await self.store.create_run(decision, headers)
+        created = await self.store.create_run(decision, self._headers(decision.run, headers))
         if created.created:
             self.observer.applied(decision, True)
             await self.publish(created.outbox)
@@ -112,7 +112,7 @@ class Engine:
                 )
                 self.observer.rejected(current, type(event).__name__, outcome.reason)
                 return outcome
-            result = await self.store.apply(outcome, guard, headers)
+            result = await self.store.apply(outcome, guard, self._headers(outcome.run, headers))
             if isinstance(result, Applied):
                 self.observer.applied(outcome, False)
                 await self.publish(result.outbox)
@@ -123,6 +123,12 @@ class Engine:
             self.observer.conflict(run_id)
             current = None
         raise StoreError(f"run {run_id} kept changing: gave up after {MAX_CONFLICTS} conflicts")
+
+    def _headers(self, run: Run, headers: Mapping[str, str] | None) -> Mapping[str, str] | None:
+        extra = self.observer.message_headers(run)
+        if not extra:
+            return headers
+        return {**extra, **headers} if headers else extra
 
     async def publish(self, outbox: Sequence[OutboxMessage]) -> None:
         """Publish committed outbox messages, then forget them.

@@ -1,19 +1,30 @@
 """Hooks for whoever watches the engine (metrics, tracing, tests).
 
-Each hook takes one value and returns nothing; an observer overrides the hooks
-it cares about. Hooks run inline on the hot path, so they must be cheap and
-must not raise.
+Each hook takes one value and returns nothing (except :meth:`Observer.message_headers`,
+which adds to the messages of a transition); an observer overrides the hooks it
+cares about. Hooks run inline on the hot path, so they must be cheap and must
+not raise.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from legato.machine.commands import Decision
 from legato.machine.run import Run
 
+_NO_HEADERS: Mapping[str, str] = {}
+
 
 class Observer:
+    def message_headers(self, run: Run) -> Mapping[str, str]:
+        """Headers for the messages a transition of ``run`` publishes (trace context).
+
+        Called before the transition is committed; the headers are stored with
+        its outbox rows. Headers the caller of the engine gives win.
+        """
+        return _NO_HEADERS
+
     def applied(self, decision: Decision, created: bool) -> None:
         """A transition was committed (``created``: it started the run)."""
 
@@ -38,6 +49,12 @@ class Observers(Observer):
 
     def add(self, observer: Observer) -> None:
         self.observers.append(observer)
+
+    def message_headers(self, run: Run) -> Mapping[str, str]:
+        merged: dict[str, str] = {}
+        for observer in self.observers:
+            merged.update(observer.message_headers(run))
+        return merged
 
     def applied(self, decision: Decision, created: bool) -> None:
         for observer in self.observers:

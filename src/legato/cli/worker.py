@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import anyio
@@ -13,7 +14,11 @@ import click
 from legato.backends import make_broker, make_store
 from legato.cli.runner import require_app, run_async, settings_of, with_app
 from legato.config import Settings
+from legato.http.probes import probes_app
+from legato.http.security import check_binding
+from legato.http.server import serve_app
 from legato.redact import redact
+from legato.telemetry.setup import Telemetry
 from legato.worker.runtime import Worker
 
 log = logging.getLogger("legato.cli")
@@ -29,6 +34,12 @@ log = logging.getLogger("legato.cli")
 )
 @click.option("--grace", type=click.FloatRange(min=0), help="Seconds in-flight steps get on shutdown.")
 @click.option("--no-migrate", is_flag=True, help="Do not apply pending migrations on start.")
+@click.option(
+    "--http-port",
+    type=click.IntRange(min=0, max=65535),
+    help="Serve /metrics, /healthz and /readyz on this port (or LEGATO_HTTP_PORT; 0 picks one).",
+)
+@click.option("--http-host", help="Address to bind (default 127.0.0.1; others need LEGATO_HTTP_TOKEN).")
 @click.pass_context
 def worker(
     ctx: click.Context,
@@ -37,6 +48,8 @@ def worker(
     prefetch: int | None,
     grace: float | None,
     no_migrate: bool,
+    http_port: int | None,
+    http_host: str | None,
 ) -> None:
     """Run a worker for the app at MODULE:ATTR (or --app / LEGATO_APP).
 
@@ -49,16 +62,34 @@ def worker(
     if no_migrate:
         overrides["migrate"] = False
     settings = replace(settings, worker=replace(settings.worker, **overrides))
-    definitions = require_app(settings)
-    run_async(
-        lambda: serve(
-            settings,
-            Worker(definitions, make_store(settings), make_broker(settings), settings.worker),
-        )
+    http: dict[str, Any] = {"port": http_port, "host": http_host}
+    settings = replace(
+        settings, http=replace(settings.http, **{k: v for k, v in http.items() if v is not None})
     )
+    if settings.http.port is not None:
+        check_binding(settings.http)
+    definitions = require_app(settings)
+    broker = make_broker(settings)
+    telemetry = Telemetry.configure(
+        metrics=settings.http.port is not None,
+        topology=broker.topology,
+        embedded_broker=settings.embedded_broker,
+    )
+    node = Worker(
+        definitions,
+        make_store(settings),
+        broker,
+        settings.worker,
+        observer=telemetry.observer(),
+        middleware=telemetry.middleware(),
+    )
+    try:
+        run_async(lambda: serve(settings, node, telemetry))
+    finally:
+        telemetry.shutdown()
 
 
-async def serve(settings: Settings, node: Worker) -> None:
+async def serve(settings: Settings, node: Worker, telemetry: Telemetry | None = None) -> None:
     where = (
         "embedded SQLite + in-process broker"
         if settings.embedded_store and settings.embedded_broker
@@ -82,6 +113,9 @@ async def serve(settings: Settings, node: Worker) -> None:
                         group.cancel_scope.cancel()
 
         group.start_soon(watch_signals, name="signals")
+        if settings.http.port is not None:
+            app = probes_app(node, telemetry.metrics if telemetry else None, settings.http)
+            await group.start(partial(serve_app, app, settings.http, what="metrics and probes"), name="http")
         await node.run()
         group.cancel_scope.cancel()
 

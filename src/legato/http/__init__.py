@@ -1,0 +1,1 @@
+"""legato over HTTP: the worker's probes and metrics, and the dashboard."""

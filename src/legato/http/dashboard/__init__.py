@@ -1,0 +1,1 @@
+"""``legato dashboard``: a web UI over runs, steps and dead letters, and its JSON API."""

@@ -1,0 +1,177 @@
+"""The dashboard's HTTP side: the page, its assets and the JSON API.
+
+GET  /api/overview?range=24h            status tiles, business and execution figures
+GET  /api/runs?status=&workflow=&before= the runs list (newest first, paged by ``before``)
+GET  /api/runs/{id}                      a run: data, history, graph, legal actions
+POST /api/runs/{id}/{action}             retry | skip | cancel | signal (JSON body)
+GET  /api/dead-letters?status=open|all   dead letters and their failure patterns
+GET  /api/dead-letters/{id}              one dead letter (inspect)
+POST /api/dead-letters/{id}/replay       replay it
+GET  /api/workflows                      every workflow's graph
+GET  /api/stream                         server-sent events: ``change`` when data moved
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable
+from importlib import resources
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from legato.config import HttpSettings
+from legato.errors import LegatoError, OperationRefused, RunNotFound
+from legato.http.dashboard.live import Watcher, event
+from legato.http.dashboard.service import BadRequest, Dashboard
+from legato.http.security import guard
+
+STATIC = resources.files(__package__).joinpath("static")
+ASSETS = {"app.js": "text/javascript", "style.css": "text/css", "favicon.svg": "image/svg+xml"}
+KEEPALIVE = 15.0
+_ACTOR = re.compile(r"[^\w.@:-]")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _json(value: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS),
+        status=status,
+        content_type="application/json",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Legato's errors as JSON with a fitting status; what was refused says why."""
+    try:
+        return await handler(request)
+    except OperationRefused as exc:
+        return _json({"error": str(exc)}, 409)
+    except (RunNotFound, LookupError) as exc:
+        return _json({"error": str(exc).strip("'\"")}, 404)
+    except BadRequest as exc:
+        return _json({"error": str(exc)}, 400)
+    except LegatoError as exc:
+        return _json({"error": str(exc)}, 503)
+
+
+def actor_of(request: web.Request) -> str:
+    """``dashboard`` plus the name the page sends, if any (for the history)."""
+    name = _ACTOR.sub("", request.headers.get("X-Legato-Actor", ""))[:64]
+    return f"dashboard:{name}" if name else "dashboard"
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    raw = await request.read()
+    if not raw:
+        return {}
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise BadRequest("the body must be a JSON object")
+    return value
+
+
+def dashboard_app(dashboard: Dashboard, watcher: Watcher, settings: HttpSettings) -> web.Application:
+    public = {"/", "/favicon.svg", *(f"/static/{name}" for name in ASSETS)}
+    app = web.Application(middlewares=[guard(settings, public=public), errors])
+    routes = web.RouteTableDef()
+
+    @routes.get("/")
+    async def index(request: web.Request) -> web.Response:
+        page = STATIC.joinpath("index.html").read_text("utf-8")
+        return web.Response(text=page, content_type="text/html", headers={"Cache-Control": "no-store"})
+
+    @routes.get("/favicon.svg")
+    async def favicon(request: web.Request) -> web.Response:
+        return web.Response(body=STATIC.joinpath("favicon.svg").read_bytes(), content_type="image/svg+xml")
+
+    @routes.get("/static/{name}")
+    async def asset(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name not in ASSETS:
+            raise web.HTTPNotFound()
+        return web.Response(body=STATIC.joinpath(name).read_bytes(), content_type=ASSETS[name])
+
+    @routes.get("/api/overview")
+    async def overview(request: web.Request) -> web.Response:
+        return _json(await dashboard.overview(request.query.get("range", "24h")))
+
+    @routes.get("/api/runs")
+    async def runs(request: web.Request) -> web.Response:
+        query = request.query
+        try:
+            before = float(query["before"]) if query.get("before") else None
+            limit = int(query.get("limit", "50"))
+        except ValueError:
+            raise BadRequest("before must be a number and limit an integer") from None
+        return _json(
+            await dashboard.runs(query.get("status") or None, query.get("workflow") or None, before, limit)
+        )
+
+    @routes.get("/api/runs/{run_id}")
+    async def run(request: web.Request) -> web.Response:
+        return _json(await dashboard.run(request.match_info["run_id"]))
+
+    @routes.post("/api/runs/{run_id}/{action}")
+    async def act(request: web.Request) -> web.Response:
+        body = await _body(request)
+        return _json(
+            await dashboard.act(
+                request.match_info["run_id"], request.match_info["action"], body, actor_of(request)
+            )
+        )
+
+    @routes.get("/api/dead-letters")
+    async def dead_letters(request: web.Request) -> web.Response:
+        status = request.query.get("status", "open")
+        return _json(await dashboard.dead_letters(None if status == "all" else status))
+
+    @routes.get(r"/api/dead-letters/{letter_id:\d+}")
+    async def dead_letter(request: web.Request) -> web.Response:
+        return _json(await dashboard.dead_letter(int(request.match_info["letter_id"])))
+
+    @routes.post(r"/api/dead-letters/{letter_id:\d+}/replay")
+    async def replay(request: web.Request) -> web.Response:
+        return _json(await dashboard.replay(int(request.match_info["letter_id"]), actor_of(request)))
+
+    @routes.get("/api/workflows")
+    async def workflows(request: web.Request) -> web.Response:
+        return _json(await dashboard.workflows())
+
+    @routes.get("/api/stream")
+    async def stream(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-store",
+                "X-Accel-Buffering": "no",
+            }
+        )
+        await response.prepare(request)
+        queue = watcher.subscribe()
+        try:
+            if watcher.latest is not None:
+                await response.write(event(watcher.latest))
+            while True:
+                try:
+                    stamp = await asyncio.wait_for(queue.get(), KEEPALIVE)
+                except TimeoutError:
+                    await response.write(b": keepalive\n\n")
+                else:
+                    await response.write(event(stamp))
+        except ConnectionResetError:
+            pass
+        finally:
+            watcher.unsubscribe(queue)
+        return response
+
+    app.add_routes(routes)
+    return app

@@ -1,0 +1,238 @@
+"""What the dashboard shows and does, independent of HTTP.
+
+Reads go to the store and to the insights (aggregates, cached for a moment so
+that many open pages cost the database one query each); operator actions go
+through :class:`~legato.client.Client`, so the pure core validates them and the
+history records who did what.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from legato.app import App, UnknownWorkflow
+from legato.broker.base import Broker
+from legato.client import Client
+from legato.errors import LegatoError, RunNotFound
+from legato.http.dashboard import views
+from legato.http.dashboard.layout import layout
+from legato.machine.definition import Workflow
+from legato.machine.run import Run, RunStatus
+from legato.observe import Observer
+from legato.store.base import Store
+from legato.store.insights import Insights, Throughput
+
+T = TypeVar("T")
+
+
+class BadRequest(LegatoError):
+    """The request itself is malformed (not the action it asks for)."""
+
+
+@dataclass(frozen=True)
+class Range:
+    key: str
+    span: float
+    bucket: float
+
+
+CLOSED_SECONDS = 300.0
+"""How long the finished buckets of a chart are reused (a run resumed by an
+operator moves to the current bucket; its old one is corrected after this)."""
+
+RANGES = {
+    "1h": Range("1h", 3600, 300),
+    "24h": Range("24h", 86400, 3600),
+    "7d": Range("7d", 7 * 86400, 3600),
+    "30d": Range("30d", 30 * 86400, 86400),
+}
+
+
+class Dashboard:
+    def __init__(
+        self,
+        store: Store,
+        insights: Insights,
+        app: App | None = None,
+        broker: Broker | None = None,
+        observer: Observer | None = None,
+        cache_seconds: float = 1.0,
+    ) -> None:
+        self.store = store
+        self.insights = insights
+        self.app = app
+        self.broker = broker
+        self.observer = observer
+        self.cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, Any]] = {}
+        self._closed: dict[str, tuple[tuple[str, float, float], float, list[Throughput]]] = {}
+
+    async def _cached(self, key: str, produce: Callable[[], Awaitable[T]]) -> T:
+        now = time.monotonic()
+        hit = self._cache.get(key)
+        if hit is not None and now - hit[0] < self.cache_seconds:
+            value: T = hit[1]
+            return value
+        value = await produce()
+        self._cache[key] = (now, value)
+        return value
+
+    def client(self, actor: str) -> Client:
+        return Client(self.store, self.broker, self.app, actor=actor, observer=self.observer)
+
+    # -- reads -------------------------------------------------------------------
+
+    async def overview(self, range_key: str) -> dict[str, Any]:
+        chosen = RANGES.get(range_key)
+        if chosen is None:
+            raise BadRequest(f"unknown range {range_key!r}; use one of {', '.join(RANGES)}")
+
+        async def produce() -> dict[str, Any]:
+            until = time.time()
+            since = math.floor((until - chosen.span) / chosen.bucket) * chosen.bucket
+            active = await self.insights.active_counts()
+            buckets = await self._throughput(chosen, since, until)
+            steps = await self.insights.step_stats(since, until + 1)
+            errors = await self.insights.error_patterns(since, until + 1, 20)
+            groups = await self.store.group_dead_letters("error")
+            return {
+                "range": {"key": chosen.key, "since": since, "until": until, "bucket": chosen.bucket},
+                **views.overview_json(active, buckets, steps, errors),
+                "dead_letters": {
+                    "open": sum(g.count for g in groups),
+                    "groups": [views.group_json(g) for g in groups[:10]],
+                },
+            }
+
+        return await self._cached(f"overview:{chosen.key}", produce)
+
+    async def _throughput(self, chosen: Range, since: float, until: float) -> list[Throughput]:
+        """Buckets that are over change (almost) never: they are read once per
+        ``CLOSED_SECONDS``; only the current bucket is read every time."""
+        boundary = math.floor(until / chosen.bucket) * chosen.bucket
+        key = (chosen.key, since, boundary)
+        hit = self._closed.get(chosen.key)
+        now = time.monotonic()
+        if hit is None or hit[0] != key or now - hit[1] > CLOSED_SECONDS:
+            closed = await self.insights.throughput(since, boundary, chosen.bucket)
+            self._closed[chosen.key] = (key, now, closed)
+        else:
+            closed = hit[2]
+        return [*closed, *await self.insights.throughput(boundary, until + 1, chosen.bucket)]
+
+    async def runs(
+        self, status: str | None, workflow: str | None, before: float | None, limit: int
+    ) -> dict[str, Any]:
+        if status is not None and status not in {s.value for s in RunStatus}:
+            raise BadRequest(f"unknown status {status!r}")
+        client = self.client("dashboard")
+        found = await client.runs(status, workflow, min(max(limit, 1), 200), before)
+        return {
+            "runs": [views.run_summary(r) for r in found],
+            "next": found[-1].created_at if len(found) == limit else None,
+            "workflows": sorted(self.app.names()) if self.app else [],
+        }
+
+    async def run(self, run_id: str) -> dict[str, Any]:
+        run = await self.store.load_run(run_id)
+        if run is None:
+            raise RunNotFound(run_id)
+        history = await self.store.history(run_id)
+        workflow = self._workflow(run)
+        graph = None
+        if workflow is not None:
+            graph = {**layout(workflow.describe()), **views.graph_marks(run, history)}
+        letters = [
+            views.dead_letter_json(d)
+            for d in await self.store.list_dead_letters(run.workflow, status=None, limit=1000)
+            if d.run_id == run.id
+        ]
+        return {
+            "run": views.run_detail(run),
+            "history": [views.history_json(h) for h in history],
+            "graph": graph,
+            "actions": views.legal_actions(run, workflow),
+            "can_act": self.app is not None,
+            "dead_letters": letters,
+        }
+
+    def _workflow(self, run: Run) -> Workflow | None:
+        if self.app is None:
+            return None
+        try:
+            return self.app.workflow(run.workflow, run.workflow_version)
+        except UnknownWorkflow:
+            return None
+
+    async def workflows(self) -> list[dict[str, Any]]:
+        if self.app is None:
+            return []
+        return [{**wf.describe(), "layout": layout(wf.describe())} for wf in self.app.workflows()]
+
+    async def dead_letters(self, status: str | None) -> dict[str, Any]:
+        letters = await self.store.list_dead_letters(None, status, 200)
+        groups = await self.store.group_dead_letters("error", None, status)
+        return {
+            "letters": [views.dead_letter_json(d) for d in letters],
+            "groups": [views.group_json(g) for g in groups],
+        }
+
+    async def dead_letter(self, letter_id: int) -> dict[str, Any]:
+        letter = await self.store.get_dead_letter(letter_id)
+        if letter is None:
+            raise LookupError(f"no dead letter with id {letter_id}")
+        return views.dead_letter_json(letter)
+
+    # -- actions -----------------------------------------------------------------
+
+    async def act(self, run_id: str, action: str, body: Mapping[str, Any], actor: str) -> dict[str, Any]:
+        """Retry, skip, cancel or signal; the engine refuses what is not legal now."""
+        client = self.client(actor)
+        state = _optional_text(body, "state")
+        if action == "retry":
+            run = await client.retry(run_id, state, _object(body, "data"))
+        elif action == "skip":
+            run = await client.skip(run_id, state, _object(body, "output"))
+        elif action == "cancel":
+            compensate = body.get("compensate", True)
+            if not isinstance(compensate, bool):
+                raise BadRequest("compensate must be true or false")
+            run = await client.cancel(run_id, compensate, _optional_text(body, "reason") or "")
+        elif action == "signal":
+            name = _optional_text(body, "name")
+            if not name:
+                raise BadRequest("a signal needs a name")
+            run = await client.signal(run_id, name, _object(body, "data"))
+        else:
+            raise BadRequest(f"unknown action {action!r}; use retry, skip, cancel or signal")
+        self._cache.clear()
+        self._closed.clear()
+        return {"run": views.run_summary(run)}
+
+    async def replay(self, letter_id: int, actor: str) -> dict[str, Any]:
+        run = await self.client(actor).replay(letter_id)
+        self._cache.clear()
+        self._closed.clear()
+        return {"replayed": letter_id, "run": views.run_summary(run) if run is not None else None}
+
+
+def _optional_text(body: Mapping[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise BadRequest(f"{key} must be a string")
+    return value
+
+
+def _object(body: Mapping[str, Any], key: str) -> dict[str, Any] | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise BadRequest(f"{key} must be a JSON object")
+    return value

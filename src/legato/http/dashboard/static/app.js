@@ -1,0 +1,501 @@
+// legato dashboard: plain JavaScript, no build step. Views are drawn from the
+// JSON API; charts and graphs are SVG drawn here. Every value from the server
+// goes into the page as text (never as HTML).
+"use strict";
+
+const state = { range: "24h", view: null, params: {}, token: null, refreshTimer: null };
+const WORKFLOW_COLORS = ["#3b5bdb", "#2f9e44", "#f08c00", "#ae3ec9", "#1098ad", "#e8590c", "#5c7cfa", "#c2255c"];
+const ACTIVE = ["running", "suspended", "compensating"];
+const FINAL = ["succeeded", "failed", "compensated", "cancelled"];
+
+// -- DOM helpers -------------------------------------------------------------
+
+function h(tag, attrs, ...children) {
+  const svg = ["svg", "g", "rect", "text", "path", "line", "title", "circle", "polyline", "defs", "marker"].includes(tag);
+  const el = svg ? document.createElementNS("http://www.w3.org/2000/svg", tag) : document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
+    else if (key === "text") el.textContent = value;
+    else el.setAttribute(key, value === true ? "" : value);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return el;
+}
+
+function fmtDuration(seconds) {
+  if (seconds === null || seconds === undefined) return "–";
+  if (seconds < 0.001) return `${Math.round(seconds * 1e6)} µs`;
+  if (seconds < 1) return `${Math.round(seconds * 1000)} ms`;
+  if (seconds < 120) return `${seconds.toFixed(seconds < 10 ? 2 : 1)} s`;
+  if (seconds < 7200) return `${(seconds / 60).toFixed(1)} min`;
+  return `${(seconds / 3600).toFixed(1)} h`;
+}
+function fmtPct(x) {
+  if (x === null || x === undefined) return "–";
+  const pct = x * 100;
+  return `${Math.abs(pct - Math.round(pct)) < 0.05 ? Math.round(pct) : pct.toFixed(1)}%`;
+}
+const fmtNum = (n) => Number(n).toLocaleString("en-US");
+function fmtTime(epoch) {
+  if (!epoch) return "–";
+  const d = new Date(epoch * 1000);
+  return d.toLocaleString("en-GB", { month: "short", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit" });
+}
+const fmtClock = (epoch) => new Date(epoch * 1000).toLocaleTimeString("en-GB");
+const statusBadge = (status) => h("span", { class: `status ${status}`, "data-testid": "status" }, status);
+
+function toast(message, error) {
+  const el = h("div", { class: `toast${error ? " error" : ""}`, "data-testid": "toast" }, message);
+  document.getElementById("toasts").append(el);
+  setTimeout(() => el.remove(), error ? 8000 : 4000);
+}
+
+// -- API ---------------------------------------------------------------------
+
+function headers(extra) {
+  const found = { ...(extra || {}) };
+  if (state.token) found.Authorization = `Bearer ${state.token}`;
+  return found;
+}
+
+async function api(path, options) {
+  const response = await fetch(path, { ...(options || {}), headers: headers(options && options.headers) });
+  let body = null;
+  try { body = await response.json(); } catch (_) { body = null; }
+  if (response.status === 401 || (response.status === 403 && body && /disabled|token/.test(body.error || ""))) {
+    if (await askToken()) return api(path, options);
+  }
+  if (!response.ok) throw new Error((body && body.error) || `${response.status} ${response.statusText}`);
+  return body;
+}
+
+async function post(path, body) {
+  return api(path, { method: "POST", body: JSON.stringify(body || {}), headers: { "Content-Type": "application/json" } });
+}
+
+function askToken() {
+  const dialog = document.getElementById("token-dialog");
+  const input = document.getElementById("token-input");
+  input.value = "";
+  return new Promise((resolve) => {
+    dialog.onclose = () => {
+      if (dialog.returnValue === "ok" && input.value) {
+        state.token = input.value.trim();
+        sessionStorage.setItem("legato-token", state.token);
+        resolve(true);
+      } else resolve(false);
+    };
+    dialog.showModal();
+  });
+}
+
+// -- charts ------------------------------------------------------------------
+
+function colorOf(workflows, name) {
+  return WORKFLOW_COLORS[Math.max(0, workflows.indexOf(name)) % WORKFLOW_COLORS.length];
+}
+
+function legend(workflows) {
+  return h("div", { class: "legend" }, workflows.map((w) => h("span", {}, h("i", { style: `background:${colorOf(workflows, w)}` }), w)));
+}
+
+// Stacked columns: one column per time bucket, one stack per workflow.
+function throughputChart(overview, workflows) {
+  const { since, until, bucket } = overview.range;
+  const first = Math.floor(since / bucket) * bucket;
+  const slots = [];
+  for (let t = first; t <= until; t += bucket) slots.push(t);
+  const byKey = new Map(overview.throughput.map((b) => [`${b.workflow}|${b.bucket}`, b]));
+  const totals = slots.map((t) => workflows.reduce((sum, w) => sum + ((byKey.get(`${w}|${t}`) || {}).finished || 0), 0));
+  const max = Math.max(1, ...totals);
+  const W = 640, H = 200, left = 36, bottom = 22, top = 8;
+  const width = (W - left - 4) / slots.length;
+  const svg = h("svg", { viewBox: `0 0 ${W} ${H}`, "data-testid": "chart-throughput", role: "img" });
+  for (const frac of [0, 0.5, 1]) {
+    const y = top + (H - top - bottom) * (1 - frac);
+    svg.append(h("line", { class: "gridline", x1: left, x2: W, y1: y, y2: y }));
+    svg.append(h("text", { class: "axis", x: left - 4, y: y + 3, "text-anchor": "end" }, fmtNum(Math.round(max * frac))));
+  }
+  slots.forEach((t, i) => {
+    let y = H - bottom;
+    for (const w of workflows) {
+      const b = byKey.get(`${w}|${t}`);
+      if (!b || !b.finished) continue;
+      const height = ((H - top - bottom) * b.finished) / max;
+      y -= height;
+      svg.append(h("rect", {
+        class: "bar", x: left + i * width + 1, y, width: Math.max(1, width - 2), height,
+        fill: colorOf(workflows, w), "data-workflow": w, "data-count": b.finished,
+      }, h("title", {}, `${w}: ${b.finished} finished (${b.failed} failed) at ${fmtTime(t)}`)));
+    }
+  });
+  const step = Math.max(1, Math.ceil(slots.length / 8));
+  slots.forEach((t, i) => {
+    if (i % step) return;
+    const label = bucket >= 86400 ? new Date(t * 1000).toLocaleDateString("en-GB", { day: "2-digit", month: "short" })
+      : new Date(t * 1000).toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit" });
+    svg.append(h("text", { class: "axis", x: left + i * width + width / 2, y: H - 6, "text-anchor": "middle" }, label));
+  });
+  return svg;
+}
+
+// Horizontal bars, one per workflow.
+function barChart(testid, rows, workflows, format, maxValue) {
+  const usable = rows.filter((r) => r.value !== null && r.value !== undefined);
+  if (!usable.length) return h("div", { class: "empty", "data-testid": testid }, "no finished runs in this range");
+  const max = maxValue || Math.max(...usable.map((r) => r.value), 1e-9);
+  const W = 420, row = 26, H = usable.length * row + 6, left = 90, right = 70;
+  const svg = h("svg", { viewBox: `0 0 ${W} ${H}`, "data-testid": testid, role: "img" });
+  usable.forEach((r, i) => {
+    const y = 4 + i * row;
+    const width = Math.max(2, ((W - left - right) * r.value) / max);
+    svg.append(h("text", { class: "axis", x: left - 6, y: y + 15, "text-anchor": "end" }, r.label));
+    svg.append(h("rect", { class: "bar", x: left, y: y + 3, width, height: row - 9, rx: 3, fill: colorOf(workflows, r.label), "data-value": r.value }));
+    svg.append(h("text", { class: "axis value", x: left + width + 6, y: y + 15 }, format(r.value)));
+  });
+  return svg;
+}
+
+// -- views: overview ----------------------------------------------------------
+
+async function overviewView(root) {
+  const data = await api(`/api/overview?range=${state.range}`);
+  const workflows = data.workflows.map((w) => w.workflow);
+  const tiles = h("div", { class: "tiles", "data-testid": "tiles" },
+    [...ACTIVE, ...FINAL].map((s) => h("div", { class: `tile ${s}`, "data-testid": `tile-${s}` },
+      h("div", { class: "value" }, fmtNum(data.statuses[s] || 0)),
+      h("div", { class: "label" }, ACTIVE.includes(s) ? `${s} now` : `${s}`))));
+  const bucketName = data.range.bucket >= 86400 ? "day" : data.range.bucket >= 3600 ? "hour" : `${data.range.bucket / 60} minutes`;
+  const business = h("div", { class: "grid two" },
+    h("div", { class: "panel chart" }, h("h2", {}, `Runs completed per ${bucketName}`), throughputChart(data, workflows), legend(workflows)),
+    h("div", { class: "grid" },
+      h("div", { class: "panel chart" }, h("h2", {}, "Average completion time"),
+        barChart("chart-completion", data.workflows.map((w) => ({ label: w.workflow, value: w.avg_completion })), workflows, fmtDuration)),
+      h("div", { class: "panel chart" }, h("h2", {}, "Failure rate by workflow"),
+        barChart("chart-failure", data.workflows.map((w) => ({ label: w.workflow, value: w.failure_rate })), workflows, fmtPct, 1)),
+      h("div", { class: "panel chart" }, h("h2", {}, "SLA compliance"),
+        barChart("chart-sla", data.workflows.map((w) => ({ label: w.workflow, value: w.sla_compliance })), workflows, fmtPct, 1))));
+
+  const steps = h("table", { "data-testid": "steps-table" },
+    h("thead", {}, h("tr", {}, ["workflow", "step", "attempts", "success", "", "p50", "p95", "p99"].map((c, i) => h("th", { class: i >= 2 && i !== 4 ? "num" : "" }, c)))),
+    h("tbody", {}, data.steps.map((s) => h("tr", { "data-testid": "step-row", "data-step": `${s.workflow}.${s.state}${s.kind === "compensation" ? " (undo)" : ""}` },
+      h("td", {}, s.workflow), h("td", {}, s.kind === "compensation" ? `${s.state} (compensation)` : s.state),
+      h("td", { class: "num" }, fmtNum(s.attempts)), h("td", { class: "num", "data-testid": "success-rate" }, fmtPct(s.success_rate)),
+      h("td", { class: "bar-cell" }, h("div", { class: "minibar" }, h("span", { style: `width:${(s.success_rate || 0) * 100}%` }))),
+      h("td", { class: "num" }, fmtDuration(s.p50)), h("td", { class: "num" }, fmtDuration(s.p95)), h("td", { class: "num" }, fmtDuration(s.p99))))));
+  const errors = data.errors.length ? h("table", { "data-testid": "errors-table" },
+    h("thead", {}, h("tr", {}, ["error", "where", "count", "last seen", "sample"].map((c) => h("th", { class: c === "count" ? "num" : "" }, c)))),
+    h("tbody", {}, data.errors.map((e) => h("tr", { "data-testid": "error-row" },
+      h("td", { class: "mono" }, e.error_type), h("td", {}, `${e.workflow}.${e.state}`), h("td", { class: "num" }, fmtNum(e.count)),
+      h("td", {}, fmtTime(e.last_seen)),
+      h("td", {}, h("a", { href: `#/runs/${e.sample_run}` }, e.sample_message || e.sample_run))))))
+    : h("div", { class: "empty", "data-testid": "errors-table" }, "no failed attempts in this range");
+
+  root.replaceChildren(
+    h("h1", {}, "Overview"), tiles,
+    h("div", { class: "section" }, "Business"), business,
+    h("div", { class: "section" }, "Execution"),
+    h("div", { class: "grid two" },
+      h("div", { class: "panel" }, h("h2", {}, "Steps: success rate and latency"), h("p", { class: "muted" }, "over the latest 20,000 attempts in the range"), data.steps.length ? steps : h("div", { class: "empty" }, "no step ran in this range")),
+      h("div", { class: "panel" }, h("h2", {}, "Error patterns"), errors,
+        h("p", {}, h("a", { href: "#/dead-letters", "data-testid": "open-dead-letters" }, `${fmtNum(data.dead_letters.open)} open dead letters`)))));
+}
+
+// -- views: runs list ---------------------------------------------------------
+
+async function runsView(root, params) {
+  const query = new URLSearchParams();
+  if (params.status) query.set("status", params.status);
+  if (params.workflow) query.set("workflow", params.workflow);
+  const data = await api(`/api/runs?${query}`);
+  const setFilter = (key, value) => {
+    const next = { ...params, [key]: value || undefined };
+    location.hash = "#/runs" + toQuery(next);
+  };
+  const status = h("select", { "data-testid": "filter-status", onchange: (e) => setFilter("status", e.target.value) },
+    h("option", { value: "" }, "any status"), [...ACTIVE, "pending", ...FINAL].map((s) => h("option", { value: s, selected: params.status === s }, s)));
+  const workflow = h("select", { "data-testid": "filter-workflow", onchange: (e) => setFilter("workflow", e.target.value) },
+    h("option", { value: "" }, "any workflow"), data.workflows.map((w) => h("option", { value: w, selected: params.workflow === w }, w)));
+  const find = h("input", { type: "text", placeholder: "go to run id…", "data-testid": "find-run",
+    onkeydown: (e) => { if (e.key === "Enter" && e.target.value.trim()) location.hash = `#/runs/${e.target.value.trim()}`; } });
+  const body = h("tbody", {});
+  const addRows = (runs) => runs.forEach((r) => body.append(h("tr", { class: "clickable", "data-testid": "run-row", "data-run": r.id, onclick: () => { location.hash = `#/runs/${r.id}`; } },
+    h("td", { class: "mono" }, h("a", { href: `#/runs/${r.id}` }, r.id.slice(0, 8))), h("td", {}, `${r.workflow} v${r.workflow_version}`),
+    h("td", {}, statusBadge(r.status)), h("td", {}, r.current_states.join(", ") || "–"),
+    h("td", {}, fmtTime(r.created_at)), h("td", { class: "num" }, fmtDuration(r.duration)),
+    h("td", {}, r.error ? `${r.error.type}: ${r.error.message}` : ""))));
+  addRows(data.runs);
+  let next = data.next;
+  const more = h("button", { "data-testid": "more", disabled: !next, onclick: async () => {
+    const page = await api(`/api/runs?${query}&before=${next}`);
+    addRows(page.runs); next = page.next; more.disabled = !next;
+  } }, "Load more");
+  root.replaceChildren(
+    h("h1", {}, "Runs"),
+    h("div", { class: "filters" }, status, workflow, find),
+    h("div", { class: "panel" }, data.runs.length ? h("table", { "data-testid": "runs-table" },
+      h("thead", {}, h("tr", {}, ["run", "workflow", "status", "at", "started", "took", "error"].map((c) => h("th", { class: c === "took" ? "num" : "" }, c)))), body)
+      : h("div", { class: "empty", "data-testid": "runs-table" }, "no runs match"), h("p", {}, more)));
+}
+
+function toQuery(params) {
+  const query = new URLSearchParams(Object.entries(params).filter(([, v]) => v));
+  const text = query.toString();
+  return text ? `?${text}` : "";
+}
+
+// -- views: one run -----------------------------------------------------------
+
+function drawGraph(graph) {
+  const svg = h("svg", { width: graph.width, height: graph.height, viewBox: `0 0 ${graph.width} ${graph.height}`, style: `max-width:100%;height:auto`, "data-testid": "run-graph" },
+    h("defs", {}, h("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" },
+      h("path", { d: "M 0 0 L 10 5 L 0 10 z", fill: "#adb5bd" }))));
+  for (const edge of graph.edges) {
+    const d = edge.points.map((p, i) => `${i ? "L" : "M"} ${p[0]} ${p[1]}`).join(" ");
+    svg.append(h("path", { class: `edge${edge.join ? " join" : ""}`, d, "marker-end": "url(#arrow)" }));
+    if (edge.label && !edge.join && !String(edge.label).startsWith("branch")) {
+      const [a, b] = [edge.points[0], edge.points[edge.points.length - 1]];
+      svg.append(h("text", { class: "edge-label", x: (a[0] + b[0]) / 2, y: (a[1] + b[1]) / 2 - 4, "text-anchor": "middle" }, edge.label));
+    }
+  }
+  for (const node of graph.nodes) {
+    const classes = ["node"];
+    if (graph.visited.includes(node.id)) classes.push("visited");
+    if (graph.current.includes(node.id)) classes.push("current");
+    if (graph.failed.includes(node.id)) classes.push("failed");
+    svg.append(h("g", { class: classes.join(" "), "data-state": node.id, transform: `translate(${node.x},${node.y})` },
+      h("rect", { width: node.w, height: node.h, rx: node.kind === "choice" ? 18 : 8 }),
+      h("text", { x: 10, y: 19 }, node.id.length > 18 ? node.id.slice(0, 17) + "…" : node.id),
+      h("text", { class: "kind", x: 10, y: 35 }, node.kind + (node.handler ? ` · ${node.handler.split(".").pop()}` : "")),
+      h("title", {}, `${node.id} (${node.kind})`)));
+  }
+  return svg;
+}
+
+const GOOD = ["step_succeeded", "run_finished", "compensation_succeeded", "joined", "state_reached"];
+const BAD = ["step_failed", "compensation_failed", "dead_lettered", "suspended", "rejected", "sla_missed"];
+const OPERATOR = ["operator_retry", "operator_skip", "operator_cancel", "signal_received", "run_resumed"];
+
+function describeEntry(e) {
+  const d = e.detail || {};
+  const parts = [];
+  if (d.error) parts.push(`${d.error.type}: ${d.error.message}`);
+  if (d.outcome) parts.push(`→ ${d.outcome}`);
+  if (d.duration !== undefined) parts.push(fmtDuration(d.duration));
+  if (d.delay !== undefined) parts.push(`retry in ${fmtDuration(d.delay)}`);
+  if (d.next) parts.push(`→ ${d.next} (${d.rule})`);
+  if (d.status) parts.push(d.status);
+  if (d.signal) parts.push(`signal ${d.signal}`);
+  if (d.reason && !d.error) parts.push(d.reason);
+  if (e.actor) parts.push(`by ${e.actor}`);
+  return parts.join(" · ");
+}
+
+async function runView(root, params) {
+  const data = await api(`/api/runs/${encodeURIComponent(params.id)}`);
+  const run = data.run;
+  const acts = data.actions;
+  const stuck = acts.stuck_states;
+  const stateSelect = stuck.length > 1 ? h("select", { "data-testid": "action-state" }, stuck.map((s) => h("option", { value: s }, s))) : null;
+  const chosenState = () => (stateSelect ? stateSelect.value : stuck[0] || null);
+  const act = async (action, body, confirmText) => {
+    if (confirmText && !confirm(confirmText)) return;
+    try {
+      const result = await post(`/api/runs/${run.id}/${action}`, body);
+      toast(`${action}: run is ${result.run.status}`);
+      refresh();
+    } catch (err) { toast(`${action} refused: ${err.message}`, true); }
+  };
+  const signalName = h("select", { "data-testid": "signal-name" }, acts.signal.map((s) => h("option", { value: s }, s)));
+  const signalData = h("input", { type: "text", placeholder: '{"approved_by": "me"}', "data-testid": "signal-data" });
+  const parsed = (input) => {
+    if (!input.value.trim()) return null;
+    try { return JSON.parse(input.value); } catch (err) { toast(`not valid JSON: ${err.message}`, true); throw err; }
+  };
+  const disabled = !data.can_act;
+  const actions = h("div", { class: "actions", "data-testid": "actions" },
+    h("button", { class: "primary", "data-testid": "action-retry", disabled: disabled || !acts.retry, onclick: () => act("retry", { state: chosenState() }) }, "Retry"),
+    h("button", { "data-testid": "action-skip", disabled: disabled || !acts.skip, onclick: () => act("skip", { state: chosenState() }) }, "Skip"),
+    stateSelect,
+    h("button", { class: "danger", "data-testid": "action-cancel", disabled: disabled || !acts.cancel, onclick: () => act("cancel", { compensate: true }, "Cancel this run (completed steps are compensated)?") }, "Cancel"),
+    acts.signal.length ? [signalName, signalData, h("button", { "data-testid": "action-signal", disabled, onclick: () => {
+      let body; try { body = parsed(signalData); } catch (_) { return; }
+      act("signal", { name: signalName.value, data: body });
+    } }, "Send signal")] : null,
+    disabled ? h("span", { class: "muted" }, "start the dashboard with --app to act on runs") : null);
+
+  const timeline = h("ol", { class: "timeline", "data-testid": "timeline" },
+    data.history.map((e) => h("li", { class: BAD.includes(e.kind) ? "bad" : GOOD.includes(e.kind) ? "good" : OPERATOR.includes(e.kind) ? "operator" : "", "data-kind": e.kind },
+      h("span", { class: "at", title: fmtTime(e.at) }, fmtClock(e.at)),
+      h("span", {}, h("span", { class: "kind" }, e.kind.replace(/_/g, " ")), e.state ? ` ${e.state}` : "", e.attempt ? ` #${e.attempt}` : "",
+        h("div", { class: "detail" }, describeEntry(e))))));
+  const letters = data.dead_letters.length ? h("div", { style: "margin-top:14px" }, h("h2", {}, "Dead letters of this run"), letterTable(data.dead_letters), h("div", { id: "inspect" })) : null;
+  root.replaceChildren(
+    h("div", { class: "run-head" }, h("h1", {}, `${run.workflow} v${run.workflow_version}`), h("span", { "data-testid": "run-status" }, statusBadge(run.status)),
+      h("span", { class: "mono muted", "data-testid": "run-id" }, run.id)),
+    h("div", { class: "panel" }, h("h2", {}, "Where the run is"),
+      data.graph ? h("div", { class: "graph" }, drawGraph(data.graph)) : h("div", { class: "empty" }, "start the dashboard with --app to see the workflow's graph"),
+      h("h2", { style: "margin-top:14px" }, "Actions"), actions),
+    h("div", { class: "grid two", style: "margin-top:16px" },
+      h("div", { class: "panel" }, h("h2", {}, "Run"),
+        h("dl", { class: "kv" },
+          h("dt", {}, "status"), h("dd", {}, run.status), h("dt", {}, "at"), h("dd", { "data-testid": "run-states" }, run.current_states.join(", ") || "–"),
+          h("dt", {}, "started"), h("dd", {}, fmtTime(run.created_at)), h("dt", {}, "finished"), h("dd", {}, fmtTime(run.finished_at)),
+          h("dt", {}, "took"), h("dd", {}, fmtDuration(run.duration)),
+          h("dt", {}, "SLA"), h("dd", {}, run.sla_met === null ? (run.deadline ? `due ${fmtTime(run.deadline)}` : "none") : run.sla_met ? "met" : "missed"),
+          h("dt", {}, "error"), h("dd", {}, run.error ? `${run.error.type}: ${run.error.message}` : "–"),
+          h("dt", {}, "trace id"), h("dd", { class: "trace" }, run.trace_id),
+          h("dt", {}, "version"), h("dd", {}, run.version)),
+        letters),
+      h("div", { class: "panel" }, h("h2", {}, "Data"), h("pre", { class: "json", "data-testid": "run-data" }, JSON.stringify(run.data, null, 2)))),
+    h("div", { class: "panel", style: "margin-top:16px" }, h("h2", {}, "History"), timeline));
+}
+
+// -- views: dead letters ------------------------------------------------------
+
+function letterTable(letters) {
+  return h("table", { "data-testid": "letters-table" },
+    h("thead", {}, h("tr", {}, ["id", "where", "reason", "error", "at", "status", ""].map((c) => h("th", {}, c)))),
+    h("tbody", {}, letters.map((d) => h("tr", { "data-testid": "letter-row", "data-letter": d.id },
+      h("td", { class: "mono" }, `#${d.id}`),
+      h("td", {}, d.run_id ? h("a", { href: `#/runs/${d.run_id}` }, `${d.workflow}.${d.state}`) : "message"),
+      h("td", {}, d.reason), h("td", { class: "mono" }, d.error ? d.error.type : ""), h("td", {}, fmtTime(d.created_at)),
+      h("td", {}, h("span", { class: `status ${d.status}` }, d.status)),
+      h("td", {}, h("div", { class: "actions" },
+        h("button", { "data-testid": `inspect-${d.id}`, onclick: () => inspect(d.id) }, "Inspect"),
+        h("button", { class: "primary", "data-testid": `replay-${d.id}`, disabled: d.status !== "open", onclick: () => replay(d.id) }, "Replay")))))));
+}
+
+async function inspect(id) {
+  const d = await api(`/api/dead-letters/${id}`);
+  const box = document.getElementById("inspect");
+  if (!box) return;
+  box.replaceChildren(h("div", { class: "panel inspect", "data-testid": "inspect" },
+    h("h2", {}, `Dead letter #${d.id}`),
+    h("dl", { class: "kv" }, h("dt", {}, "source"), h("dd", {}, d.source), h("dt", {}, "reason"), h("dd", {}, d.reason),
+      h("dt", {}, "attempts"), h("dd", {}, d.attempts), h("dt", {}, "status"), h("dd", {}, d.status + (d.resolved_by ? ` by ${d.resolved_by}` : ""))),
+    d.error ? h("pre", { class: "json" }, `${d.error.type}: ${d.error.message}\n\n${d.error.traceback || ""}`) : null,
+    d.message ? h("pre", { class: "json" }, JSON.stringify(d.message, null, 2)) : null));
+}
+
+async function replay(id) {
+  try {
+    const result = await post(`/api/dead-letters/${id}/replay`);
+    toast(result.run ? `replayed #${id}: run is ${result.run.status}` : `replayed #${id}: message published again`);
+    refresh();
+  } catch (err) { toast(`replay refused: ${err.message}`, true); }
+}
+
+async function deadLettersView(root, params) {
+  const status = params.status || "open";
+  const data = await api(`/api/dead-letters?status=${status}`);
+  const chooser = h("select", { "data-testid": "letters-status", onchange: (e) => { location.hash = `#/dead-letters?status=${e.target.value}`; } },
+    ["open", "replayed", "all"].map((s) => h("option", { value: s, selected: s === status }, s)));
+  const groups = data.groups.length ? h("table", { "data-testid": "groups-table" },
+    h("thead", {}, h("tr", {}, ["pattern", "count", "first seen", "last seen", "sample"].map((c) => h("th", { class: c === "count" ? "num" : "" }, c)))),
+    h("tbody", {}, data.groups.map((g) => h("tr", {}, h("td", { class: "mono" }, g.key), h("td", { class: "num" }, fmtNum(g.count)),
+      h("td", {}, fmtTime(g.first_seen)), h("td", {}, fmtTime(g.last_seen)), h("td", {}, g.sample_error)))))
+    : h("div", { class: "empty" }, "none");
+  root.replaceChildren(h("h1", {}, "Dead letters"), h("div", { class: "filters" }, chooser),
+    h("div", { class: "grid two" },
+      h("div", { class: "panel" }, h("h2", {}, "Failure patterns"), groups),
+      h("div", { id: "inspect" })),
+    h("div", { class: "panel", style: "margin-top:16px" }, h("h2", {}, "Letters"),
+      data.letters.length ? letterTable(data.letters) : h("div", { class: "empty", "data-testid": "letters-table" }, "no dead letters")));
+}
+
+// -- routing and live updates -------------------------------------------------
+
+function route() {
+  const [path, query] = location.hash.replace(/^#/, "").split("?");
+  const params = Object.fromEntries(new URLSearchParams(query || ""));
+  const parts = (path || "/").split("/").filter(Boolean);
+  if (parts[0] === "runs" && parts[1]) return { view: runView, nav: "runs", params: { ...params, id: decodeURIComponent(parts[1]) } };
+  if (parts[0] === "runs") return { view: runsView, nav: "runs", params };
+  if (parts[0] === "dead-letters") return { view: deadLettersView, nav: "dead-letters", params };
+  return { view: overviewView, nav: "overview", params };
+}
+
+let rendering = null;
+async function refresh() {
+  const { view, nav, params } = route();
+  for (const link of document.querySelectorAll("[data-nav]")) link.classList.toggle("active", link.dataset.nav === nav);
+  const root = document.getElementById("view");
+  const token = Symbol("render");
+  rendering = token;
+  try {
+    const scroll = window.scrollY;
+    const staging = h("div", {});
+    await view(staging, params);
+    if (rendering !== token) return;
+    root.replaceChildren(...staging.childNodes);
+    root.dataset.loaded = String(Date.now());
+    window.scrollTo(0, scroll);
+  } catch (err) {
+    if (rendering === token) root.replaceChildren(h("div", { class: "panel error", "data-testid": "error" }, err.message));
+  }
+}
+
+function scheduleRefresh() {
+  clearTimeout(state.refreshTimer);
+  state.refreshTimer = setTimeout(refresh, 250);
+}
+
+async function listen() {
+  const live = document.getElementById("live");
+  let delay = 1000;
+  for (;;) {
+    try {
+      const response = await fetch("/api/stream", { headers: headers() });
+      if (!response.ok || !response.body) throw new Error(String(response.status));
+      live.classList.add("on");
+      delay = 1000;
+      const reader = response.body.getReader();
+      const decoder = new TextDecoder();
+      let buffer = "";
+      let seen = null;
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += decoder.decode(value, { stream: true });
+        let cut;
+        while ((cut = buffer.indexOf("\n\n")) >= 0) {
+          const message = buffer.slice(0, cut);
+          buffer = buffer.slice(cut + 2);
+          const data = message.split("\n").find((line) => line.startsWith("data: "));
+          if (!data) continue;
+          const stamp = JSON.parse(data.slice(6));
+          document.getElementById("dl-count").textContent = stamp.open_dead_letters || "";
+          if (seen !== null) scheduleRefresh();
+          seen = stamp;
+        }
+      }
+    } catch (_) { /* reconnect below */ }
+    live.classList.remove("on");
+    await new Promise((resolve) => setTimeout(resolve, delay));
+    delay = Math.min(delay * 2, 15000);
+  }
+}
+
+function start() {
+  const hash = location.hash;
+  const match = hash.match(/^#token=([^&]+)/);
+  if (match) {
+    sessionStorage.setItem("legato-token", decodeURIComponent(match[1]));
+    history.replaceState(null, "", location.pathname + "#/");
+  }
+  state.token = sessionStorage.getItem("legato-token");
+  state.range = sessionStorage.getItem("legato-range") || "24h";
+  const range = document.getElementById("range");
+  range.value = state.range;
+  range.addEventListener("change", () => { state.range = range.value; sessionStorage.setItem("legato-range", state.range); refresh(); });
+  window.addEventListener("hashchange", refresh);
+  refresh();
+  listen();
+}
+
+start();

@@ -1,0 +1,238 @@
+"""The JSON the dashboard's page reads: runs, history, dead letters, graphs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from legato.machine.definition import Workflow
+from legato.machine.run import Phase, Run
+from legato.machine.states import Approval
+from legato.store.base import DeadLetterGroup, DeadLetterRecord, HistoryEntry
+from legato.store.insights import ErrorPattern, StatusCount, StepStats, Throughput
+from legato.telemetry.context import root_context
+
+_STUCK = (Phase.SUSPENDED, Phase.FAILED)
+
+
+def run_summary(run: Run) -> dict[str, Any]:
+    end = run.finished_at
+    return {
+        "id": run.id,
+        "workflow": run.workflow,
+        "workflow_version": run.workflow_version,
+        "status": run.status.value,
+        "current_states": list(run.current_states),
+        "version": run.version,
+        "priority": run.priority,
+        "created_at": run.created_at,
+        "updated_at": run.updated_at,
+        "finished_at": end,
+        "duration": (end - run.created_at) if end is not None else None,
+        "sla_met": run.sla_met,
+        "deadline": run.deadline,
+        "error": run.error.to_json() if run.error else None,
+    }
+
+
+def run_detail(run: Run) -> dict[str, Any]:
+    return {
+        **run_summary(run),
+        "input": run.input,
+        "data": dict(run.data),
+        "idempotency_key": run.idempotency_key,
+        "trace_id": f"{root_context(run).trace_id:032x}",
+        "tokens": [
+            {
+                "seq": t.seq,
+                "state": t.state,
+                "phase": t.phase.value,
+                "kind": t.kind.value,
+                "attempt": t.attempt,
+                "since": t.since,
+                "wake_at": t.wake_at,
+                "error": t.error.to_json() if t.error else None,
+            }
+            for t in run.tokens
+        ],
+    }
+
+
+def history_json(entry: HistoryEntry) -> dict[str, Any]:
+    return {
+        "version": entry.version,
+        "kind": entry.kind,
+        "at": entry.at,
+        "state": entry.state,
+        "attempt": entry.attempt,
+        "actor": entry.actor,
+        "detail": dict(entry.detail),
+    }
+
+
+def legal_actions(run: Run, workflow: Workflow | None) -> dict[str, Any]:
+    """What an operator may do now; the engine has the last word on every action."""
+    stuck = sorted({t.state for t in run.tokens if t.phase in _STUCK})
+    signals: list[str] = []
+    if workflow is not None:
+        for token in run.tokens:
+            if token.phase is Phase.AWAITING_SIGNAL:
+                state = workflow.state(token.state)
+                if isinstance(state, Approval) and state.signal not in signals:
+                    signals.append(state.signal)
+    resumable = run.status.value in ("suspended", "failed") and bool(stuck)
+    return {
+        "retry": resumable,
+        "skip": resumable,
+        "cancel": not run.finished,
+        "signal": signals,
+        "stuck_states": stuck,
+    }
+
+
+def graph_marks(run: Run, history: list[HistoryEntry]) -> dict[str, list[str]]:
+    """Which states to highlight: where the run is, where it has been, where it failed."""
+    visited: list[str] = []
+    for entry in history:
+        if (
+            entry.state
+            and entry.kind
+            in (
+                "step_succeeded",
+                "state_reached",
+                "choice_made",
+                "joined",
+                "wait_elapsed",
+                "signal_received",
+                "operator_skip",
+            )
+            and entry.state not in visited
+        ):
+            visited.append(entry.state)
+    current = [t.state for t in run.tokens if t.phase not in _STUCK]
+    failed = [t.state for t in run.tokens if t.phase in _STUCK]
+    if run.error is not None and not failed:
+        failed = [e.state for e in history if e.kind == "dead_lettered" and e.state][-1:]
+    return {"current": current, "visited": visited, "failed": failed}
+
+
+def dead_letter_json(letter: DeadLetterRecord) -> dict[str, Any]:
+    return {
+        "id": letter.id,
+        "source": letter.source,
+        "run_id": letter.run_id,
+        "workflow": letter.workflow,
+        "state": letter.state,
+        "attempt": letter.attempt,
+        "kind": letter.kind,
+        "reason": letter.reason,
+        "error": letter.error.to_json() if letter.error else None,
+        "attempts": letter.attempts,
+        "created_at": letter.created_at,
+        "status": letter.status,
+        "resolved_at": letter.resolved_at,
+        "resolved_by": letter.resolved_by,
+        "message": dict(letter.message) if letter.message else None,
+    }
+
+
+def group_json(group: DeadLetterGroup) -> dict[str, Any]:
+    return {
+        "key": group.key,
+        "count": group.count,
+        "first_seen": group.first_seen,
+        "last_seen": group.last_seen,
+        "sample_error": group.sample_error,
+        "sample_id": group.sample_id,
+    }
+
+
+def overview_json(
+    active: list[StatusCount],
+    buckets: list[Throughput],
+    steps: list[StepStats],
+    errors: list[ErrorPattern],
+) -> dict[str, Any]:
+    """Status tiles, business figures per workflow, step and error tables."""
+    statuses: dict[str, int] = {}
+    for count in active:
+        statuses[count.status] = statuses.get(count.status, 0) + count.count
+    workflows: dict[str, dict[str, Any]] = {}
+    for count in active:
+        _workflow(workflows, count.workflow)["active"] += count.count
+    for bucket in buckets:
+        for status in ("succeeded", "failed", "compensated", "cancelled"):
+            statuses[status] = statuses.get(status, 0) + getattr(bucket, status)
+        entry = _workflow(workflows, bucket.workflow)
+        entry["finished"] += bucket.finished
+        entry["succeeded"] += bucket.succeeded
+        entry["failed"] += bucket.failed + bucket.compensated
+        entry["cancelled"] += bucket.cancelled
+        entry["total_duration"] += bucket.total_duration
+        entry["sla_met"] += bucket.sla_met
+        entry["sla_missed"] += bucket.sla_missed
+    for entry in workflows.values():
+        finished = entry["finished"]
+        judged = entry["sla_met"] + entry["sla_missed"]
+        entry["failure_rate"] = entry["failed"] / finished if finished else None
+        entry["avg_completion"] = entry["total_duration"] / finished if finished else None
+        entry["sla_compliance"] = entry["sla_met"] / judged if judged else None
+    return {
+        "statuses": statuses,
+        "workflows": [workflows[name] for name in sorted(workflows)],
+        "throughput": [
+            {
+                "workflow": b.workflow,
+                "bucket": b.bucket,
+                "finished": b.finished,
+                "succeeded": b.succeeded,
+                "failed": b.failed + b.compensated,
+                "cancelled": b.cancelled,
+                "avg_completion": b.total_duration / b.finished if b.finished else None,
+            }
+            for b in buckets
+        ],
+        "steps": [
+            {
+                "workflow": s.workflow,
+                "state": s.state,
+                "kind": s.kind,
+                "attempts": s.attempts,
+                "succeeded": s.succeeded,
+                "failed": s.failed,
+                "success_rate": s.succeeded / s.attempts if s.attempts else None,
+                "p50": s.p50,
+                "p95": s.p95,
+                "p99": s.p99,
+            }
+            for s in steps
+        ],
+        "errors": [
+            {
+                "workflow": e.workflow,
+                "state": e.state,
+                "error_type": e.error_type,
+                "count": e.count,
+                "first_seen": e.first_seen,
+                "last_seen": e.last_seen,
+                "sample_message": e.sample_message,
+                "sample_run": e.sample_run,
+            }
+            for e in errors
+        ],
+    }
+
+
+def _workflow(found: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
+    if name not in found:
+        found[name] = {
+            "workflow": name,
+            "active": 0,
+            "finished": 0,
+            "succeeded": 0,
+            "failed": 0,
+            "cancelled": 0,
+            "total_duration": 0.0,
+            "sla_met": 0,
+            "sla_missed": 0,
+        }
+    return found[name]

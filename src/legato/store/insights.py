@@ -1,0 +1,134 @@
+"""The read side of the dashboard: aggregates over runs and their history.
+
+A port of its own, beside the :class:`~legato.store.base.Store`, so the
+engine's store stays about transitions. Every query reads indexed columns
+(migration 0003) over a time range, so it stays fast with millions of runs;
+``benchmarks/dashboard_queries.py`` measures them.
+
+Percentiles are nearest-rank (``percentile_disc``): the smallest duration
+that at least that fraction of attempts did not exceed. Both backends
+compute the same numbers (tests/contract/test_insights_contract.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from legato.machine.run import RunStatus
+from legato.store.base import Store
+
+ACTIVE_STATUSES = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.SUSPENDED, RunStatus.COMPENSATING)
+FINAL_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.COMPENSATED, RunStatus.CANCELLED)
+
+STEP_SAMPLE = 20_000
+"""Step statistics and error patterns read at most this many of the latest
+attempts (failures) in a range:
+a month of a busy system would otherwise mean millions of history rows for
+one page view. More than enough for p99; rates are over the same sample."""
+
+
+@dataclass(frozen=True)
+class StatusCount:
+    workflow: str
+    status: str
+    count: int
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """Runs of one workflow that finished within one time bucket."""
+
+    workflow: str
+    bucket: float
+    """Start of the bucket, seconds since the epoch."""
+    succeeded: int
+    failed: int
+    compensated: int
+    cancelled: int
+    total_duration: float
+    """Sum of start-to-finish times, for averages over any set of buckets."""
+    sla_met: int
+    sla_missed: int
+
+    @property
+    def finished(self) -> int:
+        return self.succeeded + self.failed + self.compensated + self.cancelled
+
+
+@dataclass(frozen=True)
+class StepStats:
+    workflow: str
+    state: str
+    kind: str
+    """``step`` or ``compensation``."""
+    attempts: int
+    succeeded: int
+    p50: float | None
+    p95: float | None
+    p99: float | None
+
+    @property
+    def failed(self) -> int:
+        return self.attempts - self.succeeded
+
+
+@dataclass(frozen=True)
+class ErrorPattern:
+    """Failed attempts sharing workflow, state and error type."""
+
+    workflow: str
+    state: str
+    error_type: str
+    count: int
+    first_seen: float
+    last_seen: float
+    sample_message: str
+    sample_run: str
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """Changes whenever anything the dashboard shows may have changed."""
+
+    history: int
+    dead_letters: int
+    open_dead_letters: int
+
+
+class Insights(Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def active_counts(self) -> list[StatusCount]:
+        """Runs not finished, by workflow and status: what is going on now."""
+
+    async def throughput(self, since: float, until: float, bucket: float) -> list[Throughput]:
+        """Runs finished in ``[since, until)``, by workflow and ``bucket``-second slot."""
+
+    async def step_stats(self, since: float, until: float, limit: int = STEP_SAMPLE) -> list[StepStats]:
+        """The latest ``limit`` attempts that ended in ``[since, until)``: success
+        and latency by step."""
+
+    async def error_patterns(self, since: float, until: float, limit: int = 20) -> list[ErrorPattern]:
+        """The latest failed attempts in ``[since, until)`` (at most ``STEP_SAMPLE``),
+        grouped; the most frequent first."""
+
+    async def stamp(self) -> Stamp: ...
+
+
+def insights_for(store: Store) -> Insights:
+    """The insights that read the same database as ``store``."""
+    from legato.store.sqlite import SqliteStore
+
+    if isinstance(store, SqliteStore):
+        from legato.store.insights_sqlite import SqliteInsights
+
+        return SqliteInsights(store.path)
+    from legato.store.insights_postgres import PostgresInsights
+    from legato.store.postgres import PostgresStore
+
+    if isinstance(store, PostgresStore):
+        return PostgresInsights(store)
+    raise TypeError(f"no insights for a {type(store).__name__}")

@@ -1,0 +1,211 @@
+"""Prometheus metrics of one process, served at ``/metrics``.
+
+Counters and histograms are fed by the two worker hooks: :class:`StepMetrics`
+(step middleware: attempts, durations, queue lag, in-flight steps) and
+:class:`MetricsObserver` (committed transitions: runs started and finished,
+retries, dead letters, SLA, operator actions; conflicts, rejections and
+rate-limit waits). Labels are bounded: workflow, state, status, outcome,
+priority, limit name -- never a run id.
+
+Every :class:`Metrics` has its own registry: no global state, and two workers
+in one process (tests) do not mix their numbers.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from legato.machine.commands import CancelTimer, Decision
+from legato.machine.definition import Priority
+from legato.machine.run import Run
+from legato.observe import Observer
+from legato.worker.execute import Outcome
+from legato.worker.middleware import Next, StepCall
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+STEP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+RUN_BUCKETS = (0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 86400, 7 * 86400)
+WAIT_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60)
+
+_OPERATOR_KINDS = {
+    "operator_retry": "retry",
+    "operator_skip": "skip",
+    "operator_cancel": "cancel",
+    "signal_received": "signal",
+}
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.runs_started = Counter("legato_runs_started", "Runs started.", ["workflow"], registry=r)
+        self.runs_finished = Counter(
+            "legato_runs_finished", "Runs that reached a final status.", ["workflow", "status"], registry=r
+        )
+        self.run_duration = Histogram(
+            "legato_run_duration_seconds",
+            "From a run's start to its final status.",
+            ["workflow", "status"],
+            buckets=RUN_BUCKETS,
+            registry=r,
+        )
+        self.step_attempts = Counter(
+            "legato_step_attempts",
+            "Step and compensation attempts run by this process, by outcome.",
+            ["workflow", "state", "kind", "outcome"],
+            registry=r,
+        )
+        self.step_duration = Histogram(
+            "legato_step_duration_seconds",
+            "How long a step attempt's handler ran.",
+            ["workflow", "state", "kind"],
+            buckets=STEP_BUCKETS,
+            registry=r,
+        )
+        self.queue_lag = Histogram(
+            "legato_step_queue_lag_seconds",
+            "From a step's dispatch to its handler starting (queueing and scheduling).",
+            ["workflow", "priority"],
+            buckets=LAG_BUCKETS,
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "legato_steps_in_flight", "Step attempts running in this process now.", ["workflow"], registry=r
+        )
+        self.retries = Counter(
+            "legato_step_retries",
+            "Failed attempts that were scheduled for a retry.",
+            ["workflow", "state"],
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            "legato_dead_letters",
+            "Dead letters: steps whose retries ran out (source=step), messages that could not be processed (source=message).",
+            ["workflow", "source"],
+            registry=r,
+        )
+        self.rate_limit_wait = Histogram(
+            "legato_rate_limit_wait_seconds",
+            "Time steps waited for a rate-limit token.",
+            ["limit"],
+            buckets=WAIT_BUCKETS,
+            registry=r,
+        )
+        self.conflicts = Counter(
+            "legato_conflicts", "Optimistic-lock conflicts (the run moved on; decided again).", registry=r
+        )
+        self.rejections = Counter(
+            "legato_rejections",
+            "Events refused by a run (stale tasks, illegal actions).",
+            ["event"],
+            registry=r,
+        )
+        self.sla = Counter(
+            "legato_sla", "Runs whose SLA was decided, met or missed.", ["workflow", "outcome"], registry=r
+        )
+        self.operator_actions = Counter(
+            "legato_operator_actions",
+            "Operator actions and signals applied.",
+            ["workflow", "action"],
+            registry=r,
+        )
+        self.queue_depth = Gauge("legato_queue_depth", "Messages ready in each queue.", ["queue"], registry=r)
+
+    def observer(self) -> MetricsObserver:
+        return MetricsObserver(self)
+
+    def middleware(self) -> StepMetrics:
+        return StepMetrics(self)
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every metric."""
+        return generate_latest(self.registry)
+
+
+class StepMetrics:
+    """Middleware: attempts, durations, queue lag and in-flight steps."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    async def __call__(self, call: StepCall, call_next: Next) -> Outcome:
+        m = self.metrics
+        ctx = call.ctx
+        in_flight = m.in_flight.labels(ctx.workflow)
+        in_flight.inc()
+        try:
+            outcome = await call_next(call)
+        finally:
+            in_flight.dec()
+        kind = ctx.kind.value
+        m.step_attempts.labels(ctx.workflow, ctx.state, kind, "succeeded" if outcome.ok else "failed").inc()
+        m.step_duration.labels(ctx.workflow, ctx.state, kind).observe(
+            max(0.0, outcome.finished_at - outcome.started_at)
+        )
+        token = call.run.token(ctx.seq)
+        if token is not None:
+            m.queue_lag.labels(ctx.workflow, _priority(ctx.priority)).observe(
+                max(0.0, outcome.started_at - token.since)
+            )
+        return outcome
+
+
+def _priority(level: int) -> str:
+    try:
+        return Priority(level).name.lower()
+    except ValueError:
+        return str(level)
+
+
+class MetricsObserver(Observer):
+    """Observer: what committed transitions say about runs."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def applied(self, decision: Decision, created: bool) -> None:
+        m = self.metrics
+        run = decision.run
+        workflow = run.workflow
+        if created:
+            m.runs_started.labels(workflow).inc()
+        for record in decision.history:
+            kind = record.kind
+            if kind == "retry_scheduled":
+                m.retries.labels(workflow, record.state or "").inc()
+            elif kind == "dead_lettered":
+                m.dead_letters.labels(workflow, "step").inc()
+            elif kind == "sla_missed":
+                m.sla.labels(workflow, "missed").inc()
+            elif kind in _OPERATOR_KINDS:
+                m.operator_actions.labels(workflow, _OPERATOR_KINDS[kind]).inc()
+            elif kind == "run_finished":
+                self._finished(run, decision)
+
+    def _finished(self, run: Run, decision: Decision) -> None:
+        m = self.metrics
+        status = run.status.value
+        m.runs_finished.labels(run.workflow, status).inc()
+        end = run.finished_at if run.finished_at is not None else run.updated_at
+        m.run_duration.labels(run.workflow, status).observe(max(0.0, end - run.created_at))
+        # The SLA is decided by this transition only when it cancels the deadline
+        # timer; a deadline that fired earlier was counted as missed then.
+        decided_now = any(isinstance(c, CancelTimer) and c.key == "deadline" for c in decision.commands)
+        if decided_now and run.sla_met is not None:
+            m.sla.labels(run.workflow, "met" if run.sla_met else "missed").inc()
+
+    def rejected(self, run: Run, event: str, reason: str) -> None:
+        self.metrics.rejections.labels(event).inc()
+
+    def conflict(self, run_id: str) -> None:
+        self.metrics.conflicts.inc()
+
+    def poisoned(self, queue: str, reason: str) -> None:
+        self.metrics.dead_letters.labels("", "message").inc()
+
+    def rate_limit_waited(self, limit: str, seconds: float) -> None:
+        self.metrics.rate_limit_wait.labels(limit).observe(seconds)

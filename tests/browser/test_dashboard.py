@@ -1,0 +1,290 @@
+"""The dashboard end to end in headless Chromium, as a person sees it.
+
+A real worker and the dashboard run in the test's process on Postgres and
+RabbitMQ; Debian's Chromium loads the pages. The tests read what is on the
+screen (numbers, bars drawn, the highlighted state), click the buttons an
+operator clicks, and save screenshots under artifacts/.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import aiohttp
+import anyio
+import orjson
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from legato import RunStatus
+from legato.broker.rabbitmq import RabbitMQBroker
+from legato.client import Client
+from legato.config import HttpSettings
+from legato.http.dashboard.serve import serve_dashboard
+from legato.http.dashboard.service import Dashboard
+from legato.machine.run import Run
+from legato.store.insights import insights_for
+from legato.store.postgres import PostgresStore
+from tests.apps import board
+from tests.conftest import ROOT
+from tests.integration.harness import all_runs, eventually, running
+
+CHROMIUM = os.environ.get("LEGATO_TEST_CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = ROOT / "artifacts"
+TOKEN = "browser-test-token"
+
+
+@dataclass
+class Site:
+    url: str
+    store: PostgresStore
+    broker: RabbitMQBroker
+    client: Client
+
+
+@pytest.fixture
+def chromium() -> str:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)")
+    return CHROMIUM
+
+
+@pytest.fixture
+async def browser(chromium: str) -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        found = await playwright.chromium.launch(
+            executable_path=chromium,
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+            ],
+        )
+        yield found
+        await found.close()
+
+
+@contextlib.asynccontextmanager
+async def serving(pg_store: PostgresStore, rabbit: RabbitMQBroker) -> AsyncIterator[Site]:
+    """A worker and the dashboard. Not a fixture: its task groups must be
+    entered and left in the test's own task."""
+    board.Payments.up = True
+    insights = insights_for(pg_store)
+    await insights.open()
+    dashboard = Dashboard(pg_store, insights, board.app, rabbit, cache_seconds=0)
+    try:
+        async with running(board.app, pg_store, rabbit), anyio.create_task_group() as group:
+            settings = HttpSettings(port=0, token=TOKEN)
+            _, port = await group.start(partial(serve_dashboard, dashboard, settings, interval=0.2))
+            yield Site(
+                f"http://127.0.0.1:{port}",
+                pg_store,
+                rabbit,
+                Client(pg_store, rabbit, board.app, actor="test"),
+            )
+            group.cancel_scope.cancel()
+    finally:
+        await insights.close()
+        board.Payments.up = True
+
+
+async def open_page(browser: Browser, url: str) -> Page:
+    page = await browser.new_page(viewport={"width": 1400, "height": 1000})
+    await page.goto(url)
+    return page
+
+
+async def screenshot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+async def place_orders(site: Site, count: int, prefix: str) -> None:
+    for i in range(count):
+        await site.broker.publish_event(
+            "order.placed", orjson.dumps({"qty": i + 1}), message_id=f"{prefix}-{i}"
+        )
+
+
+async def settled(site: Site, count: int) -> list[Run]:
+    async def check() -> list[Run] | None:
+        runs = await all_runs(site.store)
+        busy = [r for r in runs if r.status is RunStatus.RUNNING and r.current_states != ("approve",)]
+        return runs if len(runs) >= count and not busy else None
+
+    found: list[Run] = await eventually(check)
+    return found
+
+
+async def test_the_overview_shows_the_numbers_and_charts_and_updates_live(
+    browser: Browser, pg_store: PostgresStore, rabbit: RabbitMQBroker
+) -> None:
+    async with serving(pg_store, rabbit) as site:
+        await place_orders(site, 3, "ok")
+        await settled(site, 3)
+        board.Payments.up = False
+        await place_orders(site, 1, "down")
+        await site.broker.publish_event("refund.requested", b'{"qty": 2}', message_id="refund-1")
+        await settled(site, 5)
+
+        page = await open_page(browser, f"{site.url}/#token={TOKEN}")
+        await expect(page.get_by_test_id("tile-succeeded").locator(".value")).to_have_text("3")
+        await expect(page.get_by_test_id("tile-failed").locator(".value")).to_have_text("1")
+        await expect(page.get_by_test_id("tile-running").locator(".value")).to_have_text("1")
+        # The throughput chart draws a bar per workflow and hour; their counts add up.
+        bars = page.get_by_test_id("chart-throughput").locator("rect.bar")
+        await expect(bars.first).to_be_visible()
+        counts = [int(await bar.get_attribute("data-count") or 0) for bar in await bars.all()]
+        assert sum(counts) == 4
+        assert (await bars.first.bounding_box() or {"height": 0})["height"] > 10
+        failure = page.get_by_test_id("chart-failure")
+        await expect(failure).to_contain_text("order")
+        await expect(failure).to_contain_text("25%")
+        await expect(page.get_by_test_id("chart-sla")).to_contain_text("100%")
+        charge = page.locator('[data-testid=step-row][data-step="order.charge"]')
+        # Three charges succeeded; the fourth order's two attempts failed.
+        await expect(charge.get_by_test_id("success-rate")).to_have_text("60%")
+        await expect(page.get_by_test_id("errors-table")).to_contain_text("ConnectionError")
+        await expect(page.get_by_test_id("nav-dead-letters")).to_have_text("1")
+        await expect(page.get_by_test_id("live")).to_have_class("live on")
+        await screenshot(page, "dashboard-overview")
+
+        # New work shows up without a reload.
+        board.Payments.up = True
+        await place_orders(site, 2, "later")
+        await expect(page.get_by_test_id("tile-succeeded").locator(".value")).to_have_text(
+            "5", timeout=20_000
+        )
+
+
+async def test_a_run_page_shows_where_the_run_is_and_a_signal_moves_it(
+    browser: Browser, pg_store: PostgresStore, rabbit: RabbitMQBroker
+) -> None:
+    async with serving(pg_store, rabbit) as site:
+        await site.broker.publish_event("refund.requested", b'{"qty": 1}', message_id="refund-1")
+        [run] = await eventually(lambda: _waiting_for_approval(site))
+
+        page = await open_page(browser, f"{site.url}/#token={TOKEN}")
+        await page.goto(f"{site.url}/#/runs/{run.id}")
+        graph = page.get_by_test_id("run-graph")
+        await expect(graph.locator('[data-state="approve"]')).to_have_class("node current")
+        await expect(graph.locator('[data-state="check"]')).to_have_class("node visited")
+        await expect(page.get_by_test_id("run-status")).to_have_text("running")
+        await expect(page.get_by_test_id("action-retry")).to_be_disabled()
+        await expect(page.get_by_test_id("timeline")).to_contain_text("awaiting signal")
+        await screenshot(page, "dashboard-run-waiting")
+
+        await page.get_by_test_id("signal-data").fill('{"approved_by": "dora"}')
+        await page.get_by_test_id("action-signal").click()
+        await expect(page.get_by_test_id("run-status")).to_have_text("succeeded", timeout=20_000)
+        await expect(graph.locator('[data-state="done"]')).to_have_class("node visited")
+        await expect(page.get_by_test_id("run-data")).to_contain_text('"approved_by": "dora"')
+        await expect(page.get_by_test_id("timeline")).to_contain_text("by dashboard")
+        done = await site.client.get(run.id)
+        assert done.status is RunStatus.SUCCEEDED
+        history = await site.store.history(run.id)
+        assert [e.actor for e in history if e.kind == "signal_received"] == ["dashboard"]
+
+
+async def _waiting_for_approval(site: Site) -> list[Run] | None:
+    runs = await all_runs(site.store, "refund")
+    return [r for r in runs if r.current_states == ("approve",)] or None
+
+
+async def test_a_dead_letter_is_inspected_and_replayed(
+    browser: Browser, pg_store: PostgresStore, rabbit: RabbitMQBroker
+) -> None:
+    async with serving(pg_store, rabbit) as site:
+        board.Payments.up = False
+        await place_orders(site, 1, "down")
+        [failed] = await eventually(lambda: _failed(site))
+        [letter] = await site.store.list_dead_letters()
+        board.Payments.up = True
+
+        page = await open_page(browser, f"{site.url}/#token={TOKEN}")
+        await page.goto(f"{site.url}/#/dead-letters")
+        row = page.locator(f'[data-testid=letter-row][data-letter="{letter.id}"]')
+        await expect(row).to_contain_text("order.charge")
+        await expect(row).to_contain_text("open")
+        await expect(page.get_by_test_id("groups-table")).to_contain_text("ConnectionError")
+        await page.get_by_test_id(f"inspect-{letter.id}").click()
+        await expect(page.get_by_test_id("inspect")).to_contain_text("payment gateway timed out")
+        await expect(page.get_by_test_id("inspect")).to_contain_text("Traceback")
+        await screenshot(page, "dashboard-dead-letters")
+
+        await page.get_by_test_id(f"replay-{letter.id}").click()
+        await expect(page.get_by_test_id("toast").first).to_contain_text(f"replayed #{letter.id}")
+        # The run resumes and succeeds; the page shows the letter replayed, live.
+        done = await site.client.wait(failed.id, timeout=20)
+        assert done.status is RunStatus.SUCCEEDED
+        await page.get_by_test_id("letters-status").select_option("all")
+        await expect(row).to_contain_text("replayed", timeout=20_000)
+        await expect(page.get_by_test_id(f"replay-{letter.id}")).to_be_disabled()
+        await page.goto(f"{site.url}/#/runs/{failed.id}")
+        await expect(page.get_by_test_id("run-status")).to_have_text("succeeded")
+        await expect(page.get_by_test_id("run-graph").locator('[data-state="ship"]')).to_have_class(
+            "node visited"
+        )
+        await screenshot(page, "dashboard-run-replayed")
+        history = await site.store.history(failed.id)
+        assert any(e.kind == "operator_retry" and e.actor == "dashboard" for e in history)
+
+
+async def _failed(site: Site) -> list[Run] | None:
+    runs = await all_runs(site.store)
+    return [r for r in runs if r.status is RunStatus.FAILED] or None
+
+
+async def test_actions_need_the_token_and_illegal_ones_say_why(
+    browser: Browser, pg_store: PostgresStore, rabbit: RabbitMQBroker
+) -> None:
+    async with serving(pg_store, rabbit) as site:
+        await place_orders(site, 1, "ok")
+        [run] = await settled(site, 1)
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"{site.url}/api/runs/{run.id}/cancel") as response:
+                assert response.status == 401
+            async with session.post(
+                f"{site.url}/api/runs/{run.id}/cancel", headers={"Authorization": f"Bearer {TOKEN}"}
+            ) as response:
+                assert response.status == 409
+                assert "is succeeded; a finished run takes no cancel" in (await response.json())["error"]
+            async with session.post(
+                f"{site.url}/api/runs/{run.id}/launch", headers={"Authorization": f"Bearer {TOKEN}"}
+            ) as response:
+                assert response.status == 400
+
+        # In the browser: no token yet, so the first action asks for it.
+        page = await open_page(browser, f"{site.url}/#/runs/{run.id}")
+        await expect(page.get_by_test_id("run-status")).to_have_text("succeeded")
+        await page.evaluate(f"fetch('/api/runs/{run.id}/retry', {{method: 'POST'}}).then(r => r.status)")
+        retry = page.get_by_test_id("action-retry")
+        await expect(retry).to_be_disabled()
+        # A refused action is explained on screen.
+        await page.evaluate("document.querySelector('[data-testid=action-cancel]').disabled = false")
+        page.on("dialog", lambda dialog: dialog.accept())
+        await page.get_by_test_id("action-cancel").click()
+        await expect(page.locator("#token-dialog")).to_be_visible()
+        await page.get_by_test_id("token-input").fill(TOKEN)
+        await page.get_by_test_id("token-save").click()
+        await expect(page.get_by_test_id("toast").first).to_contain_text("cancel refused")
+        await expect(page.get_by_test_id("toast").first).to_contain_text("a finished run takes no cancel")
+
+        # The runs list filters by status.
+        board.Payments.up = False
+        await place_orders(site, 1, "down")
+        await eventually(lambda: _failed(site))
+        await page.goto(f"{site.url}/#/runs")
+        await expect(page.get_by_test_id("run-row")).to_have_count(2)
+        await page.get_by_test_id("filter-status").select_option("failed")
+        await expect(page.get_by_test_id("run-row")).to_have_count(1)
+        await expect(page.get_by_test_id("run-row").get_by_test_id("status")).to_have_text("failed")
+        await screenshot(page, "dashboard-runs")

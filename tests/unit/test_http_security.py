@@ -1,0 +1,109 @@
+"""Who may call the HTTP servers: loopback, tokens, actions."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from legato.config import HttpSettings
+from legato.errors import ConfigurationError
+from legato.http.security import check_binding, guard, is_loopback
+
+Server = Callable[[HttpSettings], AsyncIterator[str]]
+
+
+async def ok(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True})
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Callable[[HttpSettings], web.AppRunner]]:
+    runners: list[web.AppRunner] = []
+
+    def build(settings: HttpSettings) -> web.AppRunner:
+        app = web.Application(middlewares=[guard(settings, public={"/"})])
+        for path in ("/", "/api/runs", "/healthz", "/readyz"):
+            app.router.add_get(path, ok)
+        app.router.add_post("/api/runs/x/retry", ok)
+        runner = web.AppRunner(app)
+        runners.append(runner)
+        return runner
+
+    yield build
+    for runner in runners:
+        await runner.cleanup()
+
+
+async def start(runner: web.AppRunner) -> str:
+    # The guard judges by the settings; the test server itself listens on loopback only.
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return f"http://127.0.0.1:{runner.addresses[0][1]}"
+
+
+async def call(method: str, url: str, token: str | None = None, host: str | None = None) -> int:
+    headers = {}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    if host is not None:
+        headers["Host"] = host
+    async with aiohttp.ClientSession() as session, session.request(method, url, headers=headers) as response:
+        return response.status
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("::1", True),
+        ("localhost", True),
+        ("[::1]", True),
+        ("0.0.0.0", False),
+        ("10.1.2.3", False),
+        ("example.org", False),
+    ],
+)
+def test_loopback_addresses(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback
+
+
+def test_binding_beyond_loopback_needs_a_token() -> None:
+    with pytest.raises(ConfigurationError, match="LEGATO_HTTP_TOKEN"):
+        check_binding(HttpSettings(host="0.0.0.0"))
+    check_binding(HttpSettings(host="0.0.0.0", token="s3cret"))
+    check_binding(HttpSettings(host="127.0.0.1"))
+
+
+async def test_on_loopback_reads_are_open_and_actions_need_the_token(
+    serve: Callable[[HttpSettings], web.AppRunner],
+) -> None:
+    base = await start(serve(HttpSettings(token="s3cret")))
+    assert await call("GET", f"{base}/api/runs") == 200
+    assert await call("POST", f"{base}/api/runs/x/retry") == 401
+    assert await call("POST", f"{base}/api/runs/x/retry", token="wrong") == 401
+    assert await call("POST", f"{base}/api/runs/x/retry", token="s3cret") == 200
+    # A page elsewhere that rebinds its name to 127.0.0.1 cannot read the API.
+    assert await call("GET", f"{base}/api/runs", host="evil.example:8080") == 403
+    assert await call("GET", f"{base}/api/runs", host="localhost:1234") == 200
+
+
+async def test_without_a_token_actions_are_off(serve: Callable[[HttpSettings], web.AppRunner]) -> None:
+    base = await start(serve(HttpSettings()))
+    assert await call("POST", f"{base}/api/runs/x/retry") == 403
+    assert await call("POST", f"{base}/api/runs/x/retry", token="anything") == 403
+
+
+async def test_beyond_loopback_every_call_needs_the_token_but_probes(
+    serve: Callable[[HttpSettings], web.AppRunner],
+) -> None:
+    base = await start(serve(HttpSettings(host="0.0.0.0", token="s3cret")))
+    assert await call("GET", f"{base}/api/runs") == 401
+    assert await call("GET", f"{base}/api/runs", token="s3cret") == 200
+    assert await call("GET", f"{base}/healthz") == 200
+    assert await call("GET", f"{base}/readyz") == 200
+    assert await call("GET", f"{base}/") == 200
+    assert await call("POST", f"{base}/api/runs/x/retry", token="s3cret") == 200
