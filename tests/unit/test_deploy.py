@@ -64,3 +64,19 @@ def test_the_image_runs_the_worker_and_stops_on_sigterm() -> None:
     assert 'ENTRYPOINT ["legato"]' in dockerfile
     assert "STOPSIGNAL SIGTERM" in dockerfile
     assert "USER legato" in dockerfile
+
+
+def test_container_commands_and_options_exist_in_the_cli() -> None:
+    import click
+
+    from legato.cli.main import cli
+
+    for doc in documents():
+        if doc["kind"] not in ("Deployment", "Job"):
+            continue
+        for container in doc["spec"]["template"]["spec"]["containers"]:
+            name, *rest = container["args"]
+            command = cli.commands[name]
+            options = {opt for param in command.params if isinstance(param, click.Option) for opt in param.opts}
+            given = {arg for arg in rest if arg.startswith("--")}
+            assert given <= options, (doc["metadata"]["name"], given - options)

@@ -27,20 +27,18 @@ TRACE_HEADERS = ("traceparent", "tracestate")
 def event_priority(headers: Mapping[str, Any], amqp_priority: int | None) -> Priority | None:
     """The priority an event asks for: the header wins, then the AMQP property.
 
-    AMQP priorities 0-9 map onto three levels: 0-3 low, 4-6 normal, 7+ high.
+    The AMQP priority property can only raise a run's priority: clients report
+    0 when a publisher set none, so 0 must mean "the workflow's default".
+    1-4 is normal, 5 and above high; lowering a run's priority takes the header.
     """
     raw = headers.get(PRIORITY_HEADER)
     if isinstance(raw, bytes):
         raw = raw.decode()
     if raw is not None:
         return Priority.parse(raw)
-    if amqp_priority is None:
+    if not amqp_priority:
         return None
-    if amqp_priority >= 7:
-        return Priority.HIGH
-    if amqp_priority >= 4:
-        return Priority.NORMAL
-    return Priority.LOW
+    return Priority.HIGH if amqp_priority >= 5 else Priority.NORMAL
 
 
 def event_key(delivery: Delivery) -> str:
