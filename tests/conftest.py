@@ -75,7 +75,7 @@ async def delete_namespace(name: str) -> None:
 
 @pytest.fixture
 async def pg_store(pg_schema: str) -> AsyncIterator[PostgresStore]:
-    store = PostgresStore(PG_DSN, pg_schema, min_size=1, max_size=4)
+    store = PostgresStore(PG_DSN, pg_schema, min_size=1, max_size=4, application_name="legato tests")
     await store.open()
     await store.migrate()
     yield store

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import anyio
 import orjson
@@ -168,3 +170,19 @@ async def test_migrate_and_graph(cli: Cli) -> None:
     graph = await cli("graph", "saga")
     assert graph.out.startswith("stateDiagram-v2")
     assert "s3 --> s4" in graph.out
+
+
+async def test_the_demo_runs_on_the_embedded_default(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEGATO_")}
+    done = await anyio.run_process(
+        [sys.executable, "-m", "legato", "--log-level", "warning", "demo", "--db", str(tmp_path / "demo.db")],
+        env=env,
+        check=False,
+    )
+    out = done.stdout.decode()
+    assert done.returncode == 0, done.stderr.decode()
+    assert "6 events published" in out
+    assert out.count("succeeded") >= 3
+    assert "compensated" in out
+    assert "the carrier does not deliver to 'nowhere'" in out
+    assert "not valid" in out  # the malformed event, dead-lettered (the table may wrap the reason)

@@ -77,6 +77,8 @@ def test_container_commands_and_options_exist_in_the_cli() -> None:
         for container in doc["spec"]["template"]["spec"]["containers"]:
             name, *rest = container["args"]
             command = cli.commands[name]
-            options = {opt for param in command.params if isinstance(param, click.Option) for opt in param.opts}
+            options = {
+                opt for param in command.params if isinstance(param, click.Option) for opt in param.opts
+            }
             given = {arg for arg in rest if arg.startswith("--")}
             assert given <= options, (doc["metadata"]["name"], given - options)

@@ -43,6 +43,7 @@ log = logging.getLogger("legato.broker")
 _BROKER_ERRORS = (
     aio_pika.exceptions.AMQPError,
     aiormq.exceptions.AMQPError,
+    aiormq.exceptions.ChannelInvalidStateError,  # a RuntimeError: a channel that died with its connection
     ConnectionError,
     OSError,
     asyncio.TimeoutError,

@@ -95,6 +95,14 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
         await conn.execute("ROLLBACK")
 
 
+_CONNECTION_LOST = (
+    OSError,
+    asyncpg.exceptions.PostgresConnectionError,  # class 08: the connection broke
+    asyncpg.exceptions.OperatorInterventionError,  # class 57: shutdown, restart, terminated backend
+    asyncpg.exceptions.InterfaceError,  # "connection is closed" on a pooled connection
+)
+"""Errors that mean "the database went away", not "the statement was wrong"."""
+
 _SENT_FLUSH_AT = 1000
 """Published outbox ids kept for the next statement before a flush of their own."""
 
@@ -118,6 +126,7 @@ class PostgresStore:
         schema: str = "legato",
         min_size: int = 2,
         max_size: int = 10,
+        application_name: str | None = None,
     ) -> None:
         self.dsn = dsn
         self.schema = schema
@@ -128,6 +137,8 @@ class PostgresStore:
         self._users = 0
         self._sent: list[int] = []
         self.timer_channel = f"{schema}_timers"
+        # Tagged with the schema so that operators (and tests) can tell processes apart.
+        self.application_name = (application_name or f"legato {schema}")[:63]
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -143,7 +154,7 @@ class PostgresStore:
                 max_size=self.max_size,
                 init=_init_connection,
                 reset=_keep_session,
-                server_settings={"search_path": self.schema, "application_name": "legato"},
+                server_settings={"search_path": self.schema, "application_name": self.application_name},
             )
         except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
             self._users -= 1
@@ -177,11 +188,7 @@ class PostgresStore:
         try:
             async with self.pool.acquire() as conn:
                 yield conn
-        except (
-            OSError,
-            asyncpg.exceptions.ConnectionDoesNotExistError,
-            asyncpg.exceptions.CannotConnectNowError,
-        ) as exc:
+        except _CONNECTION_LOST as exc:
             raise StoreError(f"lost the connection to Postgres: {exc}") from exc
 
     async def ping(self) -> None:

@@ -1,0 +1,73 @@
+"""Connections restarted under a live worker: it recovers by itself, loses nothing, doubles nothing."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import anyio
+import asyncpg
+
+from legato import RunStatus
+from legato.broker.rabbitmq import RabbitMQBroker
+from legato.store.postgres import PostgresStore
+from tests.conftest import PG_DSN, worker_env
+from tests.integration.harness import all_runs, eventually, spawn_worker, wait_finished
+from tests.integration.test_processes import APP, assert_each_transition_once, publish_orders
+
+
+async def close_rabbitmq_connections(namespace: str) -> int:
+    """Close the worker's AMQP connections the way a broker restart or a network cut would."""
+    listing = await anyio.run_process(["rabbitmqctl", "-q", "list_connections", "pid", "client_properties"])
+    pids = [
+        line.split("\t", 1)[0]
+        for line in listing.stdout.decode().splitlines()
+        if f'"connection_name","legato:{namespace}"' in line
+    ]
+    for pid in pids:
+        await anyio.run_process(
+            ["rabbitmqctl", "-q", "close_connection", pid, "test: connection restart"], check=False
+        )
+    return len(pids)
+
+
+async def terminate_postgres_backends(schema: str) -> int:
+    conn = await asyncpg.connect(PG_DSN)
+    try:
+        return len(
+            await conn.fetch(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+                f"legato {schema}"[:63],
+            )
+        )
+    finally:
+        await conn.close()
+
+
+async def test_a_worker_survives_its_broker_and_database_connections_being_cut(
+    pg_store: PostgresStore, rabbit: RabbitMQBroker, pg_schema: str, namespace: str, tmp_path: Path
+) -> None:
+    env = worker_env(
+        pg_schema, namespace, SHOP_STEP_SLEEP="0.05", LEGATO_RETRY_PAUSE="0.2", LEGATO_RELAY_GRACE="1"
+    )
+    log = tmp_path / "worker.log"
+    worker = spawn_worker(APP, env, "--concurrency", "16", log=log)
+    try:
+        await publish_orders(rabbit, 150)
+
+        async def progress(count: int) -> bool:
+            runs = await all_runs(pg_store)
+            return sum(r.status is RunStatus.SUCCEEDED for r in runs) >= count
+
+        await eventually(lambda: progress(20), timeout=60)
+        # The worker's own connections: the test's store uses another application name.
+        assert await close_rabbitmq_connections(namespace) >= 1
+        await eventually(lambda: progress(60), timeout=90)
+        assert await terminate_postgres_backends(pg_schema) >= 1
+        runs = await wait_finished(pg_store, 150, timeout=120)
+        assert worker.poll() is None, log.read_text()[-2000:]  # it recovered; it did not die
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        code = worker.wait(timeout=30)
+    assert code == 0, log.read_text()[-2000:]
+    await assert_each_transition_once(pg_store, runs)
