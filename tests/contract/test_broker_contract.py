@@ -127,3 +127,41 @@ async def test_dead_letters_carry_their_reason(broker: Broker) -> None:
     assert bodies[b"{broken"]["x-legato-reason"] == "body is not valid JSON"  # type: ignore[index]
     assert bodies[b"{broken"]["x-legato-routing-key"] == "order.placed"  # type: ignore[index]
     assert bodies[b'{"dead_letter": 1}']["x-legato-reason"] == "retries exhausted"  # type: ignore[index]
+
+
+async def test_parked_deliveries_stop_holding_back_the_queue_up_to_the_waiting_room(broker: Broker) -> None:
+    inbox = Inbox()
+    await broker.publish([task(f"m{i}".encode()) for i in range(12)])
+    async with anyio.create_task_group() as group:
+        group.start_soon(broker.consume, inbox, 2, 4)
+        await inbox.wait_for(2)
+        # Parking a delivery (it waits for a rate limit, say) lets more in.
+        while sum(d.parked for d in inbox.items) < 4:
+            waiting = next(d for d in inbox.items if not d.parked)
+            assert await waiting.park()
+            await inbox.wait_for(sum(d.parked for d in inbox.items) + 2)
+        # The waiting room is full: parking is refused, and the prefetch holds again.
+        held = [d for d in inbox.items if not d.parked]
+        assert not await held[0].park()
+        before = len(inbox.items)
+        with anyio.move_on_after(0.3):
+            await inbox.wait_for(before + 1)
+        assert len(inbox.items) == before
+        assert len(held) <= 2 + 4  # the prefetch, plus what renewing consumers may leave in hand
+        # A parked delivery is still unacknowledged: settling it frees a place.
+        parked = [d for d in inbox.items if d.parked]
+        await parked[0].ack()
+        assert await held[0].park()
+        await inbox.wait_for(before + 1)
+        # ... and one given back is delivered again, not lost.
+        await parked[1].requeue()
+        while len(inbox.items) < 13:  # twelve messages, one delivered twice
+            for delivery in inbox.items:
+                await delivery.ack()
+            await inbox.wait_for(len(inbox.items) + 1)
+        for delivery in inbox.items:
+            await delivery.ack()
+        await broker.stop_consuming()
+    assert sum(d.redelivered for d in inbox.items) == 1
+    assert sorted({d.body for d in inbox.items}) == sorted(f"m{i}".encode() for i in range(12))
+    assert (await broker.depths())[broker.topology.task_queue(Priority.NORMAL)] == 0

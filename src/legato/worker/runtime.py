@@ -24,6 +24,7 @@ from legato.broker.base import Broker, Delivery
 from legato.clock import Clock, SystemClock
 from legato.engine import Engine
 from legato.errors import BrokerError, StoreError
+from legato.flow.admission import Admission, AdmissionSettings
 from legato.observe import Observer
 from legato.store.base import Store
 from legato.worker.dispatch import Dispatcher
@@ -54,6 +55,11 @@ class WorkerSettings:
     """Age after which an unpublished outbox row counts as orphaned."""
     retry_pause: float = 1.0
     """Pause before giving a delivery back after a database or broker error."""
+    waiting_room: int = 256
+    """Deliveries per queue that may wait for a rate or concurrency limit
+    beyond the prefetch (docs/flow-control.md)."""
+    slot_poll_interval: float = 0.25
+    """How often a step waiting for a global concurrency slot looks again."""
 
 
 class Worker:
@@ -76,7 +82,21 @@ class Worker:
         self.engine = Engine(app, store, broker, self.clock, observer)
         self.dispatcher = Dispatcher(self.settings.concurrency)
         self.threads = anyio.CapacityLimiter(self.settings.concurrency)
-        self.steps = StepRunner(app, self.engine, broker, self.clock, self.threads, middleware)
+        self.admission = Admission(
+            app.limits,
+            store,
+            self.clock,
+            park=self.dispatcher.park,
+            wake=self.dispatcher.resubmit,
+            weight_of=self.dispatcher.weight_of,
+            observer=self.engine.observer,
+            settings=AdmissionSettings(
+                slot_poll_interval=self.settings.slot_poll_interval, retry_pause=self.settings.retry_pause
+            ),
+        )
+        self.steps = StepRunner(
+            app, self.engine, broker, self.clock, self.threads, middleware, self.admission
+        )
         self.triggers = TriggerHandler(app, self.engine, broker, self.clock)
         self.timers = TimerPoller(
             self.engine,
@@ -116,6 +136,7 @@ class Worker:
         async with anyio.create_task_group() as side:
             side.start_soon(self.timers.run, name="timers")
             side.start_soon(self.relay.run, name="outbox-relay")
+            await side.start(self.admission.run, name="admission")
             async with anyio.create_task_group() as steps:
                 steps.start_soon(self._consume, prefetch, name="consumer")
                 steps.start_soon(self.dispatcher.run, steps, self._handle, name="dispatcher")
@@ -135,7 +156,7 @@ class Worker:
     async def _consume(self, prefetch: int) -> None:
         self.consuming = True
         try:
-            await self.broker.consume(self.dispatcher.submit, prefetch)
+            await self.broker.consume(self.dispatcher.submit, prefetch, self.settings.waiting_room)
         finally:
             self.consuming = False
 
