@@ -3,14 +3,20 @@ nothing, do not block other keys, and their waiting time is recorded."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import anyio
 
 from legato import App, ConcurrencyLimit, Priority, RateLimit, RunStatus, StepContext, Task, Workflow
+from legato.broker.base import Topology
+from legato.broker.memory import MemoryBroker
 from legato.broker.rabbitmq import RabbitMQBroker
 from legato.client import Client
 from legato.observe import Observer
 from legato.store.postgres import PostgresStore
+from legato.store.sqlite import SqliteStore
 from legato.worker.runtime import WorkerSettings
+from tests.conftest import AMQP_URL, PG_DSN
 from tests.integration.flow import attempts, max_in_window, max_overlap
 from tests.integration.harness import all_runs, eventually, running, wait_finished
 
@@ -130,3 +136,87 @@ async def test_waiting_steps_are_admitted_high_priority_first(
 
 async def _some_done(store: PostgresStore, count: int) -> bool:
     return sum(r.status is RunStatus.SUCCEEDED for r in await all_runs(store)) >= count
+
+
+class CountingStore(PostgresStore):
+    """Counts the trips to the database for global tokens."""
+
+    reservations = 0
+
+    async def reserve_tokens(
+        self, bucket: str, count: int, rate: float, capacity: float, now: float
+    ) -> float:
+        self.reservations += 1
+        return await super().reserve_tokens(bucket, count, rate, capacity, now)
+
+
+async def test_a_global_rate_limit_leases_tokens_in_batches_not_one_trip_per_step(
+    pg_schema: str, rabbit: RabbitMQBroker
+) -> None:
+    store = CountingStore(PG_DSN, pg_schema, min_size=1, max_size=4)
+    await store.open()
+    try:
+        await store.migrate()
+        app = App(
+            [Workflow("paced", start="a", states={"a": Task(noop, rate_limit="api")})],
+            limits=[RateLimit("api", 40, burst=20)],  # batches of 8 tokens
+        )
+        client = Client(store, rabbit, app)
+        for _ in range(80):
+            await client.start("paced", {})
+        async with running(app, store, rabbit):
+            await wait_finished(store, 80)
+        starts = [a.started for a in await attempts(store)]
+    finally:
+        await store.close()
+    print(f"global 40/s: {store.reservations} trips to the database for {len(starts)} steps")
+    assert store.reservations <= 80 / 4
+    assert max_in_window(starts) <= 40 + 20
+
+
+async def test_a_global_slot_is_renewed_while_its_step_runs_longer_than_the_lease(
+    pg_store: PostgresStore, rabbit: RabbitMQBroker
+) -> None:
+    async def long(ctx: StepContext) -> None:
+        await anyio.sleep(2.0)
+
+    app = App(
+        [Workflow("long", start="a", states={"a": Task(long, concurrency_limit="one", concurrency_key="k")})],
+        limits=[ConcurrencyLimit("one", 1, lease=0.6)],
+    )
+    client = Client(pg_store, rabbit, app)
+    for _ in range(2):
+        await client.start("long", {"k": "same"})
+    # Two workers (two lease holders): without renewal the second would take
+    # the slot 0.6 s after the first, while the first is still running.
+    other = RabbitMQBroker(AMQP_URL, rabbit.topology)
+    async with running(app, pg_store, rabbit), running(app, pg_store, other):
+        await wait_finished(pg_store, 2)
+    intervals = [(a.started, a.finished) for a in await attempts(pg_store)]
+    assert max_overlap(intervals) == 1
+
+
+async def test_the_embedded_default_enforces_global_limits_too(tmp_path: Path, namespace: str) -> None:
+    store = SqliteStore(tmp_path / "legato.db")
+    broker = MemoryBroker(Topology(namespace))
+    await store.open()
+    await store.migrate()
+    app = App(
+        [Workflow("w", start="a", states={"a": Task(pause, rate_limit="api", concurrency_limit="one")})],
+        limits=[RateLimit("api", 20, burst=4), ConcurrencyLimit("one", 2)],
+    )
+    try:
+        client = Client(store, broker, app)
+        for _ in range(12):
+            await client.start("w", {})
+        async with running(app, store, broker):
+            await wait_finished(store, 12)
+        history = [e for r in await all_runs(store) for e in await store.history(r.id)]
+    finally:
+        await store.close()
+    intervals = [
+        (e.detail["started_at"], e.detail["finished_at"]) for e in history if e.kind == "step_succeeded"
+    ]
+    assert len(intervals) == 12
+    assert max_overlap(intervals) == 2
+    assert any("waited" in e.detail for e in history if e.kind == "step_succeeded")

@@ -25,6 +25,7 @@ worker, unacked, and are settled on the channel as usual.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -239,7 +240,7 @@ class RabbitMQBroker:
 
         old = intake.tag
         tag = await intake.queue.consume(deliver)
-        intake.tag, intake.parked_here = tag, 0
+        intake.tag = tag
         if self._stop.is_set():
             # stop_consuming() ran while we subscribed: it did not see this consumer.
             await intake.queue.cancel(tag)
@@ -255,8 +256,9 @@ class RabbitMQBroker:
         def unpark() -> None:
             if parked:
                 intake.parked -= 1
-                if message.consumer_tag == intake.tag:
-                    intake.parked_here -= 1
+                intake.parked_by[message.consumer_tag] -= 1
+                if not intake.parked_by[message.consumer_tag] and message.consumer_tag != intake.tag:
+                    del intake.parked_by[message.consumer_tag]  # a cancelled consumer, done with
 
         async def ack() -> None:
             unpark()
@@ -280,10 +282,8 @@ class RabbitMQBroker:
                 return False
             parked = True
             intake.parked += 1
-            if message.consumer_tag == intake.tag:
-                intake.parked_here += 1
-                if intake.parked_here * 2 >= intake.prefetch:
-                    await self._rotate(intake)
+            intake.parked_by[message.consumer_tag] += 1
+            await self._rotate(intake)
             return True
 
         return Delivery(
@@ -300,11 +300,22 @@ class RabbitMQBroker:
         )
 
     async def _rotate(self, intake: _Intake) -> None:
-        if intake.rotating or self._stop.is_set():
+        """Renew the consumer while half its prefetch is parked.
+
+        Parks are counted by consumer tag, not against "the current consumer":
+        a new consumer's first deliveries can be parked before its subscription
+        returns, and must still count.
+        """
+        if intake.rotating:
             return
         intake.rotating = True
         try:
-            await self._subscribe(intake)
+            while (
+                not self._stop.is_set()
+                and intake.tag is not None
+                and intake.parked_by[intake.tag] * 2 >= intake.prefetch
+            ):
+                await self._subscribe(intake)
         except _BROKER_ERRORS:
             # The parked deliveries keep counting against the prefetch: the
             # worker takes in less, which is safe.
@@ -364,6 +375,6 @@ class _Intake:
         self.tag: str | None = None
         self.parked = 0
         """Parked deliveries of this queue, whichever consumer delivered them."""
-        self.parked_here = 0
-        """Parked deliveries of the current consumer."""
+        self.parked_by: collections.Counter[str | None] = collections.Counter()
+        """Parked deliveries by the tag of the consumer that delivered them."""
         self.rotating = False

@@ -27,6 +27,11 @@ log = logging.getLogger("legato.cli")
     type=click.IntRange(min=1),
     help="Unacked deliveries per queue (default: concurrency).",
 )
+@click.option(
+    "--waiting-room",
+    type=click.IntRange(min=0),
+    help="Deliveries per queue that may wait for a rate or concurrency limit (default: 4 x prefetch).",
+)
 @click.option("--grace", type=click.FloatRange(min=0), help="Seconds in-flight steps get on shutdown.")
 @click.option("--no-migrate", is_flag=True, help="Do not apply pending migrations on start.")
 @click.pass_context
@@ -35,6 +40,7 @@ def worker(
     app: str | None,
     concurrency: int | None,
     prefetch: int | None,
+    waiting_room: int | None,
     grace: float | None,
     no_migrate: bool,
 ) -> None:
@@ -44,12 +50,19 @@ def worker(
     --grace seconds, the rest go back to the queue. A second signal stops at once.
     """
     settings = with_app(settings_of(ctx), app)
-    given: dict[str, Any] = {"concurrency": concurrency, "prefetch": prefetch, "grace": grace}
+    given: dict[str, Any] = {
+        "concurrency": concurrency,
+        "prefetch": prefetch,
+        "waiting_room": waiting_room,
+        "grace": grace,
+    }
     overrides = {k: v for k, v in given.items() if v is not None}
     if no_migrate:
         overrides["migrate"] = False
     settings = replace(settings, worker=replace(settings.worker, **overrides))
     definitions = require_app(settings)
+    if settings.limits:
+        definitions = definitions.with_limits(settings.limits)
     run_async(
         lambda: serve(
             settings,

@@ -235,9 +235,16 @@ class Admission:
             gate.pumping = False
 
     async def _keep_leases(self) -> None:
-        """Renew the global concurrency slots held by steps in flight."""
+        """Renew the global concurrency slots held by steps in flight, three times a lease."""
+        leases = [
+            limit.lease
+            for limit in self.limits.values()
+            if isinstance(limit, ConcurrencyLimit) and limit.scope == "global"
+        ]
+        if not leases:
+            return
         while True:
-            await anyio.sleep(min(self.leases.renew_every, 5.0))
+            await anyio.sleep(min(leases) / 3)
             held = list(self.leases.held)
             if not held:
                 continue

@@ -14,7 +14,6 @@ the pump does not wake more waiters than the gate can let through.
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -305,10 +304,6 @@ class SlotLeases:
 
     holder: str
     held: dict[tuple[str, int], float] = field(default_factory=dict)
-
-    @property
-    def renew_every(self) -> float:
-        return min(self.held.values(), default=math.inf) / 3
 
 
 class GlobalSlots(Gate):

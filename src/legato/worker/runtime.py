@@ -55,9 +55,9 @@ class WorkerSettings:
     """Age after which an unpublished outbox row counts as orphaned."""
     retry_pause: float = 1.0
     """Pause before giving a delivery back after a database or broker error."""
-    waiting_room: int = 256
+    waiting_room: int | None = None
     """Deliveries per queue that may wait for a rate or concurrency limit
-    beyond the prefetch (docs/flow-control.md)."""
+    beyond the prefetch; defaults to four times the prefetch (docs/flow-control.md)."""
     slot_poll_interval: float = 0.25
     """How often a step waiting for a global concurrency slot looks again."""
 
@@ -156,7 +156,10 @@ class Worker:
     async def _consume(self, prefetch: int) -> None:
         self.consuming = True
         try:
-            await self.broker.consume(self.dispatcher.submit, prefetch, self.settings.waiting_room)
+            waiting_room = self.settings.waiting_room
+            if waiting_room is None:
+                waiting_room = 4 * prefetch
+            await self.broker.consume(self.dispatcher.submit, prefetch, waiting_room)
         finally:
             self.consuming = False
 
