@@ -2,8 +2,10 @@
 
 The declarations and the token-bucket arithmetic are pure and live in
 :mod:`legato.machine.limits`; this package is the shell around them: the
-gates steps wait at (:mod:`legato.flow.gates`) and the admission that parks
-and wakes them (:mod:`legato.flow.admission`). See docs/flow-control.md.
+weighted priority order shared by the dispatcher and the limits
+(:mod:`legato.flow.stride`), the gates steps wait at (:mod:`legato.flow.gates`)
+and the admission that parks and wakes them (:mod:`legato.flow.admission`).
+See docs/flow-control.md.
 """
 
 from legato.flow.admission import Admission, AdmissionSettings, Permit

@@ -154,6 +154,7 @@ class Admission:
                 hold = await gate.enter(ticket, now)
                 if hold is None:
                     await self._undo(holds)
+                    holds.clear()
                     await self._park(ticket, gate, now, front=returning)
                     return None
                 holds.append(hold)

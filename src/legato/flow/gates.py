@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from legato.clock import Clock
+from legato.flow.stride import Stride
 from legato.machine.limits import (
     EPSILON,
     Bucket,
@@ -33,7 +34,6 @@ from legato.machine.limits import (
     take,
 )
 from legato.store.base import FlowStore
-from legato.worker.stride import Stride
 
 if TYPE_CHECKING:
     from legato.flow.admission import Ticket

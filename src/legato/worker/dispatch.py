@@ -3,7 +3,7 @@
 Deliveries arrive from the broker's consumers (bounded by prefetch) into one
 buffer per queue. Whenever a concurrency slot is free, the dispatcher picks
 the next delivery by stride scheduling over the queues' weights (see
-:mod:`legato.worker.stride`): with a backlog everywhere, high gets 8 picks for
+:mod:`legato.flow.stride`): with a backlog everywhere, high gets 8 picks for
 every 4 of normal and 1 of low, so urgent work overtakes a backlog at once
 while low priority still moves.
 
@@ -20,7 +20,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from legato.broker.base import Delivery
-from legato.worker.stride import DEFAULT_WEIGHTS, Stride, weights_by_level
+from legato.flow.stride import DEFAULT_WEIGHTS, Stride, weights_by_level
 
 __all__ = ["DEFAULT_WEIGHTS", "Dispatcher"]
 

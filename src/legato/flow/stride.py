@@ -11,7 +11,7 @@ concurrency slots, and each flow-control bucket to admit its waiting steps.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 Item = TypeVar("Item")
@@ -59,13 +59,6 @@ class Stride(Generic[Item]):
         self._pass[queue] += self._stride[queue]
         return self._queues[queue].popleft()
 
-    def remove(self, item: Item) -> bool:
-        for items in self._queues.values():
-            if item in items:
-                items.remove(item)
-                return True
-        return False
-
     def drain(self) -> list[Item]:
         left = [item for items in self._queues.values() for item in items]
         for items in self._queues.values():
@@ -74,7 +67,3 @@ class Stride(Generic[Item]):
 
     def __len__(self) -> int:
         return sum(len(items) for items in self._queues.values())
-
-    def __iter__(self) -> Iterator[Item]:
-        for items in self._queues.values():
-            yield from items
