@@ -5,9 +5,11 @@ from __future__ import annotations
 import anyio
 import orjson
 
-from legato.broker.base import Broker, Delivery
+from legato.broker.base import Broker, Delivery, Topology
+from legato.broker.rabbitmq import RabbitMQBroker
 from legato.machine.definition import Priority
 from legato.store.base import OutboxMessage
+from tests.conftest import AMQP_URL
 
 
 class Inbox:
@@ -130,6 +132,19 @@ async def test_dead_letters_carry_their_reason(broker: Broker) -> None:
 
 
 async def test_parked_deliveries_stop_holding_back_the_queue_up_to_the_waiting_room(broker: Broker) -> None:
+    await _parking(broker)
+
+
+async def test_parking_works_on_quorum_queues(namespace: str) -> None:
+    broker = RabbitMQBroker(AMQP_URL, Topology(namespace, "quorum"))
+    await broker.connect()
+    try:
+        await _parking(broker)
+    finally:
+        await broker.close()
+
+
+async def _parking(broker: Broker) -> None:
     inbox = Inbox()
     await broker.publish([task(f"m{i}".encode()) for i in range(12)])
     async with anyio.create_task_group() as group:

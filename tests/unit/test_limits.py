@@ -207,3 +207,35 @@ def test_illegal_declarations_say_what_is_wrong(limit: RateLimit | ConcurrencyLi
 )
 def test_a_key_splits_a_limit_into_buckets(key: str | None, data: dict[str, Any], bucket: str) -> None:
     assert bucket_name(LimitUse("payments", key, "rate"), data).startswith(bucket)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rate=st.floats(1, 50),
+    burst=st.integers(1, 20),
+    batch=st.none() | st.integers(1, 20),
+    reservations=st.lists(
+        st.tuples(st.floats(0, 0.5), st.integers(1, 20), st.lists(st.floats(0, 1), max_size=20)),
+        min_size=1,
+        max_size=40,
+    ),
+    width=st.floats(0.1, 3),
+)
+def test_a_global_limit_never_starts_more_than_rate_times_width_plus_burst(
+    rate: float,
+    burst: int,
+    batch: int | None,
+    reservations: list[tuple[float, int, list[float]]],
+    width: float,
+) -> None:
+    """Workers reserve batches from the store's bucket and spend each token any
+    time within ``hold`` of its start (or never): starts still obey the burst
+    (one more for a burst of 1, which cannot be split between store and leases)."""
+    plan = RateLimit("g", rate, burst=burst, batch=batch).lease_plan()
+    bucket, now, starts = Bucket.full(plan.capacity, 0.0), 0.0, []
+    for gap, want, delays in reservations:
+        now += gap
+        count = min(want, plan.batch)
+        bucket, valid_from = reserve(bucket, rate, plan.capacity, now, count)
+        starts += [valid_from + min(d, 1.0) * plan.hold for d in delays[:count]]
+    assert _max_in_window(starts, width) <= rate * width + max(burst, 2) + 1e-6
