@@ -33,6 +33,7 @@ from legato.errors import (
 )
 from legato.machine.conditions import Condition, Field
 from legato.machine.definition import Priority, Workflow
+from legato.machine.limits import ConcurrencyLimit, RateLimit
 from legato.machine.policies import OnDeadline, OnFailure, RetryPolicy
 from legato.machine.run import Run, RunStatus
 from legato.machine.states import (
@@ -56,6 +57,7 @@ __all__ = [
     "BrokerError",
     "Choice",
     "Client",
+    "ConcurrencyLimit",
     "Condition",
     "ConfigurationError",
     "DefinitionError",
@@ -68,6 +70,7 @@ __all__ = [
     "OperationRefused",
     "Parallel",
     "Priority",
+    "RateLimit",
     "RetryAfter",
     "RetryPolicy",
     "Rule",

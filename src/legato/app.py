@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from types import MappingProxyType
 from typing import Any
 
 from legato.errors import ConfigurationError, DefinitionError, LegatoError
 from legato.machine.definition import Workflow
+from legato.machine.limits import ConcurrencyLimit, Limit, RateLimit, kind_of_limit
 from legato.machine.run import StepKind
 from legato.machine.states import Handler, Task, handler_name
+from legato.machine.validation import check_limit_uses
 
 
 @dataclass(frozen=True)
@@ -29,25 +32,77 @@ class UnknownWorkflow(LegatoError):
 
 
 class App:
-    """Holds workflow definitions and their handlers.
+    """Holds workflow definitions, their handlers and the flow-control limits they use.
 
     There is no global app: build one, register workflows, and point
-    ``legato worker module:attribute`` at it.
+    ``legato worker module:attribute`` at it. Limits (:class:`RateLimit`,
+    :class:`ConcurrencyLimit`) are declared before the workflows that use them.
     """
 
-    def __init__(self, workflows: Iterable[Workflow] = ()) -> None:
+    def __init__(self, workflows: Iterable[Workflow] = (), limits: Iterable[Limit] = ()) -> None:
         self._versions: dict[str, dict[int, Workflow]] = {}
         self._handlers: dict[tuple[str, int, str, StepKind], ResolvedHandler] = {}
+        self._limits: dict[str, Limit] = {}
+        for limit in limits:
+            self.declare(limit)
         for workflow in workflows:
             self.register(workflow)
 
+    def declare(self, limit: Limit) -> Limit:
+        """Add a rate or concurrency limit; refuse illegal ones and duplicate names."""
+        if not isinstance(limit, RateLimit | ConcurrencyLimit):
+            raise DefinitionError(
+                repr(limit), None, "declare() takes a RateLimit or a ConcurrencyLimit", what="limit"
+            )
+        problems = limit.problems()
+        if problems:
+            raise DefinitionError(str(limit.name), None, "; ".join(problems), what=kind_of_limit(limit))
+        if limit.name in self._limits:
+            raise DefinitionError(limit.name, None, "a limit of this name is already declared", what="limit")
+        self._limits[limit.name] = limit
+        return limit
+
+    @property
+    def limits(self) -> Mapping[str, Limit]:
+        return MappingProxyType(self._limits)
+
+    def with_limits(self, overrides: Mapping[str, Mapping[str, Any]]) -> App:
+        """A copy whose limits have some fields replaced (``{"payments": {"rate": 80}}``).
+
+        How operators change a quota without a deploy (the ``[limits.NAME]``
+        section of the configuration). Unknown names and fields are refused.
+        """
+        copy = App(limits=())
+        copy._versions = dict(self._versions)
+        copy._handlers = dict(self._handlers)
+        unknown = sorted(set(overrides) - set(self._limits))
+        if unknown:
+            known = ", ".join(sorted(self._limits)) or "none"
+            raise ConfigurationError(
+                f"[limits] names undeclared limits {', '.join(unknown)}; declared: {known}"
+            )
+        for name, limit in self._limits.items():
+            fields = dict(overrides.get(name, {}))
+            if "name" in fields:
+                raise ConfigurationError(f"[limits.{name}] cannot rename the limit")
+            try:
+                changed = replace(limit, **fields)
+            except TypeError as exc:
+                raise ConfigurationError(f"[limits.{name}]: {exc}") from None
+            problems = changed.problems()
+            if problems:
+                raise ConfigurationError(f"[limits.{name}]: {'; '.join(problems)}")
+            copy._limits[name] = changed
+        return copy
+
     def register(self, workflow: Workflow) -> Workflow:
-        """Add a workflow; refuse duplicates and handlers that cannot be found."""
+        """Add a workflow; refuse duplicates, handlers that cannot be found and undeclared limits."""
         if not isinstance(workflow, Workflow):
             raise DefinitionError(repr(workflow), None, "register() takes a Workflow")
         versions = self._versions.get(workflow.name, {})
         if workflow.version in versions:
             raise DefinitionError(workflow.name, None, f"version {workflow.version} is already registered")
+        check_limit_uses(workflow, self._limits)
         resolved: dict[tuple[str, int, str, StepKind], ResolvedHandler] = {}
         for name in workflow.state_names():
             state = workflow.state(name)

@@ -43,6 +43,8 @@ class Settings:
     app: str | None = None
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
+    limits: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """``[limits.NAME]`` tables: fields of declared limits to override (rate, burst, ...)."""
 
     @property
     def embedded_store(self) -> bool:
@@ -107,9 +109,17 @@ def load_settings(
     values: dict[str, Any] = {}
     worker: dict[str, Any] = {}
     http: dict[str, Any] = {}
+    limits: dict[str, dict[str, Any]] = {}
     for key, value in raw.items():
         if key in _TOP:
             values[key] = value
+        elif key == "limits" and isinstance(value, dict):
+            for name, table in value.items():
+                if not isinstance(table, dict):
+                    raise ConfigurationError(
+                        f"{source}: [limits.{name}] must be a table of fields, e.g. rate = 50"
+                    )
+                limits[name] = table
         elif key in _SECTIONS and isinstance(value, dict):
             for inner, inner_value in value.items():
                 if inner not in _SECTIONS[key]:
@@ -118,7 +128,7 @@ def load_settings(
                     )
                 _place(key, inner, inner_value, values, worker, http)
         else:
-            known = ", ".join([*_TOP, *(f"[{s}]" for s in _SECTIONS)])
+            known = ", ".join([*_TOP, *(f"[{s}]" for s in _SECTIONS), "[limits.NAME]"])
             raise ConfigurationError(f"{source}: unknown setting {key!r}; known: {known}")
 
     for key, var in _TOP.items():
@@ -133,7 +143,7 @@ def load_settings(
         worker_settings = _typed(WorkerSettings, worker, "worker")
         http_settings = _typed(HttpSettings, http, "http")
         top = {name: _convert(value, _field_type(Settings, name), name) for name, value in values.items()}
-        settings = replace(Settings(), worker=worker_settings, http=http_settings, **top)
+        settings = replace(Settings(), worker=worker_settings, http=http_settings, limits=limits, **top)
     except TypeError as exc:
         raise ConfigurationError(f"{source}: {exc}") from exc
     if settings.queue_type not in ("classic", "quorum"):
@@ -142,6 +152,12 @@ def load_settings(
         raise ConfigurationError(f"pool_size must be >= 1, got {settings.pool_size}")
     if settings.worker.concurrency < 1:
         raise ConfigurationError(f"worker concurrency must be >= 1, got {settings.worker.concurrency}")
+    if settings.worker.waiting_room is not None and settings.worker.waiting_room < 0:
+        raise ConfigurationError(f"worker waiting_room must be >= 0, got {settings.worker.waiting_room}")
+    if settings.worker.slot_poll_interval <= 0:
+        raise ConfigurationError(
+            f"worker slot_poll_interval must be > 0, got {settings.worker.slot_poll_interval}"
+        )
     return settings
 
 
@@ -175,9 +191,15 @@ def _typed(kind: type[Any], raw: dict[str, Any], section: str) -> Any:
             continue
         value = raw[f.name]
         current = getattr(defaults, f.name)
-        target = type(current) if current is not None else (int if f.name == "port" else str)
+        target = type(current) if current is not None else _optional_type(str(f.type))
         converted[f.name] = _convert(value, target, f"[{section}] {f.name}")
     return kind(**converted)
+
+
+def _optional_type(annotation: str) -> type[Any]:
+    """The type of a field that defaults to None: ``int | None`` -> int."""
+    names = {"int": int, "float": float, "bool": bool}
+    return next((names[part.strip()] for part in annotation.split("|") if part.strip() in names), str)
 
 
 def _convert(value: Any, target: type[Any], name: str) -> Any:

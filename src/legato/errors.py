@@ -17,11 +17,11 @@ class ConfigurationError(LegatoError):
 class DefinitionError(LegatoError):
     """A workflow definition is invalid; raised when it is registered."""
 
-    def __init__(self, workflow: str, state: str | None, problem: str) -> None:
+    def __init__(self, workflow: str, state: str | None, problem: str, *, what: str = "workflow") -> None:
         self.workflow = workflow
         self.state = state
         self.problem = problem
-        where = f"workflow {workflow!r}"
+        where = f"{what} {workflow!r}"
         if state is not None:
             where += f", state {state!r}"
         super().__init__(f"{where}: {problem}")

@@ -38,7 +38,11 @@ class Observer:
         """A message could not be processed and was dead-lettered."""
 
     def rate_limit_waited(self, limit: str, seconds: float) -> None:
-        """A step waited ``seconds`` for a token of the rate limit named ``limit``."""
+        """A step waited ``seconds`` for a token of the rate limit named ``limit``.
+
+        Fires once per step attempt that had to wait, when the attempt is
+        admitted (just before its handler), with its whole wait for that limit.
+        """
 
 
 class Observers(Observer):

@@ -5,9 +5,11 @@ from __future__ import annotations
 import anyio
 import orjson
 
-from legato.broker.base import Broker, Delivery
+from legato.broker.base import Broker, Delivery, Topology
+from legato.broker.rabbitmq import RabbitMQBroker
 from legato.machine.definition import Priority
 from legato.store.base import OutboxMessage
+from tests.conftest import AMQP_URL
 
 
 class Inbox:
@@ -147,3 +149,54 @@ async def test_purging_dead_letters_keeps_the_young_ones(broker: Broker) -> None
         while purged < 2:
             purged += await broker.purge_dead_letters(None)
     assert await broker.dead_lettered() == []
+
+
+async def test_parked_deliveries_stop_holding_back_the_queue_up_to_the_waiting_room(broker: Broker) -> None:
+    await _parking(broker)
+
+
+async def test_parking_works_on_quorum_queues(namespace: str) -> None:
+    broker = RabbitMQBroker(AMQP_URL, Topology(namespace, "quorum"))
+    await broker.connect()
+    try:
+        await _parking(broker)
+    finally:
+        await broker.close()
+
+
+async def _parking(broker: Broker) -> None:
+    inbox = Inbox()
+    await broker.publish([task(f"m{i}".encode()) for i in range(12)])
+    async with anyio.create_task_group() as group:
+        group.start_soon(broker.consume, inbox, 2, 4)
+        await inbox.wait_for(2)
+        # Parking a delivery (it waits for a rate limit, say) lets more in.
+        while sum(d.parked for d in inbox.items) < 4:
+            waiting = next(d for d in inbox.items if not d.parked)
+            assert await waiting.park()
+            await inbox.wait_for(sum(d.parked for d in inbox.items) + 2)
+        # The waiting room is full: parking is refused, and the prefetch holds again.
+        held = [d for d in inbox.items if not d.parked]
+        assert not await held[0].park()
+        before = len(inbox.items)
+        with anyio.move_on_after(0.3):
+            await inbox.wait_for(before + 1)
+        assert len(inbox.items) == before
+        assert len(held) <= 2 + 4  # the prefetch, plus what renewing consumers may leave in hand
+        # A parked delivery is still unacknowledged: settling it frees a place.
+        parked = [d for d in inbox.items if d.parked]
+        await parked[0].ack()
+        assert await held[0].park()
+        await inbox.wait_for(before + 1)
+        # ... and one given back is delivered again, not lost.
+        await parked[1].requeue()
+        while len(inbox.items) < 13:  # twelve messages, one delivered twice
+            for delivery in inbox.items:
+                await delivery.ack()
+            await inbox.wait_for(len(inbox.items) + 1)
+        for delivery in inbox.items:
+            await delivery.ack()
+        await broker.stop_consuming()
+    assert sum(d.redelivered for d in inbox.items) == 1
+    assert sorted({d.body for d in inbox.items}) == sorted(f"m{i}".encode() for i in range(12))
+    assert (await broker.depths())[broker.topology.task_queue(Priority.NORMAL)] == 0

@@ -47,6 +47,9 @@ def test_the_file_is_read_and_the_environment_wins(tmp_path: Path) -> None:
         ("", {"LEGATO_POOL_SIZE": "0"}, "pool_size must be >= 1"),
         ("", {"LEGATO_QUEUE_TYPE": "stream"}, "queue_type must be 'classic' or 'quorum'"),
         ('[worker]\ngrace = "soon"\n', {}, "grace must be a number"),
+        ("", {"LEGATO_WAITING_ROOM": "-1"}, "waiting_room must be >= 0"),
+        ("", {"LEGATO_PREFETCH": "some"}, "prefetch must be an integer, got 'some'"),
+        ("[limits]\npayments = 5\n", {}, "[limits.payments] must be a table"),
     ],
 )
 def test_bad_settings_name_what_is_wrong(
@@ -61,3 +64,17 @@ def test_bad_settings_name_what_is_wrong(
 def test_a_missing_config_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="does not exist"):
         load_settings(tmp_path / "nope.toml", env={})
+
+
+def test_flow_control_settings_and_limit_overrides(tmp_path: Path) -> None:
+    config = tmp_path / "legato.toml"
+    config.write_text(
+        "[worker]\nwaiting_room = 64\nslot_poll_interval = 0.5\n"
+        '[limits.payments]\nrate = 80\nburst = 20\n[limits.psp]\nlimit = 4\nscope = "process"\n'
+    )
+    settings = load_settings(config, env={"LEGATO_PREFETCH": "8"})
+    assert settings.worker.prefetch == 8  # optional integers are integers, not strings
+    assert settings.worker.waiting_room == 64
+    assert settings.worker.slot_poll_interval == 0.5
+    assert settings.limits == {"payments": {"rate": 80, "burst": 20}, "psp": {"limit": 4, "scope": "process"}}
+    assert load_settings(env={}).worker.waiting_room is None  # four times the prefetch

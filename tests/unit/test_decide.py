@@ -386,3 +386,16 @@ def test_error_info_is_kept_on_failed_attempts() -> None:
     failed = next(h for d in sim.decisions for h in d.history if h.kind == "step_failed")
     assert failed.detail["error"]["type"] == "shop.Declined"
     assert failed.detail["duration"] == 0.5
+
+
+def test_time_spent_waiting_for_flow_control_limits_is_recorded_with_the_attempt() -> None:
+    sim = Sim(chain(2)).start()
+    first = sim.pending.pop()
+    waited = (("payments", 1.25), ("psp", 0.5))
+    sim.feed(StepSucceeded(first.seq, 1, None, started_at=3.0, finished_at=3.5, waited=waited))
+    second = sim.pending.pop()
+    error = ErrorInfo("shop.Down", "down", "", ("shop.Down",))
+    sim.feed(StepFailed(second.seq, 1, error, waited=(("payments", 0.25),)))
+    records = [h for d in sim.decisions for h in d.history if h.kind in ("step_succeeded", "step_failed")]
+    assert [r.detail["waited"] for r in records] == [{"payments": 1.25, "psp": 0.5}, {"payments": 0.25}]
+    assert records[0].detail["duration"] == 0.5

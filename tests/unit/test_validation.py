@@ -11,10 +11,13 @@ from legato import (
     Approval,
     Branch,
     Choice,
+    ConcurrencyLimit,
+    ConfigurationError,
     DefinitionError,
     Fail,
     Field,
     Parallel,
+    RateLimit,
     RetryPolicy,
     Succeed,
     Task,
@@ -104,6 +107,24 @@ CASES: list[tuple[str, dict[str, Any], str | None, str]] = [
         "loop back to 'c1'",
     ),
     ("not a state", {"start": "a", "states": {"a": "task"}}, "a", "is not a state"),
+    (
+        "rate key without a limit",
+        {"start": "a", "states": {"a": Task(noop, rate_key="customer.id")}},
+        "a",
+        "rate_key is set but there is no rate_limit",
+    ),
+    (
+        "empty key path",
+        {"start": "a", "states": {"a": Task(noop, concurrency_limit="api", concurrency_key="a..b")}},
+        "a",
+        "concurrency_key must be a data path",
+    ),
+    (
+        "empty limit name",
+        {"start": "a", "states": {"a": Task(noop, rate_limit="")}},
+        "a",
+        "rate_limit must be",
+    ),
 ]
 
 
@@ -158,3 +179,45 @@ def test_a_valid_definition_with_every_kind_of_state_is_accepted() -> None:
     assert wf.placement("b2").parallel == "p"
     assert wf.placement("b2").branch == 1
     assert "state p {" in wf.describe()["mermaid"]
+
+
+def test_registration_refuses_a_limit_that_is_not_declared_or_of_the_wrong_kind() -> None:
+    app = App(limits=[RateLimit("payments", 50, burst=10), ConcurrencyLimit("psp", 2)])
+    unknown = Workflow("pay", start="a", states={"a": Task(noop, rate_limit="payment")})
+    with pytest.raises(DefinitionError) as caught:
+        app.register(unknown)
+    assert (caught.value.workflow, caught.value.state) == ("pay", "a")
+    assert "unknown rate limit 'payment' (declared: payments, psp)" in str(caught.value)
+    wrong = Workflow("pay", start="a", states={"a": Task(noop, concurrency_limit="payments")})
+    with pytest.raises(DefinitionError, match="concurrency_limit 'payments' names a rate limit"):
+        app.register(wrong)
+    assert app.names() == []
+    ok = Workflow(
+        "pay",
+        start="a",
+        states={"a": Task(noop, rate_limit="payments", rate_key="customer.id", concurrency_limit="psp")},
+    )
+    app.register(ok)
+    assert [u.name for u in ok.task("a").limit_uses()] == ["payments", "psp"]
+
+
+def test_limits_are_declared_once_and_checked() -> None:
+    with pytest.raises(DefinitionError, match="a limit of this name is already declared"):
+        App(limits=[RateLimit("api", 1), ConcurrencyLimit("api", 1)])
+    with pytest.raises(DefinitionError, match="rate limit 'api': rate must be a positive number"):
+        App(limits=[RateLimit("api", -1)])
+
+
+def test_operators_can_change_a_declared_limit_through_configuration() -> None:
+    wf = Workflow("pay", start="a", states={"a": Task(noop, rate_limit="payments")})
+    app = App([wf], limits=[RateLimit("payments", 50, burst=10)])
+    changed = app.with_limits({"payments": {"rate": 80, "scope": "process"}})
+    assert changed.limits["payments"] == RateLimit("payments", 80, burst=10, scope="process")
+    assert app.limits["payments"] == RateLimit("payments", 50, burst=10)
+    assert changed.workflow("pay") is wf
+    with pytest.raises(ConfigurationError, match="undeclared limits nope"):
+        app.with_limits({"nope": {"rate": 1}})
+    with pytest.raises(ConfigurationError, match=r"\[limits.payments\]: rate must be a positive number"):
+        app.with_limits({"payments": {"rate": 0}})
+    with pytest.raises(ConfigurationError, match="unexpected keyword argument 'rat'"):
+        app.with_limits({"payments": {"rat": 1}})

@@ -56,7 +56,7 @@ SIGNAL_ROUTING_KEY = "legato.signal"
 """Events with this routing key are signals to a run, not workflow triggers."""
 
 
-@dataclass
+@dataclass(eq=False)
 class Delivery:
     """A message handed to the worker. Settle it exactly once: ack or requeue."""
 
@@ -70,6 +70,9 @@ class Delivery:
     _ack: Callable[[], Awaitable[None]] = field(repr=False)
     _requeue: Callable[[], Awaitable[None]] = field(repr=False)
     settled: bool = False
+    _park: Callable[[], Awaitable[bool]] | None = field(default=None, repr=False)
+    parked: bool = False
+    """In the consumer's waiting room: no longer counted against the prefetch."""
 
     async def ack(self) -> None:
         if not self.settled:
@@ -80,6 +83,18 @@ class Delivery:
         if not self.settled:
             self.settled = True
             await self._requeue()
+
+    async def park(self) -> bool:
+        """Say that this delivery waits in the worker (for a rate or concurrency
+        limit) and should stop holding back the next ones.
+
+        It stays unsettled -- nothing is acknowledged before it runs -- but the
+        broker no longer counts it against the prefetch, as long as the
+        consumer's waiting room has space. Returns whether it is parked now.
+        """
+        if not self.parked and not self.settled and self._park is not None:
+            self.parked = await self._park()
+        return self.parked
 
 
 DeliveryHandler = Callable[[Delivery], None]
@@ -115,10 +130,11 @@ class Broker(Protocol):
         """Send a copy of ``delivery`` to the dead-letter queue with ``reason`` in
         its headers; confirmed. The caller acks the original afterwards."""
 
-    async def consume(self, on_delivery: DeliveryHandler, prefetch: int) -> None:
+    async def consume(self, on_delivery: DeliveryHandler, prefetch: int, waiting_room: int = 0) -> None:
         """Deliver events and tasks to ``on_delivery`` until :meth:`stop_consuming`.
 
-        At most ``prefetch`` unsettled deliveries per queue.
+        At most ``prefetch`` unsettled deliveries per queue, not counting up to
+        ``waiting_room`` parked ones (:meth:`Delivery.park`) per queue.
         """
 
     async def stop_consuming(self) -> None:

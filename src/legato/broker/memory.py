@@ -35,6 +35,9 @@ class _Queue:
         self.name = name
         self.ready: deque[_Message] = deque()
         self.unacked = 0
+        """Unsettled deliveries that count against the prefetch."""
+        self.parked = 0
+        """Unsettled deliveries in the consumer's waiting room."""
 
 
 class MemoryBroker:
@@ -45,6 +48,7 @@ class MemoryBroker:
         self._consuming = False
         self._stopped = asyncio.Event()
         self._tags = itertools.count()
+        self._waiting_room = 0
 
     def _queue(self, name: str) -> _Queue:
         if name not in self._queues:
@@ -104,7 +108,8 @@ class MemoryBroker:
             _Message(delivery.body, delivery.routing_key, delivery.message_id, headers, delivery.priority),
         )
 
-    async def consume(self, on_delivery: DeliveryHandler, prefetch: int) -> None:
+    async def consume(self, on_delivery: DeliveryHandler, prefetch: int, waiting_room: int = 0) -> None:
+        self._waiting_room = waiting_room
         self._consuming = True
         self._stopped.clear()
         names = (*self.topology.task_queues, self.topology.triggers_queue)
@@ -131,14 +136,32 @@ class MemoryBroker:
             stopped.cancel()
 
     def _delivery(self, queue: _Queue, message: _Message) -> Delivery:
+        parked = False
+
+        def settle() -> None:
+            if parked:
+                queue.parked -= 1
+            else:
+                queue.unacked -= 1
+
         async def ack() -> None:
-            queue.unacked -= 1
+            settle()
             self._changed.set()
 
         async def requeue() -> None:
-            queue.unacked -= 1
+            settle()
             message.redelivered = True
             self._put(queue.name, message, front=True)
+
+        async def park() -> bool:
+            nonlocal parked
+            if queue.parked >= self._waiting_room:
+                return False
+            parked = True
+            queue.parked += 1
+            queue.unacked -= 1
+            self._changed.set()
+            return True
 
         return Delivery(
             queue=queue.name,
@@ -150,6 +173,7 @@ class MemoryBroker:
             redelivered=message.redelivered,
             _ack=ack,
             _requeue=requeue,
+            _park=park,
         )
 
     async def stop_consuming(self) -> None:

@@ -11,11 +11,21 @@ Topology (``ns`` is the namespace, ``legato`` by default):
 Publishing uses publisher confirms with ``mandatory`` set, so a publish
 returns only once RabbitMQ has the message and has routed it. The connection
 is robust: it reconnects and re-consumes by itself.
+
+The waiting room (deliveries parked while they wait for a rate or
+concurrency limit): RabbitMQ fixes a consumer's prefetch when it subscribes
+(``basic.qos`` with ``global=false`` applies to consumers created after it, and
+quorum queues refuse ``global=true``), so the prefetch cannot be raised in
+place. Instead, once half of a consumer's prefetch is parked, the queue gets a
+fresh consumer with a fresh prefetch and the old one is cancelled. Cancelling
+does not return its unacknowledged messages: the parked ones stay in the
+worker, unacked, and are settled on the channel as usual.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -62,6 +72,7 @@ class RabbitMQBroker:
         self._tasks: AbstractExchange | None = None
         self._dead: AbstractExchange | None = None
         self._consumers: list[tuple[AbstractQueue, str]] = []
+        self._intakes: dict[str, _Intake] = {}
         self._stop = asyncio.Event()
         self._users = 0
 
@@ -206,7 +217,7 @@ class RabbitMQBroker:
         except _BROKER_ERRORS as exc:
             raise BrokerError(f"dead-lettering failed: {exc or type(exc).__name__}") from exc
 
-    async def consume(self, on_delivery: DeliveryHandler, prefetch: int) -> None:
+    async def consume(self, on_delivery: DeliveryHandler, prefetch: int, waiting_room: int = 0) -> None:
         if self._connection is None:
             raise BrokerError("the broker is not connected")
         self._stop.clear()
@@ -216,16 +227,105 @@ class RabbitMQBroker:
         topo = self.topology
         for name in (*topo.task_queues, topo.triggers_queue):
             queue = await channel.get_queue(name, ensure=True)
-
-            async def deliver(message: AbstractIncomingMessage, queue_name: str = name) -> None:
-                on_delivery(_delivery(queue_name, message))
-
-            tag = await queue.consume(deliver)
-            self._consumers.append((queue, tag))
+            intake = _Intake(name, queue, prefetch, waiting_room, on_delivery)
+            self._intakes[name] = intake
+            await self._subscribe(intake)
         try:
             await self._stop.wait()
         finally:
             await self._cancel_consumers()
+            self._intakes.clear()
+
+    async def _subscribe(self, intake: _Intake) -> None:
+        """Give ``intake`` a new consumer (and so a fresh prefetch); cancel the old one."""
+
+        async def deliver(message: AbstractIncomingMessage) -> None:
+            intake.on_delivery(self._delivery(intake, message))
+
+        old = intake.tag
+        tag = await intake.queue.consume(deliver)
+        intake.tag = tag
+        if self._stop.is_set():
+            # stop_consuming() ran while we subscribed: it did not see this consumer.
+            await intake.queue.cancel(tag)
+            return
+        self._consumers.append((intake.queue, tag))
+        if old is not None and (intake.queue, old) in self._consumers:
+            self._consumers.remove((intake.queue, old))
+            await intake.queue.cancel(old)
+
+    def _delivery(self, intake: _Intake, message: AbstractIncomingMessage) -> Delivery:
+        parked = False
+
+        def unpark() -> None:
+            if parked:
+                intake.parked -= 1
+                intake.parked_by[message.consumer_tag] -= 1
+                if not intake.parked_by[message.consumer_tag] and message.consumer_tag != intake.tag:
+                    del intake.parked_by[message.consumer_tag]  # a cancelled consumer, done with
+
+        async def ack() -> None:
+            unpark()
+            try:
+                await message.ack()
+            except _BROKER_ERRORS:
+                # The channel died with the connection: RabbitMQ will redeliver the
+                # message, and the version check drops the duplicate.
+                log.warning("ack lost with the channel; the message will be redelivered")
+
+        async def requeue() -> None:
+            unpark()
+            try:
+                await message.nack(requeue=True)
+            except _BROKER_ERRORS:
+                log.warning("requeue lost with the channel; RabbitMQ requeues it anyway")
+
+        async def park() -> bool:
+            nonlocal parked
+            if intake.parked >= intake.waiting_room:
+                return False
+            parked = True
+            intake.parked += 1
+            intake.parked_by[message.consumer_tag] += 1
+            await self._rotate(intake)
+            return True
+
+        return Delivery(
+            queue=intake.name,
+            body=message.body,
+            routing_key=message.routing_key or "",
+            message_id=message.message_id,
+            headers=dict(message.headers or {}),
+            priority=message.priority,
+            redelivered=bool(message.redelivered),
+            _ack=ack,
+            _requeue=requeue,
+            _park=park,
+        )
+
+    async def _rotate(self, intake: _Intake) -> None:
+        """Renew the consumer while half its prefetch is parked.
+
+        Parks are counted by consumer tag, not against "the current consumer":
+        a new consumer's first deliveries can be parked before its subscription
+        returns, and must still count.
+        """
+        if intake.rotating:
+            return
+        intake.rotating = True
+        try:
+            while (
+                not self._stop.is_set()
+                and intake.tag is not None
+                and intake.parked_by[intake.tag] * 2 >= intake.prefetch
+            ):
+                await self._subscribe(intake)
+        except _BROKER_ERRORS:
+            # The parked deliveries keep counting against the prefetch: the
+            # worker takes in less, which is safe.
+            log.warning("could not renew the consumer of %s", intake.name, exc_info=True)
+        finally:
+            intake.rotating = False
 
     async def _cancel_consumers(self) -> None:
         consumers, self._consumers = self._consumers, []
@@ -276,29 +376,25 @@ class RabbitMQBroker:
         return drained
 
 
-def _delivery(queue: str, message: AbstractIncomingMessage) -> Delivery:
-    async def ack() -> None:
-        try:
-            await message.ack()
-        except _BROKER_ERRORS:
-            # The channel died with the connection: RabbitMQ will redeliver the
-            # message, and the version check drops the duplicate.
-            log.warning("ack lost with the channel; the message will be redelivered")
+class _Intake:
+    """One queue's current consumer and the deliveries parked in the waiting room."""
 
-    async def requeue() -> None:
-        try:
-            await message.nack(requeue=True)
-        except _BROKER_ERRORS:
-            log.warning("requeue lost with the channel; RabbitMQ requeues it anyway")
-
-    return Delivery(
-        queue=queue,
-        body=message.body,
-        routing_key=message.routing_key or "",
-        message_id=message.message_id,
-        headers=dict(message.headers or {}),
-        priority=message.priority,
-        redelivered=bool(message.redelivered),
-        _ack=ack,
-        _requeue=requeue,
-    )
+    def __init__(
+        self,
+        name: str,
+        queue: AbstractQueue,
+        prefetch: int,
+        waiting_room: int,
+        on_delivery: DeliveryHandler,
+    ) -> None:
+        self.name = name
+        self.queue = queue
+        self.prefetch = prefetch
+        self.waiting_room = waiting_room
+        self.on_delivery = on_delivery
+        self.tag: str | None = None
+        self.parked = 0
+        """Parked deliveries of this queue, whichever consumer delivered them."""
+        self.parked_by: collections.Counter[str | None] = collections.Counter()
+        """Parked deliveries by the tag of the consumer that delivered them."""
+        self.rotating = False

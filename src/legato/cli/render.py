@@ -126,6 +126,9 @@ def summarise(entry: HistoryEntry) -> str:
             if key in ("delay", "duration") and isinstance(value, float):
                 value = duration(value)
             parts.append(f"{key}={value}")
+    waited = detail.get("waited")
+    if isinstance(waited, dict) and waited:
+        parts.append("waited " + ", ".join(f"{name} {duration(float(s))}" for name, s in waited.items()))
     if entry.actor:
         parts.append(f"by {entry.actor}")
     return "; ".join(parts)

@@ -32,6 +32,11 @@ log = logging.getLogger("legato.cli")
     type=click.IntRange(min=1),
     help="Unacked deliveries per queue (default: concurrency).",
 )
+@click.option(
+    "--waiting-room",
+    type=click.IntRange(min=0),
+    help="Deliveries per queue that may wait for a rate or concurrency limit (default: 4 x prefetch).",
+)
 @click.option("--grace", type=click.FloatRange(min=0), help="Seconds in-flight steps get on shutdown.")
 @click.option("--no-migrate", is_flag=True, help="Do not apply pending migrations on start.")
 @click.option(
@@ -46,6 +51,7 @@ def worker(
     app: str | None,
     concurrency: int | None,
     prefetch: int | None,
+    waiting_room: int | None,
     grace: float | None,
     no_migrate: bool,
     http_port: int | None,
@@ -57,7 +63,12 @@ def worker(
     --grace seconds, the rest go back to the queue. A second signal stops at once.
     """
     settings = with_app(settings_of(ctx), app)
-    given: dict[str, Any] = {"concurrency": concurrency, "prefetch": prefetch, "grace": grace}
+    given: dict[str, Any] = {
+        "concurrency": concurrency,
+        "prefetch": prefetch,
+        "waiting_room": waiting_room,
+        "grace": grace,
+    }
     overrides = {k: v for k, v in given.items() if v is not None}
     if no_migrate:
         overrides["migrate"] = False
@@ -69,6 +80,8 @@ def worker(
     if settings.http.port is not None:
         check_binding(settings.http)
     definitions = require_app(settings)
+    if settings.limits:
+        definitions = definitions.with_limits(settings.limits)
     broker = make_broker(settings)
     telemetry = Telemetry.configure(
         metrics=settings.http.port is not None,

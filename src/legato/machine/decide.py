@@ -124,17 +124,25 @@ def _running(tx: Transition, seq: int, attempt: int, kind: StepKind) -> Token | 
     return token
 
 
-def _timing(started: float | None, finished: float | None) -> dict[str, Any]:
-    if started is None or finished is None:
-        return {}
-    return {"started_at": started, "finished_at": finished, "duration": finished - started}
+def _timing(event: StepSucceeded | StepFailed) -> dict[str, Any]:
+    """When the attempt ran, and how long it waited for flow-control limits first."""
+    timing: dict[str, Any] = {}
+    if event.started_at is not None and event.finished_at is not None:
+        timing = {
+            "started_at": event.started_at,
+            "finished_at": event.finished_at,
+            "duration": event.finished_at - event.started_at,
+        }
+    if event.waited:
+        timing["waited"] = dict(event.waited)
+    return timing
 
 
 def _step_succeeded(tx: Transition, event: StepSucceeded) -> Rejection | None:
     token = _running(tx, event.seq, event.attempt, event.kind)
     if isinstance(token, Rejection):
         return token
-    timing = _timing(event.started_at, event.finished_at)
+    timing = _timing(event)
     if token.kind is StepKind.COMPENSATION:
         tx.note("compensation_succeeded", token.state, token.attempt, seq=token.seq, **timing)
         tx.merge(event.output)
@@ -161,7 +169,7 @@ def _step_failed(tx: Transition, event: StepFailed) -> Rejection | None:
         return token
     compensation = token.kind is StepKind.COMPENSATION
     kind = "compensation_failed" if compensation else "step_failed"
-    timing = _timing(event.started_at, event.finished_at)
+    timing = _timing(event)
     if token.draining:
         tx.note(
             kind,

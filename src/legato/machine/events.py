@@ -9,6 +9,9 @@ from legato.machine.errors import ErrorInfo
 from legato.machine.run import StepKind
 from legato.machine.values import JSON
 
+Waited = tuple[tuple[str, float], ...]
+"""Seconds a step attempt waited for each flow-control limit before it started."""
+
 
 @dataclass(frozen=True)
 class StepSucceeded:
@@ -18,6 +21,7 @@ class StepSucceeded:
     kind: StepKind = StepKind.STEP
     started_at: float | None = None
     finished_at: float | None = None
+    waited: Waited = ()
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,7 @@ class StepFailed:
     finished_at: float | None = None
     retry_after: float | None = None
     non_retryable: bool = False
+    waited: Waited = ()
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,7 @@ def _details(state: State) -> dict[str, Any]:
                 "handler": handler_name(state.handler),
                 "compensate": handler_name(state.compensate) if state.compensate else None,
                 "timeout": state.timeout,
+                "limits": [{"name": u.name, "key": u.key, "kind": u.kind} for u in state.limit_uses()],
             }
         case Approval():
             return {"signal": state.signal, "timeout": state.timeout}

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 from legato.machine.conditions import Condition
+from legato.machine.limits import LimitUse
 from legato.machine.policies import OnFailure, RetryPolicy
 
 Handler: TypeAlias = Callable[..., Any] | str
@@ -33,6 +34,11 @@ class Task:
     that undoes this step when a later failure unwinds the run (saga).
     ``output_key`` stores the handler's return value under that key instead of
     merging the returned mapping into the run's data.
+
+    ``rate_limit`` and ``concurrency_limit`` name limits declared on the App
+    (docs/flow-control.md); ``rate_key`` and ``concurrency_key`` are data paths
+    whose value splits the limit into one bucket per value (per customer, say).
+    Every attempt of the task, compensation included, goes through them.
     """
 
     handler: Handler
@@ -43,6 +49,19 @@ class Task:
     compensate_retry: RetryPolicy | None = None
     on_failure: OnFailure | None = None
     output_key: str | None = None
+    rate_limit: str | None = None
+    rate_key: str | None = None
+    concurrency_limit: str | None = None
+    concurrency_key: str | None = None
+
+    def limit_uses(self) -> tuple[LimitUse, ...]:
+        """The limits a step of this task passes, in the order it takes them."""
+        uses = []
+        if self.rate_limit is not None:
+            uses.append(LimitUse(self.rate_limit, self.rate_key, "rate"))
+        if self.concurrency_limit is not None:
+            uses.append(LimitUse(self.concurrency_limit, self.concurrency_key, "concurrency"))
+        return tuple(uses)
 
 
 @dataclass(frozen=True)

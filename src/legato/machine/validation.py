@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from legato.errors import DefinitionError
 from legato.machine.definition import RESERVED_EVENT_PREFIX
+from legato.machine.limits import Limit, kind_of_limit
 from legato.machine.policies import RetryPolicy
 from legato.machine.states import (
     Approval,
@@ -112,6 +113,7 @@ def _check_state(workflow: Workflow, name: str, state: State, scope: Mapping[str
                     _check_policy(wf, name, label, policy)
             if state.compensate_retry is not None and state.compensate is None:
                 raise DefinitionError(wf, name, "compensate_retry is set but there is no compensate handler")
+            _check_limit_fields(wf, name, state)
         case Choice():
             if not state.default:
                 raise DefinitionError(wf, name, "a choice needs a default state")
@@ -145,6 +147,48 @@ def _check_state(workflow: Workflow, name: str, state: State, scope: Mapping[str
             if target not in scope and any(target == n for n in workflow.states):
                 hint = " (states inside a branch can only go to states of the same branch)"
             raise DefinitionError(wf, name, f"goes to unknown state {target!r}{hint}")
+
+
+def _check_limit_fields(wf: str, name: str, task: Task) -> None:
+    for label, limit, key in (
+        ("rate", task.rate_limit, task.rate_key),
+        ("concurrency", task.concurrency_limit, task.concurrency_key),
+    ):
+        if limit is not None and (not isinstance(limit, str) or not limit):
+            raise DefinitionError(
+                wf, name, f"{label}_limit must be the name of a declared limit, got {limit!r}"
+            )
+        if key is not None:
+            if limit is None:
+                raise DefinitionError(wf, name, f"{label}_key is set but there is no {label}_limit")
+            if not isinstance(key, str) or not key or any(not part for part in key.split(".")):
+                raise DefinitionError(
+                    wf, name, f"{label}_key must be a data path like 'customer.id', got {key!r}"
+                )
+
+
+def check_limit_uses(workflow: Workflow, limits: Mapping[str, Limit]) -> None:
+    """Every limit a task uses is declared, and of the right kind (checked at registration)."""
+    for name in workflow.state_names():
+        state = workflow.state(name)
+        if not isinstance(state, Task):
+            continue
+        for use in state.limit_uses():
+            limit = limits.get(use.name)
+            if limit is None:
+                known = ", ".join(sorted(limits)) or "none is declared"
+                raise DefinitionError(
+                    workflow.name,
+                    name,
+                    f"uses unknown {use.kind} limit {use.name!r} (declared: {known}); "
+                    "declare it on the App: App(..., limits=[...])",
+                )
+            if not use.matches(limit):
+                raise DefinitionError(
+                    workflow.name,
+                    name,
+                    f"{use.kind}_limit {use.name!r} names a {kind_of_limit(limit)}",
+                )
 
 
 def _check_policy(workflow: str, state: str | None, label: str, policy: RetryPolicy) -> None:

@@ -144,7 +144,46 @@ class PoisonMessage:
     fingerprint: str
 
 
-class Store(Protocol):
+class FlowStore(Protocol):
+    """Flow-control state shared by every worker: global token buckets and
+    concurrency slot leases (docs/flow-control.md). Time is passed in."""
+
+    async def reserve_tokens(
+        self, bucket: str, count: int, rate: float, capacity: float, now: float
+    ) -> float:
+        """Take ``count`` tokens from a global bucket and return the time they are valid from.
+
+        A bucket seen for the first time starts full. When it does not hold
+        ``count`` tokens it goes into debt, and the tokens are valid once the
+        refill (``rate`` per second, up to ``capacity``) has paid the debt off;
+        reservations are thus served in order and never refused.
+        """
+
+    async def acquire_slot(
+        self, bucket: str, limit: int, holder: str, now: float, lease: float
+    ) -> int | None:
+        """Lease one of ``limit`` slots of ``bucket`` to ``holder`` for ``lease`` seconds.
+
+        Returns the slot number, or None when ``limit`` unexpired leases exist.
+        An expired lease counts as free: that is how a dead holder's slot comes back.
+        """
+
+    async def release_slot(self, bucket: str, slot: int, holder: str) -> None:
+        """Give a slot back (a no-op if ``holder`` lost it to expiry meanwhile)."""
+
+    async def renew_slots(
+        self, holder: str, slots: Sequence[tuple[str, int]], now: float
+    ) -> list[tuple[str, int]]:
+        """Extend these leases of ``holder`` by their lease time from ``now``; return those still held."""
+
+    async def slots_in_use(self, bucket: str, now: float) -> tuple[int, float | None]:
+        """Unexpired leases of ``bucket``, and the soonest time one of them expires."""
+
+    async def purge_flow_state(self, now: float) -> int:
+        """Forget buckets that are full again and leases expired a while ago; return how many."""
+
+
+class Store(FlowStore, Protocol):
     async def open(self) -> None:
         """Connect (and, for SQLite, create the file).
 

@@ -19,6 +19,7 @@ from legato.machine.commands import CancelTimer, DeadLetter, Decision, ScheduleT
 from legato.machine.errors import ErrorInfo
 from legato.machine.run import Run
 from legato.redact import redact
+from legato.store import flow_postgres as flow
 from legato.store import sql_postgres as q
 from legato.store.base import (
     Applied,
@@ -524,6 +525,38 @@ class PostgresStore:
         async with self._conn() as conn:
             status = await conn.execute(q.PURGE_DEAD_LETTERS, older_than)
         return int(status.split()[-1])
+
+    # -- flow control (legato.store.flow_postgres) -----------------------------------
+
+    async def reserve_tokens(
+        self, bucket: str, count: int, rate: float, capacity: float, now: float
+    ) -> float:
+        async with self._conn() as conn:
+            return await flow.reserve_tokens(conn, bucket, count, rate, capacity, now)
+
+    async def acquire_slot(
+        self, bucket: str, limit: int, holder: str, now: float, lease: float
+    ) -> int | None:
+        async with self._conn() as conn:
+            return await flow.acquire_slot(conn, bucket, limit, holder, now, lease)
+
+    async def release_slot(self, bucket: str, slot: int, holder: str) -> None:
+        async with self._conn() as conn:
+            await flow.release_slot(conn, bucket, slot, holder)
+
+    async def renew_slots(
+        self, holder: str, slots: Sequence[tuple[str, int]], now: float
+    ) -> list[tuple[str, int]]:
+        async with self._conn() as conn:
+            return await flow.renew_slots(conn, holder, slots, now)
+
+    async def slots_in_use(self, bucket: str, now: float) -> tuple[int, float | None]:
+        async with self._conn() as conn:
+            return await flow.slots_in_use(conn, bucket, now)
+
+    async def purge_flow_state(self, now: float) -> int:
+        async with self._conn() as conn:
+            return await flow.purge_flow_state(conn, now)
 
 
 def _run_args(run: Run) -> tuple[Any, ...]:

@@ -207,3 +207,53 @@ RETURNING id
 """
 
 PURGE_DEAD_LETTERS = "DELETE FROM dead_letters WHERE $1::timestamptz IS NULL OR created_at < $1"
+
+# -- flow control ------------------------------------------------------------
+
+# Creates the bucket full, or locks the existing row; returns its state either way.
+LOCK_BUCKET = """
+INSERT INTO rate_buckets (bucket, tokens, updated_at, full_at) VALUES ($1, $2, $3, $3)
+ON CONFLICT (bucket) DO UPDATE SET bucket = excluded.bucket
+RETURNING tokens, updated_at
+"""
+
+UPDATE_BUCKET = "UPDATE rate_buckets SET tokens = $2, updated_at = $3, full_at = $4 WHERE bucket = $1"
+
+# The lowest slot without a live lease, unless `limit` live leases exist already
+# (the count also covers slots above a limit that was lowered). Two workers
+# racing for the same slot meet in the primary key: one of them gets nothing
+# and tries again later.
+ACQUIRE_SLOT = """
+INSERT INTO concurrency_slots (bucket, slot, holder, lease, acquired_at, expires_at)
+SELECT $1, s, $3::text, $6::double precision, $4, $5::timestamptz
+FROM generate_series(0, $2 - 1) AS s
+WHERE (SELECT count(*) FROM concurrency_slots c WHERE c.bucket = $1 AND c.expires_at > $4) < $2
+  AND NOT EXISTS (
+      SELECT 1 FROM concurrency_slots c WHERE c.bucket = $1 AND c.slot = s AND c.expires_at > $4
+  )
+ORDER BY s
+LIMIT 1
+ON CONFLICT (bucket, slot) DO UPDATE SET
+    holder = excluded.holder, lease = excluded.lease,
+    acquired_at = excluded.acquired_at, expires_at = excluded.expires_at
+WHERE concurrency_slots.expires_at <= $4
+RETURNING slot
+"""
+
+RELEASE_SLOT = "DELETE FROM concurrency_slots WHERE bucket = $1 AND slot = $2 AND holder = $3"
+
+RENEW_SLOTS = """
+UPDATE concurrency_slots AS s SET expires_at = $2::timestamptz + s.lease * interval '1 second'
+FROM unnest($3::text[], $4::integer[]) AS u(bucket, slot)
+WHERE s.holder = $1 AND s.bucket = u.bucket AND s.slot = u.slot
+RETURNING s.bucket, s.slot
+"""
+
+SLOTS_IN_USE = """
+SELECT count(*) AS used, min(expires_at) AS soonest
+FROM concurrency_slots WHERE bucket = $1 AND expires_at > $2
+"""
+
+PURGE_BUCKETS = "DELETE FROM rate_buckets WHERE full_at < $1"
+
+PURGE_SLOTS = "DELETE FROM concurrency_slots WHERE expires_at < $1"

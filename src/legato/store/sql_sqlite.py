@@ -153,3 +153,40 @@ WHERE id = ? AND status = 'open'
 """
 
 PURGE_DEAD_LETTERS = "DELETE FROM dead_letters WHERE ?1 IS NULL OR created_at < ?1"
+
+# -- flow control (one writer at a time: BEGIN IMMEDIATE serialises these) ----
+
+CREATE_BUCKET = """
+INSERT INTO rate_buckets (bucket, tokens, updated_at, full_at) VALUES (?, ?, ?, ?)
+ON CONFLICT (bucket) DO NOTHING
+"""
+
+SELECT_BUCKET = "SELECT tokens, updated_at FROM rate_buckets WHERE bucket = ?"
+
+UPDATE_BUCKET = "UPDATE rate_buckets SET tokens = ?, updated_at = ?, full_at = ? WHERE bucket = ?"
+
+LIVE_SLOTS = "SELECT slot FROM concurrency_slots WHERE bucket = ? AND expires_at > ?"
+
+UPSERT_SLOT = """
+INSERT INTO concurrency_slots (bucket, slot, holder, lease, acquired_at, expires_at)
+VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (bucket, slot) DO UPDATE SET
+    holder = excluded.holder, lease = excluded.lease,
+    acquired_at = excluded.acquired_at, expires_at = excluded.expires_at
+"""
+
+RELEASE_SLOT = "DELETE FROM concurrency_slots WHERE bucket = ? AND slot = ? AND holder = ?"
+
+RENEW_SLOT = """
+UPDATE concurrency_slots SET expires_at = ? + lease
+WHERE bucket = ? AND slot = ? AND holder = ?
+"""
+
+SLOTS_IN_USE = """
+SELECT count(*) AS used, min(expires_at) AS soonest
+FROM concurrency_slots WHERE bucket = ? AND expires_at > ?
+"""
+
+PURGE_BUCKETS = "DELETE FROM rate_buckets WHERE full_at < ?"
+
+PURGE_SLOTS = "DELETE FROM concurrency_slots WHERE expires_at < ?"

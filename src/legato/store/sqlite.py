@@ -22,6 +22,7 @@ from legato.errors import StoreError
 from legato.machine.commands import Decision
 from legato.machine.errors import ErrorInfo
 from legato.machine.run import Run
+from legato.store import flow_sqlite as flow
 from legato.store import sql_sqlite as q
 from legato.store.base import (
     Applied,
@@ -411,6 +412,38 @@ class SqliteStore:
         async with self._write() as db:
             cursor = await db.execute(q.PURGE_DEAD_LETTERS, (older_than,))
             return cursor.rowcount
+
+    # -- flow control (legato.store.flow_sqlite) -------------------------------------
+
+    async def reserve_tokens(
+        self, bucket: str, count: int, rate: float, capacity: float, now: float
+    ) -> float:
+        async with self._write() as db:
+            return await flow.reserve_tokens(db, bucket, count, rate, capacity, now)
+
+    async def acquire_slot(
+        self, bucket: str, limit: int, holder: str, now: float, lease: float
+    ) -> int | None:
+        async with self._write() as db:
+            return await flow.acquire_slot(db, bucket, limit, holder, now, lease)
+
+    async def release_slot(self, bucket: str, slot: int, holder: str) -> None:
+        async with self._write() as db:
+            await flow.release_slot(db, bucket, slot, holder)
+
+    async def renew_slots(
+        self, holder: str, slots: Sequence[tuple[str, int]], now: float
+    ) -> list[tuple[str, int]]:
+        async with self._write() as db:
+            return await flow.renew_slots(db, holder, slots, now)
+
+    async def slots_in_use(self, bucket: str, now: float) -> tuple[int, float | None]:
+        rows = await self._read(q.SLOTS_IN_USE, bucket, now)
+        return int(rows[0][0]), rows[0][1]
+
+    async def purge_flow_state(self, now: float) -> int:
+        async with self._write() as db:
+            return await flow.purge_flow_state(db, now)
 
 
 def _statements(script: str) -> list[str]:

@@ -2,22 +2,27 @@
 
 Deliveries arrive from the broker's consumers (bounded by prefetch) into one
 buffer per queue. Whenever a concurrency slot is free, the dispatcher picks
-the next delivery by stride scheduling over the queues' weights: with a
-backlog everywhere, high gets 8 picks for every 4 of normal and 1 of low, so
-urgent work overtakes a backlog at once while low priority still moves.
+the next delivery by stride scheduling over the queues' weights (see
+:mod:`legato.flow.stride`): with a backlog everywhere, high gets 8 picks for
+every 4 of normal and 1 of low, so urgent work overtakes a backlog at once
+while low priority still moves.
+
+A delivery that must wait for a flow-control limit is *parked*: it leaves the
+buffer and gives its slot back, and the admission gate that holds it
+:meth:`resubmit`\\ s it, ahead of its queue, when its turn comes.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 
 import anyio
 from anyio.abc import TaskGroup
 
 from legato.broker.base import Delivery
+from legato.flow.stride import DEFAULT_WEIGHTS, Stride, weights_by_level
 
-DEFAULT_WEIGHTS = {"high": 8, "normal": 4, "low": 1}
+__all__ = ["DEFAULT_WEIGHTS", "Dispatcher"]
 
 
 class Dispatcher:
@@ -26,10 +31,9 @@ class Dispatcher:
             raise ValueError("concurrency must be >= 1")
         self.concurrency = concurrency
         self.weights = dict(weights or DEFAULT_WEIGHTS)
-        self._buffers: dict[str, deque[Delivery]] = {}
-        self._pass: dict[str, float] = {}
-        self._stride: dict[str, float] = {}
-        self._virtual_time = 0.0
+        self.weight_of = weights_by_level(self.weights)
+        self._buffers: Stride[Delivery] = Stride(self.weight_of)
+        self._parked: set[Delivery] = set()
         self._ready = anyio.Event()
         self._slots = anyio.Semaphore(concurrency)
         self._closed = False
@@ -37,38 +41,35 @@ class Dispatcher:
         self._idle = anyio.Event()
         self._idle.set()
 
-    def weight_of(self, queue: str) -> int:
-        level = queue.rsplit(".", 1)[-1]
-        return self.weights.get(level, self.weights["normal"])
-
     def submit(self, delivery: Delivery) -> None:
         """Called by the broker for each delivery; never blocks."""
-        queue = delivery.queue
-        if queue not in self._buffers:
-            self._buffers[queue] = deque()
-            self._stride[queue] = 1.0 / self.weight_of(queue)
-            self._pass[queue] = self._virtual_time
-        buffer = self._buffers[queue]
-        if not buffer:
-            # A queue that was idle rejoins at the current virtual time: it
-            # neither hoards credit nor pays for the time it had no work.
-            self._pass[queue] = max(self._pass[queue], self._virtual_time)
-        buffer.append(delivery)
+        self._buffers.push(delivery.queue, delivery)
         self._ready.set()
+
+    def park(self, delivery: Delivery) -> bool:
+        """Keep ``delivery`` aside, unsettled, while it waits for a limit.
+
+        False once the dispatcher is closed: the caller gives it back instead.
+        """
+        if self._closed:
+            return False
+        self._parked.add(delivery)
+        return True
+
+    def resubmit(self, delivery: Delivery) -> None:
+        """A parked delivery's turn came: it goes first in its queue."""
+        if delivery in self._parked and not self._closed:
+            self._parked.discard(delivery)
+            self._buffers.push(delivery.queue, delivery, front=True)
+            self._ready.set()
 
     @property
     def buffered(self) -> int:
-        return sum(len(b) for b in self._buffers.values())
+        return len(self._buffers)
 
-    def _pick(self) -> Delivery | None:
-        candidates = [q for q, b in self._buffers.items() if b]
-        if not candidates:
-            return None
-        # Lowest pass first; on a tie, the heavier queue (higher priority).
-        queue = min(candidates, key=lambda q: (self._pass[q], -self.weight_of(q)))
-        self._virtual_time = self._pass[queue]
-        self._pass[queue] += self._stride[queue]
-        return self._buffers[queue].popleft()
+    @property
+    def parked(self) -> int:
+        return len(self._parked)
 
     async def run(self, group: TaskGroup, handle: Callable[[Delivery], Awaitable[None]]) -> None:
         """Start a step for each delivery as slots free up, until :meth:`close`."""
@@ -85,7 +86,7 @@ class Dispatcher:
     async def _next(self) -> Delivery | None:
         """The next delivery to run; None once the dispatcher is closed."""
         while not self._closed:
-            delivery = self._pick()
+            delivery = self._buffers.pick()
             if delivery is not None:
                 return delivery
             self._ready = anyio.Event()
@@ -102,12 +103,11 @@ class Dispatcher:
                 self._idle.set()
 
     async def close(self) -> list[Delivery]:
-        """Stop starting steps; return the deliveries that never started."""
+        """Stop starting steps; return the deliveries that never started, parked ones included."""
         self._closed = True
         self._ready.set()
-        left = [d for b in self._buffers.values() for d in b]
-        for buffer in self._buffers.values():
-            buffer.clear()
+        left = self._buffers.drain() + [d for d in self._parked if not d.settled]
+        self._parked.clear()
         return left
 
     async def wait_idle(self) -> None:

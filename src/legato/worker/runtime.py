@@ -24,6 +24,7 @@ from legato.broker.base import Broker, Delivery
 from legato.clock import Clock, SystemClock
 from legato.engine import Engine
 from legato.errors import BrokerError, LegatoError, StoreError
+from legato.flow.admission import Admission, AdmissionSettings
 from legato.observe import Observer
 from legato.store.base import Store
 from legato.worker.dispatch import Dispatcher
@@ -54,6 +55,11 @@ class WorkerSettings:
     """Age after which an unpublished outbox row counts as orphaned."""
     retry_pause: float = 1.0
     """Pause before giving a delivery back after a database or broker error."""
+    waiting_room: int | None = None
+    """Deliveries per queue that may wait for a rate or concurrency limit
+    beyond the prefetch; defaults to four times the prefetch (docs/flow-control.md)."""
+    slot_poll_interval: float = 0.25
+    """How often a step waiting for a global concurrency slot looks again."""
 
 
 class SideTaskDied(LegatoError):
@@ -107,7 +113,21 @@ class Worker:
         self.engine = Engine(app, store, broker, self.clock, observer)
         self.dispatcher = Dispatcher(self.settings.concurrency)
         self.threads = anyio.CapacityLimiter(self.settings.concurrency)
-        self.steps = StepRunner(app, self.engine, broker, self.clock, self.threads, middleware)
+        self.admission = Admission(
+            app.limits,
+            store,
+            self.clock,
+            park=self.dispatcher.park,
+            wake=self.dispatcher.resubmit,
+            weight_of=self.dispatcher.weight_of,
+            observer=self.engine.observer,
+            settings=AdmissionSettings(
+                slot_poll_interval=self.settings.slot_poll_interval, retry_pause=self.settings.retry_pause
+            ),
+        )
+        self.steps = StepRunner(
+            app, self.engine, broker, self.clock, self.threads, middleware, self.admission
+        )
         self.triggers = TriggerHandler(app, self.engine, broker, self.clock)
         self.timers = TimerPoller(
             self.engine,
@@ -147,6 +167,7 @@ class Worker:
         async with anyio.create_task_group() as side:
             side.start_soon(supervised, "timers", self.timers.run, name="timers")
             side.start_soon(supervised, "outbox-relay", self.relay.run, name="outbox-relay")
+            await side.start(self.admission.run, name="admission")
             async with anyio.create_task_group() as steps:
                 steps.start_soon(self._consume, prefetch, name="consumer")
                 steps.start_soon(self.dispatcher.run, steps, self._handle, name="dispatcher")
@@ -166,7 +187,10 @@ class Worker:
     async def _consume(self, prefetch: int) -> None:
         self.consuming = True
         try:
-            await self.broker.consume(self.dispatcher.submit, prefetch)
+            waiting_room = self.settings.waiting_room
+            if waiting_room is None:
+                waiting_room = 4 * prefetch
+            await self.broker.consume(self.dispatcher.submit, prefetch, waiting_room)
         finally:
             self.consuming = False
 

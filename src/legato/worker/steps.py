@@ -13,6 +13,7 @@ from legato.broker.base import Broker, Delivery
 from legato.clock import Clock
 from legato.context import StepContext
 from legato.engine import Engine
+from legato.flow.admission import FREE, Admission
 from legato.machine.events import StepFailed, StepSucceeded
 from legato.messages import MalformedMessage, TaskMessage
 from legato.worker.execute import Outcome, invoke
@@ -31,6 +32,7 @@ class StepRunner:
         clock: Clock,
         threads: anyio.CapacityLimiter,
         middleware: Sequence[Middleware] = (),
+        admission: Admission | None = None,
     ) -> None:
         self.app = app
         self.engine = engine
@@ -38,6 +40,7 @@ class StepRunner:
         self.broker = broker
         self.clock = clock
         self.threads = threads
+        self.admission = admission
         self._call = compose(middleware, self._invoke)
 
     async def _invoke(self, call: StepCall) -> Outcome:
@@ -70,7 +73,7 @@ class StepRunner:
             reason = f"stale task: step #{message.seq} attempt {message.attempt} is not running"
             await self.store.record_rejection(run, "TaskMessage", reason, self.clock.now())
             self.engine.observer.rejected(run, "TaskMessage", reason)
-            await delivery.ack()
+            await self._settled_unrun(delivery)
             return
         token = run.token(message.seq)
         assert token is not None
@@ -95,7 +98,16 @@ class StepRunner:
             self.app.handler(workflow, token.state, token.kind),
             dict(delivery.headers),
         )
-        outcome = await self._call(call)
+        # Flow control, just before the handler: a step that must wait for a
+        # limit is parked (unacked, holding no slot) and comes back later.
+        permit = await self.admission.admit(delivery, task, run.data) if self.admission else FREE
+        if permit is None:
+            return
+        try:
+            outcome = await self._call(call)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await permit.release()
         if outcome.ok:
             event: StepSucceeded | StepFailed = StepSucceeded(
                 token.seq,
@@ -104,6 +116,7 @@ class StepRunner:
                 token.kind,
                 outcome.started_at,
                 outcome.finished_at,
+                permit.waited,
             )
         else:
             assert outcome.error is not None
@@ -116,6 +129,7 @@ class StepRunner:
                 outcome.finished_at,
                 outcome.retry_after,
                 outcome.non_retryable,
+                permit.waited,
             )
         # The outcome must be recorded even if shutdown cancels us now: the
         # handler's effects happened, and recording is quick.
@@ -123,5 +137,12 @@ class StepRunner:
             await self.engine.apply(run, event)
             await delivery.ack()
 
+    async def _settled_unrun(self, delivery: Delivery) -> None:
+        if self.admission is not None:
+            self.admission.discard(delivery)
+        await delivery.ack()
+
     async def _poison(self, delivery: Delivery, reason: str) -> None:
+        if self.admission is not None:
+            self.admission.discard(delivery)
         await dead_letter_message(delivery, reason, self.store, self.broker, self.clock, self.engine.observer)
