@@ -200,3 +200,16 @@ async def _parking(broker: Broker) -> None:
     assert sum(d.redelivered for d in inbox.items) == 1
     assert sorted({d.body for d in inbox.items}) == sorted(f"m{i}".encode() for i in range(12))
     assert (await broker.depths())[broker.topology.task_queue(Priority.NORMAL)] == 0
+
+
+async def test_depths_count_what_is_ready_now(broker: Broker) -> None:
+    normal = broker.topology.task_queue(Priority.NORMAL)
+    assert (await broker.depths())[normal] == 0
+    await broker.publish([task(f"d{i}".encode()) for i in range(5)])
+    with anyio.fail_after(10):
+        while (await broker.depths())[normal] != 5:
+            await anyio.sleep(0.05)  # RabbitMQ counts confirmed messages a moment later
+    await broker.publish_event("order.placed", b"{}")
+    with anyio.fail_after(10):
+        while (await broker.depths())[broker.topology.triggers_queue] != 1:
+            await anyio.sleep(0.05)

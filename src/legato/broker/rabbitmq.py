@@ -343,10 +343,16 @@ class RabbitMQBroker:
         if self._publish_channel is None:
             raise BrokerError("the broker is not connected")
         topo = self.topology
+        # Straight to the underlying channel: aio-pika's robust channel caches its
+        # declarations, and a cached declare-ok carries the count of back then.
+        channel = await self._publish_channel.get_underlay_channel()
         found = {}
-        for name in (*topo.task_queues, topo.triggers_queue, topo.dead_letter_queue):
-            queue = await self._publish_channel.declare_queue(name, passive=True)
-            found[name] = queue.declaration_result.message_count or 0
+        try:
+            for name in (*topo.task_queues, topo.triggers_queue, topo.dead_letter_queue):
+                declared = await channel.queue_declare(name, passive=True)
+                found[name] = declared.message_count or 0
+        except _BROKER_ERRORS as exc:
+            raise BrokerError(f"cannot read queue depths: {exc or type(exc).__name__}") from exc
         return found
 
     async def purge_dead_letters(self, older_than: float | None) -> int:
