@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from legato.app import App
 from legato.broker.base import Broker
@@ -42,6 +43,11 @@ class Started:
     """False when the idempotency key had a run already: ``run`` is that run."""
 
 
+class Local(Protocol):
+    def offer(self, message: OutboxMessage, run: Run) -> bool:
+        """Take a committed task message to run in this process, or refuse it (False)."""
+
+
 class Engine:
     def __init__(
         self,
@@ -66,6 +72,7 @@ class Engine:
         priority: Priority | None = None,
         trace_context: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
+        local: Local | None = None,
     ) -> Started:
         """Start a run of the newest version of ``workflow``.
 
@@ -85,7 +92,7 @@ class Engine:
         created = await self.store.create_run(decision, self._headers(decision.run, headers))
         if created.created:
             self.observer.applied(decision, True)
-            await self.publish(created.outbox)
+            await self.publish(created.outbox, created.run, local)
         return Started(created.run, created.created)
 
     async def apply(
@@ -95,6 +102,7 @@ class Engine:
         *,
         guard: Guard | None = None,
         headers: Mapping[str, str] | None = None,
+        local: Local | None = None,
     ) -> Decision | Rejection:
         """Apply ``event`` to the run (given, or loaded by id); retry on conflicts."""
         current = run if isinstance(run, Run) else None
@@ -115,7 +123,7 @@ class Engine:
             result = await self.store.apply(outcome, guard, self._headers(outcome.run, headers))
             if isinstance(result, Applied):
                 self.observer.applied(outcome, False)
-                await self.publish(result.outbox)
+                await self.publish(result.outbox, result.run, local)
                 return outcome
             if isinstance(result, GuardFailed):
                 return Rejection(result.reason)
@@ -130,12 +138,18 @@ class Engine:
             return headers
         return {**extra, **headers} if headers else extra
 
-    async def publish(self, outbox: Sequence[OutboxMessage]) -> None:
+    async def publish(
+        self, outbox: Sequence[OutboxMessage], run: Run | None = None, local: Local | None = None
+    ) -> None:
         """Publish committed outbox messages, then forget them.
 
-        Without a broker in this process, or when the broker fails, the
-        messages stay in the outbox and a worker's relay publishes them.
+        ``local`` may take task messages to run in this process instead (eager
+        dispatch); their rows stay until it settles them. Without a broker in
+        this process, or when the broker fails, the messages stay in the outbox
+        and a worker's relay publishes them.
         """
+        if local is not None and run is not None:
+            outbox = [m for m in outbox if not local.offer(m, run)]
         if not outbox or self.broker is None:
             return
         try:

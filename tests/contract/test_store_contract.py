@@ -155,6 +155,15 @@ async def test_outbox_rows_are_claimed_by_age_with_a_lease_and_deleted_when_done
     assert await store.claim_outbox(NOW + 100, NOW + 100, lease=30, limit=10) == []
 
 
+async def test_claimed_outbox_rows_are_left_alone_until_the_claim_runs_out(store: Store) -> None:
+    created = await store.create_run(started())
+    [row] = created.outbox
+    await store.claim_outbox_rows([row.id], NOW + 60)
+    assert await store.claim_outbox(NOW + 30, NOW + 30, lease=30, limit=10) == []
+    [late] = await store.claim_outbox(NOW + 61, NOW + 61, lease=30, limit=10)
+    assert late.id == row.id
+
+
 async def test_dead_letters_are_recorded_with_the_transition_and_replayed_once(store: Store) -> None:
     run = (await store.create_run(started())).run
     d1 = decide(WF, run, StepFailed(1, 1, boom("ValueError", "bad input")), NOW)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from legato.machine.definition import Priority
+from legato.machine.run import Run
 from legato.store.base import OutboxMessage
 
 
@@ -73,6 +74,11 @@ class Delivery:
     _park: Callable[[], Awaitable[bool]] | None = field(default=None, repr=False)
     parked: bool = False
     """In the consumer's waiting room: no longer counted against the prefetch."""
+    local: bool = False
+    """Made by this process (eager dispatch), not delivered by the broker."""
+    run_hint: Run | None = field(default=None, repr=False)
+    """The run as committed by the transition that made this (local) task; saves
+    a read, and is checked against the database when it does not match."""
 
     async def ack(self) -> None:
         if not self.settled:

@@ -232,6 +232,10 @@ class Store(FlowStore, Protocol):
         """Forget published outbox rows; a backend may defer the deletion until
         :meth:`flush_outbox`, which the relay calls every cycle."""
 
+    async def claim_outbox_rows(self, ids: Sequence[int], until: float) -> None:
+        """Keep the relay off these rows until ``until``: their messages are being
+        handled in this process (eager dispatch)."""
+
     async def flush_outbox(self) -> None:
         """Carry out deferred outbox deletions now."""
 

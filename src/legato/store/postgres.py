@@ -429,6 +429,11 @@ class PostgresStore:
         if len(self._sent) >= _SENT_FLUSH_AT:
             await self.flush_outbox()
 
+    async def claim_outbox_rows(self, ids: Sequence[int], until: float) -> None:
+        if ids:
+            async with self._conn() as conn:
+                await conn.execute(q.CLAIM_OUTBOX_ROWS, list(ids), until)
+
     async def flush_outbox(self) -> None:
         sent, self._sent = self._sent, []
         if not sent:

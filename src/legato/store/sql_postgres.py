@@ -120,6 +120,8 @@ RETURNING id, run_id, kind, body, priority, headers
 
 DELETE_OUTBOX = "DELETE FROM outbox WHERE id = ANY($1::bigint[])"
 
+CLAIM_OUTBOX_ROWS = "UPDATE outbox SET claimed_until = $2 WHERE id = ANY($1::bigint[])"
+
 UPSERT_TIMER = """
 INSERT INTO timers (run_id, key, purpose, seq, attempt, fire_at)
 VALUES ($1, $2, $3, $4, $5, $6)

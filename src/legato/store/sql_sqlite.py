@@ -76,6 +76,8 @@ RETURNING id, run_id, kind, body, priority, headers
 
 DELETE_OUTBOX = "DELETE FROM outbox WHERE id = ?"
 
+CLAIM_OUTBOX_ROW = "UPDATE outbox SET claimed_until = ? WHERE id = ?"
+
 UPSERT_TIMER = """
 INSERT INTO timers (run_id, key, purpose, seq, attempt, fire_at)
 VALUES (?, ?, ?, ?, ?, ?)

@@ -332,6 +332,11 @@ class SqliteStore:
         async with self._write() as db:
             await db.executemany(q.DELETE_OUTBOX, [(i,) for i in ids])
 
+    async def claim_outbox_rows(self, ids: Sequence[int], until: float) -> None:
+        if ids:
+            async with self._write() as db:
+                await db.executemany(q.CLAIM_OUTBOX_ROW, [(until, i) for i in ids])
+
     async def flush_outbox(self) -> None:
         return None  # deletions are immediate here
 

@@ -38,12 +38,19 @@ class Dispatcher:
         self._slots = anyio.Semaphore(concurrency)
         self._closed = False
         self.in_flight = 0
+        self.local_buffered = 0
+        """Buffered deliveries made by this process (eager dispatch)."""
         self._idle = anyio.Event()
         self._idle.set()
 
     def submit(self, delivery: Delivery) -> None:
-        """Called by the broker for each delivery; never blocks."""
-        self._buffers.push(delivery.queue, delivery)
+        """Called by the broker for each delivery; never blocks.
+
+        A local delivery (the next step of a run this process just advanced)
+        goes first in its queue: runs in progress finish before new ones start.
+        """
+        self.local_buffered += delivery.local
+        self._buffers.push(delivery.queue, delivery, front=delivery.local)
         self._ready.set()
 
     def park(self, delivery: Delivery) -> bool:
@@ -60,8 +67,13 @@ class Dispatcher:
         """A parked delivery's turn came: it goes first in its queue."""
         if delivery in self._parked and not self._closed:
             self._parked.discard(delivery)
+            self.local_buffered += delivery.local
             self._buffers.push(delivery.queue, delivery, front=True)
             self._ready.set()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     @property
     def buffered(self) -> int:
@@ -88,6 +100,7 @@ class Dispatcher:
         while not self._closed:
             delivery = self._buffers.pick()
             if delivery is not None:
+                self.local_buffered -= delivery.local
                 return delivery
             self._ready = anyio.Event()
             await self._ready.wait()
@@ -108,6 +121,7 @@ class Dispatcher:
         self._ready.set()
         left = self._buffers.drain() + [d for d in self._parked if not d.settled]
         self._parked.clear()
+        self.local_buffered = 0
         return left
 
     async def wait_idle(self) -> None:

@@ -28,6 +28,7 @@ from legato.flow.admission import Admission, AdmissionSettings
 from legato.observe import Observer
 from legato.store.base import Store
 from legato.worker.dispatch import Dispatcher
+from legato.worker.eager import Eager
 from legato.worker.middleware import Middleware
 from legato.worker.poison import dead_letter_message
 from legato.worker.relay import OutboxRelay
@@ -55,6 +56,9 @@ class WorkerSettings:
     """Age after which an unpublished outbox row counts as orphaned."""
     retry_pause: float = 1.0
     """Pause before giving a delivery back after a database or broker error."""
+    eager: bool = True
+    """Run the next step of a run here when a slot is free, instead of a round
+    trip through the broker (docs/architecture.md, "Eager dispatch")."""
     waiting_room: int | None = None
     """Deliveries per queue that may wait for a rate or concurrency limit
     beyond the prefetch; defaults to four times the prefetch (docs/flow-control.md)."""
@@ -125,10 +129,15 @@ class Worker:
                 slot_poll_interval=self.settings.slot_poll_interval, retry_pause=self.settings.retry_pause
             ),
         )
-        self.steps = StepRunner(
-            app, self.engine, broker, self.clock, self.threads, middleware, self.admission
+        self.eager = (
+            Eager(self.dispatcher, store, broker, self.clock, claim_for=self.settings.relay_grace)
+            if self.settings.eager
+            else None
         )
-        self.triggers = TriggerHandler(app, self.engine, broker, self.clock)
+        self.steps = StepRunner(
+            app, self.engine, broker, self.clock, self.threads, middleware, self.admission, self.eager
+        )
+        self.triggers = TriggerHandler(app, self.engine, broker, self.clock, self.eager)
         self.timers = TimerPoller(
             self.engine,
             store,
@@ -168,6 +177,8 @@ class Worker:
             side.start_soon(supervised, "timers", self.timers.run, name="timers")
             side.start_soon(supervised, "outbox-relay", self.relay.run, name="outbox-relay")
             await side.start(self.admission.run, name="admission")
+            if self.eager is not None:
+                side.start_soon(supervised, "eager-claims", self.eager.keep_claims, name="eager-claims")
             async with anyio.create_task_group() as steps:
                 steps.start_soon(self._consume, prefetch, name="consumer")
                 steps.start_soon(self.dispatcher.run, steps, self._handle, name="dispatcher")

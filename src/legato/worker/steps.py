@@ -12,7 +12,7 @@ from legato.app import App, UnknownWorkflow
 from legato.broker.base import Broker, Delivery
 from legato.clock import Clock
 from legato.context import StepContext
-from legato.engine import Engine
+from legato.engine import Engine, Local
 from legato.flow.admission import FREE, Admission
 from legato.machine.events import StepFailed, StepSucceeded
 from legato.messages import MalformedMessage, TaskMessage
@@ -33,6 +33,7 @@ class StepRunner:
         threads: anyio.CapacityLimiter,
         middleware: Sequence[Middleware] = (),
         admission: Admission | None = None,
+        local: Local | None = None,
     ) -> None:
         self.app = app
         self.engine = engine
@@ -41,6 +42,7 @@ class StepRunner:
         self.clock = clock
         self.threads = threads
         self.admission = admission
+        self.local = local
         self._call = compose(middleware, self._invoke)
 
     async def _invoke(self, call: StepCall) -> Outcome:
@@ -59,7 +61,13 @@ class StepRunner:
         except MalformedMessage as exc:
             await self._poison(delivery, str(exc))
             return
-        run = await self.store.load_run(message.run_id)
+        run = delivery.run_hint
+        if (
+            run is None
+            or run.id != message.run_id
+            or not run.expects(message.seq, message.attempt, message.kind)
+        ):
+            run = await self.store.load_run(message.run_id)
         if run is None:
             await self._poison(delivery, f"task for unknown run {message.run_id}")
             return
@@ -134,7 +142,7 @@ class StepRunner:
         # The outcome must be recorded even if shutdown cancels us now: the
         # handler's effects happened, and recording is quick.
         with anyio.CancelScope(shield=True):
-            await self.engine.apply(run, event)
+            await self.engine.apply(run, event, local=self.local)
             await delivery.ack()
 
     async def _settled_unrun(self, delivery: Delivery) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 from legato.app import App
 from legato.broker.base import SIGNAL_ROUTING_KEY, Broker, Delivery
 from legato.clock import Clock
-from legato.engine import Engine
+from legato.engine import Engine, Local
 from legato.errors import RunNotFound
 from legato.machine.commands import Rejection
 from legato.machine.definition import Priority
@@ -50,7 +50,10 @@ def event_key(delivery: Delivery) -> str:
 
 
 class TriggerHandler:
-    def __init__(self, app: App, engine: Engine, broker: Broker, clock: Clock) -> None:
+    def __init__(
+        self, app: App, engine: Engine, broker: Broker, clock: Clock, local: Local | None = None
+    ) -> None:
+        self.local = local
         self.app = app
         self.engine = engine
         self.broker = broker
@@ -78,7 +81,7 @@ class TriggerHandler:
         key = event_key(delivery)
         for workflow in workflows:
             started = await self.engine.start(
-                workflow.name, body, key=key, priority=priority, trace_context=trace or None
+                workflow.name, body, key=key, priority=priority, trace_context=trace or None, local=self.local
             )
             if not started.created:
                 log.info(

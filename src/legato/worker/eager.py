@@ -1,0 +1,115 @@
+"""Eager dispatch: run the next step of a run in this process, skipping the broker.
+
+When a transition commits a task message and this worker has a free slot and
+nothing else waiting, the message goes straight into the local dispatcher,
+with the run that was just committed, instead of a round trip through
+RabbitMQ (publish, confirm, deliver, ack) and a reload from the database.
+Temporal does the same with eager activities.
+
+Durability does not change: the task's outbox row was committed with the
+transition and stays until the local step is settled. Settling it (the ack)
+forgets the row; giving it back (shutdown) publishes it. If the worker dies
+first, another worker's outbox relay publishes the row after ``relay_grace``.
+While a local step is running, a lease keeper renews the claim on its row,
+so the relay never duplicates a live step.
+
+How it keeps priorities and limits (docs/flow-control.md):
+
+* a kept step goes to the front of *its own priority level* in the dispatcher:
+  a run in progress finishes before new runs of the same priority start, while
+  the 8:4:1 weighting between levels is untouched, so a high-priority delivery
+  still overtakes normal continuations;
+* it waits for a slot like any delivery, and at most one wave of them
+  (``concurrency``) is kept; beyond that they are published for other replicas;
+* it passes admission (rate and concurrency limits) like any other step.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import anyio
+
+from legato.broker.base import Broker, Delivery, Topology
+from legato.clock import Clock
+from legato.errors import BrokerError, StoreError
+from legato.machine.run import Run
+from legato.store.base import OutboxMessage, Store
+from legato.worker.dispatch import Dispatcher
+
+log = logging.getLogger("legato.worker")
+
+
+class Eager:
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        store: Store,
+        broker: Broker,
+        clock: Clock,
+        claim_for: float,
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.store = store
+        self.broker = broker
+        self.topology: Topology = broker.topology
+        self.clock = clock
+        self.claim_for = claim_for
+        self._active: dict[int, float] = {}
+        """Outbox ids of local steps not settled yet, with when they were taken."""
+        self.taken = 0
+
+    def offer(self, message: OutboxMessage, run: Run) -> bool:
+        """Take ``message`` to run here, if there is room; False: publish it."""
+        dispatcher = self.dispatcher
+        if message.kind != "task" or dispatcher.closed:
+            return False
+        # At most one wave of kept steps waits here; beyond that the broker
+        # spreads them over the other replicas.
+        if dispatcher.local_buffered >= dispatcher.concurrency:
+            return False
+        self._active[message.id] = self.clock.now()
+        self.taken += 1
+        dispatcher.submit(self._delivery(message, run))
+        return True
+
+    def _delivery(self, message: OutboxMessage, run: Run) -> Delivery:
+        async def ack() -> None:
+            self._active.pop(message.id, None)
+            await self.store.outbox_done([message.id])
+
+        async def requeue() -> None:
+            self._active.pop(message.id, None)
+            try:
+                await self.broker.publish([message])
+            except BrokerError as exc:
+                log.warning("could not hand a local step back to the broker (%s); the outbox relay will", exc)
+                return
+            await self.store.outbox_done([message.id])
+
+        return Delivery(
+            queue=self.topology.task_queue(message.priority),
+            body=message.body,
+            routing_key="",
+            message_id=None,
+            headers=message.headers,
+            priority=message.priority,
+            redelivered=False,
+            _ack=ack,
+            _requeue=requeue,
+            local=True,
+            run_hint=run,
+        )
+
+    async def keep_claims(self) -> None:
+        """Renew the claim on the outbox rows of local steps that run long."""
+        period = self.claim_for / 3
+        while True:
+            await anyio.sleep(period)
+            now = self.clock.now()
+            old = [i for i, taken in self._active.items() if now - taken >= period]
+            if old:
+                try:
+                    await self.store.claim_outbox_rows(old, now + self.claim_for)
+                except StoreError as exc:
+                    log.warning("could not renew the claim on %d local steps: %s", len(old), exc)
