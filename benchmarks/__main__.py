@@ -24,11 +24,13 @@ from benchmarks.workloads import workloads
 
 SYSTEMS = {
     "legato": "benchmarks.systems.legato_system:LegatoSystem",
+    "legato-events": "benchmarks.systems.legato_system:LegatoEventsSystem",
     "bare": "benchmarks.systems.bare_system:BareSystem",
     "celery": "benchmarks.systems.celery_system:CelerySystem",
     "dramatiq": "benchmarks.systems.dramatiq_system:DramatiqSystem",
     "dbos": "benchmarks.systems.dbos_system:DBOSSystem",
 }
+DEFAULT_SYSTEMS = ("legato", "bare", "celery", "dramatiq", "dbos")
 PACKAGES = (
     "legato",
     "aio-pika",
@@ -83,9 +85,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "--quick", action="store_true", help="small sizes: every system and workload in < 2 min"
     )
     parser.add_argument(
-        "--systems", default=",".join(SYSTEMS), help=f"comma-separated, of {', '.join(SYSTEMS)}"
+        "--systems", default=",".join(DEFAULT_SYSTEMS), help=f"comma-separated, of {', '.join(SYSTEMS)}"
     )
     parser.add_argument("--workloads", default="a,b,c,d,e", help="comma-separated, of a, b, c, d, e")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="rounds over every cell; each cell shows its median round"
+    )
     parser.add_argument(
         "--out", type=Path, default=ROOT / "benchmarks" / "results", help="where to write results"
     )
@@ -125,11 +130,12 @@ async def main(args: argparse.Namespace) -> int:
         else:
             print(f"  {result.workload:<3} {result.system:<10} FAILED: {result.error}", flush=True)
 
-    results = await run_all(systems, selected, scale, out / "logs" / stem, progress)
+    results = await run_all(systems, selected, scale, out / "logs" / stem, progress, args.repeat)
     load_after = os.getloadavg()
     meta = {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "mode": stem,
+        "repeat": args.repeat,
         "scale": vars(scale),
         "machine": machine(),
         "postgres": postgres,

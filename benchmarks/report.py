@@ -67,11 +67,18 @@ def rows(results: Sequence[CellResult]) -> list[list[str]]:
                 _num(r.peak_rss_mb),
                 thru_ratio,
                 lat_ratio,
-                "; ".join(n for n in r.notes if n.startswith("same cell"))
-                + (f" {r.failed} failed" if r.failed else ""),
+                _notes(r),
             ]
         )
     return table
+
+
+def _notes(result: CellResult) -> str:
+    shown = [n.split(":")[0] for n in result.notes if n.startswith(("same cell", "median of"))]
+    shown += [n for n in result.notes if "repetitions failed" in n]
+    if result.failed:
+        shown.append(f"{result.failed} runs failed")
+    return "; ".join(shown)
 
 
 def text_table(results: Sequence[CellResult]) -> str:

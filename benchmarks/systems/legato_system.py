@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Sequence
 
 import anyio
+import orjson
 
 from benchmarks import db
 from benchmarks.apps import app
@@ -22,6 +24,7 @@ from legato.store.postgres import PostgresStore
 SCHEMA = "legato_bench"
 NAMESPACE = "legato_bench"
 ENQUEUE_CONCURRENCY = 16
+EVENT_BATCH = 500
 
 
 class LegatoSystem:
@@ -126,3 +129,34 @@ class LegatoSystem:
     async def close(self) -> None:
         await self._disconnect()
         await self.probe.close()
+
+
+class LegatoEventsSystem(LegatoSystem):
+    """legato with every run started by an event, drains included (``--systems legato-events``).
+
+    The drain then includes what the trigger path costs: the worker creates
+    each run from its event. A run's clock starts when its event is published.
+    """
+
+    name = "legato-events"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.probe = QueueProbe(self.topology.triggers_queue)
+
+    async def enqueue(self, shape: Shape, runs: int) -> None:
+        client = await self._connect()
+        broker = client.broker
+        assert broker is not None
+        for start in range(0, runs, EVENT_BATCH):
+            # Pipelined: a batch of publishes on the wire before their confirms are awaited.
+            await asyncio.gather(
+                *(
+                    broker.publish_event(
+                        f"bench.{shape.value}",
+                        orjson.dumps({"published_at": time.time()}),
+                        message_id=uuid.uuid4().hex,
+                    )
+                    for _ in range(min(EVENT_BATCH, runs - start))
+                )
+            )

@@ -12,6 +12,7 @@ from collections import Counter
 import pytest
 
 from benchmarks.apps import app
+from benchmarks.harness import median_cell
 from benchmarks.metrics import CellResult, Latency, Timing, percentile, summarise
 from benchmarks.profile import parse_raw
 from benchmarks.profile import summarise as summarise_profile
@@ -159,3 +160,17 @@ def test_the_profile_summary_counts_self_time_and_time_with_callees() -> None:
     assert " 60.0%  execute (asyncpg/connection.py)" in text  # self
     assert " 80.0%  handle (legato/worker/steps.py)" in text  # with callees
     assert " 60.0%  asyncpg/connection.py" in text  # by module
+
+
+def test_repeated_cells_report_their_median_round() -> None:
+    rounds = [_measured("legato", CHAIN, s, 1.0) for s in (300.0, 900.0, 500.0)]
+    failed = _cell("legato", CHAIN)
+    failed.error = "timed out"
+    chosen = median_cell([*rounds, failed])
+    assert chosen.steps_per_s == 500.0
+    assert "median of 3 repetitions: 300.0, 900.0, 500.0" in chosen.notes
+    assert "1 of 4 repetitions failed" in chosen.notes
+    assert rounds[2].notes == []  # the chosen round itself is not changed
+    paced = [_measured("legato", PACED, 60.0, p50) for p50 in (9.0, 7.0)]
+    assert median_cell(paced).latency == paced[0].latency  # the lower middle: the slower of two
+    assert median_cell([failed]) is failed
