@@ -13,12 +13,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import aio_pika
 import anyio
 
 from benchmarks import db, report
 from benchmarks.harness import run_all
 from benchmarks.metrics import CellResult
-from benchmarks.settings import FULL, QUICK, ROOT
+from benchmarks.settings import BROKER_URL, FULL, QUICK, ROOT
 from benchmarks.systems.base import System
 from benchmarks.workloads import workloads
 
@@ -79,6 +80,16 @@ def machine() -> dict[str, Any]:
     }
 
 
+async def rabbitmq_version() -> str:
+    connection = await aio_pika.connect(BROKER_URL)
+    try:
+        transport = connection.transport
+        version = transport.connection.server_properties.get("version", "?") if transport else "?"
+        return version.decode() if isinstance(version, bytes) else str(version)
+    finally:
+        await connection.close()
+
+
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument(
@@ -111,6 +122,7 @@ async def main(args: argparse.Namespace) -> int:
     began = time.time()
     load_before = os.getloadavg()
     postgres = (await db.fetch("SELECT current_setting('server_version')"))[0][0]
+    rabbitmq = await rabbitmq_version()
     print(
         f"legato benchmarks ({stem}): {len(selected)} workloads x {len(systems)} systems; load {load_before[0]:.2f}"
     )
@@ -139,6 +151,7 @@ async def main(args: argparse.Namespace) -> int:
         "scale": vars(scale),
         "machine": machine(),
         "postgres": postgres,
+        "rabbitmq": rabbitmq,
         "load_before": load_before,
         "load_after": load_after,
         "seconds": round(time.time() - began, 1),
