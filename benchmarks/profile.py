@@ -49,6 +49,40 @@ def _module(frame: str) -> str:
     return inside.split(":")[0] or frame
 
 
+SCAFFOLDING = ("<frozen runpy>", "click/", "legato/cli/", "legato/__main__.py", "asyncio/runners.py")
+"""Frames every sample passes through (process start-up, the CLI, the event loop's entry)."""
+
+
+CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Postgres: resetting a connection on every pool release", ("Connection.reset (",)),
+    ("Postgres: deleting published outbox rows (outbox_done)", ("PostgresStore.outbox_done (",)),
+    ("Postgres: loading the run", ("PostgresStore.load_run (",)),
+    ("Postgres: the transition's transaction (store.apply)", ("PostgresStore.apply (",)),
+    ("Postgres: other statements (or their callers not sampled)", ("asyncpg/",)),
+    (
+        "AMQP: publishing a task (building and sending frames)",
+        ("RabbitMQBroker.publish (", "Exchange.publish ("),
+    ),
+    ("AMQP: acking", ("Delivery.ack (", "IncomingMessage.ack (")),
+    ("AMQP: writing frames to the socket (aiormq writer task)", ("Connection.__writer (",)),
+    ("AMQP: reading frames, handing deliveries over", ("aiormq/", "aio_pika/", "pamqp/")),
+    ("legato: decide (the pure core)", ("decide (legato/machine/decide.py)",)),
+    ("legato: calling the handler", ("invoke (legato/worker/execute.py)",)),
+    ("legato: dispatcher, task groups, other worker code", ("legato/", "anyio/")),
+)
+"""Where a sample's CPU went: the first category with a marker anywhere in its stack."""
+
+
+def categorise(stack: tuple[str, ...]) -> str:
+    if stack and stack[-1].startswith("Runner.run ("):
+        return "the event loop itself (uvloop, in C)"
+    work = [frame for frame in stack if not any(s in frame for s in SCAFFOLDING)]
+    for label, markers in CATEGORIES:
+        if any(marker in frame for frame in work for marker in markers):
+            return label
+    return "other"
+
+
 def summarise(stacks: Counter[tuple[str, ...]], top: int = 25) -> str:
     total = sum(stacks.values()) or 1
     own: Counter[str] = Counter()
@@ -61,12 +95,18 @@ def summarise(stacks: Counter[tuple[str, ...]], top: int = 25) -> str:
         modules[_module(stack[-1])] += count
         for frame in set(stack):
             inclusive[_function(frame)] += count
-    lines = [f"{total} samples (on-CPU, GIL held)", "", "self time, by function:"]
+    categories: Counter[str] = Counter()
+    for stack, count in stacks.items():
+        categories[categorise(stack)] += count
+    lines = [f"{total} samples (on-CPU, GIL held)", "", "by what the worker was doing:"]
+    lines += [f"  {100 * n / total:5.1f}%  {name}" for name, n in categories.most_common()]
+    lines += ["", "self time, by function:"]
     lines += [f"  {100 * n / total:5.1f}%  {name}" for name, n in own.most_common(top)]
     lines += ["", "self time, by module:"]
     lines += [f"  {100 * n / total:5.1f}%  {name}" for name, n in modules.most_common(top)]
-    lines += ["", "including callees, by function:"]
-    lines += [f"  {100 * n / total:5.1f}%  {name}" for name, n in inclusive.most_common(top * 2)]
+    lines += ["", "including callees, by function (start-up, CLI and event-loop entry frames left out):"]
+    work = Counter({name: n for name, n in inclusive.items() if not any(s in name for s in SCAFFOLDING)})
+    lines += [f"  {100 * n / total:5.1f}%  {name}" for name, n in work.most_common(top * 2)]
     return "\n".join(lines)
 
 
@@ -119,7 +159,7 @@ async def profile(runs: int, out: Path, rate: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.profile", description=__doc__)
     parser.add_argument("--runs", type=int, default=2000)
-    parser.add_argument("--rate", type=int, default=250, help="samples per second")
+    parser.add_argument("--rate", type=int, default=200, help="samples per second")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "profile")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)

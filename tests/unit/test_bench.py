@@ -160,6 +160,8 @@ def test_the_profile_summary_counts_self_time_and_time_with_callees() -> None:
     assert " 60.0%  execute (asyncpg/connection.py)" in text  # self
     assert " 80.0%  handle (legato/worker/steps.py)" in text  # with callees
     assert " 60.0%  asyncpg/connection.py" in text  # by module
+    assert " 60.0%  Postgres: other statements" in text  # by what the worker was doing
+    assert " 20.0%  legato: dispatcher" in text
 
 
 def test_repeated_cells_report_their_median_round() -> None:
