@@ -4,12 +4,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit services bench bench-quick soak clean
+.PHONY: install demo test lint typecheck unit services bench bench-quick bench-profile soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -18,8 +18,8 @@ demo: install
 	$(BIN)/legato --log-level warning demo
 
 lint: install
-	$(BIN)/ruff check src tests examples
-	$(BIN)/ruff format --check src tests examples
+	$(BIN)/ruff check src tests examples benchmarks
+	$(BIN)/ruff format --check src tests examples benchmarks
 
 typecheck: install
 	$(BIN)/mypy
@@ -33,6 +33,17 @@ test: install services lint typecheck
 
 services:
 	@bash .ci/services.sh
+
+# legato beside Celery, Dramatiq, DBOS and a bare aio-pika + asyncpg loop (benchmarks/README.md).
+bench: install services
+	$(BIN)/python -m benchmarks
+
+bench-quick: install services
+	$(BIN)/python -m benchmarks --quick
+
+# Where a legato worker spends its time on workload b (py-spy; benchmarks/README.md).
+bench-profile: install services
+	$(BIN)/python -m benchmarks.profile
 
 clean:
 	rm -rf $(VENV) .legato .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,39 @@
+"""The legato app the benchmark workers run: ``legato worker benchmarks.apps:app``.
+
+Every step is a no-op, so the figures measure the runtime, not the work.
+"""
+
+from __future__ import annotations
+
+from legato import App, Branch, Parallel, StepContext, Task, Workflow
+
+
+async def noop(ctx: StepContext) -> None:
+    return None
+
+
+single = Workflow(
+    "single",
+    triggers=("bench.single",),
+    start="step",
+    states={"step": Task(noop)},
+)
+
+chain3 = Workflow(
+    "chain3",
+    triggers=("bench.chain3",),
+    start="one",
+    states={"one": Task(noop, next="two"), "two": Task(noop, next="three"), "three": Task(noop)},
+)
+
+fanout4 = Workflow(
+    "fanout4",
+    triggers=("bench.fanout4",),
+    start="fan",
+    states={
+        "fan": Parallel([Branch(f"b{i}", {f"b{i}": Task(noop)}) for i in range(4)], next="join"),
+        "join": Task(noop),
+    },
+)
+
+app = App([single, chain3, fanout4])

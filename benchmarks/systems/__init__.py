@@ -1,0 +1,1 @@
+"""One adapter per system under test; each drives its system the way a user would."""

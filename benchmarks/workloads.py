@@ -1,0 +1,84 @@
+"""The workloads: the same shapes of run for every system."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from benchmarks.settings import Scale
+
+
+class Shape(enum.Enum):
+    """What one run does. Every step is a no-op: the benchmark measures the runtime."""
+
+    SINGLE = "single"
+    """One step."""
+    CHAIN = "chain3"
+    """Three steps, one after another."""
+    FANOUT = "fanout4"
+    """Four steps in parallel, then a join step."""
+
+    @property
+    def steps(self) -> int:
+        return {Shape.SINGLE: 1, Shape.CHAIN: 3, Shape.FANOUT: 5}[self]
+
+
+class Mode(enum.Enum):
+    DRAIN = "drain"
+    """Enqueue every run with no worker running, then start the workers and time the drain."""
+    PACED = "paced"
+    """Workers running and warm; runs published at a steady rate, each timed from its publish."""
+
+
+@dataclass(frozen=True)
+class Workload:
+    key: str
+    """``a``..``e``, as in the issue; scale-out cells are ``e1``, ``e2``, ``e4``."""
+    title: str
+    shape: Shape
+    mode: Mode
+    runs: int
+    processes: int = 1
+    rate: float = 0.0
+    """Runs per second (paced mode)."""
+
+    @property
+    def steps(self) -> int:
+        return self.runs * self.shape.steps
+
+
+def workloads(scale: Scale) -> list[Workload]:
+    paced_runs = round(scale.latency_rate * scale.latency_seconds)
+    found = [
+        Workload("a", f"{scale.single_runs} single-step runs", Shape.SINGLE, Mode.DRAIN, scale.single_runs),
+        Workload(
+            "b", f"{scale.chain_runs} runs of a 3-step chain", Shape.CHAIN, Mode.DRAIN, scale.chain_runs
+        ),
+        Workload(
+            "c",
+            f"{scale.fanout_runs} runs of a 4-way fan-out + join",
+            Shape.FANOUT,
+            Mode.DRAIN,
+            scale.fanout_runs,
+        ),
+        Workload(
+            "d",
+            f"3-step chain at {scale.latency_rate:g} runs/s for {scale.latency_seconds:g} s",
+            Shape.CHAIN,
+            Mode.PACED,
+            paced_runs,
+            rate=scale.latency_rate,
+        ),
+    ]
+    for processes in scale.scale_processes:
+        found.append(
+            Workload(
+                f"e{processes}",
+                f"{scale.scale_runs} 3-step chains, {processes} worker process{'es' if processes > 1 else ''}",
+                Shape.CHAIN,
+                Mode.DRAIN,
+                scale.scale_runs,
+                processes=processes,
+            )
+        )
+    return found
