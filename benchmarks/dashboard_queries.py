@@ -129,7 +129,7 @@ async def load(store: PostgresStore, runs: int, now: float) -> None:
 
 async def explain(store: PostgresStore, now: float) -> None:
     since = now - DAY
-    plans = {
+    plans: dict[str, tuple[str, list[Any]]] = {
         "active_counts": (ACTIVE_COUNTS, [["pending", "running", "suspended", "compensating"]]),
         "throughput 24h": (THROUGHPUT, [since, now, 3600.0]),
         "step_stats 24h": (STEP_STATS, [since, now]),
@@ -205,7 +205,11 @@ async def main() -> None:
                 return await board.overview(key)
 
             queries[f"overview {key}, first view"] = first_view
-            queries[f"overview {key}, live refresh"] = lambda key=key: board.overview(key)
+
+            async def live_refresh(key: str = key) -> Any:
+                return await board.overview(key)
+
+            queries[f"overview {key}, live refresh"] = live_refresh
 
         print(f"\n{'query':34} {'median ms':>10} {'best ms':>9} {'rows':>6}")
         results = {}

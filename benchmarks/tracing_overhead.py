@@ -85,7 +85,7 @@ async def main() -> None:
     metrics = Metrics()
     drop = Drop()
     tracing = Tracing([BatchSpanProcessor(drop)])
-    cases = {
+    cases: dict[str, tuple[Any, list[Any]]] = {
         "telemetry off": (None, []),
         "metrics on": (metrics.observer(), [metrics.middleware()]),
         "tracing on": (tracing.observer(), [tracing.middleware()]),
