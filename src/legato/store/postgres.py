@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+import anyio
 import asyncpg
 import orjson
 
@@ -137,6 +139,8 @@ class PostgresStore:
         self._listener: asyncpg.Connection | None = None
         self._users = 0
         self._sent: list[int] = []
+        self._queue: list[_Pending] = []
+        self._flush_lock = anyio.Lock()
         self.timer_channel = f"{schema}_timers"
         # Tagged with the schema so that operators (and tests) can tell processes apart.
         self.application_name = (application_name or f"legato {schema}")[:63]
@@ -256,36 +260,90 @@ class PostgresStore:
         return Applied(run, outbox)
 
     async def _apply_fast(self, decision: Decision, headers: Mapping[str, str] | None) -> Applied | Conflict:
-        """Most transitions (step done, next step dispatched) in one statement."""
-        run = decision.run
-        rows = history_rows(decision)
-        task_headers = dict(headers or {})
-        tasks = list(task_bodies(decision))
+        """The common transition, group-committed with those of other steps.
+
+        No timer and no delay: whoever holds the flush lock commits everything
+        queued so far in one statement. While that statement runs, new
+        transitions queue up and go together in the next one, so a busy worker
+        commits many per round trip and an idle one still commits each at once.
+        """
+        pending = _Pending(decision, headers)
+        self._queue.append(pending)
+        try:
+            async with self._flush_lock:
+                if pending.result is None:
+                    batch = self._take_batch()
+                    with anyio.CancelScope(shield=True):  # others wait on this batch
+                        await self._flush(batch)
+        except BaseException:
+            if pending in self._queue:
+                self._queue.remove(pending)
+            raise
+        if isinstance(pending.result, BaseException):
+            raise pending.result
+        assert pending.result is not None
+        return pending.result
+
+    def _take_batch(self) -> list[_Pending]:
+        """Queued transitions, oldest first, at most one per run: a second
+        decision on a run waits for the next batch, where it meets a conflict
+        and is decided again."""
+        batch: list[_Pending] = []
+        seen: set[str] = set()
+        left: list[_Pending] = []
+        for pending in self._queue:
+            run_id = pending.decision.run.id
+            if run_id in seen or len(batch) >= _BATCH_MAX:
+                left.append(pending)
+            else:
+                seen.add(run_id)
+                batch.append(pending)
+        self._queue = left
+        return batch
+
+    async def _flush(self, batch: list[_Pending]) -> None:
+        runs: list[tuple[Any, ...]] = []
+        history: list[tuple[Any, ...]] = []
+        outbox: list[tuple[Any, ...]] = []
+        for pending in batch:
+            run = pending.decision.run
+            runs.append(_batch_row(run, pending.decision.previous_version))
+            for row in history_rows(pending.decision):
+                history.append(
+                    (
+                        run.id,
+                        run.version,
+                        row.idx,
+                        row.kind,
+                        row.state,
+                        row.attempt,
+                        row.at,
+                        row.actor,
+                        row.detail,
+                    )
+                )
+            headers = dict(pending.headers or {})
+            for body, priority in task_bodies(pending.decision):
+                outbox.append((run.id, "task", body, priority, headers, run.updated_at))
         sent, self._sent = self._sent, []
         try:
             async with self._conn() as conn:
                 records = await conn.fetch(
-                    q.APPLY_FAST,
-                    *_update_args(run, decision.previous_version),
-                    [r.idx for r in rows],
-                    [r.kind for r in rows],
-                    [r.state for r in rows],
-                    [r.attempt for r in rows],
-                    [r.at for r in rows],
-                    [r.actor for r in rows],
-                    [r.detail for r in rows],
-                    ["task"] * len(tasks),
-                    [body for body, _ in tasks],
-                    [priority for _, priority in tasks],
-                    [task_headers] * len(tasks),
-                    sent,
+                    q.APPLY_BATCH, *_columns(runs, 14), *_columns(history, 9), *_columns(outbox, 6), sent
                 )
-        except BaseException:
+        except BaseException as exc:
             self._sent = sent + self._sent  # not deleted: try again with the next statement
+            for pending in batch:
+                pending.result = exc
             raise
-        if not records:
-            return Conflict()
-        return Applied(run, tuple(_outbox(r) for r in records if r["id"] is not None))
+        updated = {r["run_id"] for r in records if r["what"] == "run"}
+        rows: dict[str, list[OutboxMessage]] = {}
+        for record in records:
+            if record["what"] == "outbox":
+                rows.setdefault(record["run_id"], []).append(_outbox(record))
+        for pending in batch:
+            run = pending.decision.run
+            pending.result = Applied(run, tuple(rows.get(run.id, ()))) if run.id in updated else Conflict()
 
     async def _take_guard(self, conn: Conn, guard: Guard, run: Run) -> GuardFailed | None:
         if isinstance(guard, ConsumeTimer):
@@ -585,6 +643,36 @@ def _run_args(run: Run) -> tuple[Any, ...]:
         run.updated_at,
         run.finished_at,
     )
+
+
+@dataclass(eq=False)
+class _Pending:
+    decision: Decision
+    headers: Mapping[str, str] | None
+    result: Applied | Conflict | BaseException | None = None
+
+
+_BATCH_MAX = 256
+"""Transitions per group commit; beyond it, the rest go in the next statement."""
+
+
+def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows to the column arrays that ``unnest`` takes."""
+    if not rows:
+        return [[] for _ in range(width)]
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
+def _batch_row(run: Run, previous_version: int) -> tuple[Any, ...]:
+    """One run's row of the group commit: as for UPDATE_RUN, with the current
+    states wrapped in an object (a list would be read as an array dimension)."""
+    row = list(_update_args(run, previous_version))
+    row[_STATES] = {"s": row[_STATES]}
+    return tuple(row)
+
+
+_STATES = 7
+"""Where ``_update_args`` puts the current states."""
 
 
 def _update_args(run: Run, previous_version: int) -> tuple[Any, ...]:

@@ -39,37 +39,58 @@ UPDATE runs SET
 WHERE id = $1 AND version = $2
 """
 
-# The common transition in one statement (one round trip, atomic): the
-# conditional update, its history and its outbox rows, plus the deletion of
-# outbox rows published since the last call. It returns one row per new outbox
-# row (or a single row of NULLs when there is none) if the update applied, and
-# no row at all if the version moved on (a conflict).
-APPLY_FAST = """
-WITH upd AS (
-    UPDATE runs SET
-        status = $3, version = $4, priority = $5, data = $6, machine = $7,
-        current_states = $8, error = $9, trace_context = $10, deadline = $11,
-        sla_met = $12, updated_at = $13, finished_at = $14
-    WHERE id = $1 AND version = $2
-    RETURNING id
+# Group commit: the common transitions of several runs (step done, next step
+# dispatched) in one statement, one round trip and one commit. Each run's update
+# is conditional on the version its decision was made on; the rows are locked
+# in id order first, so two batches touching the same runs cannot deadlock. It
+# also deletes outbox rows published since the last statement. It returns one
+# 'run' row per run updated and one 'outbox' row per outbox row inserted; a run
+# with no 'run' row lost the race (a conflict) and wrote nothing. (States come
+# wrapped as {"s": [...]}: a list inside an array parameter would be read as a
+# second dimension.)
+APPLY_BATCH = """
+WITH i AS (
+    SELECT * FROM unnest(
+        $1::uuid[], $2::integer[], $3::text[], $4::integer[], $5::smallint[], $6::jsonb[], $7::jsonb[],
+        $8::jsonb[], $9::jsonb[], $10::jsonb[], $11::timestamptz[], $12::boolean[], $13::timestamptz[],
+        $14::timestamptz[]
+    ) AS i(id, prev, status, version, priority, data, machine, states, error, trace_context,
+           deadline, sla_met, updated_at, finished_at)
+), locked AS (
+    SELECT r.id FROM runs r JOIN i ON r.id = i.id AND r.version = i.prev
+    ORDER BY r.id
+    FOR UPDATE OF r
+), upd AS (
+    UPDATE runs r SET
+        status = i.status, version = i.version, priority = i.priority, data = i.data,
+        machine = i.machine, current_states = ARRAY(SELECT jsonb_array_elements_text(i.states -> 's')),
+        error = i.error, trace_context = i.trace_context, deadline = i.deadline, sla_met = i.sla_met,
+        updated_at = i.updated_at, finished_at = i.finished_at
+    FROM i JOIN locked l ON l.id = i.id
+    WHERE r.id = i.id AND r.version = i.prev
+    RETURNING r.id
 ), hist AS (
     INSERT INTO history (run_id, version, idx, kind, state, attempt, at, actor, detail)
-    SELECT $1, $4, h.idx, h.kind, h.state, h.attempt, h.at, h.actor, h.detail
-    FROM unnest($15::smallint[], $16::text[], $17::text[], $18::integer[],
-                $19::timestamptz[], $20::text[], $21::jsonb[])
-         AS h(idx, kind, state, attempt, at, actor, detail)
-    WHERE EXISTS (SELECT 1 FROM upd)
+    SELECT h.run_id, h.version, h.idx, h.kind, h.state, h.attempt, h.at, h.actor, h.detail
+    FROM unnest($15::uuid[], $16::integer[], $17::smallint[], $18::text[], $19::text[],
+                $20::integer[], $21::timestamptz[], $22::text[], $23::jsonb[])
+         AS h(run_id, version, idx, kind, state, attempt, at, actor, detail)
+    WHERE h.run_id IN (SELECT id FROM upd)
 ), box AS (
     INSERT INTO outbox (run_id, kind, body, priority, headers, created_at)
-    SELECT $1, o.kind, o.body, o.priority, o.headers, $13
-    FROM unnest($22::text[], $23::bytea[], $24::smallint[], $25::jsonb[]) AS o(kind, body, priority, headers)
-    WHERE EXISTS (SELECT 1 FROM upd)
+    SELECT o.run_id, o.kind, o.body, o.priority, o.headers, o.created_at
+    FROM unnest($24::uuid[], $25::text[], $26::bytea[], $27::smallint[], $28::jsonb[],
+                $29::timestamptz[]) AS o(run_id, kind, body, priority, headers, created_at)
+    WHERE o.run_id IN (SELECT id FROM upd)
     RETURNING id, run_id, kind, body, priority, headers
 ), sent AS (
-    DELETE FROM outbox WHERE id = ANY($26::bigint[])
+    DELETE FROM outbox WHERE id = ANY($30::bigint[])
 )
-SELECT box.id, box.run_id, box.kind, box.body, box.priority, box.headers
-FROM upd LEFT JOIN box ON true
+SELECT 'run' AS what, id AS run_id, NULL::bigint AS id, NULL::text AS kind, NULL::bytea AS body,
+       NULL::smallint AS priority, NULL::jsonb AS headers
+FROM upd
+UNION ALL
+SELECT 'outbox', run_id, id, kind, body, priority, headers FROM box
 """
 
 INSERT_HISTORY = """
