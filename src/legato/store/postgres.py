@@ -8,6 +8,7 @@ values. All statements are prepared once per connection by asyncpg's cache.
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -141,6 +142,8 @@ class PostgresStore:
         self._sent: list[int] = []
         self._queue: list[_Pending] = []
         self._flush_lock = anyio.Lock()
+        self._loads: list[_Load] = []
+        self._load_lock = anyio.Lock()
         self.timer_channel = f"{schema}_timers"
         # Tagged with the schema so that operators (and tests) can tell processes apart.
         self.application_name = (application_name or f"legato {schema}")[:63]
@@ -229,12 +232,41 @@ class PostgresStore:
         return Created(run, True, outbox)
 
     async def load_run(self, run_id: str) -> Run | None:
-        async with self._conn() as conn:
-            try:
-                row = await conn.fetchrow(q.SELECT_RUN, run_id)
-            except asyncpg.exceptions.DataError:
-                return None  # not a uuid: no such run
-        return _run(row) if row is not None else None
+        """Read a run; reads made at the same moment share one statement
+        (the same flush-lock pattern as the group commit)."""
+        try:
+            uuid.UUID(run_id)
+        except ValueError:
+            return None  # not a uuid: no such run (and it must not spoil a batch)
+        pending = _Load(run_id)
+        self._loads.append(pending)
+        try:
+            async with self._load_lock:
+                if not pending.done:
+                    batch, self._loads = self._loads[:_BATCH_MAX], self._loads[_BATCH_MAX:]
+                    with anyio.CancelScope(shield=True):  # others wait on this batch
+                        await self._read_runs(batch)
+        except BaseException:
+            if pending in self._loads:
+                self._loads.remove(pending)
+            raise
+        if pending.error is not None:
+            raise pending.error
+        return pending.run
+
+    async def _read_runs(self, batch: list[_Load]) -> None:
+        try:
+            async with self._conn() as conn:
+                rows = await conn.fetch(q.SELECT_RUNS, list({p.run_id for p in batch}))
+        except BaseException as exc:
+            for pending in batch:
+                pending.error, pending.done = exc, True
+            raise
+        found = {row["id"]: row for row in rows}
+        for pending in batch:
+            row = found.get(pending.run_id)
+            pending.run = _run(row) if row is not None else None
+            pending.done = True
 
     async def apply(
         self,
@@ -643,6 +675,14 @@ def _run_args(run: Run) -> tuple[Any, ...]:
         run.updated_at,
         run.finished_at,
     )
+
+
+@dataclass(eq=False)
+class _Load:
+    run_id: str
+    run: Run | None = None
+    error: BaseException | None = None
+    done: bool = False
 
 
 @dataclass(eq=False)

@@ -25,7 +25,8 @@ ON CONFLICT (idempotency_key) DO NOTHING
 RETURNING id
 """
 
-SELECT_RUN = f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = $1"
+
+SELECT_RUNS = f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ANY($1::uuid[])"
 
 SELECT_RUN_BY_KEY = f"SELECT {_RUN_COLUMNS} FROM runs WHERE idempotency_key = $1"
 

@@ -34,8 +34,8 @@ class Dispatcher:
         self.weight_of = weights_by_level(self.weights)
         self._buffers: Stride[Delivery] = Stride(self.weight_of)
         self._parked: set[Delivery] = set()
-        self._ready = anyio.Event()
-        self._slots = anyio.Semaphore(concurrency)
+        self._available = anyio.Semaphore(0)
+        """Counts buffered deliveries: each release wakes exactly one runner."""
         self._closed = False
         self.in_flight = 0
         self.local_buffered = 0
@@ -51,7 +51,7 @@ class Dispatcher:
         """
         self.local_buffered += delivery.local
         self._buffers.push(delivery.queue, delivery, front=delivery.local)
-        self._ready.set()
+        self._available.release()
 
     def park(self, delivery: Delivery) -> bool:
         """Keep ``delivery`` aside, unsettled, while it waits for a limit.
@@ -69,7 +69,7 @@ class Dispatcher:
             self._parked.discard(delivery)
             self.local_buffered += delivery.local
             self._buffers.push(delivery.queue, delivery, front=True)
-            self._ready.set()
+            self._available.release()
 
     @property
     def closed(self) -> bool:
@@ -84,41 +84,35 @@ class Dispatcher:
         return len(self._parked)
 
     async def run(self, group: TaskGroup, handle: Callable[[Delivery], Awaitable[None]]) -> None:
-        """Start a step for each delivery as slots free up, until :meth:`close`."""
+        """Run ``concurrency`` runners, each taking the next delivery as it frees
+        up, until :meth:`close`. A fixed set of runners costs less per step than
+        a task per delivery, and the concurrency limit is simply their number."""
+        for number in range(self.concurrency):
+            group.start_soon(self._runner, handle, name=f"runner-{number}")
+
+    async def _runner(self, handle: Callable[[Delivery], Awaitable[None]]) -> None:
         while True:
-            await self._slots.acquire()
-            delivery = await self._next()
-            if delivery is None:
-                self._slots.release()
+            await self._available.acquire()
+            if self._closed:
+                self._available.release()  # wake the next runner, which stops too
                 return
+            delivery = self._buffers.pick()
+            if delivery is None:
+                continue  # taken back by close() or parked meanwhile
+            self.local_buffered -= delivery.local
             self.in_flight += 1
             self._idle = anyio.Event()
-            group.start_soon(self._run_one, handle, delivery, name=f"step:{delivery.queue}")
-
-    async def _next(self) -> Delivery | None:
-        """The next delivery to run; None once the dispatcher is closed."""
-        while not self._closed:
-            delivery = self._buffers.pick()
-            if delivery is not None:
-                self.local_buffered -= delivery.local
-                return delivery
-            self._ready = anyio.Event()
-            await self._ready.wait()
-        return None
-
-    async def _run_one(self, handle: Callable[[Delivery], Awaitable[None]], delivery: Delivery) -> None:
-        try:
-            await handle(delivery)
-        finally:
-            self.in_flight -= 1
-            self._slots.release()
-            if self.in_flight == 0:
-                self._idle.set()
+            try:
+                await handle(delivery)
+            finally:
+                self.in_flight -= 1
+                if self.in_flight == 0:
+                    self._idle.set()
 
     async def close(self) -> list[Delivery]:
         """Stop starting steps; return the deliveries that never started, parked ones included."""
         self._closed = True
-        self._ready.set()
+        self._available.release()
         left = self._buffers.drain() + [d for d in self._parked if not d.settled]
         self._parked.clear()
         self.local_buffered = 0
