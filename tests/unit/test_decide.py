@@ -399,3 +399,15 @@ def test_time_spent_waiting_for_flow_control_limits_is_recorded_with_the_attempt
     records = [h for d in sim.decisions for h in d.history if h.kind in ("step_succeeded", "step_failed")]
     assert [r.detail["waited"] for r in records] == [{"payments": 1.25, "psp": 0.5}, {"payments": 0.25}]
     assert records[0].detail["duration"] == 0.5
+
+
+def test_evolve_copies_a_run_like_replace_does() -> None:
+    from dataclasses import replace
+
+    sim = Sim(chain(2)).start({"x": 1})
+    assert sim.run is not None
+    changes = {"version": 9, "data": {"y": 2}, "status": RunStatus.SUCCEEDED}
+    assert sim.run.evolve(**changes) == replace(sim.run, **changes)
+    assert sim.run.version == 1  # the original is untouched
+    with pytest.raises(TypeError, match="no field"):
+        sim.run.evolve(colour="red")

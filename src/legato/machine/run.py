@@ -9,7 +9,7 @@ exactly one visit of one state, even when a loop enters the state again.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from typing import Any
 
@@ -181,6 +181,19 @@ class Run:
     def finished(self) -> bool:
         return self.status in TERMINAL_STATUSES
 
+    def evolve(self, **changes: Any) -> Run:
+        """A copy with ``changes`` -- what ``dataclasses.replace`` does, without
+        calling ``__init__`` field by field: every transition makes one of these,
+        and a frozen dataclass without ``__post_init__`` is fully described by
+        its ``__dict__``."""
+        unknown = changes.keys() - _RUN_FIELDS
+        if unknown:
+            raise TypeError(f"Run has no field(s) {sorted(unknown)}")
+        copy = object.__new__(Run)
+        copy.__dict__.update(self.__dict__)
+        copy.__dict__.update(changes)
+        return copy
+
     def token(self, seq: int) -> Token | None:
         for token in self.tokens:
             if token.seq == seq:
@@ -232,3 +245,6 @@ class Run:
             compensated=raw.get("compensated", 0),
             extra=raw.get("extra", {}),
         )
+
+
+_RUN_FIELDS = frozenset(f.name for f in fields(Run))

@@ -361,8 +361,7 @@ class Transition:
 
     def decision(self) -> Decision:
         run = self.run
-        new = replace(
-            run,
+        new = run.evolve(
             status=self.settle_status(),
             version=run.version + 1,
             data=self.data if self.data is not None else run.data,

@@ -141,9 +141,9 @@ class PostgresStore:
         self._users = 0
         self._sent: list[int] = []
         self._queue: list[_Pending] = []
-        self._flush_lock = anyio.Lock()
+        self._flush_lock = anyio.Lock(fast_acquire=True)
         self._loads: list[_Load] = []
-        self._load_lock = anyio.Lock()
+        self._load_lock = anyio.Lock(fast_acquire=True)
         self.timer_channel = f"{schema}_timers"
         # Tagged with the schema so that operators (and tests) can tell processes apart.
         self.application_name = (application_name or f"legato {schema}")[:63]
@@ -334,25 +334,25 @@ class PostgresStore:
         return batch
 
     async def _flush(self, batch: list[_Pending]) -> None:
-        runs: list[tuple[Any, ...]] = []
-        history: list[tuple[Any, ...]] = []
+        runs: list[dict[str, Any]] = []
+        history: list[dict[str, Any]] = []
         outbox: list[tuple[Any, ...]] = []
         for pending in batch:
             run = pending.decision.run
-            runs.append(_batch_row(run, pending.decision.previous_version))
+            runs.append(_run_document(run, pending.decision.previous_version))
             for row in history_rows(pending.decision):
                 history.append(
-                    (
-                        run.id,
-                        run.version,
-                        row.idx,
-                        row.kind,
-                        row.state,
-                        row.attempt,
-                        row.at,
-                        row.actor,
-                        row.detail,
-                    )
+                    {
+                        "run_id": run.id,
+                        "version": run.version,
+                        "idx": row.idx,
+                        "kind": row.kind,
+                        "state": row.state,
+                        "attempt": row.attempt,
+                        "at": row.at,
+                        "actor": row.actor,
+                        "detail": row.detail,
+                    }
                 )
             headers = dict(pending.headers or {})
             for body, priority in task_bodies(pending.decision):
@@ -360,9 +360,7 @@ class PostgresStore:
         sent, self._sent = self._sent, []
         try:
             async with self._conn() as conn:
-                records = await conn.fetch(
-                    q.APPLY_BATCH, *_columns(runs, 14), *_columns(history, 9), *_columns(outbox, 6), sent
-                )
+                records = await conn.fetch(q.APPLY_BATCH, runs, history, *_columns(outbox, 6), sent)
         except BaseException as exc:
             self._sent = sent + self._sent  # not deleted: try again with the next statement
             for pending in batch:
@@ -703,16 +701,24 @@ def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
     return [list(column) for column in zip(*rows, strict=True)]
 
 
-def _batch_row(run: Run, previous_version: int) -> tuple[Any, ...]:
-    """One run's row of the group commit: as for UPDATE_RUN, with the current
-    states wrapped in an object (a list would be read as an array dimension)."""
-    row = list(_update_args(run, previous_version))
-    row[_STATES] = {"s": row[_STATES]}
-    return tuple(row)
-
-
-_STATES = 7
-"""Where ``_update_args`` puts the current states."""
+def _run_document(run: Run, previous_version: int) -> dict[str, Any]:
+    """One run's row of the group commit, as jsonb_to_recordset reads it."""
+    return {
+        "id": run.id,
+        "prev": previous_version,
+        "status": run.status.value,
+        "version": run.version,
+        "priority": run.priority,
+        "data": run.data,
+        "machine": run.machine_json(),
+        "states": list(run.current_states),
+        "error": run.error.to_json() if run.error else None,
+        "trace_context": dict(run.trace_context) if run.trace_context else None,
+        "deadline": run.deadline,
+        "sla_met": run.sla_met,
+        "updated_at": run.updated_at,
+        "finished_at": run.finished_at,
+    }
 
 
 def _update_args(run: Run, previous_version: int) -> tuple[Any, ...]:

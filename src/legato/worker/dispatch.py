@@ -34,7 +34,9 @@ class Dispatcher:
         self.weight_of = weights_by_level(self.weights)
         self._buffers: Stride[Delivery] = Stride(self.weight_of)
         self._parked: set[Delivery] = set()
-        self._available = anyio.Semaphore(0)
+        # fast_acquire: no forced yield when a delivery is there already; the
+        # runner goes straight on to the step (it yields at its first await).
+        self._available = anyio.Semaphore(0, fast_acquire=True)
         """Counts buffered deliveries: each release wakes exactly one runner."""
         self._closed = False
         self.in_flight = 0

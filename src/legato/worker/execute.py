@@ -64,16 +64,12 @@ async def invoke(
     """
     started = clock.now()
     try:
-        with anyio.move_on_after(timeout) as scope:
-            if handler.is_async:
-                output = await handler.function(ctx)
-            else:
-                # abandon_on_cancel: a thread cannot be interrupted; on timeout we
-                # stop waiting for it and the attempt counts as failed.
-                output = await anyio.to_thread.run_sync(
-                    handler.function, ctx, abandon_on_cancel=True, limiter=threads
-                )
-        if scope.cancelled_caught:
+        if timeout is None:
+            output = await _call(handler, ctx, threads)
+        else:
+            with anyio.move_on_after(timeout) as scope:
+                output = await _call(handler, ctx, threads)
+        if timeout is not None and scope.cancelled_caught:
             timed_out = StepTimeout(
                 f"attempt {ctx.attempt} of {ctx.state!r} ran past its timeout of {timeout}s"
             )
@@ -86,6 +82,14 @@ async def invoke(
     except Exception as exc:
         return Outcome(started, clock.now(), error=error_info(exc))
     return Outcome(started, clock.now(), output=output)
+
+
+async def _call(handler: ResolvedHandler, ctx: StepContext, threads: anyio.CapacityLimiter) -> JSON:
+    if handler.is_async:
+        return await handler.function(ctx)
+    # abandon_on_cancel: a thread cannot be interrupted; on timeout we stop
+    # waiting for it and the attempt counts as failed.
+    return await anyio.to_thread.run_sync(handler.function, ctx, abandon_on_cancel=True, limiter=threads)
 
 
 def _check_output(output: JSON, output_key: str | None) -> None:

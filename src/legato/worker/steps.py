@@ -114,8 +114,9 @@ class StepRunner:
         try:
             outcome = await self._call(call)
         finally:
-            with anyio.CancelScope(shield=True):
-                await permit.release()
+            if permit.holds:
+                with anyio.CancelScope(shield=True):
+                    await permit.release()
         if outcome.ok:
             event: StepSucceeded | StepFailed = StepSucceeded(
                 token.seq,
