@@ -406,7 +406,7 @@ def test_evolve_copies_a_run_like_replace_does() -> None:
 
     sim = Sim(chain(2)).start({"x": 1})
     assert sim.run is not None
-    changes = {"version": 9, "data": {"y": 2}, "status": RunStatus.SUCCEEDED}
+    changes: dict[str, Any] = {"version": 9, "data": {"y": 2}, "status": RunStatus.SUCCEEDED}
     assert sim.run.evolve(**changes) == replace(sim.run, **changes)
     assert sim.run.version == 1  # the original is untouched
     with pytest.raises(TypeError, match="no field"):
