@@ -14,7 +14,7 @@ from legato.machine.limits import Bucket, full_at, reserve
 from legato.store import sql_postgres as q
 
 if TYPE_CHECKING:
-    from legato.store.postgres import Conn
+    from legato.store.postgres_rows import Conn
 
 
 async def reserve_tokens(

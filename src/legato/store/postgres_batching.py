@@ -1,0 +1,210 @@
+"""Statements shared by concurrent callers: group commit and batched reads.
+
+Many steps finish at once on a busy worker. Instead of a round trip and a
+commit each, their transitions are queued and whoever holds the flush lock
+commits everything queued so far in one statement (``APPLY_BATCH``); reads of
+runs are batched the same way. There is no timer and no delay: an idle worker
+still commits each transition at once, a busy one many per round trip.
+Deletions of published outbox rows ride along with the next statement.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from legato.machine.commands import Decision
+from legato.machine.run import Run
+from legato.store import sql_postgres as q
+from legato.store.base import Applied, Conflict, OutboxMessage
+from legato.store.postgres_rows import columns, outbox_from_row, run_document, run_from_row
+from legato.store.rows import history_rows, task_bodies
+
+if TYPE_CHECKING:
+    from legato.store.postgres_rows import Conn
+
+_SENT_FLUSH_AT = 1000
+"""Published outbox ids kept for the next statement before a flush of their own."""
+
+
+@dataclass(eq=False)
+class _Load:
+    run_id: str
+    run: Run | None = None
+    error: BaseException | None = None
+    done: bool = False
+
+
+@dataclass(eq=False)
+class _Pending:
+    decision: Decision
+    headers: Mapping[str, str] | None
+    result: Applied | Conflict | BaseException | None = None
+
+
+_BATCH_MAX = 256
+"""Transitions per group commit; beyond it, the rest go in the next statement."""
+
+
+class GroupCommit:
+    def __init__(self, connect: Callable[[], AbstractAsyncContextManager[Conn]]) -> None:
+        self._connect = connect
+        self._sent: list[int] = []
+        self._queue: list[_Pending] = []
+        self._flush_lock = anyio.Lock(fast_acquire=True)
+        self._loads: list[_Load] = []
+        self._load_lock = anyio.Lock(fast_acquire=True)
+
+    @property
+    def unsent_deletions(self) -> bool:
+        return bool(self._sent)
+
+    async def load(self, run_id: str) -> Run | None:
+        """Read a run; reads made at the same moment share one statement
+        (the same flush-lock pattern as the group commit)."""
+        try:
+            uuid.UUID(run_id)
+        except ValueError:
+            return None  # not a uuid: no such run (and it must not spoil a batch)
+        pending = _Load(run_id)
+        self._loads.append(pending)
+        try:
+            async with self._load_lock:
+                if not pending.done:
+                    batch, self._loads = self._loads[:_BATCH_MAX], self._loads[_BATCH_MAX:]
+                    with anyio.CancelScope(shield=True):  # others wait on this batch
+                        await self._read_runs(batch)
+        except BaseException:
+            if pending in self._loads:
+                self._loads.remove(pending)
+            raise
+        if pending.error is not None:
+            raise pending.error
+        return pending.run
+
+    async def _read_runs(self, batch: list[_Load]) -> None:
+        try:
+            async with self._connect() as conn:
+                rows = await conn.fetch(q.SELECT_RUNS, list({p.run_id for p in batch}))
+        except BaseException as exc:
+            for pending in batch:
+                pending.error, pending.done = exc, True
+            raise
+        found = {row["id"]: row for row in rows}
+        for pending in batch:
+            row = found.get(pending.run_id)
+            pending.run = run_from_row(row) if row is not None else None
+            pending.done = True
+
+    async def apply(self, decision: Decision, headers: Mapping[str, str] | None) -> Applied | Conflict:
+        """The common transition, group-committed with those of other steps.
+
+        No timer and no delay: whoever holds the flush lock commits everything
+        queued so far in one statement. While that statement runs, new
+        transitions queue up and go together in the next one, so a busy worker
+        commits many per round trip and an idle one still commits each at once.
+        """
+        pending = _Pending(decision, headers)
+        self._queue.append(pending)
+        try:
+            async with self._flush_lock:
+                if pending.result is None:
+                    batch = self._take_batch()
+                    with anyio.CancelScope(shield=True):  # others wait on this batch
+                        await self._flush(batch)
+        except BaseException:
+            if pending in self._queue:
+                self._queue.remove(pending)
+            raise
+        if isinstance(pending.result, BaseException):
+            raise pending.result
+        assert pending.result is not None
+        return pending.result
+
+    def _take_batch(self) -> list[_Pending]:
+        """Queued transitions, oldest first, at most one per run: a second
+        decision on a run waits for the next batch, where it meets a conflict
+        and is decided again."""
+        batch: list[_Pending] = []
+        seen: set[str] = set()
+        left: list[_Pending] = []
+        for pending in self._queue:
+            run_id = pending.decision.run.id
+            if run_id in seen or len(batch) >= _BATCH_MAX:
+                left.append(pending)
+            else:
+                seen.add(run_id)
+                batch.append(pending)
+        self._queue = left
+        return batch
+
+    async def _flush(self, batch: list[_Pending]) -> None:
+        runs: list[dict[str, Any]] = []
+        history: list[dict[str, Any]] = []
+        outbox: list[tuple[Any, ...]] = []
+        for pending in batch:
+            run = pending.decision.run
+            runs.append(run_document(run, pending.decision.previous_version))
+            for row in history_rows(pending.decision):
+                history.append(
+                    {
+                        "run_id": run.id,
+                        "version": run.version,
+                        "idx": row.idx,
+                        "kind": row.kind,
+                        "state": row.state,
+                        "attempt": row.attempt,
+                        "at": row.at,
+                        "actor": row.actor,
+                        "detail": row.detail,
+                    }
+                )
+            headers = dict(pending.headers or {})
+            for body, priority in task_bodies(pending.decision):
+                outbox.append((run.id, "task", body, priority, headers, run.updated_at))
+        sent, self._sent = self._sent, []
+        try:
+            async with self._connect() as conn:
+                records = await conn.fetch(q.APPLY_BATCH, runs, history, *columns(outbox, 6), sent)
+        except BaseException as exc:
+            self._sent = sent + self._sent  # not deleted: try again with the next statement
+            for pending in batch:
+                pending.result = exc
+            raise
+        updated = {r["run_id"] for r in records if r["what"] == "run"}
+        rows: dict[str, list[OutboxMessage]] = {}
+        for record in records:
+            if record["what"] == "outbox":
+                rows.setdefault(record["run_id"], []).append(outbox_from_row(record))
+        for pending in batch:
+            run = pending.decision.run
+            pending.result = Applied(run, tuple(rows.get(run.id, ()))) if run.id in updated else Conflict()
+
+    async def forget(self, ids: Sequence[int]) -> None:
+        """Forget published outbox rows.
+
+        The deletion is deferred: it rides along with the next transition this
+        process commits, or with :meth:`flush_outbox` (the relay calls it every
+        cycle), so publishing costs no round trip of its own. A crash before the
+        deletion only means the relay publishes the rows again, and the version
+        check drops the duplicates.
+        """
+        self._sent.extend(ids)
+        if len(self._sent) >= _SENT_FLUSH_AT:
+            await self.flush_outbox()
+
+    async def flush_outbox(self) -> None:
+        sent, self._sent = self._sent, []
+        if not sent:
+            return
+        try:
+            async with self._connect() as conn:
+                await conn.execute(q.DELETE_OUTBOX, sent)
+        except BaseException:
+            self._sent = sent + self._sent
+            raise

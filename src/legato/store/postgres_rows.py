@@ -1,0 +1,183 @@
+"""How legato's values travel to and from Postgres: codecs and row conversions."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+import asyncpg
+import orjson
+
+from legato.machine.errors import ErrorInfo
+from legato.machine.run import Run
+from legato.store.base import DeadLetterRecord, OutboxMessage
+from legato.store.rows import Row, run_from_columns
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+    Conn: TypeAlias = PoolConnectionProxy[asyncpg.Record]  # generic in the stubs only
+
+_PG_EPOCH = 946684800.0  # 2000-01-01T00:00:00Z, where Postgres counts time from
+
+
+def _encode_jsonb(value: Any) -> bytes:
+    return b"\x01" + orjson.dumps(value)
+
+
+def _decode_jsonb(data: bytes) -> Any:
+    return orjson.loads(data[1:])
+
+
+def _encode_ts(value: float) -> tuple[int]:
+    return (round((value - _PG_EPOCH) * 1_000_000),)
+
+
+def _decode_ts(value: tuple[int]) -> float:
+    return value[0] / 1_000_000 + _PG_EPOCH
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec(
+        "jsonb", encoder=_encode_jsonb, decoder=_decode_jsonb, schema="pg_catalog", format="binary"
+    )
+    await conn.set_type_codec(
+        "timestamptz", encoder=_encode_ts, decoder=_decode_ts, schema="pg_catalog", format="tuple"
+    )
+    await conn.set_type_codec("uuid", encoder=str, decoder=str, schema="pg_catalog", format="text")
+
+
+async def keep_session(conn: asyncpg.Connection) -> None:
+    """What the pool does to a connection given back to it.
+
+    asyncpg's default reset costs a round trip on every release. legato leaves no
+    session state behind -- transactions are managed (``async with``), advisory
+    locks are transaction-scoped, LISTEN has a connection of its own -- so only a
+    transaction left open by accident needs undoing.
+    """
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
+CONNECTION_LOST = (
+    OSError,
+    asyncpg.exceptions.PostgresConnectionError,  # class 08: the connection broke
+    asyncpg.exceptions.OperatorInterventionError,  # class 57: shutdown, restart, terminated backend
+    asyncpg.exceptions.InterfaceError,  # "connection is closed" on a pooled connection
+)
+"""Errors that mean "the database went away", not "the statement was wrong"."""
+
+
+def run_args(run: Run) -> tuple[Any, ...]:
+    return (
+        run.id,
+        run.workflow,
+        run.workflow_version,
+        run.status.value,
+        run.version,
+        run.priority,
+        run.idempotency_key,
+        run.input,
+        run.data,
+        run.machine_json(),
+        list(run.current_states),
+        run.error.to_json() if run.error else None,
+        dict(run.trace_context) if run.trace_context else None,
+        run.deadline,
+        run.sla_met,
+        run.created_at,
+        run.updated_at,
+        run.finished_at,
+    )
+
+
+def columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows to the column arrays that ``unnest`` takes."""
+    if not rows:
+        return [[] for _ in range(width)]
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
+def run_document(run: Run, previous_version: int) -> dict[str, Any]:
+    """One run's row of the group commit, as jsonb_to_recordset reads it."""
+    return {
+        "id": run.id,
+        "prev": previous_version,
+        "status": run.status.value,
+        "version": run.version,
+        "priority": run.priority,
+        "data": run.data,
+        "machine": run.machine_json(),
+        "states": list(run.current_states),
+        "error": run.error.to_json() if run.error else None,
+        "trace_context": dict(run.trace_context) if run.trace_context else None,
+        "deadline": run.deadline,
+        "sla_met": run.sla_met,
+        "updated_at": run.updated_at,
+        "finished_at": run.finished_at,
+    }
+
+
+def update_args(run: Run, previous_version: int) -> tuple[Any, ...]:
+    return (
+        run.id,
+        previous_version,
+        run.status.value,
+        run.version,
+        run.priority,
+        run.data,
+        run.machine_json(),
+        list(run.current_states),
+        run.error.to_json() if run.error else None,
+        dict(run.trace_context) if run.trace_context else None,
+        run.deadline,
+        run.sla_met,
+        run.updated_at,
+        run.finished_at,
+    )
+
+
+def run_from_row(row: Row) -> Run:
+    return run_from_columns(
+        id=row["id"],
+        workflow=row["workflow"],
+        workflow_version=row["workflow_version"],
+        status=row["status"],
+        version=row["version"],
+        priority=row["priority"],
+        idempotency_key=row["idempotency_key"],
+        input=row["input"],
+        data=row["data"],
+        machine=row["machine"],
+        error=row["error"],
+        trace_context=row["trace_context"],
+        deadline=row["deadline"],
+        sla_met=row["sla_met"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        finished_at=row["finished_at"],
+    )
+
+
+def outbox_from_row(row: Row) -> OutboxMessage:
+    return OutboxMessage(row["id"], row["run_id"], row["kind"], row["body"], row["priority"], row["headers"])
+
+
+def dead_letter_from_row(row: Row) -> DeadLetterRecord:
+    return DeadLetterRecord(
+        id=row["id"],
+        source=row["source"],
+        run_id=row["run_id"],
+        workflow=row["workflow"],
+        state=row["state"],
+        seq=row["seq"],
+        attempt=row["attempt"],
+        kind=row["kind"],
+        reason=row["reason"],
+        error=ErrorInfo.from_json(row["error"]) if row["error"] else None,
+        attempts=row["attempts"],
+        created_at=row["created_at"],
+        status=row["status"],
+        resolved_at=row["resolved_at"],
+        resolved_by=row["resolved_by"],
+        message=row["message"],
+    )
