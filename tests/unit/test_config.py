@@ -78,3 +78,18 @@ def test_flow_control_settings_and_limit_overrides(tmp_path: Path) -> None:
     assert settings.worker.slot_poll_interval == 0.5
     assert settings.limits == {"payments": {"rate": 80, "burst": 20}, "psp": {"limit": 4, "scope": "process"}}
     assert load_settings(env={}).worker.waiting_room is None  # four times the prefetch
+
+
+def test_the_example_config_is_valid_and_covers_every_worker_setting() -> None:
+    from dataclasses import fields
+
+    from legato.worker.runtime import WorkerSettings
+    from tests.conftest import ROOT
+
+    example = ROOT / "config" / "legato.example.toml"
+    settings = load_settings(example, env={})
+    assert settings.app == "shop:app"
+    assert settings.queue_type == "classic"
+    text = example.read_text()
+    for f in fields(WorkerSettings):
+        assert f"LEGATO_{f.name.upper()}" in text, f.name
