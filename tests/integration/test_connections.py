@@ -71,3 +71,44 @@ async def test_a_worker_survives_its_broker_and_database_connections_being_cut(
         code = worker.wait(timeout=30)
     assert code == 0, log.read_text()[-2000:]
     await assert_each_transition_once(pg_store, runs)
+
+
+async def test_the_timer_listener_comes_back_after_its_connection_dies(
+    pg_schema: str, rabbit: RabbitMQBroker
+) -> None:
+    from legato import App, RetryPolicy, StepContext, Task, Workflow
+    from legato.worker.runtime import WorkerSettings
+    from tests.integration.harness import running
+
+    async def noop(ctx: StepContext) -> None:
+        return None
+
+    app = App([Workflow("w", start="a", states={"a": Task(noop, retry=RetryPolicy.none())})])
+    store = PostgresStore(PG_DSN, pg_schema, min_size=1, max_size=4)
+    await store.open()
+    try:
+        async with running(
+            app, store, rabbit, WorkerSettings(concurrency=4, timer_poll_interval=0.1)
+        ) as worker:
+            listening = (
+                "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND query LIKE 'LISTEN%'"
+            )
+            name = f"legato {pg_schema}"[:63]
+            conn = await asyncpg.connect(PG_DSN)
+            try:
+                [first] = await eventually(lambda: conn.fetch(listening, name), timeout=30)
+                # A restart takes every backend of the worker, the LISTEN one with them.
+                await terminate_postgres_backends(pg_schema)
+                [second] = await eventually(
+                    lambda: _other_listener(conn, listening, name, first["pid"]), timeout=30
+                )
+                assert second["pid"] != first["pid"]
+                assert worker.started.is_set()
+            finally:
+                await conn.close()
+    finally:
+        await store.close()
+
+
+async def _other_listener(conn: asyncpg.Connection, query: str, name: str, old: int) -> list[asyncpg.Record]:
+    return [r for r in await conn.fetch(query, name) if r["pid"] != old]

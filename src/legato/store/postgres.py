@@ -92,6 +92,7 @@ class PostgresStore:
         self._listener: asyncpg.Connection | None = None
         self._users = 0
         self._batch = GroupCommit(self._conn)
+        self._timer_watchers: list[Callable[[float], None]] = []
         self.timer_channel = f"{schema}_timers"
         # Tagged with the schema so that operators (and tests) can tell processes apart.
         self.application_name = (application_name or f"legato {schema}")[:63]
@@ -366,16 +367,33 @@ class PostgresStore:
     async def subscribe_timers(self, wake: Callable[[float], None]) -> None:
         """Call ``wake(fire_at)`` whenever any process schedules a timer."""
 
-        def on_notify(_conn: object, _pid: int, _channel: str, payload: object) -> None:
-            with contextlib.suppress(ValueError, TypeError):
-                wake(float(str(payload)))
+        if wake not in self._timer_watchers:
+            self._timer_watchers.append(wake)
+        listener = self._listener
+        if listener is not None and not listener.is_closed():
+            return
+        # First call, or the listener died with its server (a restart): the timer
+        # poller calls again after its outage backoff, and this reconnects.
+        self._listener = None
+        try:
+            listener = await asyncpg.connect(
+                self.dsn,
+                server_settings={"search_path": self.schema, "application_name": self.application_name},
+            )
+            await listener.add_listener(self.timer_channel, self._on_notify)
+        except CONNECTION_LOST as exc:
+            raise StoreError(f"cannot open the timer listener: {exc}") from exc
+        except asyncpg.PostgresError as exc:
+            raise StoreError(f"cannot open the timer listener: {exc}") from exc
+        self._listener = listener
 
-        if self._listener is None:
-            try:
-                self._listener = await asyncpg.connect(self.dsn, server_settings={"search_path": self.schema})
-            except (OSError, asyncpg.PostgresError) as exc:
-                raise StoreError(f"cannot open the timer listener: {exc}") from exc
-        await self._listener.add_listener(self.timer_channel, on_notify)
+    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
+        try:
+            fire_at = float(str(payload))
+        except (ValueError, TypeError):
+            return
+        for wake in self._timer_watchers:
+            wake(fire_at)
 
     # -- dead letters ------------------------------------------------------------
 

@@ -49,9 +49,10 @@ class TimerPoller:
 
     async def run(self) -> None:
         subscribe = getattr(self.store, "subscribe_timers", None)
-        if subscribe is not None:
-            await subscribe(self.wake)
         while True:
+            if subscribe is not None:
+                # Cheap when the listener is alive; reconnects it after a restart.
+                await subscribe(self.wake)
             fired = await self.fire_due()
             if fired:
                 continue
