@@ -112,3 +112,42 @@ async def test_the_timer_listener_comes_back_after_its_connection_dies(
 
 async def _other_listener(conn: asyncpg.Connection, query: str, name: str, old: int) -> list[asyncpg.Record]:
     return [r for r in await conn.fetch(query, name) if r["pid"] != old]
+
+
+async def test_too_many_connections_is_an_outage_not_a_crash(
+    pg_store: PostgresStore, rabbit: RabbitMQBroker, pg_schema: str, namespace: str, tmp_path: Path
+) -> None:
+    # A role allowed two connections, for a worker whose pool wants six: the
+    # database refuses the rest ("too many connections for role").
+    role = f"legato_limited_{pg_schema}"[:63]
+    admin = await asyncpg.connect(PG_DSN)
+    try:
+        await admin.execute(f'CREATE ROLE "{role}" LOGIN CONNECTION LIMIT 2')
+        await admin.execute(f'GRANT ALL ON SCHEMA "{pg_schema}" TO "{role}"')
+        await admin.execute(f'GRANT ALL ON ALL TABLES IN SCHEMA "{pg_schema}" TO "{role}"')
+        await admin.execute(f'GRANT ALL ON ALL SEQUENCES IN SCHEMA "{pg_schema}" TO "{role}"')
+        env = worker_env(
+            pg_schema,
+            namespace,
+            LEGATO_DATABASE_URL=PG_DSN.replace("postgres@", f"{role}@"),
+            LEGATO_POOL_SIZE="6",
+            LEGATO_RETRY_PAUSE="0.1",
+            LEGATO_MIGRATE="false",
+        )
+        log = tmp_path / "worker.log"
+        worker = spawn_worker(APP, env, "--concurrency", "16", log=log)
+        try:
+            await publish_orders(rabbit, 60)
+            runs = await wait_finished(pg_store, 60, timeout=120)
+            assert worker.poll() is None, log.read_text()[-2000:]
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            code = worker.wait(timeout=30)
+        assert code == 0, log.read_text()[-2000:]
+        assert "TooManyConnectionsError" in log.read_text()  # it did meet the limit
+        await assert_each_transition_once(pg_store, runs)
+    finally:
+        await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", role)
+        await admin.execute(f'DROP OWNED BY "{role}"')
+        await admin.execute(f'DROP ROLE IF EXISTS "{role}"')
+        await admin.close()

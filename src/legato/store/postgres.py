@@ -146,7 +146,7 @@ class PostgresStore:
             async with self.pool.acquire() as conn:
                 yield conn
         except CONNECTION_LOST as exc:
-            raise StoreError(f"lost the connection to Postgres: {exc}") from exc
+            raise StoreError(f"Postgres cannot take this now ({type(exc).__name__}: {exc})") from exc
 
     async def ping(self) -> None:
         async with self._conn() as conn:

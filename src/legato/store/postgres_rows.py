@@ -62,9 +62,14 @@ CONNECTION_LOST = (
     OSError,
     asyncpg.exceptions.PostgresConnectionError,  # class 08: the connection broke
     asyncpg.exceptions.OperatorInterventionError,  # class 57: shutdown, restart, terminated backend
+    asyncpg.exceptions.InsufficientResourcesError,  # class 53: too many connections, disk full
+    asyncpg.exceptions.TransactionRollbackError,  # class 40: deadlock, serialization; rolled back whole
+    asyncpg.exceptions.ReadOnlySQLTransactionError,  # a failover left us on a read-only server
     asyncpg.exceptions.InterfaceError,  # "connection is closed" on a pooled connection
 )
-"""Errors that mean "the database went away", not "the statement was wrong"."""
+"""Errors that mean "the database cannot take this now, try again", not "the
+statement was wrong": each becomes a StoreError, which the worker treats as an
+outage (the delivery goes back to the queue; side tasks back off)."""
 
 
 def run_args(run: Run) -> tuple[Any, ...]:

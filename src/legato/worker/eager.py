@@ -82,10 +82,10 @@ class Eager:
             self._active.pop(message.id, None)
             try:
                 await self.broker.publish([message])
-            except BrokerError as exc:
+                await self.store.outbox_done([message.id])
+            except (BrokerError, StoreError) as exc:
+                # The row stays in the outbox: the relay publishes it (again).
                 log.warning("could not hand a local step back to the broker (%s); the outbox relay will", exc)
-                return
-            await self.store.outbox_done([message.id])
 
         return Delivery(
             queue=self.topology.task_queue(message.priority),

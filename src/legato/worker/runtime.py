@@ -239,22 +239,36 @@ class Worker:
             log.warning("could not process a delivery from %s (%s); requeued", delivery.queue, exc)
             with anyio.CancelScope(shield=True):
                 await anyio.sleep(self.settings.retry_pause)
-                await delivery.requeue()
+                try:
+                    await delivery.requeue()
+                except Exception:
+                    log.exception("could not give a delivery back to %s", delivery.queue)
         except Exception as exc:
             # A bug, not a handler failure (those are outcomes). One bad delivery
             # must not take the worker down: it is retried once, then kept as a
             # dead letter with the error, so it can be inspected and replayed.
             log.exception("failed to process a delivery from %s", delivery.queue)
             with anyio.CancelScope(shield=True):
-                if delivery.redelivered:
-                    await dead_letter_message(
-                        delivery,
-                        f"internal error: {type(exc).__name__}: {exc}",
-                        self.store,
-                        self.broker,
-                        self.clock,
-                        self.engine.observer,
-                    )
-                else:
-                    await anyio.sleep(self.settings.retry_pause)
-                    await delivery.requeue()
+                await self._set_aside(delivery, f"internal error: {type(exc).__name__}: {exc}")
+
+    async def _set_aside(self, delivery: Delivery, reason: str) -> None:
+        """Retry a delivery that hit a bug once, then keep it as a dead letter.
+
+        This is the last line of defence of one delivery, so it never raises: if
+        the dead letter cannot be written (the database is down too), the
+        delivery goes back to the queue; if even that fails, the broker gives it
+        back when the channel closes.
+        """
+        try:
+            if delivery.redelivered:
+                await dead_letter_message(
+                    delivery, reason, self.store, self.broker, self.clock, self.engine.observer
+                )
+                return
+            await anyio.sleep(self.settings.retry_pause)
+        except Exception:
+            log.exception("could not keep a delivery from %s as a dead letter; it goes back", delivery.queue)
+        try:
+            await delivery.requeue()
+        except Exception:
+            log.exception("could not give a delivery back to %s", delivery.queue)
