@@ -194,13 +194,17 @@ class PostgresStore:
         run = decision.run
         try:
             async with self._conn() as conn, conn.transaction():
+                # The run row first, then the guard's row: every transaction takes
+                # its locks in that order (a transition that cancels a timer locks
+                # the run, then the timer), so a timer firing and a transition
+                # cancelling it cannot deadlock.
+                status = await conn.execute(q.UPDATE_RUN, *update_args(run, decision.previous_version))
+                if status != "UPDATE 1":
+                    raise _Abort(Conflict())
                 if guard is not None:
                     failure = await self._take_guard(conn, guard, run)
                     if failure is not None:
                         raise _Abort(failure)
-                status = await conn.execute(q.UPDATE_RUN, *update_args(run, decision.previous_version))
-                if status != "UPDATE 1":
-                    raise _Abort(Conflict())
                 outbox = await self._write_effects(conn, decision, headers)
         except _Abort as abort:
             return abort.result
