@@ -31,7 +31,7 @@ from legato.machine.events import (
     SkipRequested,
 )
 from legato.machine.run import TERMINAL_STATUSES, Run, RunStatus
-from legato.machine.values import JSON
+from legato.machine.values import JSON, unstorable
 from legato.observe import Observer
 from legato.store.base import (
     DeadLetterGroup,
@@ -49,6 +49,12 @@ def _caller_trace() -> dict[str, str] | None:
     propagate.inject(carrier)
     found: dict[str, str] = {k: carrier[k] for k in ("traceparent", "tracestate") if k in carrier}
     return found or None
+
+
+def _check_storable(value: JSON, what: str) -> None:
+    problem = unstorable(value)
+    if problem is not None:
+        raise LegatoError(f"{what} cannot be stored: {problem}")
 
 
 def default_actor(channel: str = "api") -> str:
@@ -101,6 +107,7 @@ class Client:
         priority: Priority | str | int | None = None,
     ) -> Run:
         level = Priority.parse(priority) if priority is not None else None
+        _check_storable(input, "the input")
         started = await self.engine.start(
             workflow, dict(input or {}), key=key, priority=level, trace_context=_caller_trace()
         )
@@ -144,16 +151,19 @@ class Client:
     # -- operator actions ---------------------------------------------------------
 
     async def signal(self, run_id: str, name: str, data: Mapping[str, JSON] | None = None) -> Run:
+        _check_storable(data, "the signal's data")
         return await self._act(run_id, SignalReceived(name, dict(data or {}), self.actor))
 
     async def retry(
         self, run_id: str, state: str | None = None, data: Mapping[str, JSON] | None = None
     ) -> Run:
+        _check_storable(data, "the data")
         return await self._act(run_id, RetryRequested(self.actor, state, dict(data) if data else None))
 
     async def skip(
         self, run_id: str, state: str | None = None, output: Mapping[str, JSON] | None = None
     ) -> Run:
+        _check_storable(output, "the output")
         return await self._act(run_id, SkipRequested(self.actor, state, dict(output) if output else None))
 
     async def cancel(self, run_id: str, compensate: bool = True, reason: str = "") -> Run:

@@ -13,6 +13,7 @@ import orjson
 
 from legato.errors import LegatoError
 from legato.machine.run import StepKind
+from legato.machine.values import unstorable
 
 
 class MalformedMessage(LegatoError):
@@ -64,4 +65,7 @@ def decode_json_object(body: bytes) -> dict[str, Any]:
         raise MalformedMessage(f"body is not valid JSON: {exc}") from exc
     if not isinstance(value, dict):
         raise MalformedMessage(f"body must be a JSON object, got {type(value).__name__}")
+    problem = unstorable(value)
+    if problem is not None:
+        raise MalformedMessage(f"body cannot be stored: {problem}")
     return value

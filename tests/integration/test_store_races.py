@@ -82,3 +82,33 @@ async def test_a_timer_firing_and_a_signal_cancelling_it_do_not_deadlock(slow_st
         assert await slow_store.next_timer_at() is None
     finally:
         await slow_store.close()
+
+
+async def test_a_value_the_database_refuses_fails_only_its_own_transition(pg_store: PostgresStore) -> None:
+    from legato import StepContext, Task
+    from legato.machine.events import StepSucceeded
+
+    async def noop(ctx: StepContext) -> None:
+        return None
+
+    engine = Engine(App([Workflow("one", start="a", states={"a": Task(noop)})]), pg_store, None)
+    runs = [(await engine.start("one", {})).run for _ in range(5)]
+    # Bypass the edge checks: as if a bug let a NUL through to the group commit.
+    outputs = [{"note": "a\x00b"} if i == 1 else {"ok": i} for i in range(5)]
+    results: list[object] = [None] * 5
+
+    async def finish(i: int) -> None:
+        try:
+            results[i] = await engine.apply(runs[i], StepSucceeded(1, 1, outputs[i]))
+        except Exception as exc:
+            results[i] = exc
+
+    async with anyio.create_task_group() as group:
+        for i in range(5):
+            group.start_soon(finish, i)
+    assert isinstance(results[1], Exception)
+    assert all(isinstance(results[i], Decision) for i in (0, 2, 3, 4)), results
+    for i in (0, 2, 3, 4):
+        loaded = await pg_store.load_run(runs[i].id)
+        assert loaded is not None
+        assert loaded.status is RunStatus.SUCCEEDED

@@ -10,6 +10,7 @@ Deletions of published outbox rows ride along with the next statement.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -17,7 +18,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import asyncpg
 
+from legato.errors import StoreError
 from legato.machine.commands import Decision
 from legato.machine.run import Run
 from legato.store import sql_postgres as q
@@ -84,7 +87,7 @@ class GroupCommit:
                 self._loads.remove(pending)
             raise
         if pending.error is not None:
-            raise pending.error
+            raise StoreError(str(pending.error)) from pending.error  # one exception object per waiter
         return pending.run
 
     async def _read_runs(self, batch: list[_Load]) -> None:
@@ -121,10 +124,13 @@ class GroupCommit:
             if pending in self._queue:
                 self._queue.remove(pending)
             raise
-        if isinstance(pending.result, BaseException):
-            raise pending.result
-        assert pending.result is not None
-        return pending.result
+        result = pending.result
+        if isinstance(result, StoreError):
+            raise StoreError(str(result)) from result  # one exception object per waiter
+        if isinstance(result, BaseException):
+            raise result
+        assert result is not None
+        return result
 
     def _take_batch(self) -> list[_Pending]:
         """Queued transitions, oldest first, at most one per run: a second
@@ -144,6 +150,21 @@ class GroupCommit:
         return batch
 
     async def _flush(self, batch: list[_Pending]) -> None:
+        """Commit ``batch`` and give each pending transition its result; never raises."""
+        try:
+            await self._commit(batch)
+        except asyncpg.PostgresError:
+            if len(batch) == 1:
+                return
+            # The database refused one of them (a value it cannot store): commit
+            # them one by one, so that only that one fails.
+            for pending in batch:
+                with contextlib.suppress(asyncpg.PostgresError):
+                    await self._commit([pending])
+        except Exception:
+            pass  # every pending transition carries the error as its result
+
+    async def _commit(self, batch: list[_Pending]) -> None:
         runs: list[dict[str, Any]] = []
         history: list[dict[str, Any]] = []
         outbox: list[tuple[Any, ...]] = []
@@ -171,7 +192,7 @@ class GroupCommit:
         try:
             async with self._connect() as conn:
                 records = await conn.fetch(q.APPLY_BATCH, runs, history, *columns(outbox, 6), sent)
-        except BaseException as exc:
+        except Exception as exc:
             self._sent = sent + self._sent  # not deleted: try again with the next statement
             for pending in batch:
                 pending.result = exc

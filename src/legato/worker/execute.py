@@ -7,14 +7,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import anyio
-import orjson
 
 from legato.app import ResolvedHandler
 from legato.clock import Clock
 from legato.context import StepContext
 from legato.errors import NonRetryableError, RetryAfter
 from legato.machine.errors import ErrorInfo, bound_traceback, type_name
-from legato.machine.values import JSON
+from legato.machine.values import JSON, unstorable
 
 
 class StepTimeout(Exception):
@@ -45,8 +44,9 @@ def error_info(exc: BaseException) -> ErrorInfo:
         for k in type(exc).__mro__
         if issubclass(k, BaseException) and k not in (BaseException, object)
     )
-    text = "".join(traceback.format_exception(exc))
-    return ErrorInfo(type_name(type(exc)), str(exc), bound_traceback(text), lineage)
+    # Error text is stored too, and may quote anything: NUL becomes visible.
+    text = "".join(traceback.format_exception(exc)).replace("\x00", "\\0")
+    return ErrorInfo(type_name(type(exc)), str(exc).replace("\x00", "\\0"), bound_traceback(text), lineage)
 
 
 async def invoke(
@@ -100,7 +100,6 @@ def _check_output(output: JSON, output_key: str | None) -> None:
             f"handler returned {type(output).__name__}; return a dict to merge into the run's data, "
             "or set output_key on the task to store any value"
         )
-    try:
-        orjson.dumps(output)
-    except TypeError as exc:
-        raise InvalidOutput(f"handler output is not JSON-serialisable: {exc}") from exc
+    problem = unstorable(output)
+    if problem is not None:
+        raise InvalidOutput(f"handler output cannot be stored: {problem}")
