@@ -244,3 +244,42 @@ async def test_retries_pending_when_a_worker_is_killed_fire_exactly_once_after_r
         fired = collections.Counter(e.attempt for e in history if e.kind == "retry_started")
         assert fired == {2: 1, 3: 1}, (run.id, fired)
         assert run.data["succeeded_on"] == 3
+
+
+async def test_a_worker_without_a_runs_version_leaves_its_timers_to_one_that_has_it(
+    pg_store: PostgresStore, rabbit: RabbitMQBroker
+) -> None:
+    from legato import App, RetryPolicy, StepContext, Task, Workflow
+
+    async def flaky_v2(ctx: StepContext) -> dict[str, int]:
+        if ctx.attempt == 1:
+            raise ConnectionError("first attempt fails")
+        return {"attempt": ctx.attempt}
+
+    v1 = Workflow("deploy", start="a", states={"a": Task(flaky_v2)})
+    v2 = Workflow(
+        "deploy",
+        version=2,
+        start="a",
+        states={"a": Task(flaky_v2, retry=RetryPolicy(initial_delay=0.3, jitter=0))},
+    )
+    new, old = App([v1, v2]), App([v1])
+    client = Client(pg_store, rabbit, new)
+    quick = WorkerSettings(concurrency=4, timer_poll_interval=0.05, timer_lease=0.5)
+    async with running(new, pg_store, rabbit, quick):
+        run = await client.start("deploy", {})
+        await eventually(lambda: _retry_pending(client, run.id))
+    # Only the old deploy is left while the retry comes due: it must not die on it.
+    # (If its timer poller died of it, leaving this block would raise.)
+    async with running(old, pg_store, rabbit, quick):
+        claimed = "SELECT count(*) FROM timers WHERE locked_until IS NOT NULL"
+        await eventually(lambda: pg_store.pool.fetchval(claimed), timeout=10)
+    assert (await client.get(run.id)).status is RunStatus.RUNNING
+    async with running(new, pg_store, rabbit, quick):
+        done = await client.wait(run.id, timeout=30)
+    assert done.status is RunStatus.SUCCEEDED
+    assert done.data["attempt"] == 2
+
+
+async def _retry_pending(client: Client, run_id: str) -> bool:
+    return any(t.phase is Phase.RETRY_WAIT for t in (await client.get(run_id)).tokens)

@@ -12,6 +12,7 @@ import logging
 
 import anyio
 
+from legato.app import UnknownWorkflow
 from legato.clock import Clock
 from legato.engine import Engine
 from legato.errors import RunNotFound
@@ -73,6 +74,11 @@ class TimerPoller:
             outcome = await self.engine.apply(timer.run_id, event, guard=ConsumeTimer(timer.id))
         except RunNotFound:
             outcome = Rejection(f"run {timer.run_id} is gone")
+        except UnknownWorkflow as exc:
+            # A rolling deploy: the run is of a version this worker does not have.
+            # Leave the timer; once its claim runs out, a newer worker fires it.
+            log.warning("timer %s of run %s left for a newer worker: %s", timer.key, timer.run_id, exc)
+            return
         if isinstance(outcome, Rejection):
             # Stale (the run moved on) or already fired: the row must go, or
             # it would be claimed again after every lease.
