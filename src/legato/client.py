@@ -246,14 +246,29 @@ class Client:
         return outcome.run
 
     async def _republish(self, record: DeadLetterRecord) -> None:
+        """Publish a dead-lettered message again to where it came from: a task
+        message to its task queue, an event to its routing key, headers kept.
+
+        Marked replayed first (so two operators cannot both publish it), and
+        reopened if the publish fails, so that it is never lost.
+        """
         if self.broker is None:
             raise LegatoError("replaying a dead-lettered message needs the broker")
         message = record.message or {}
         if not await self.store.resolve_dead_letter(record.id, self.actor, self.clock.now()):
             raise OperationRefused(f"dead letter {record.id} is not open (already replayed?)")
-        routing_key = str(message.get("routing_key", ""))
-        body = str(message.get("body", "")).encode()
-        await self.broker.publish_event(routing_key, body, message_id=message.get("message_id"))
+        try:
+            await self.broker.republish(
+                str(message.get("queue", "")),
+                str(message.get("routing_key", "")),
+                str(message.get("body", "")).encode(),
+                message.get("message_id"),
+                dict(message.get("headers") or {}),
+            )
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self.store.reopen_dead_letter(record.id)
+            raise
 
     async def replay_all(self, workflow: str | None = None) -> ReplayReport:
         report = ReplayReport([], {})

@@ -213,3 +213,21 @@ async def test_depths_count_what_is_ready_now(broker: Broker) -> None:
     with anyio.fail_after(10):
         while (await broker.depths())[broker.topology.triggers_queue] != 1:
             await anyio.sleep(0.05)
+
+
+async def test_republish_sends_a_message_back_where_it_came_from(broker: Broker) -> None:
+    inbox = Inbox()
+    high = broker.topology.task_queue(Priority.HIGH)
+    await broker.republish(high, "", b"task", None, {"traceparent": "00-x-y-01"})
+    await broker.republish(broker.topology.triggers_queue, "order.placed", b"{}", "m-7", {})
+    async with anyio.create_task_group() as group:
+        await consuming(broker, inbox, 10, group)
+        got = await inbox.wait_for(2)
+        by_body = {d.body: d for d in got}
+        assert by_body[b"task"].queue == high
+        assert by_body[b"task"].headers["traceparent"] == "00-x-y-01"
+        assert by_body[b"{}"].queue == broker.topology.triggers_queue
+        assert (by_body[b"{}"].routing_key, by_body[b"{}"].message_id) == ("order.placed", "m-7")
+        for delivery in got:
+            await delivery.ack()
+        await broker.stop_consuming()

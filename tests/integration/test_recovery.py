@@ -12,7 +12,7 @@ import anyio
 import asyncpg
 import pytest
 
-from legato import OperationRefused, RunStatus
+from legato import BrokerError, OperationRefused, RunStatus
 from legato.broker.rabbitmq import RabbitMQBroker
 from legato.client import Client
 from legato.machine.run import Phase
@@ -283,3 +283,46 @@ async def test_a_worker_without_a_runs_version_leaves_its_timers_to_one_that_has
 
 async def _retry_pending(client: Client, run_id: str) -> bool:
     return any(t.phase is Phase.RETRY_WAIT for t in (await client.get(run_id)).tokens)
+
+
+async def test_a_task_dead_lettered_by_an_old_worker_is_replayed_to_its_queue_after_the_rollout(
+    pg_store: PostgresStore, rabbit: RabbitMQBroker
+) -> None:
+    from legato import App, StepContext, Task, Workflow
+
+    async def step(ctx: StepContext) -> dict[str, int]:
+        return {"version": ctx.workflow_version}
+
+    v1 = Workflow("rollout", start="a", states={"a": Task(step)})
+    v2 = Workflow("rollout", version=2, start="a", states={"a": Task(step)})
+    new, old = App([v1, v2]), App([v1])
+    client = Client(pg_store, rabbit, new, actor="ops")
+    run = await client.start("rollout", {}, priority="high")  # a v2 run; its task is on the high queue
+    async with running(old, pg_store, rabbit, SETTINGS):
+        [letter] = await eventually(client.dead_letters)
+    assert letter.source == "message"
+    assert "is this worker running an older deploy" in letter.reason
+    async with running(new, pg_store, rabbit, SETTINGS):
+        await client.replay(letter.id)
+        done = await client.wait(run.id, timeout=30)
+    assert done.status is RunStatus.SUCCEEDED
+    assert done.data == {"version": 2}
+    assert (await client.dead_letter(letter.id)).status == "replayed"
+    assert await client.dead_letters() == []  # no new dead letter on the way
+
+
+async def test_a_replay_that_cannot_be_published_leaves_the_dead_letter_open(
+    pg_store: PostgresStore, rabbit: RabbitMQBroker
+) -> None:
+    from legato.store.base import PoisonMessage
+
+    letter_id = await pg_store.record_poison(
+        PoisonMessage("no workflow", rabbit.topology.triggers_queue, "order.later", b"{}", "m-1", {}, "fp-r"),
+        0.0,
+    )
+    await rabbit.close()  # the broker is gone when the operator replays
+    client = Client(pg_store, rabbit, recovery.app, actor="ops")
+    with pytest.raises(BrokerError):
+        await client.replay(letter_id)
+    assert (await client.dead_letter(letter_id)).status == "open"
+    await rabbit.connect()

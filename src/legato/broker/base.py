@@ -52,6 +52,13 @@ class Topology:
     def task_queues(self) -> tuple[str, ...]:
         return tuple(self.task_queue(p) for p in sorted(Priority, reverse=True))
 
+    def priority_of(self, queue: str) -> Priority | None:
+        """The priority level of a task queue; None for any other queue."""
+        for level in Priority:
+            if queue == self.task_queue(level):
+                return level
+        return None
+
 
 SIGNAL_ROUTING_KEY = "legato.signal"
 """Events with this routing key are signals to a run, not workflow triggers."""
@@ -131,6 +138,12 @@ class Broker(Protocol):
         priority: int | None = None,
     ) -> None:
         """Publish an event on the events exchange (what an event source does)."""
+
+    async def republish(
+        self, queue: str, routing_key: str, body: bytes, message_id: str | None, headers: Mapping[str, Any]
+    ) -> None:
+        """Publish a dead-lettered message again to where it came from: a task
+        queue (by its priority) or the events exchange (by its routing key)."""
 
     async def dead_letter(self, delivery: Delivery, reason: str) -> None:
         """Send a copy of ``delivery`` to the dead-letter queue with ``reason`` in

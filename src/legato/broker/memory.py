@@ -96,6 +96,16 @@ class MemoryBroker:
             _Message(body, name, message_id, dict(headers or {}), priority),
         )
 
+    async def republish(
+        self, queue: str, routing_key: str, body: bytes, message_id: str | None, headers: Mapping[str, Any]
+    ) -> None:
+        level = self.topology.priority_of(queue)
+        target = queue if level is not None else self.topology.triggers_queue
+        self._put(
+            target,
+            _Message(body, routing_key, message_id, dict(headers), int(level) if level is not None else None),
+        )
+
     async def dead_letter(self, delivery: Delivery, reason: str) -> None:
         headers = {
             **delivery.headers,

@@ -197,6 +197,24 @@ class RabbitMQBroker:
         except _BROKER_ERRORS as exc:
             raise BrokerError(f"publish of event {name!r} failed: {exc or type(exc).__name__}") from exc
 
+    async def republish(
+        self, queue: str, routing_key: str, body: bytes, message_id: str | None, headers: Mapping[str, Any]
+    ) -> None:
+        events, tasks, _ = self._require()
+        level = self.topology.priority_of(queue)
+        message = aio_pika.Message(
+            body,
+            delivery_mode=DeliveryMode.PERSISTENT,
+            content_type="application/json",
+            message_id=message_id,
+            headers=dict(headers),
+        )
+        exchange, key = (tasks, level.name.lower()) if level is not None else (events, routing_key)
+        try:
+            await exchange.publish(message, routing_key=key, mandatory=True)
+        except _BROKER_ERRORS as exc:
+            raise BrokerError(f"republish to {queue!r} failed: {exc or type(exc).__name__}") from exc
+
     async def dead_letter(self, delivery: Delivery, reason: str) -> None:
         _, _, dead = self._require()
         headers = {

@@ -264,6 +264,9 @@ class Store(FlowStore, Protocol):
     async def resolve_dead_letter(self, dead_letter_id: int, actor: str, at: float) -> bool:
         """Mark a dead letter replayed outside a run transition (poison messages)."""
 
+    async def reopen_dead_letter(self, dead_letter_id: int) -> None:
+        """Undo :meth:`resolve_dead_letter` (its replay could not be published)."""
+
     async def purge_dead_letters(self, older_than: float | None) -> int:
         """Delete dead letters created before ``older_than`` (all when None); return how many."""
 

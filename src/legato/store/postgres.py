@@ -449,6 +449,10 @@ class PostgresStore:
         async with self._conn() as conn:
             return await conn.fetchval(q.RESOLVE_DEAD_LETTER, dead_letter_id, at, actor) is not None
 
+    async def reopen_dead_letter(self, dead_letter_id: int) -> None:
+        async with self._conn() as conn:
+            await conn.execute(q.REOPEN_DEAD_LETTER, dead_letter_id)
+
     async def purge_dead_letters(self, older_than: float | None) -> int:
         async with self._conn() as conn:
             status = await conn.execute(q.PURGE_DEAD_LETTERS, older_than)

@@ -229,6 +229,10 @@ WHERE id = $1 AND status = 'open'
 RETURNING id
 """
 
+REOPEN_DEAD_LETTER = (
+    "UPDATE dead_letters SET status = 'open', resolved_at = NULL, resolved_by = NULL WHERE id = $1"
+)
+
 PURGE_DEAD_LETTERS = "DELETE FROM dead_letters WHERE $1::timestamptz IS NULL OR created_at < $1"
 
 # -- flow control ------------------------------------------------------------

@@ -154,6 +154,10 @@ UPDATE dead_letters SET status = 'replayed', resolved_at = ?, resolved_by = ?
 WHERE id = ? AND status = 'open'
 """
 
+REOPEN_DEAD_LETTER = (
+    "UPDATE dead_letters SET status = 'open', resolved_at = NULL, resolved_by = NULL WHERE id = ?"
+)
+
 PURGE_DEAD_LETTERS = "DELETE FROM dead_letters WHERE ?1 IS NULL OR created_at < ?1"
 
 # -- flow control (one writer at a time: BEGIN IMMEDIATE serialises these) ----

@@ -413,6 +413,10 @@ class SqliteStore:
             cursor = await db.execute(q.RESOLVE_DEAD_LETTER, (at, actor, dead_letter_id))
             return cursor.rowcount == 1
 
+    async def reopen_dead_letter(self, dead_letter_id: int) -> None:
+        async with self._write() as db:
+            await db.execute(q.REOPEN_DEAD_LETTER, (dead_letter_id,))
+
     async def purge_dead_letters(self, older_than: float | None) -> int:
         async with self._write() as db:
             cursor = await db.execute(q.PURGE_DEAD_LETTERS, (older_than,))
