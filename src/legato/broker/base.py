@@ -86,6 +86,8 @@ class Delivery:
     run_hint: Run | None = field(default=None, repr=False)
     """The run as committed by the transition that made this (local) task; saves
     a read, and is checked against the database when it does not match."""
+    hinted_at: float = 0.0
+    """When ``run_hint`` was taken (monotonic): an old hint is read again."""
 
     async def ack(self) -> None:
         if not self.settled:

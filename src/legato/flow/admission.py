@@ -177,6 +177,13 @@ class Admission:
 
     async def _park(self, ticket: Ticket, gate: Gate, now: float, front: bool) -> None:
         delivery = ticket.delivery
+        if delivery.local:
+            # A step this process made (eager dispatch) does not wait here: it goes
+            # to the broker, where the waiting room bounds it and any replica with
+            # room can take it.
+            self._tickets.pop(delivery, None)
+            await delivery.requeue()
+            return
         if not self._park_delivery(delivery):
             await delivery.requeue()  # the worker is stopping: nothing may wait any more
             return

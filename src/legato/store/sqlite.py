@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+import anyio
 import orjson
 
 from legato.errors import StoreError
@@ -107,13 +108,17 @@ class SqliteStore:
         async with self._lock:
             db = self.db
             await db.execute("BEGIN IMMEDIATE")
+            # Shielded: a cancellation between BEGIN and COMMIT/ROLLBACK would
+            # leave the connection inside a transaction for the next caller.
             try:
                 yield db
             except BaseException:
-                await db.execute("ROLLBACK")
+                with anyio.CancelScope(shield=True):
+                    await db.execute("ROLLBACK")
                 raise
             else:
-                await db.execute("COMMIT")
+                with anyio.CancelScope(shield=True):
+                    await db.execute("COMMIT")
 
     async def _read(self, sql: str, *args: Any) -> list[aiosqlite.Row]:
         async with self._lock:
@@ -171,9 +176,11 @@ class SqliteStore:
             try:
                 result = await self._apply_in(db, decision, guard, headers)
             except BaseException:
-                await db.execute("ROLLBACK")
+                with anyio.CancelScope(shield=True):
+                    await db.execute("ROLLBACK")
                 raise
-            await db.execute("COMMIT" if isinstance(result, Applied) else "ROLLBACK")
+            with anyio.CancelScope(shield=True):
+                await db.execute("COMMIT" if isinstance(result, Applied) else "ROLLBACK")
         if isinstance(result, Applied):
             self._wake_timers(decision)
             return Applied(run, result.outbox)

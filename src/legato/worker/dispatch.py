@@ -46,13 +46,12 @@ class Dispatcher:
         self._idle.set()
 
     def submit(self, delivery: Delivery) -> None:
-        """Called by the broker for each delivery; never blocks.
-
-        A local delivery (the next step of a run this process just advanced)
-        goes first in its queue: runs in progress finish before new ones start.
-        """
+        """Called by the broker for each delivery (and by eager dispatch for the
+        next step of a run this process just advanced); never blocks. Within a
+        priority level, deliveries go in arrival order, local or not: giving
+        local continuations precedence would starve new runs of that level."""
         self.local_buffered += delivery.local
-        self._buffers.push(delivery.queue, delivery, front=delivery.local)
+        self._buffers.push(delivery.queue, delivery)
         self._available.release()
 
     def park(self, delivery: Delivery) -> bool:

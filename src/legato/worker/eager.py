@@ -15,18 +15,20 @@ so the relay never duplicates a live step.
 
 How it keeps priorities and limits (docs/flow-control.md):
 
-* a kept step goes to the front of *its own priority level* in the dispatcher:
-  a run in progress finishes before new runs of the same priority start, while
-  the 8:4:1 weighting between levels is untouched, so a high-priority delivery
-  still overtakes normal continuations;
+* a kept step joins the dispatcher in its priority level, in arrival order
+  with the deliveries from the broker, so the 8:4:1 weighting between levels
+  holds and no run of the same level is starved;
 * it waits for a slot like any delivery, and at most one wave of them
   (``concurrency``) is kept; beyond that they are published for other replicas;
-* it passes admission (rate and concurrency limits) like any other step.
+* it passes admission (rate and concurrency limits) like any other step, and
+  one that would have to wait at a limit goes to the broker rather than wait
+  here, where the waiting room bounds it and any replica can take it.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
 import anyio
 
@@ -58,6 +60,11 @@ class Eager:
         self._active: dict[int, float] = {}
         """Outbox ids of local steps not settled yet, with when they were taken."""
         self.taken = 0
+
+    @property
+    def held(self) -> int:
+        """Local steps not settled yet (their outbox rows are claimed here)."""
+        return len(self._active)
 
     def offer(self, message: OutboxMessage, run: Run) -> bool:
         """Take ``message`` to run here, if there is room; False: publish it."""
@@ -99,6 +106,7 @@ class Eager:
             _requeue=requeue,
             local=True,
             run_hint=run,
+            hinted_at=time.monotonic(),
         )
 
     async def keep_claims(self) -> None:

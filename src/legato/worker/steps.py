@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from types import MappingProxyType
 
@@ -21,6 +22,11 @@ from legato.worker.middleware import Middleware, StepCall, compose
 from legato.worker.poison import dead_letter_message
 
 log = logging.getLogger("legato.worker")
+
+HINT_FRESH_FOR = 0.5
+"""Seconds a local step trusts the run it was made with. A step that waited
+longer (behind a backlog) reads the run again, so that an operator's cancel
+in the meantime is seen before the handler runs."""
 
 
 class StepRunner:
@@ -64,6 +70,7 @@ class StepRunner:
         run = delivery.run_hint
         if (
             run is None
+            or time.monotonic() - delivery.hinted_at > HINT_FRESH_FOR
             or run.id != message.run_id
             or not run.expects(message.seq, message.attempt, message.kind)
         ):
