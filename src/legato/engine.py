@@ -31,9 +31,10 @@ from legato.store.rows import new_run_id
 
 log = logging.getLogger("legato.engine")
 
-MAX_CONFLICTS = 64
-"""Re-decisions before giving up; reached only if a run is moved thousands of
-times a second, which no workflow does."""
+MAX_CONFLICTS = 1000
+"""Re-decisions before giving up. A run takes one decision per group commit, so
+a parallel state whose N branches finish at once in one worker needs up to N;
+past a thousand, something moves the run in a loop."""
 
 
 @dataclass(frozen=True)

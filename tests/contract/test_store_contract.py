@@ -242,6 +242,13 @@ async def test_rejections_are_recorded_without_touching_the_run(store: Store) ->
     assert await store.load_run(run.id) == run
 
 
+async def test_a_run_id_in_another_spelling_finds_the_run(store: Store) -> None:
+    run = (await store.create_run(started())).run
+    for spelling in (run.id.upper(), run.id.replace("-", "")):
+        assert await store.load_run(spelling) == run
+        assert len(await store.history(spelling)) == 2
+
+
 async def test_unknown_runs_are_none(store: Store) -> None:
     assert await store.load_run(new_run_id()) is None
     assert await store.load_run("not-a-uuid") is None

@@ -113,7 +113,9 @@ async def test_a_local_step_that_must_wait_for_a_limit_goes_to_the_broker(embedd
         # running, and the rest waits in the broker for any replica.
         eager = worker.eager
         assert eager is not None
-        await eventually(lambda: worker.admission.waiting == 4 + 2 and eager.held == 1, timeout=10)  # A's charge
+        await eventually(
+            lambda: worker.admission.waiting == 4 + 2 and eager.held == 1, timeout=10
+        )  # A's charge
         depths = await worker.broker.depths()
         assert depths[worker.broker.topology.task_queues[1]] >= 10
         # A cancel while B0 waits is seen before its handler would run.

@@ -65,6 +65,9 @@ def _plain(decision: Decision) -> bool:
     return not any(isinstance(c, ScheduleTimer | CancelTimer | DeadLetter) for c in decision.commands)
 
 
+STATEMENT_TIMEOUT = 60.0
+"""Seconds any one statement may take before it fails as an outage."""
+
 _MIGRATION_LOCK = 0x1E6A70  # advisory lock id: one migrator at a time
 
 
@@ -111,6 +114,10 @@ class PostgresStore:
                 max_size=self.max_size,
                 init=init_connection,
                 reset=keep_session,
+                # Nothing legato runs takes this long; without a bound, a database
+                # cut off by the network would hold a shielded commit -- and a
+                # shutdown -- forever.
+                command_timeout=STATEMENT_TIMEOUT,
                 server_settings={"search_path": self.schema, "application_name": self.application_name},
             )
         except (TimeoutError, OSError, asyncpg.PostgresError) as exc:

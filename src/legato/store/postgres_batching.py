@@ -11,7 +11,6 @@ Deletions of published outbox rows ride along with the next statement.
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from legato.machine.run import Run
 from legato.store import sql_postgres as q
 from legato.store.base import Applied, Conflict, OutboxMessage
 from legato.store.postgres_rows import columns, outbox_from_row, run_document, run_from_row
-from legato.store.rows import history_rows, task_bodies
+from legato.store.rows import canonical_run_id, history_rows, task_bodies
 
 if TYPE_CHECKING:
     from legato.store.postgres_rows import Conn
@@ -70,10 +69,10 @@ class GroupCommit:
     async def load(self, run_id: str) -> Run | None:
         """Read a run; reads made at the same moment share one statement
         (the same flush-lock pattern as the group commit)."""
-        try:
-            uuid.UUID(run_id)
-        except ValueError:
+        canonical = canonical_run_id(run_id)  # the spelling the rows come back in
+        if canonical is None:
             return None  # not a uuid: no such run (and it must not spoil a batch)
+        run_id = canonical
         pending = _Load(run_id)
         self._loads.append(pending)
         try:

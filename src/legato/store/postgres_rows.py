@@ -47,15 +47,13 @@ async def init_connection(conn: asyncpg.Connection) -> None:
 
 
 async def keep_session(conn: asyncpg.Connection) -> None:
-    """What the pool does to a connection given back to it.
+    """What the pool does to a connection given back to it: nothing.
 
-    asyncpg's default reset costs a round trip on every release. legato leaves no
-    session state behind -- transactions are managed (``async with``), advisory
-    locks are transaction-scoped, LISTEN has a connection of its own -- so only a
-    transaction left open by accident needs undoing.
+    asyncpg's default reset runs a query (a round trip) on every release to clear
+    session state. legato leaves none behind -- transactions are managed and
+    asyncpg rolls back one left open anyway, advisory locks are transaction-scoped,
+    LISTEN has a connection of its own -- so the reset is pure overhead.
     """
-    if conn.is_in_transaction():
-        await conn.execute("ROLLBACK")
 
 
 CONNECTION_LOST = (

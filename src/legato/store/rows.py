@@ -33,6 +33,14 @@ def new_run_id() -> str:
     return str(uuid.uuid4())
 
 
+def canonical_run_id(run_id: str) -> str | None:
+    """A run id as stored (lower case, with hyphens), or None if it is no uuid."""
+    try:
+        return str(uuid.UUID(run_id))
+    except ValueError:
+        return None
+
+
 @dataclass(frozen=True, slots=True)
 class HistoryRow:
     idx: int

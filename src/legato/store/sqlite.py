@@ -44,6 +44,7 @@ from legato.store.base import (
 from legato.store.migrations import migrations
 from legato.store.rows import (
     Row,
+    canonical_run_id,
     dead_letter_body,
     dead_letter_headers,
     dead_letters,
@@ -159,7 +160,10 @@ class SqliteStore:
         return Created(run, True, outbox)
 
     async def load_run(self, run_id: str) -> Run | None:
-        rows = await self._read(q.SELECT_RUN, run_id)
+        canonical = canonical_run_id(run_id)
+        if canonical is None:
+            return None
+        rows = await self._read(q.SELECT_RUN, canonical)
         return _run(rows[0]) if rows else None
 
     async def apply(
@@ -297,7 +301,7 @@ class SqliteStore:
         return [_run(row) for row in rows]
 
     async def history(self, run_id: str) -> list[HistoryEntry]:
-        rows = await self._read(q.SELECT_HISTORY, run_id)
+        rows = await self._read(q.SELECT_HISTORY, canonical_run_id(run_id) or run_id)
         return [
             HistoryEntry(
                 run_id=r["run_id"],

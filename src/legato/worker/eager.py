@@ -10,8 +10,9 @@ Durability does not change: the task's outbox row was committed with the
 transition and stays until the local step is settled. Settling it (the ack)
 forgets the row; giving it back (shutdown) publishes it. If the worker dies
 first, another worker's outbox relay publishes the row after ``relay_grace``.
-While a local step is running, a lease keeper renews the claim on its row,
-so the relay never duplicates a live step.
+While a local step is running, a lease keeper renews the claim on its row, so
+the relay does not duplicate a live step (short of an event loop stalled for
+half of ``relay_grace``, and then the step is merely delivered twice).
 
 How it keeps priorities and limits (docs/flow-control.md):
 
@@ -111,7 +112,12 @@ class Eager:
 
     async def keep_claims(self) -> None:
         """Renew the claim on the outbox rows of local steps that run long."""
-        period = self.claim_for / 3
+        # Rows become the relay's ``claim_for`` after their commit. Renewing every
+        # quarter of that, anything older than a quarter, leaves half of it as
+        # margin for commit latency and a busy event loop. Should it still run
+        # out, the step is published twice: at least once, and the version check
+        # drops the second result.
+        period = self.claim_for / 4
         while True:
             await anyio.sleep(period)
             now = self.clock.now()
