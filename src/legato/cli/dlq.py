@@ -9,13 +9,13 @@ import click
 from legato.cli.render import (
     console,
     dead_letter_groups_table,
-    dead_letter_json,
     dead_letters_table,
 )
 from legato.cli.runner import client, dump_json, parse_duration, run_async, settings_of
 from legato.client import ReplayReport
 from legato.errors import LegatoError
 from legato.store.base import DeadLetterGroup, DeadLetterRecord
+from legato.views import dead_letter_json
 
 
 @click.group()

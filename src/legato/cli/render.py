@@ -91,19 +91,6 @@ def run_json(run: Run) -> dict[str, Any]:
     }
 
 
-def history_json(entry: HistoryEntry) -> dict[str, Any]:
-    return {
-        "version": entry.version,
-        "idx": entry.idx,
-        "kind": entry.kind,
-        "at": entry.at,
-        "state": entry.state,
-        "attempt": entry.attempt,
-        "actor": entry.actor,
-        "detail": dict(entry.detail),
-    }
-
-
 def summarise(entry: HistoryEntry) -> str:
     detail = entry.detail
     parts: list[str] = []
@@ -194,24 +181,3 @@ def dead_letter_groups_table(groups: Sequence[DeadLetterGroup], by: str) -> Tabl
             str(g.sample_id),
         )
     return table
-
-
-def dead_letter_json(r: DeadLetterRecord) -> dict[str, Any]:
-    return {
-        "id": r.id,
-        "source": r.source,
-        "run_id": r.run_id,
-        "workflow": r.workflow,
-        "state": r.state,
-        "seq": r.seq,
-        "attempt": r.attempt,
-        "kind": r.kind,
-        "reason": r.reason,
-        "error": r.error.to_json() if r.error else None,
-        "attempts": r.attempts,
-        "created_at": r.created_at,
-        "status": r.status,
-        "resolved_at": r.resolved_at,
-        "resolved_by": r.resolved_by,
-        "message": r.message,
-    }

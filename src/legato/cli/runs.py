@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from legato.cli.render import console, history_json, history_table, run_json, runs_table
+from legato.cli.render import console, history_table, run_json, runs_table
 from legato.cli.runner import (
     client,
     dump_json,
@@ -16,6 +16,7 @@ from legato.cli.runner import (
 from legato.machine.definition import Priority
 from legato.machine.run import Run, RunStatus
 from legato.store.base import HistoryEntry
+from legato.views import history_json
 
 PRIORITIES = click.Choice([p.name.lower() for p in Priority], case_sensitive=False)
 

@@ -7,10 +7,9 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import asyncpg
 import orjson
 
-from legato.machine.errors import ErrorInfo
 from legato.machine.run import Run
 from legato.store.base import DeadLetterRecord, OutboxMessage
-from legato.store.rows import Row, run_from_columns
+from legato.store.rows import Row, dead_letter_from_columns, run_from_columns
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -166,21 +165,4 @@ def outbox_from_row(row: Row) -> OutboxMessage:
 
 
 def dead_letter_from_row(row: Row) -> DeadLetterRecord:
-    return DeadLetterRecord(
-        id=row["id"],
-        source=row["source"],
-        run_id=row["run_id"],
-        workflow=row["workflow"],
-        state=row["state"],
-        seq=row["seq"],
-        attempt=row["attempt"],
-        kind=row["kind"],
-        reason=row["reason"],
-        error=ErrorInfo.from_json(row["error"]) if row["error"] else None,
-        attempts=row["attempts"],
-        created_at=row["created_at"],
-        status=row["status"],
-        resolved_at=row["resolved_at"],
-        resolved_by=row["resolved_by"],
-        message=row["message"],
-    )
+    return dead_letter_from_columns(row)

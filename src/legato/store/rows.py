@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -21,6 +21,7 @@ from legato.machine.errors import ErrorInfo
 from legato.machine.run import Run, RunStatus
 from legato.machine.values import JSON
 from legato.messages import TaskMessage
+from legato.store.base import DeadLetterRecord
 
 
 class Row(Protocol):
@@ -155,3 +156,29 @@ def poison_fingerprint(queue: str, routing_key: str, message_id: str | None, bod
         digest.update(b"\0")
     digest.update(body)
     return digest.hexdigest()
+
+
+def dead_letter_from_columns(
+    row: Row, decode: Callable[[Any], Any] = lambda value: value
+) -> DeadLetterRecord:
+    """A dead-letter row as a record; ``decode`` turns the JSON columns into
+    values (SQLite keeps them as text, asyncpg's codec has decoded them)."""
+    error = decode(row["error"])
+    return DeadLetterRecord(
+        id=row["id"],
+        source=row["source"],
+        run_id=row["run_id"],
+        workflow=row["workflow"],
+        state=row["state"],
+        seq=row["seq"],
+        attempt=row["attempt"],
+        kind=row["kind"],
+        reason=row["reason"],
+        error=ErrorInfo.from_json(error) if error else None,
+        attempts=row["attempts"],
+        created_at=row["created_at"],
+        status=row["status"],
+        resolved_at=row["resolved_at"],
+        resolved_by=row["resolved_by"],
+        message=decode(row["message"]),
+    )

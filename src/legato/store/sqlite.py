@@ -21,7 +21,6 @@ import orjson
 
 from legato.errors import StoreError
 from legato.machine.commands import Decision
-from legato.machine.errors import ErrorInfo
 from legato.machine.run import Run
 from legato.store import flow_sqlite as flow
 from legato.store import sql_sqlite as q
@@ -46,6 +45,7 @@ from legato.store.rows import (
     Row,
     canonical_run_id,
     dead_letter_body,
+    dead_letter_from_columns,
     dead_letter_headers,
     dead_letters,
     history_rows,
@@ -536,22 +536,4 @@ def _run(row: Row) -> Run:
 
 
 def _dead_letter(row: Row) -> DeadLetterRecord:
-    error = _loads(row["error"])
-    return DeadLetterRecord(
-        id=row["id"],
-        source=row["source"],
-        run_id=row["run_id"],
-        workflow=row["workflow"],
-        state=row["state"],
-        seq=row["seq"],
-        attempt=row["attempt"],
-        kind=row["kind"],
-        reason=row["reason"],
-        error=ErrorInfo.from_json(error) if error else None,
-        attempts=row["attempts"],
-        created_at=row["created_at"],
-        status=row["status"],
-        resolved_at=row["resolved_at"],
-        resolved_by=row["resolved_by"],
-        message=_loads(row["message"]),
-    )
+    return dead_letter_from_columns(row, _loads)

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from legato import views as shapes
 from legato.app import App, UnknownWorkflow
 from legato.broker.base import Broker
 from legato.client import Client
@@ -104,7 +105,7 @@ class Dashboard:
                 **views.overview_json(active, buckets, steps, errors),
                 "dead_letters": {
                     "open": sum(g.count for g in groups),
-                    "groups": [views.group_json(g) for g in groups[:10]],
+                    "groups": [shapes.group_json(g) for g in groups[:10]],
                 },
             }
 
@@ -147,13 +148,13 @@ class Dashboard:
         if workflow is not None:
             graph = {**layout(workflow.describe()), **views.graph_marks(run, history)}
         letters = [
-            views.dead_letter_json(d)
+            shapes.dead_letter_json(d)
             for d in await self.store.list_dead_letters(run.workflow, status=None, limit=1000)
             if d.run_id == run.id
         ]
         return {
             "run": views.run_detail(run),
-            "history": [views.history_json(h) for h in history],
+            "history": [shapes.history_json(h) for h in history],
             "graph": graph,
             "actions": views.legal_actions(run, workflow),
             "can_act": self.app is not None,
@@ -177,15 +178,15 @@ class Dashboard:
         letters = await self.store.list_dead_letters(None, status, 200)
         groups = await self.store.group_dead_letters("error", None, status)
         return {
-            "letters": [views.dead_letter_json(d) for d in letters],
-            "groups": [views.group_json(g) for g in groups],
+            "letters": [shapes.dead_letter_json(d) for d in letters],
+            "groups": [shapes.group_json(g) for g in groups],
         }
 
     async def dead_letter(self, letter_id: int) -> dict[str, Any]:
         letter = await self.store.get_dead_letter(letter_id)
         if letter is None:
             raise LookupError(f"no dead letter with id {letter_id}")
-        return views.dead_letter_json(letter)
+        return shapes.dead_letter_json(letter)
 
     # -- actions -----------------------------------------------------------------
 

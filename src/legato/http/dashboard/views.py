@@ -7,7 +7,7 @@ from typing import Any
 from legato.machine.definition import Workflow
 from legato.machine.run import Phase, Run
 from legato.machine.states import Approval
-from legato.store.base import DeadLetterGroup, DeadLetterRecord, HistoryEntry
+from legato.store.base import HistoryEntry
 from legato.store.insights import ErrorPattern, StatusCount, StepStats, Throughput
 from legato.telemetry.context import root_context
 
@@ -57,18 +57,6 @@ def run_detail(run: Run) -> dict[str, Any]:
     }
 
 
-def history_json(entry: HistoryEntry) -> dict[str, Any]:
-    return {
-        "version": entry.version,
-        "kind": entry.kind,
-        "at": entry.at,
-        "state": entry.state,
-        "attempt": entry.attempt,
-        "actor": entry.actor,
-        "detail": dict(entry.detail),
-    }
-
-
 def legal_actions(run: Run, workflow: Workflow | None) -> dict[str, Any]:
     """What an operator may do now; the engine has the last word on every action."""
     stuck = sorted({t.state for t in run.tokens if t.phase in _STUCK})
@@ -113,37 +101,6 @@ def graph_marks(run: Run, history: list[HistoryEntry]) -> dict[str, list[str]]:
     if run.error is not None and not failed:
         failed = [e.state for e in history if e.kind == "dead_lettered" and e.state][-1:]
     return {"current": current, "visited": visited, "failed": failed}
-
-
-def dead_letter_json(letter: DeadLetterRecord) -> dict[str, Any]:
-    return {
-        "id": letter.id,
-        "source": letter.source,
-        "run_id": letter.run_id,
-        "workflow": letter.workflow,
-        "state": letter.state,
-        "attempt": letter.attempt,
-        "kind": letter.kind,
-        "reason": letter.reason,
-        "error": letter.error.to_json() if letter.error else None,
-        "attempts": letter.attempts,
-        "created_at": letter.created_at,
-        "status": letter.status,
-        "resolved_at": letter.resolved_at,
-        "resolved_by": letter.resolved_by,
-        "message": dict(letter.message) if letter.message else None,
-    }
-
-
-def group_json(group: DeadLetterGroup) -> dict[str, Any]:
-    return {
-        "key": group.key,
-        "count": group.count,
-        "first_seen": group.first_seen,
-        "last_seen": group.last_seen,
-        "sample_error": group.sample_error,
-        "sample_id": group.sample_id,
-    }
 
 
 def overview_json(
