@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
@@ -26,7 +26,7 @@ class CliState:
     settings: Settings
 
 
-def run_async(function: Callable[[], Awaitable[T]]) -> T:
+def run_async(function: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run on uvloop where it exists (it does not on Windows)."""
     try:
         import uvloop
@@ -35,7 +35,7 @@ def run_async(function: Callable[[], Awaitable[T]]) -> T:
     except ImportError:  # pragma: no cover - platforms without uvloop
         factory = None
     with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(function())  # type: ignore[arg-type]
+        return runner.run(function())
 
 
 def settings_of(ctx: click.Context) -> Settings:
