@@ -248,6 +248,9 @@ class RabbitMQBroker:
             intake = _Intake(name, queue, prefetch, waiting_room, on_delivery)
             self._intakes[name] = intake
             await self._subscribe(intake)
+            # Deliveries can arrive, and be parked, before the subscription has
+            # returned its tag; the rotation check skipped them then, so look again.
+            await self._rotate(intake)
         try:
             await self._stop.wait()
         finally:
