@@ -9,7 +9,14 @@ import orjson
 
 from legato.machine.run import Run
 from legato.store.base import DeadLetterRecord, OutboxMessage
-from legato.store.rows import Row, dead_letter_from_columns, run_from_columns
+from legato.store.rows import (
+    CHANGING_COLUMNS,
+    RUN_COLUMNS,
+    Row,
+    dead_letter_from_columns,
+    run_columns,
+    run_from_columns,
+)
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -70,26 +77,8 @@ outage (the delivery goes back to the queue; side tasks back off)."""
 
 
 def run_args(run: Run) -> tuple[Any, ...]:
-    return (
-        run.id,
-        run.workflow,
-        run.workflow_version,
-        run.status.value,
-        run.version,
-        run.priority,
-        run.idempotency_key,
-        run.input,
-        run.data,
-        run.machine_json(),
-        list(run.current_states),
-        run.error.to_json() if run.error else None,
-        dict(run.trace_context) if run.trace_context else None,
-        run.deadline,
-        run.sla_met,
-        run.created_at,
-        run.updated_at,
-        run.finished_at,
-    )
+    values = run_columns(run)
+    return tuple(values[column] for column in RUN_COLUMNS)
 
 
 def columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
@@ -101,41 +90,13 @@ def columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
 
 def run_document(run: Run, previous_version: int) -> dict[str, Any]:
     """One run's row of the group commit, as jsonb_to_recordset reads it."""
-    return {
-        "id": run.id,
-        "prev": previous_version,
-        "status": run.status.value,
-        "version": run.version,
-        "priority": run.priority,
-        "data": run.data,
-        "machine": run.machine_json(),
-        "states": list(run.current_states),
-        "error": run.error.to_json() if run.error else None,
-        "trace_context": dict(run.trace_context) if run.trace_context else None,
-        "deadline": run.deadline,
-        "sla_met": run.sla_met,
-        "updated_at": run.updated_at,
-        "finished_at": run.finished_at,
-    }
+    values = run_columns(run)
+    return {"id": run.id, "prev": previous_version, **{c: values[c] for c in CHANGING_COLUMNS}}
 
 
 def update_args(run: Run, previous_version: int) -> tuple[Any, ...]:
-    return (
-        run.id,
-        previous_version,
-        run.status.value,
-        run.version,
-        run.priority,
-        run.data,
-        run.machine_json(),
-        list(run.current_states),
-        run.error.to_json() if run.error else None,
-        dict(run.trace_context) if run.trace_context else None,
-        run.deadline,
-        run.sla_met,
-        run.updated_at,
-        run.finished_at,
-    )
+    values = run_columns(run)
+    return (run.id, previous_version, *(values[column] for column in CHANGING_COLUMNS))
 
 
 def run_from_row(row: Row) -> Run:

@@ -107,6 +107,47 @@ def dead_letter_headers(letter: DeadLetter) -> dict[str, str]:
     }
 
 
+RUN_COLUMNS = (
+    "id", "workflow", "workflow_version", "status", "version", "priority", "idempotency_key",
+    "input", "data", "machine", "current_states", "error", "trace_context", "deadline", "sla_met",
+    "created_at", "updated_at", "finished_at",
+)  # fmt: skip
+"""A run row's columns, in the order of the stores' INSERT statements."""
+
+CHANGING_COLUMNS = (
+    "status", "version", "priority", "data", "machine", "current_states", "error",
+    "trace_context", "deadline", "sla_met", "updated_at", "finished_at",
+)  # fmt: skip
+"""What a transition can change, in the order of the stores' UPDATE statements."""
+
+JSON_COLUMNS = frozenset({"input", "data", "machine", "current_states", "error", "trace_context"})
+
+
+def run_columns(run: Run) -> dict[str, Any]:
+    """Every column of a run's row; JSON columns as Python values, each store
+    encodes them its own way."""
+    return {
+        "id": run.id,
+        "workflow": run.workflow,
+        "workflow_version": run.workflow_version,
+        "status": run.status.value,
+        "version": run.version,
+        "priority": run.priority,
+        "idempotency_key": run.idempotency_key,
+        "input": run.input,
+        "data": run.data,
+        "machine": run.machine_json(),
+        "current_states": list(run.current_states),
+        "error": run.error.to_json() if run.error else None,
+        "trace_context": dict(run.trace_context) if run.trace_context else None,
+        "deadline": run.deadline,
+        "sla_met": run.sla_met,
+        "created_at": run.created_at,
+        "updated_at": run.updated_at,
+        "finished_at": run.finished_at,
+    }
+
+
 def run_from_columns(
     *,
     id: str,

@@ -54,7 +54,7 @@ APPLY_BATCH = """
 WITH i AS (
     SELECT * FROM jsonb_to_recordset($1::jsonb) AS i(
         id uuid, prev integer, status text, version integer, priority smallint, data jsonb,
-        machine jsonb, states text[], error jsonb, trace_context jsonb, deadline double precision,
+        machine jsonb, current_states text[], error jsonb, trace_context jsonb, deadline double precision,
         sla_met boolean, updated_at double precision, finished_at double precision)
 ), locked AS (
     SELECT r.id FROM runs r JOIN i ON r.id = i.id AND r.version = i.prev
@@ -63,7 +63,7 @@ WITH i AS (
 ), upd AS (
     UPDATE runs r SET
         status = i.status, version = i.version, priority = i.priority, data = i.data,
-        machine = i.machine, current_states = i.states, error = i.error,
+        machine = i.machine, current_states = i.current_states, error = i.error,
         trace_context = i.trace_context, deadline = to_timestamp(i.deadline), sla_met = i.sla_met,
         updated_at = to_timestamp(i.updated_at), finished_at = to_timestamp(i.finished_at)
     FROM i JOIN locked l ON l.id = i.id

@@ -42,6 +42,9 @@ from legato.store.base import (
 )
 from legato.store.migrations import migrations
 from legato.store.rows import (
+    CHANGING_COLUMNS,
+    JSON_COLUMNS,
+    RUN_COLUMNS,
     Row,
     canonical_run_id,
     dead_letter_body,
@@ -49,6 +52,7 @@ from legato.store.rows import (
     dead_letter_headers,
     dead_letters,
     history_rows,
+    run_columns,
     run_from_columns,
     task_bodies,
     timers_to_cancel,
@@ -472,45 +476,17 @@ def _statements(script: str) -> list[str]:
 
 
 def _run_args(run: Run) -> tuple[Any, ...]:
-    return (
-        run.id,
-        run.workflow,
-        run.workflow_version,
-        run.status.value,
-        run.version,
-        run.priority,
-        run.idempotency_key,
-        _dumps(run.input),
-        _dumps(run.data),
-        _dumps(run.machine_json()),
-        _dumps(list(run.current_states)),
-        _dumps(run.error.to_json() if run.error else None),
-        _dumps(dict(run.trace_context) if run.trace_context else None),
-        run.deadline,
-        run.sla_met,
-        run.created_at,
-        run.updated_at,
-        run.finished_at,
-    )
+    values = run_columns(run)
+    return tuple(_encoded(values, column) for column in RUN_COLUMNS)
 
 
 def _update_args(run: Run, previous_version: int) -> tuple[Any, ...]:
-    return (
-        run.status.value,
-        run.version,
-        run.priority,
-        _dumps(run.data),
-        _dumps(run.machine_json()),
-        _dumps(list(run.current_states)),
-        _dumps(run.error.to_json() if run.error else None),
-        _dumps(dict(run.trace_context) if run.trace_context else None),
-        run.deadline,
-        run.sla_met,
-        run.updated_at,
-        run.finished_at,
-        run.id,
-        previous_version,
-    )
+    values = run_columns(run)
+    return (*(_encoded(values, column) for column in CHANGING_COLUMNS), run.id, previous_version)
+
+
+def _encoded(values: dict[str, Any], column: str) -> Any:
+    return _dumps(values[column]) if column in JSON_COLUMNS else values[column]
 
 
 def _run(row: Row) -> Run:
