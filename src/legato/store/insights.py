@@ -17,6 +17,7 @@ from typing import Protocol
 
 from legato.machine.run import RunStatus
 from legato.store.base import Store
+from legato.store.rows import Row
 
 ACTIVE_STATUSES = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.SUSPENDED, RunStatus.COMPENSATING)
 FINAL_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.COMPENSATED, RunStatus.CANCELLED)
@@ -85,6 +86,19 @@ class ErrorPattern:
     last_seen: float
     sample_message: str
     sample_run: str
+
+    @classmethod
+    def from_row(cls, row: Row) -> ErrorPattern:
+        return cls(
+            row["workflow"],
+            row["state"] or "",
+            row["error_type"],
+            row["count"],
+            row["first_seen"],
+            row["last_seen"],
+            row["sample_message"],
+            row["sample_run"],
+        )
 
 
 @dataclass(frozen=True)

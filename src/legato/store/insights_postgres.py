@@ -149,19 +149,7 @@ class PostgresInsights:
     async def error_patterns(self, since: float, until: float, limit: int = 20) -> list[ErrorPattern]:
         async with self._conn() as conn:
             rows = await conn.fetch(ERROR_PATTERNS, since, until, limit, STEP_SAMPLE)
-        return [
-            ErrorPattern(
-                r["workflow"],
-                r["state"] or "",
-                r["error_type"],
-                r["count"],
-                r["first_seen"],
-                r["last_seen"],
-                r["sample_message"],
-                r["sample_run"],
-            )
-            for r in rows
-        ]
+        return [ErrorPattern.from_row(r) for r in rows]
 
     async def stamp(self) -> Stamp:
         async with self._conn() as conn:

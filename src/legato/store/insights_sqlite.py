@@ -182,19 +182,7 @@ class SqliteInsights:
         rows = await self._fetch(
             ERROR_PATTERNS, {"since": since, "until": until, "limit": limit, "sample": STEP_SAMPLE}
         )
-        return [
-            ErrorPattern(
-                r["workflow"],
-                r["state"],
-                r["error_type"],
-                r["count"],
-                r["first_seen"],
-                r["last_seen"],
-                r["sample_message"],
-                r["sample_run"],
-            )
-            for r in rows
-        ]
+        return [ErrorPattern.from_row(r) for r in rows]
 
     async def stamp(self) -> Stamp:
         [row] = await self._fetch(STAMP)

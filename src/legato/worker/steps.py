@@ -101,8 +101,10 @@ class StepRunner:
             seq=token.seq,
             attempt=token.attempt,
             kind=token.kind,
-            data=MappingProxyType(dict(run.data)),
-            input=MappingProxyType(dict(run.input)),
+            # Read-only views, no copies: a run is never changed once built (a
+            # transition makes a new one), so the handler sees a stable snapshot.
+            data=MappingProxyType(run.data),
+            input=MappingProxyType(run.input),
             priority=run.priority,
         )
         call = StepCall(
