@@ -15,8 +15,8 @@ from legato.store.rows import (
     Row,
     dead_letter_from_columns,
     run_columns,
-    run_from_columns,
 )
+from legato.store.rows import run_from_row as decode_run_row
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -100,25 +100,7 @@ def update_args(run: Run, previous_version: int) -> tuple[Any, ...]:
 
 
 def run_from_row(row: Row) -> Run:
-    return run_from_columns(
-        id=row["id"],
-        workflow=row["workflow"],
-        workflow_version=row["workflow_version"],
-        status=row["status"],
-        version=row["version"],
-        priority=row["priority"],
-        idempotency_key=row["idempotency_key"],
-        input=row["input"],
-        data=row["data"],
-        machine=row["machine"],
-        error=row["error"],
-        trace_context=row["trace_context"],
-        deadline=row["deadline"],
-        sla_met=row["sla_met"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        finished_at=row["finished_at"],
-    )
+    return decode_run_row(row)
 
 
 def outbox_from_row(row: Row) -> OutboxMessage:

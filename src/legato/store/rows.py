@@ -199,6 +199,30 @@ def poison_fingerprint(queue: str, routing_key: str, message_id: str | None, bod
     return digest.hexdigest()
 
 
+def run_from_row(row: Row, decode: Callable[[Any], Any] = lambda value: value) -> Run:
+    """A run row as a Run; ``decode`` turns the JSON columns into values (SQLite
+    keeps them as text, asyncpg's codec has decoded them)."""
+    return run_from_columns(
+        id=row["id"],
+        workflow=row["workflow"],
+        workflow_version=row["workflow_version"],
+        status=row["status"],
+        version=row["version"],
+        priority=row["priority"],
+        idempotency_key=row["idempotency_key"],
+        input=decode(row["input"]),
+        data=decode(row["data"]),
+        machine=decode(row["machine"]),
+        error=decode(row["error"]),
+        trace_context=decode(row["trace_context"]),
+        deadline=row["deadline"],
+        sla_met=row["sla_met"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        finished_at=row["finished_at"],
+    )
+
+
 def dead_letter_from_columns(
     row: Row, decode: Callable[[Any], Any] = lambda value: value
 ) -> DeadLetterRecord:

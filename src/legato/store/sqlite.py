@@ -53,7 +53,7 @@ from legato.store.rows import (
     dead_letters,
     history_rows,
     run_columns,
-    run_from_columns,
+    run_from_row,
     task_bodies,
     timers_to_cancel,
     timers_to_schedule,
@@ -490,25 +490,7 @@ def _encoded(values: dict[str, Any], column: str) -> Any:
 
 
 def _run(row: Row) -> Run:
-    return run_from_columns(
-        id=row["id"],
-        workflow=row["workflow"],
-        workflow_version=row["workflow_version"],
-        status=row["status"],
-        version=row["version"],
-        priority=row["priority"],
-        idempotency_key=row["idempotency_key"],
-        input=_loads(row["input"]),
-        data=_loads(row["data"]),
-        machine=_loads(row["machine"]),
-        error=_loads(row["error"]),
-        trace_context=_loads(row["trace_context"]),
-        deadline=row["deadline"],
-        sla_met=row["sla_met"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        finished_at=row["finished_at"],
-    )
+    return run_from_row(row, _loads)
 
 
 def _dead_letter(row: Row) -> DeadLetterRecord:
