@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from hypothesis import given, settings
@@ -70,30 +71,48 @@ WORKFLOWS = [
 ]
 
 
-@st.composite
-def event_for(draw: st.DrawFn, sim: Sim) -> Event:
-    """Mostly legal events from the run's own commands, sometimes garbage."""
+# Strategies are built once and only what is used is drawn: the hypothesis
+# draws, not ``decide``, are what this test spends its time on.
+SEQ = st.integers(0, 12)
+ATTEMPT = st.integers(0, 4)
+KIND = st.sampled_from(StepKind)
+SIGNAL = st.sampled_from(["go", "stop"])
+RETRY_ATTEMPT = st.integers(1, 3)
+GARBAGE: list[Callable[[st.DrawFn], Event]] = [
+    lambda draw: StepSucceeded(draw(SEQ), draw(ATTEMPT), None, draw(KIND)),
+    lambda draw: StepFailed(draw(SEQ), draw(ATTEMPT), boom()),
+    lambda draw: TimerFired("retry:3", "retry", 3, draw(RETRY_ATTEMPT)),
+    lambda draw: TimerFired("deadline", "deadline"),
+    lambda draw: SignalReceived(draw(SIGNAL)),
+    lambda draw: RetryRequested("ops"),
+    lambda draw: SkipRequested("ops"),
+    lambda draw: CancelRequested("ops", compensate=draw(st.booleans())),
+]
+WHICH_GARBAGE = st.integers(0, len(GARBAGE) - 1)
+MOSTLY_LEGAL = st.integers(0, 9)
+
+
+def legal_events(sim: Sim) -> list[Event]:
+    """What the run's own commands and timers would deliver next."""
     options: list[Event] = []
     for command in sim.pending:
         options.append(StepSucceeded(command.seq, command.attempt, {"n": 1}, command.kind))
         options.append(StepFailed(command.seq, command.attempt, boom(), command.kind))
     for timer in sim.timers.values():
         options.append(TimerFired(timer.key, timer.purpose, timer.seq, timer.attempt))
-    random_events: list[Event] = [
-        StepSucceeded(
-            draw(st.integers(0, 12)), draw(st.integers(0, 4)), None, draw(st.sampled_from(StepKind))
-        ),
-        StepFailed(draw(st.integers(0, 12)), draw(st.integers(0, 4)), boom()),
-        TimerFired("retry:3", "retry", 3, draw(st.integers(1, 3))),
-        TimerFired("deadline", "deadline"),
-        SignalReceived(draw(st.sampled_from(["go", "stop"]))),
-        RetryRequested("ops"),
-        SkipRequested("ops"),
-        CancelRequested("ops", compensate=draw(st.booleans())),
-    ]
-    if options and draw(st.integers(0, 9)) < 8:
-        return draw(st.sampled_from(options))
-    return draw(st.sampled_from(random_events))
+    return options
+
+
+@st.composite
+def events_for(draw: st.DrawFn, sim: Sim) -> Event:
+    """Mostly legal events from the run's own commands, sometimes garbage.
+
+    Reads the simulator at each draw, so one strategy serves a whole run.
+    """
+    options = legal_events(sim)
+    if options and draw(MOSTLY_LEGAL) < 8:
+        return options[draw(st.integers(0, len(options) - 1))]
+    return GARBAGE[draw(WHICH_GARBAGE)](draw)
 
 
 def _consume(sim: Sim, event: Event) -> None:
@@ -114,10 +133,11 @@ def _consume(sim: Sim, event: Event) -> None:
 @given(st.sampled_from(WORKFLOWS), st.data())
 def test_invariants_hold_for_any_event_sequence(workflow: Workflow, data: st.DataObject) -> None:
     sim = Sim(workflow).start({"n": 0})
+    events = events_for(sim)
     for _ in range(60):
         assert sim.run is not None
         before = sim.run
-        event = data.draw(event_for(sim))
+        event = data.draw(events)
         _consume(sim, event)
         outcome = sim.feed(event)
         if isinstance(outcome, Rejection):
