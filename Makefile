@@ -24,10 +24,12 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# The unit tier: pure, no server needed (Postgres and RabbitMQ may be stopped).
 unit: install
 	$(BIN)/pytest tests/unit -q
 
-# The whole suite against the real Postgres and RabbitMQ (see tests/conftest.py).
+# Every tier: unit, and contract, integration and browser against the real
+# Postgres and RabbitMQ (tests/shared_servers.py), which `services` starts.
 test: install services lint typecheck
 	$(BIN)/pytest -q
 

@@ -1,0 +1,5 @@
+"""The contract suites run every backend, the real servers among them."""
+
+from tests.shared_servers import broker, namespace, pg_schema, pg_store, rabbit, shared_servers, store
+
+__all__ = ["broker", "namespace", "pg_schema", "pg_store", "rabbit", "shared_servers", "store"]
