@@ -93,3 +93,76 @@ def test_the_example_config_is_valid_and_covers_every_worker_setting() -> None:
     text = example.read_text()
     for f in fields(WorkerSettings):
         assert f"LEGATO_{f.name.upper()}" in text, f.name
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "message"),
+    [
+        (
+            "colour = 1\n",
+            {},
+            "unknown setting 'colour'; known: app, [database], [broker], [worker], [http], [limits.NAME]",
+        ),
+        ("worker = 5\n", {}, "unknown setting 'worker'; known:"),
+        ("limits = 5\n", {}, "unknown setting 'limits'; known:"),
+        ("[http]\nhots = 1\n", {}, "unknown setting [http] hots; known: host, port, token"),
+        ("app = 5\n", {}, "app must be a string, got 5"),
+        ("", {"LEGATO_POOL_SIZE": "many"}, "pool_size must be an integer, got 'many'"),
+        ("", {"LEGATO_MIGRATE": "maybe"}, "[worker] migrate must be true or false, got 'maybe'"),
+        ("", {"LEGATO_HTTP_PORT": "web"}, "[http] port must be an integer, got 'web'"),
+        ("[worker]\nconcurrency = 0\n", {}, "worker concurrency must be >= 1, got 0"),
+        ("", {"LEGATO_SLOT_POLL_INTERVAL": "0"}, "worker slot_poll_interval must be > 0, got 0.0"),
+        ("[worker]\nconcurrency = true\n", {}, "[worker] concurrency must be an integer, got True"),
+    ],
+)
+def test_every_kind_of_bad_setting_says_which_and_why(
+    tmp_path: Path, text: str, env: dict[str, str], message: str
+) -> None:
+    config = tmp_path / "legato.toml"
+    config.write_text(text)
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        load_settings(config, env=env)
+
+
+def test_every_section_reads_its_file_table_and_its_variables(tmp_path: Path) -> None:
+    config = tmp_path / "legato.toml"
+    config.write_text(
+        '[database]\nurl = "postgresql://db/x"\nschema = "s"\nembedded_path = "e.db"\n'
+        '[broker]\nnamespace = "n"\n'
+        '[http]\nhost = "0.0.0.0"\nport = 9100\n'
+        "[worker]\ngrace = 12\n"
+    )
+    env = {
+        "LEGATO_APP": "mod:app",
+        "LEGATO_DATABASE_URL": "",  # empty: the file's value stands
+        "LEGATO_BROKER_URL": "amqp://mq/",
+        "LEGATO_HTTP_TOKEN": "t",
+        "LEGATO_EAGER": "off",
+        "LEGATO_MIGRATE": "yes",
+    }
+    settings = load_settings(config, env=env)
+    assert settings.app == "mod:app"
+    assert (settings.database_url, settings.database_schema, settings.embedded_path) == (
+        "postgresql://db/x",
+        "s",
+        "e.db",
+    )
+    assert (settings.broker_url, settings.namespace) == ("amqp://mq/", "n")
+    assert (settings.http.host, settings.http.port, settings.http.token) == ("0.0.0.0", 9100, "t")
+    assert settings.worker.grace == 12.0
+    assert isinstance(settings.worker.grace, float)
+    assert (settings.worker.eager, settings.worker.migrate) == (False, True)
+    assert load_settings(config, env={"LEGATO_APP": ""}).app == ""  # the top level takes even ""
+
+
+def test_the_file_is_found_by_variable_then_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    named = tmp_path / "named.toml"
+    named.write_text('app = "named:app"\n')
+    (tmp_path / "legato.toml").write_text('app = "local:app"\ncolour = 1\n')
+    assert load_settings(env={"LEGATO_CONFIG": str(named)}).app == "named:app"
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigurationError, match=re.escape("legato.toml: unknown setting 'colour'")):
+        load_settings(env={})
+    assert load_settings(named, env={"LEGATO_CONFIG": "elsewhere.toml"}).app == "named:app"

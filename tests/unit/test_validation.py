@@ -125,6 +125,83 @@ CASES: list[tuple[str, dict[str, Any], str | None, str]] = [
         "a",
         "rate_limit must be",
     ),
+    # Every rule each kind of state checks, with the whole message.
+    ("task without a handler", {"start": "a", "states": {"a": Task("")}}, "a", "a task needs a handler"),
+    (
+        "bad compensate retry",
+        {
+            "start": "a",
+            "states": {"a": Task(noop, compensate=noop, compensate_retry=RetryPolicy(factor=0.5, jitter=3))},
+        },
+        "a",
+        "illegal compensate_retry policy: factor must be >= 1, got 0.5; jitter must be within [0, 1], got 3",
+    ),
+    (
+        "compensate retry without compensate",
+        {"start": "a", "states": {"a": Task(noop, compensate_retry=RetryPolicy())}},
+        "a",
+        "compensate_retry is set but there is no compensate handler",
+    ),
+    (
+        "first problem of a task wins",
+        {"start": "a", "states": {"a": Task("", timeout=0, retry=RetryPolicy(max_attempts=0))}},
+        "a",
+        "a task needs a handler",
+    ),
+    (
+        "limit name not a string",
+        {"start": "a", "states": {"a": Task(noop, concurrency_limit=5)}},  # type: ignore[arg-type]
+        "a",
+        "concurrency_limit must be the name of a declared limit, got 5",
+    ),
+    (
+        "concurrency key without a limit",
+        {"start": "a", "states": {"a": Task(noop, concurrency_key="customer.id")}},
+        "a",
+        "concurrency_key is set but there is no concurrency_limit",
+    ),
+    (
+        "rate key not a path",
+        {"start": "a", "states": {"a": Task(noop, rate_limit="api", rate_key="")}},
+        "a",
+        "rate_key must be a data path like 'customer.id', got ''",
+    ),
+    (
+        "rule without a condition",
+        {"start": "c", "states": {"c": Choice([("x > 1", "d")], default="d"), "d": Succeed()}},  # type: ignore[list-item]
+        "c",
+        "rule condition 'x > 1' is not a Condition (build it with Field)",
+    ),
+    (
+        "wait with both",
+        {"start": "w", "states": {"w": Wait(seconds=1, until="at")}},
+        "w",
+        "a wait needs exactly one of seconds or until",
+    ),
+    (
+        "negative wait",
+        {"start": "w", "states": {"w": Wait(seconds=-1)}},
+        "w",
+        "wait seconds must be >= 0, got -1",
+    ),
+    (
+        "approval without a signal",
+        {"start": "a", "states": {"a": Approval("")}},
+        "a",
+        "an approval needs the name of the signal it waits for",
+    ),
+    (
+        "approval timeout",
+        {"start": "a", "states": {"a": Approval("ok", timeout=-5)}},
+        "a",
+        "timeout must be positive, got -5",
+    ),
+    (
+        "bad workflow retry",
+        {"start": "a", "states": {"a": Task(noop)}, "retry": RetryPolicy(max_attempts=0)},
+        None,
+        "illegal retry policy: max_attempts must be >= 1, got 0",
+    ),
 ]
 
 
@@ -138,6 +215,13 @@ def test_invalid_definitions_are_refused_naming_workflow_and_state(
     assert caught.value.state == state
     assert message in str(caught.value)
     assert "workflow 'wf'" in str(caught.value)
+
+
+def test_only_a_target_of_the_workflow_gets_the_branch_hint() -> None:
+    with pytest.raises(DefinitionError) as caught:
+        Workflow("wf", start="p", states={"p": Parallel([Branch("x", {"x": Task(noop, next="nowhere")})])})
+    assert caught.value.state == "x"
+    assert str(caught.value).endswith("goes to unknown state 'nowhere'")
 
 
 @pytest.mark.parametrize(
