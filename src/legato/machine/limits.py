@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
@@ -161,6 +162,17 @@ class LimitUse:
 
     def matches(self, limit: Limit) -> bool:
         return isinstance(limit, RateLimit if self.kind == "rate" else ConcurrencyLimit)
+
+
+def use_problems(kind: LimitKind, limit: object, key: object) -> Iterator[str]:
+    """What is wrong with a task's ``{kind}_limit`` and ``{kind}_key`` fields, the first to report first."""
+    if limit is not None and (not isinstance(limit, str) or not limit):
+        yield f"{kind}_limit must be the name of a declared limit, got {limit!r}"
+    if key is not None:
+        if limit is None:
+            yield f"{kind}_key is set but there is no {kind}_limit"
+        if not isinstance(key, str) or not key or any(not part for part in key.split(".")):
+            yield f"{kind}_key must be a data path like 'customer.id', got {key!r}"
 
 
 def bucket_name(use: LimitUse, data: Data) -> str:

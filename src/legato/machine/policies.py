@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -97,6 +98,13 @@ class RetryPolicy:
 
 
 DEFAULT_RETRY = RetryPolicy()
+
+
+def policy_problems(label: str, policy: RetryPolicy) -> Iterator[str]:
+    """What is wrong with a workflow's or a state's ``label`` policy, in one line, if anything."""
+    found = policy.problems()
+    if found:
+        yield f"illegal {label} policy: {'; '.join(found)}"
 
 
 def spread_for(*parts: object) -> float:

@@ -1,18 +1,20 @@
 """The kinds of state a workflow is made of.
 
-Each is a frozen value. Handlers may be given as callables or as
-``"module:function"`` strings; the core only ever uses their names.
+Each is a frozen value that says what is wrong with it (``problems()``, the
+first to report first; validation names the first). Handlers may be given as
+callables or as ``"module:function"`` strings; the core only ever uses their
+names.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 from legato.machine.conditions import Condition
-from legato.machine.limits import LimitUse
-from legato.machine.policies import OnFailure, RetryPolicy
+from legato.machine.limits import LimitUse, use_problems
+from legato.machine.policies import OnFailure, RetryPolicy, policy_problems
 
 Handler: TypeAlias = Callable[..., Any] | str
 
@@ -63,6 +65,19 @@ class Task:
             uses.append(LimitUse(self.concurrency_limit, self.concurrency_key, "concurrency"))
         return tuple(uses)
 
+    def problems(self) -> Iterator[str]:
+        if not self.handler:
+            yield "a task needs a handler"
+        if self.timeout is not None and self.timeout <= 0:
+            yield f"timeout must be positive, got {self.timeout}"
+        for label, policy in (("retry", self.retry), ("compensate_retry", self.compensate_retry)):
+            if policy is not None:
+                yield from policy_problems(label, policy)
+        if self.compensate_retry is not None and self.compensate is None:
+            yield "compensate_retry is set but there is no compensate handler"
+        yield from use_problems("rate", self.rate_limit, self.rate_key)
+        yield from use_problems("concurrency", self.concurrency_limit, self.concurrency_key)
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -82,6 +97,13 @@ class Choice:
     def normalised_rules(self) -> tuple[Rule, ...]:
         return tuple(rule if isinstance(rule, Rule) else Rule(*rule) for rule in self.rules)
 
+    def problems(self) -> Iterator[str]:
+        if not self.default:
+            yield "a choice needs a default state"
+        for rule in self.normalised_rules():
+            if not hasattr(rule.condition, "holds"):
+                yield f"rule condition {rule.condition!r} is not a Condition (build it with Field)"
+
 
 @dataclass(frozen=True)
 class Branch:
@@ -98,6 +120,10 @@ class Parallel:
     branches: Sequence[Branch]
     next: str | None = None
 
+    def problems(self) -> Iterator[str]:
+        if not self.branches:
+            yield "a parallel state needs at least one branch"
+
 
 @dataclass(frozen=True)
 class Wait:
@@ -106,6 +132,12 @@ class Wait:
     seconds: float | None = None
     until: str | None = None
     next: str | None = None
+
+    def problems(self) -> Iterator[str]:
+        if (self.seconds is None) == (self.until is None):
+            yield "a wait needs exactly one of seconds or until"
+        if self.seconds is not None and self.seconds < 0:
+            yield f"wait seconds must be >= 0, got {self.seconds}"
 
 
 @dataclass(frozen=True)
@@ -121,10 +153,21 @@ class Approval:
     timeout: float | None = None
     on_timeout: str | None = None
 
+    def problems(self) -> Iterator[str]:
+        if not self.signal:
+            yield "an approval needs the name of the signal it waits for"
+        if self.timeout is not None and self.timeout <= 0:
+            yield f"timeout must be positive, got {self.timeout}"
+        if self.on_timeout is not None and self.timeout is None:
+            yield "on_timeout is set but there is no timeout"
+
 
 @dataclass(frozen=True)
 class Succeed:
     """Ends the workflow (or the branch) successfully."""
+
+    def problems(self) -> Iterator[str]:
+        return iter(())
 
 
 @dataclass(frozen=True)
@@ -133,6 +176,9 @@ class Fail:
 
     error: str = "WorkflowFailed"
     cause: str = ""
+
+    def problems(self) -> Iterator[str]:
+        return iter(())
 
 
 State: TypeAlias = Task | Choice | Parallel | Wait | Approval | Succeed | Fail

@@ -13,18 +13,8 @@ from typing import TYPE_CHECKING
 from legato.errors import DefinitionError
 from legato.machine.definition import RESERVED_EVENT_PREFIX
 from legato.machine.limits import Limit, kind_of_limit
-from legato.machine.policies import RetryPolicy
-from legato.machine.states import (
-    Approval,
-    Choice,
-    Parallel,
-    Placement,
-    State,
-    Task,
-    Wait,
-    ends_scope,
-    targets_of,
-)
+from legato.machine.policies import policy_problems
+from legato.machine.states import Choice, Parallel, Placement, State, Task, ends_scope, targets_of
 
 if TYPE_CHECKING:
     from legato.machine.definition import Workflow
@@ -48,7 +38,9 @@ def validate(workflow: Workflow) -> dict[str, Placement]:
             raise DefinitionError(name, None, f"trigger {event!r} must be an exact event name")
     if len(set(workflow.triggers)) != len(workflow.triggers):
         raise DefinitionError(name, None, "a trigger is listed twice")
-    _check_policy(name, None, "retry", workflow.retry)
+    problem = next(policy_problems("retry", workflow.retry), None)
+    if problem is not None:
+        raise DefinitionError(name, None, problem)
     if workflow.sla is not None and workflow.sla <= 0:
         raise DefinitionError(name, None, f"sla must be a positive number of seconds, got {workflow.sla}")
 
@@ -99,72 +91,15 @@ def _check_state(workflow: Workflow, name: str, state: State, scope: Mapping[str
             name,
             f"{state!r} is not a state (use Task, Choice, Parallel, Wait, Approval, Succeed or Fail)",
         )
-    match state:
-        case Task():
-            if not state.handler:
-                raise DefinitionError(wf, name, "a task needs a handler")
-            if state.timeout is not None and state.timeout <= 0:
-                raise DefinitionError(wf, name, f"timeout must be positive, got {state.timeout}")
-            for label, policy in (
-                ("retry", state.retry),
-                ("compensate_retry", state.compensate_retry),
-            ):
-                if policy is not None:
-                    _check_policy(wf, name, label, policy)
-            if state.compensate_retry is not None and state.compensate is None:
-                raise DefinitionError(wf, name, "compensate_retry is set but there is no compensate handler")
-            _check_limit_fields(wf, name, state)
-        case Choice():
-            if not state.default:
-                raise DefinitionError(wf, name, "a choice needs a default state")
-            for rule in state.normalised_rules():
-                if not hasattr(rule.condition, "holds"):
-                    raise DefinitionError(
-                        wf,
-                        name,
-                        f"rule condition {rule.condition!r} is not a Condition (build it with Field)",
-                    )
-        case Parallel():
-            if not state.branches:
-                raise DefinitionError(wf, name, "a parallel state needs at least one branch")
-        case Wait():
-            if (state.seconds is None) == (state.until is None):
-                raise DefinitionError(wf, name, "a wait needs exactly one of seconds or until")
-            if state.seconds is not None and state.seconds < 0:
-                raise DefinitionError(wf, name, f"wait seconds must be >= 0, got {state.seconds}")
-        case Approval():
-            if not state.signal:
-                raise DefinitionError(wf, name, "an approval needs the name of the signal it waits for")
-            if state.timeout is not None and state.timeout <= 0:
-                raise DefinitionError(wf, name, f"timeout must be positive, got {state.timeout}")
-            if state.on_timeout is not None and state.timeout is None:
-                raise DefinitionError(wf, name, "on_timeout is set but there is no timeout")
-        case _:
-            pass
+    problem = next(state.problems(), None)
+    if problem is not None:
+        raise DefinitionError(wf, name, problem)
     for target in targets_of(state):
         if target not in scope:
             hint = ""
-            if target not in scope and any(target == n for n in workflow.states):
+            if target in workflow.states:
                 hint = " (states inside a branch can only go to states of the same branch)"
             raise DefinitionError(wf, name, f"goes to unknown state {target!r}{hint}")
-
-
-def _check_limit_fields(wf: str, name: str, task: Task) -> None:
-    for label, limit, key in (
-        ("rate", task.rate_limit, task.rate_key),
-        ("concurrency", task.concurrency_limit, task.concurrency_key),
-    ):
-        if limit is not None and (not isinstance(limit, str) or not limit):
-            raise DefinitionError(
-                wf, name, f"{label}_limit must be the name of a declared limit, got {limit!r}"
-            )
-        if key is not None:
-            if limit is None:
-                raise DefinitionError(wf, name, f"{label}_key is set but there is no {label}_limit")
-            if not isinstance(key, str) or not key or any(not part for part in key.split(".")):
-                raise DefinitionError(
-                    wf, name, f"{label}_key must be a data path like 'customer.id', got {key!r}"
-                )
 
 
 def check_limit_uses(workflow: Workflow, limits: Mapping[str, Limit]) -> None:
@@ -189,12 +124,6 @@ def check_limit_uses(workflow: Workflow, limits: Mapping[str, Limit]) -> None:
                     name,
                     f"{use.kind}_limit {use.name!r} names a {kind_of_limit(limit)}",
                 )
-
-
-def _check_policy(workflow: str, state: str | None, label: str, policy: RetryPolicy) -> None:
-    problems = policy.problems()
-    if problems:
-        raise DefinitionError(workflow, state, f"illegal {label} policy: {'; '.join(problems)}")
 
 
 def _check_reachability(wf: str, start: str, states: Mapping[str, State], where: str) -> None:
