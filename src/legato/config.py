@@ -61,10 +61,11 @@ class Settings:
         return self.embedded_path
 
 
-# name in the file section -> (section, field, env var)
+# Top-level keys of the file, and the variable of each.
 _TOP = {
     "app": "LEGATO_APP",
 }
+# The keys of each [section] of the file, and the variable of each.
 _SECTIONS: dict[str, dict[str, str]] = {
     "database": {
         "url": "LEGATO_DATABASE_URL",
@@ -80,6 +81,7 @@ _SECTIONS: dict[str, dict[str, str]] = {
     "worker": {f.name: f"LEGATO_{f.name.upper()}" for f in fields(WorkerSettings)},
     "http": {"host": "LEGATO_HTTP_HOST", "port": "LEGATO_HTTP_PORT", "token": "LEGATO_HTTP_TOKEN"},
 }
+# The Settings field each [database] and [broker] key sets ([worker] and [http] have dataclasses of their own).
 _SETTINGS_FIELD = {
     ("database", "url"): "database_url",
     ("database", "schema"): "database_schema",
@@ -97,55 +99,95 @@ def load_settings(
 ) -> Settings:
     """Read the TOML file (``config_file``, ``$LEGATO_CONFIG`` or ./legato.toml) and the environment."""
     env = os.environ if env is None else env
+    raw, source = _read_config(config_file, env)
+    values = _Values()
+    values.read_file(raw, source)
+    values.read_env(env)
+    settings = values.settings(source)
+    _check_ranges(settings)
+    return settings
+
+
+def _read_config(config_file: str | Path | None, env: Mapping[str, str]) -> tuple[dict[str, Any], str]:
+    """The file's tables, and the name its errors give it (``<defaults>`` without a file)."""
     path = config_file or env.get("LEGATO_CONFIG")
-    raw: dict[str, Any] = {}
     if path is not None:
-        raw = _read_toml(Path(path))
-    elif Path(DEFAULT_CONFIG_FILE).is_file():
-        raw = _read_toml(Path(DEFAULT_CONFIG_FILE))
-        path = DEFAULT_CONFIG_FILE
-    source = str(path) if path else "<defaults>"
+        return _read_toml(Path(path)), str(path)
+    if Path(DEFAULT_CONFIG_FILE).is_file():
+        return _read_toml(Path(DEFAULT_CONFIG_FILE)), DEFAULT_CONFIG_FILE
+    return {}, "<defaults>"
 
-    values: dict[str, Any] = {}
-    worker: dict[str, Any] = {}
-    http: dict[str, Any] = {}
-    limits: dict[str, dict[str, Any]] = {}
-    for key, value in raw.items():
-        if key in _TOP:
-            values[key] = value
-        elif key == "limits" and isinstance(value, dict):
-            for name, table in value.items():
-                if not isinstance(table, dict):
-                    raise ConfigurationError(
-                        f"{source}: [limits.{name}] must be a table of fields, e.g. rate = 50"
-                    )
-                limits[name] = table
-        elif key in _SECTIONS and isinstance(value, dict):
-            for inner, inner_value in value.items():
-                if inner not in _SECTIONS[key]:
-                    raise ConfigurationError(
-                        f"{source}: unknown setting [{key}] {inner}; known: {', '.join(_SECTIONS[key])}"
-                    )
-                _place(key, inner, inner_value, values, worker, http)
+
+@dataclass
+class _Values:
+    """Raw values from the file, then the environment over them, by the dataclass they go to."""
+
+    top: dict[str, Any] = field(default_factory=dict)
+    worker: dict[str, Any] = field(default_factory=dict)
+    http: dict[str, Any] = field(default_factory=dict)
+    limits: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def read_file(self, raw: Mapping[str, Any], source: str) -> None:
+        for key, value in raw.items():
+            if key in _TOP:
+                self.top[key] = value
+            elif key == "limits" and isinstance(value, dict):
+                self._read_limits(value, source)
+            elif key in _SECTIONS and isinstance(value, dict):
+                self._read_section(key, value, source)
+            else:
+                known = ", ".join([*_TOP, *(f"[{s}]" for s in _SECTIONS), "[limits.NAME]"])
+                raise ConfigurationError(f"{source}: unknown setting {key!r}; known: {known}")
+
+    def _read_limits(self, tables: Mapping[str, Any], source: str) -> None:
+        for name, table in tables.items():
+            if not isinstance(table, dict):
+                raise ConfigurationError(
+                    f"{source}: [limits.{name}] must be a table of fields, e.g. rate = 50"
+                )
+            self.limits[name] = table
+
+    def _read_section(self, section: str, table: Mapping[str, Any], source: str) -> None:
+        known = _SECTIONS[section]
+        for key, value in table.items():
+            if key not in known:
+                raise ConfigurationError(
+                    f"{source}: unknown setting [{section}] {key}; known: {', '.join(known)}"
+                )
+            self._place(section, key, value)
+
+    def read_env(self, env: Mapping[str, str]) -> None:
+        for key, var in _TOP.items():
+            if var in env:
+                self.top[key] = env[var]
+        for section, names in _SECTIONS.items():
+            for key, var in names.items():
+                # An empty variable is unset, so the file's value stands.
+                if var in env and env[var] != "":
+                    self._place(section, key, env[var])
+
+    def _place(self, section: str, key: str, value: Any) -> None:
+        if section == "worker":
+            self.worker[key] = value
+        elif section == "http":
+            self.http[key] = value
         else:
-            known = ", ".join([*_TOP, *(f"[{s}]" for s in _SECTIONS), "[limits.NAME]"])
-            raise ConfigurationError(f"{source}: unknown setting {key!r}; known: {known}")
+            self.top[_SETTINGS_FIELD[(section, key)]] = value
 
-    for key, var in _TOP.items():
-        if var in env:
-            values[key] = env[var]
-    for section, names in _SECTIONS.items():
-        for inner, var in names.items():
-            if var in env and env[var] != "":
-                _place(section, inner, env[var], values, worker, http)
+    def settings(self, source: str) -> Settings:
+        """The typed settings; values from the environment are converted to their fields' types."""
+        try:
+            worker = _typed(WorkerSettings, self.worker, "worker")
+            http = _typed(HttpSettings, self.http, "http")
+            top = {
+                name: _convert(value, _field_type(Settings, name), name) for name, value in self.top.items()
+            }
+            return replace(Settings(), worker=worker, http=http, limits=self.limits, **top)
+        except TypeError as exc:
+            raise ConfigurationError(f"{source}: {exc}") from exc
 
-    try:
-        worker_settings = _typed(WorkerSettings, worker, "worker")
-        http_settings = _typed(HttpSettings, http, "http")
-        top = {name: _convert(value, _field_type(Settings, name), name) for name, value in values.items()}
-        settings = replace(Settings(), worker=worker_settings, http=http_settings, limits=limits, **top)
-    except TypeError as exc:
-        raise ConfigurationError(f"{source}: {exc}") from exc
+
+def _check_ranges(settings: Settings) -> None:
     if settings.queue_type not in ("classic", "quorum"):
         raise ConfigurationError(f"queue_type must be 'classic' or 'quorum', got {settings.queue_type!r}")
     if settings.pool_size < 1:
@@ -158,23 +200,6 @@ def load_settings(
         raise ConfigurationError(
             f"worker slot_poll_interval must be > 0, got {settings.worker.slot_poll_interval}"
         )
-    return settings
-
-
-def _place(
-    section: str,
-    key: str,
-    value: Any,
-    values: dict[str, Any],
-    worker: dict[str, Any],
-    http: dict[str, Any],
-) -> None:
-    if section == "worker":
-        worker[key] = value
-    elif section == "http":
-        http[key] = value
-    else:
-        values[_SETTINGS_FIELD[(section, key)]] = value
 
 
 def _field_type(kind: type[Any], name: str) -> type[Any]:
