@@ -82,30 +82,53 @@ async def _body(request: web.Request) -> dict[str, Any]:
 def dashboard_app(dashboard: Dashboard, watcher: Watcher, settings: HttpSettings) -> web.Application:
     public = {"/", "/favicon.svg", *(f"/static/{name}" for name in ASSETS)}
     app = web.Application(middlewares=[guard(settings, public=public), errors])
-    routes = web.RouteTableDef()
+    api = _Api(dashboard, watcher)
+    app.add_routes(
+        [
+            web.get("/", index),
+            web.get("/favicon.svg", favicon),
+            web.get("/static/{name}", asset),
+            web.get("/api/overview", api.overview),
+            web.get("/api/runs", api.runs),
+            web.get("/api/runs/{run_id}", api.run),
+            web.post("/api/runs/{run_id}/{action}", api.act),
+            web.get("/api/dead-letters", api.dead_letters),
+            web.get(r"/api/dead-letters/{letter_id:\d+}", api.dead_letter),
+            web.post(r"/api/dead-letters/{letter_id:\d+}/replay", api.replay),
+            web.get("/api/workflows", api.workflows),
+            web.get("/api/stream", api.stream),
+        ]
+    )
+    return app
 
-    @routes.get("/")
-    async def index(request: web.Request) -> web.Response:
-        page = STATIC.joinpath("index.html").read_text("utf-8")
-        return web.Response(text=page, content_type="text/html", headers={"Cache-Control": "no-store"})
 
-    @routes.get("/favicon.svg")
-    async def favicon(request: web.Request) -> web.Response:
-        return web.Response(body=STATIC.joinpath("favicon.svg").read_bytes(), content_type="image/svg+xml")
+async def index(request: web.Request) -> web.Response:
+    page = STATIC.joinpath("index.html").read_text("utf-8")
+    return web.Response(text=page, content_type="text/html", headers={"Cache-Control": "no-store"})
 
-    @routes.get("/static/{name}")
-    async def asset(request: web.Request) -> web.Response:
-        name = request.match_info["name"]
-        if name not in ASSETS:
-            raise web.HTTPNotFound()
-        return web.Response(body=STATIC.joinpath(name).read_bytes(), content_type=ASSETS[name])
 
-    @routes.get("/api/overview")
-    async def overview(request: web.Request) -> web.Response:
-        return _json(await dashboard.overview(request.query.get("range", "24h")))
+async def favicon(request: web.Request) -> web.Response:
+    return web.Response(body=STATIC.joinpath("favicon.svg").read_bytes(), content_type="image/svg+xml")
 
-    @routes.get("/api/runs")
-    async def runs(request: web.Request) -> web.Response:
+
+async def asset(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    if name not in ASSETS:
+        raise web.HTTPNotFound()
+    return web.Response(body=STATIC.joinpath(name).read_bytes(), content_type=ASSETS[name])
+
+
+class _Api:
+    """The JSON API and the event stream, over one dashboard service and its watcher."""
+
+    def __init__(self, dashboard: Dashboard, watcher: Watcher) -> None:
+        self.dashboard = dashboard
+        self.watcher = watcher
+
+    async def overview(self, request: web.Request) -> web.Response:
+        return _json(await self.dashboard.overview(request.query.get("range", "24h")))
+
+    async def runs(self, request: web.Request) -> web.Response:
         query = request.query
         try:
             before = float(query["before"]) if query.get("before") else None
@@ -113,41 +136,36 @@ def dashboard_app(dashboard: Dashboard, watcher: Watcher, settings: HttpSettings
         except ValueError:
             raise BadRequest("before must be a number and limit an integer") from None
         return _json(
-            await dashboard.runs(query.get("status") or None, query.get("workflow") or None, before, limit)
+            await self.dashboard.runs(
+                query.get("status") or None, query.get("workflow") or None, before, limit
+            )
         )
 
-    @routes.get("/api/runs/{run_id}")
-    async def run(request: web.Request) -> web.Response:
-        return _json(await dashboard.run(request.match_info["run_id"]))
+    async def run(self, request: web.Request) -> web.Response:
+        return _json(await self.dashboard.run(request.match_info["run_id"]))
 
-    @routes.post("/api/runs/{run_id}/{action}")
-    async def act(request: web.Request) -> web.Response:
+    async def act(self, request: web.Request) -> web.Response:
         body = await _body(request)
         return _json(
-            await dashboard.act(
+            await self.dashboard.act(
                 request.match_info["run_id"], request.match_info["action"], body, actor_of(request)
             )
         )
 
-    @routes.get("/api/dead-letters")
-    async def dead_letters(request: web.Request) -> web.Response:
+    async def dead_letters(self, request: web.Request) -> web.Response:
         status = request.query.get("status", "open")
-        return _json(await dashboard.dead_letters(None if status == "all" else status))
+        return _json(await self.dashboard.dead_letters(None if status == "all" else status))
 
-    @routes.get(r"/api/dead-letters/{letter_id:\d+}")
-    async def dead_letter(request: web.Request) -> web.Response:
-        return _json(await dashboard.dead_letter(int(request.match_info["letter_id"])))
+    async def dead_letter(self, request: web.Request) -> web.Response:
+        return _json(await self.dashboard.dead_letter(int(request.match_info["letter_id"])))
 
-    @routes.post(r"/api/dead-letters/{letter_id:\d+}/replay")
-    async def replay(request: web.Request) -> web.Response:
-        return _json(await dashboard.replay(int(request.match_info["letter_id"]), actor_of(request)))
+    async def replay(self, request: web.Request) -> web.Response:
+        return _json(await self.dashboard.replay(int(request.match_info["letter_id"]), actor_of(request)))
 
-    @routes.get("/api/workflows")
-    async def workflows(request: web.Request) -> web.Response:
-        return _json(await dashboard.workflows())
+    async def workflows(self, request: web.Request) -> web.Response:
+        return _json(await self.dashboard.workflows())
 
-    @routes.get("/api/stream")
-    async def stream(request: web.Request) -> web.StreamResponse:
+    async def stream(self, request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(
             headers={
                 "Content-Type": "text/event-stream",
@@ -156,10 +174,10 @@ def dashboard_app(dashboard: Dashboard, watcher: Watcher, settings: HttpSettings
             }
         )
         await response.prepare(request)
-        queue = watcher.subscribe()
+        queue = self.watcher.subscribe()
         try:
-            if watcher.latest is not None:
-                await response.write(event(watcher.latest))
+            if self.watcher.latest is not None:
+                await response.write(event(self.watcher.latest))
             while True:
                 try:
                     stamp = await asyncio.wait_for(queue.get(), KEEPALIVE)
@@ -170,8 +188,5 @@ def dashboard_app(dashboard: Dashboard, watcher: Watcher, settings: HttpSettings
         except ConnectionResetError:
             pass
         finally:
-            watcher.unsubscribe(queue)
+            self.watcher.unsubscribe(queue)
         return response
-
-    app.add_routes(routes)
-    return app
