@@ -50,6 +50,21 @@ def test_the_file_is_read_and_the_environment_wins(tmp_path: Path) -> None:
         ("", {"LEGATO_WAITING_ROOM": "-1"}, "waiting_room must be >= 0"),
         ("", {"LEGATO_PREFETCH": "some"}, "prefetch must be an integer, got 'some'"),
         ("[limits]\npayments = 5\n", {}, "[limits.payments] must be a table"),
+        (
+            "colour = 1\n",
+            {},
+            "unknown setting 'colour'; known: app, [database], [broker], [worker], [http], [limits.NAME]",
+        ),
+        ("worker = 5\n", {}, "unknown setting 'worker'; known:"),
+        ("limits = 5\n", {}, "unknown setting 'limits'; known:"),
+        ("[http]\nhots = 1\n", {}, "unknown setting [http] hots; known: host, port, token"),
+        ("app = 5\n", {}, "app must be a string, got 5"),
+        ("", {"LEGATO_POOL_SIZE": "many"}, "pool_size must be an integer, got 'many'"),
+        ("", {"LEGATO_MIGRATE": "maybe"}, "[worker] migrate must be true or false, got 'maybe'"),
+        ("", {"LEGATO_HTTP_PORT": "web"}, "[http] port must be an integer, got 'web'"),
+        ("[worker]\nconcurrency = 0\n", {}, "worker concurrency must be >= 1, got 0"),
+        ("", {"LEGATO_SLOT_POLL_INTERVAL": "0"}, "worker slot_poll_interval must be > 0, got 0.0"),
+        ("[worker]\nconcurrency = true\n", {}, "[worker] concurrency must be an integer, got True"),
     ],
 )
 def test_bad_settings_name_what_is_wrong(
@@ -93,35 +108,6 @@ def test_the_example_config_is_valid_and_covers_every_worker_setting() -> None:
     text = example.read_text()
     for f in fields(WorkerSettings):
         assert f"LEGATO_{f.name.upper()}" in text, f.name
-
-
-@pytest.mark.parametrize(
-    ("text", "env", "message"),
-    [
-        (
-            "colour = 1\n",
-            {},
-            "unknown setting 'colour'; known: app, [database], [broker], [worker], [http], [limits.NAME]",
-        ),
-        ("worker = 5\n", {}, "unknown setting 'worker'; known:"),
-        ("limits = 5\n", {}, "unknown setting 'limits'; known:"),
-        ("[http]\nhots = 1\n", {}, "unknown setting [http] hots; known: host, port, token"),
-        ("app = 5\n", {}, "app must be a string, got 5"),
-        ("", {"LEGATO_POOL_SIZE": "many"}, "pool_size must be an integer, got 'many'"),
-        ("", {"LEGATO_MIGRATE": "maybe"}, "[worker] migrate must be true or false, got 'maybe'"),
-        ("", {"LEGATO_HTTP_PORT": "web"}, "[http] port must be an integer, got 'web'"),
-        ("[worker]\nconcurrency = 0\n", {}, "worker concurrency must be >= 1, got 0"),
-        ("", {"LEGATO_SLOT_POLL_INTERVAL": "0"}, "worker slot_poll_interval must be > 0, got 0.0"),
-        ("[worker]\nconcurrency = true\n", {}, "[worker] concurrency must be an integer, got True"),
-    ],
-)
-def test_every_kind_of_bad_setting_says_which_and_why(
-    tmp_path: Path, text: str, env: dict[str, str], message: str
-) -> None:
-    config = tmp_path / "legato.toml"
-    config.write_text(text)
-    with pytest.raises(ConfigurationError, match=re.escape(message)):
-        load_settings(config, env=env)
 
 
 def test_every_section_reads_its_file_table_and_its_variables(tmp_path: Path) -> None:
