@@ -18,6 +18,9 @@ import pytest
 
 from tests.conftest import ROOT
 
+# The tiers whose conftest.py takes tests/shared_servers.py; every other tier is unit.
+SERVER_TIERS = ["contract", "integration", "browser"]
+
 
 @contextlib.contextmanager
 def refused_port() -> Iterator[int]:
@@ -55,7 +58,12 @@ def test_the_unit_tier_passes_with_no_server_there() -> None:
     assert "error" not in output.lower()
 
 
-@pytest.mark.parametrize("tier", ["contract", "integration", "browser"])
+def test_every_tier_is_known_to_need_the_servers_or_not() -> None:
+    tiers = {path.parent.name for path in (ROOT / "tests").glob("*/test_*.py")}
+    assert tiers == {"unit", *SERVER_TIERS}
+
+
+@pytest.mark.parametrize("tier", SERVER_TIERS)
 def test_a_tier_that_needs_the_servers_fails_with_the_reason_when_they_are_down(tier: str) -> None:
     result = pytest_without_servers(f"tests/{tier}")
     output = result.stdout + result.stderr
