@@ -78,6 +78,7 @@ ATTEMPT = st.integers(0, 4)
 KIND = st.sampled_from(StepKind)
 SIGNAL = st.sampled_from(["go", "stop"])
 RETRY_ATTEMPT = st.integers(1, 3)
+COMPENSATE = st.booleans()
 GARBAGE: list[Callable[[st.DrawFn], Event]] = [
     lambda draw: StepSucceeded(draw(SEQ), draw(ATTEMPT), None, draw(KIND)),
     lambda draw: StepFailed(draw(SEQ), draw(ATTEMPT), boom()),
@@ -86,7 +87,7 @@ GARBAGE: list[Callable[[st.DrawFn], Event]] = [
     lambda draw: SignalReceived(draw(SIGNAL)),
     lambda draw: RetryRequested("ops"),
     lambda draw: SkipRequested("ops"),
-    lambda draw: CancelRequested("ops", compensate=draw(st.booleans())),
+    lambda draw: CancelRequested("ops", compensate=draw(COMPENSATE)),
 ]
 WHICH_GARBAGE = st.integers(0, len(GARBAGE) - 1)
 MOSTLY_LEGAL = st.integers(0, 9)
