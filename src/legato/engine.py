@@ -25,7 +25,7 @@ from legato.machine.definition import Priority
 from legato.machine.events import Event
 from legato.machine.run import Run
 from legato.machine.values import JSON
-from legato.observe import Observer
+from legato.observe import AppliedInput, ConflictInput, MessageHeadersInput, Observer, RejectedInput
 from legato.store.base import Applied, Conflict, Guard, GuardFailed, OutboxMessage, Store
 from legato.store.rows import new_run_id
 
@@ -63,6 +63,9 @@ class Engine:
         self.broker = broker
         self.clock = clock or SystemClock()
         self.observer = observer or Observer()
+        # Per transition, so only built when someone listens (observe.py).
+        self._observes_applied = self.observer.overrides(Observer.applied)
+        self._observes_headers = self.observer.overrides(Observer.message_headers)
 
     async def start(
         self,
@@ -92,7 +95,8 @@ class Engine:
         )
         created = await self.store.create_run(decision, self._headers(decision.run, headers))
         if created.created:
-            self.observer.applied(decision, True)
+            if self._observes_applied:
+                self.observer.applied(AppliedInput(decision, created=True))
             await self.publish(created.outbox, created.run, local)
         return Started(created.run, created.created)
 
@@ -119,22 +123,25 @@ class Engine:
                 await self.store.record_rejection(
                     current, type(event).__name__, outcome.reason, self.clock.now()
                 )
-                self.observer.rejected(current, type(event).__name__, outcome.reason)
+                self.observer.rejected(RejectedInput(current, type(event).__name__, outcome.reason))
                 return outcome
             result = await self.store.apply(outcome, guard, self._headers(outcome.run, headers))
             if isinstance(result, Applied):
-                self.observer.applied(outcome, False)
+                if self._observes_applied:
+                    self.observer.applied(AppliedInput(outcome, created=False))
                 await self.publish(result.outbox, result.run, local)
                 return outcome
             if isinstance(result, GuardFailed):
                 return Rejection(result.reason)
             assert isinstance(result, Conflict)
-            self.observer.conflict(run_id)
+            self.observer.conflict(ConflictInput(run_id))
             current = None
         raise StoreError(f"run {run_id} kept changing: gave up after {MAX_CONFLICTS} conflicts")
 
     def _headers(self, run: Run, headers: Mapping[str, str] | None) -> Mapping[str, str] | None:
-        extra = self.observer.message_headers(run)
+        if not self._observes_headers:
+            return headers
+        extra = self.observer.message_headers(MessageHeadersInput(run))
         if not extra:
             return headers
         return {**extra, **headers} if headers else extra

@@ -1,14 +1,21 @@
 """Hooks for whoever watches the engine (metrics, tracing, tests).
 
-Each hook takes one value and returns nothing (except :meth:`Observer.message_headers`,
-which adds to the messages of a transition); an observer overrides the hooks it
-cares about. Hooks run inline on the hot path, so they must be cheap and must
-not raise.
+An observer subclasses :class:`Observer` and overrides the hooks it cares
+about. Every hook takes one frozen dataclass (``applied(AppliedInput(...))``),
+so a field can be added to an input without breaking any observer, and
+returns nothing -- except :meth:`Observer.message_headers`, which adds to the
+messages of a transition. Hooks run inline on the hot path: they must be cheap
+and must not raise.
+
+A hook that no observer overrides costs nothing on the hot path: the engine
+asks :meth:`Observer.overrides` once and then does not even build its input.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from legato.machine.commands import Decision
 from legato.machine.run import Run
@@ -16,66 +23,123 @@ from legato.machine.run import Run
 _NO_HEADERS: Mapping[str, str] = {}
 
 
-class Observer:
-    def message_headers(self, run: Run) -> Mapping[str, str]:
-        """Headers for the messages a transition of ``run`` publishes (trace context).
+@dataclass(frozen=True, slots=True)
+class MessageHeadersInput:
+    run: Run
+    """The run as the transition leaves it (not committed yet)."""
 
-        Called before the transition is committed; the headers are stored with
-        its outbox rows. Headers the caller of the engine gives win.
+
+@dataclass(frozen=True, slots=True)
+class AppliedInput:
+    decision: Decision
+    """The committed decision: the new run, its history records and commands."""
+    created: bool
+    """True when this transition started the run."""
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedInput:
+    run: Run
+    """The run as it is (unchanged)."""
+    event: str
+    """The refused event's type name (``StepSucceeded``, ``TaskMessage``, ``SignalReceived``...)."""
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConflictInput:
+    run_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PoisonedInput:
+    queue: str
+    """The queue the message came from."""
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitWaitedInput:
+    limit: str
+    """The rate limit's name."""
+    seconds: float
+    """The attempt's whole wait for a token of that limit."""
+
+
+class Observer:
+    """Does nothing on every hook; subclass it and override the hooks you need."""
+
+    def message_headers(self, headers: MessageHeadersInput) -> Mapping[str, str]:
+        """Headers for the messages a transition publishes (trace context).
+
+        Fires once per transition, before it is committed; the headers are
+        stored with its outbox rows. Headers the caller of the engine gives win.
         """
         return _NO_HEADERS
 
-    def applied(self, decision: Decision, created: bool) -> None:
-        """A transition was committed (``created``: it started the run)."""
+    def applied(self, applied: AppliedInput) -> None:
+        """Fires once per committed transition, right after the commit and before
+        its messages are published (``created``: the transition started the run)."""
 
-    def rejected(self, run: Run, event: str, reason: str) -> None:
-        """An event was refused; the run did not change."""
+    def rejected(self, rejected: RejectedInput) -> None:
+        """Fires when an event is refused (a stale or duplicate task message, an
+        action the run's state does not allow), after the refusal is recorded in
+        the run's history. The run did not change."""
 
-    def conflict(self, run_id: str) -> None:
-        """An optimistic-lock conflict: the run moved on, the decision is retried."""
+    def conflict(self, conflict: ConflictInput) -> None:
+        """Fires when a commit loses the optimistic-lock race (another worker moved
+        the run); the engine reloads the run and decides again."""
 
-    def poisoned(self, queue: str, reason: str) -> None:
-        """A message could not be processed and was dead-lettered."""
+    def poisoned(self, poisoned: PoisonedInput) -> None:
+        """Fires when a message that cannot be processed (malformed, unknown run
+        or workflow) has been recorded as a dead letter and acked."""
 
-    def rate_limit_waited(self, limit: str, seconds: float) -> None:
-        """A step waited ``seconds`` for a token of the rate limit named ``limit``.
+    def rate_limit_waited(self, waited: RateLimitWaitedInput) -> None:
+        """Fires once per step attempt that had to wait for a rate limit's token,
+        when the attempt is admitted (just before its handler), with its whole
+        wait for that limit."""
 
-        Fires once per step attempt that had to wait, when the attempt is
-        admitted (just before its handler), with its whole wait for that limit.
+    def overrides(self, hook: Callable[..., Any]) -> bool:
+        """Whether this observer does anything on ``hook`` (given as ``Observer.applied``).
+
+        Lets a caller on the hot path skip building the hook's input when
+        nobody listens.
         """
+        return getattr(type(self), hook.__name__) is not hook
 
 
 class Observers(Observer):
-    """Fan one hook call out to several observers."""
+    """Fan one hook call out to several observers, in order; the same input goes to each."""
 
     def __init__(self, observers: Sequence[Observer] = ()) -> None:
-        self.observers = list(observers)
+        # A tuple, fixed at construction: callers decide once what is overridden.
+        self.observers = tuple(observers)
 
-    def add(self, observer: Observer) -> None:
-        self.observers.append(observer)
+    def overrides(self, hook: Callable[..., Any]) -> bool:
+        return any(observer.overrides(hook) for observer in self.observers)
 
-    def message_headers(self, run: Run) -> Mapping[str, str]:
+    def message_headers(self, headers: MessageHeadersInput) -> Mapping[str, str]:
         merged: dict[str, str] = {}
         for observer in self.observers:
-            merged.update(observer.message_headers(run))
+            merged.update(observer.message_headers(headers))
         return merged
 
-    def applied(self, decision: Decision, created: bool) -> None:
+    def applied(self, applied: AppliedInput) -> None:
         for observer in self.observers:
-            observer.applied(decision, created)
+            observer.applied(applied)
 
-    def rejected(self, run: Run, event: str, reason: str) -> None:
+    def rejected(self, rejected: RejectedInput) -> None:
         for observer in self.observers:
-            observer.rejected(run, event, reason)
+            observer.rejected(rejected)
 
-    def conflict(self, run_id: str) -> None:
+    def conflict(self, conflict: ConflictInput) -> None:
         for observer in self.observers:
-            observer.conflict(run_id)
+            observer.conflict(conflict)
 
-    def poisoned(self, queue: str, reason: str) -> None:
+    def poisoned(self, poisoned: PoisonedInput) -> None:
         for observer in self.observers:
-            observer.poisoned(queue, reason)
+            observer.poisoned(poisoned)
 
-    def rate_limit_waited(self, limit: str, seconds: float) -> None:
+    def rate_limit_waited(self, waited: RateLimitWaitedInput) -> None:
         for observer in self.observers:
-            observer.rate_limit_waited(limit, seconds)
+            observer.rate_limit_waited(waited)

@@ -8,7 +8,7 @@ from legato import App, Branch, Parallel, RunStatus, StepContext, Task, Workflow
 from legato.engine import Engine
 from legato.machine.commands import Decision
 from legato.machine.events import StepSucceeded
-from legato.observe import Observer
+from legato.observe import ConflictInput, Observer
 from legato.store.postgres import PostgresStore
 
 
@@ -33,7 +33,7 @@ class Conflicts(Observer):
     def __init__(self) -> None:
         self.count = 0
 
-    def conflict(self, run_id: str) -> None:
+    def conflict(self, conflict: ConflictInput) -> None:
         self.count += 1
 
 

@@ -12,7 +12,7 @@ from legato.broker.base import Topology
 from legato.broker.memory import MemoryBroker
 from legato.broker.rabbitmq import RabbitMQBroker
 from legato.client import Client
-from legato.observe import Observer
+from legato.observe import Observer, RateLimitWaitedInput
 from legato.store.postgres import PostgresStore
 from legato.store.sqlite import SqliteStore
 from legato.worker.runtime import WorkerSettings
@@ -33,8 +33,8 @@ class Waits(Observer):
     def __init__(self) -> None:
         self.waits: list[tuple[str, float]] = []
 
-    def rate_limit_waited(self, limit: str, seconds: float) -> None:
-        self.waits.append((limit, seconds))
+    def rate_limit_waited(self, waited: RateLimitWaitedInput) -> None:
+        self.waits.append((waited.limit, waited.seconds))
 
 
 async def test_a_process_rate_limit_paces_starts_and_records_the_wait(

@@ -22,6 +22,7 @@ from legato.config import HttpSettings
 from legato.errors import NonRetryableError
 from legato.http.probes import probes_app, readiness
 from legato.http.server import serve_app
+from legato.observe import ConflictInput, RateLimitWaitedInput
 from legato.store.postgres import PostgresStore
 from legato.store.sqlite import SqliteStore
 from legato.telemetry.metrics import Metrics
@@ -157,8 +158,8 @@ async def test_run_outcomes_sla_dead_letters_and_operator_actions_are_counted(tm
                 samples(metrics.render().decode()), "legato_dead_letters_total", workflow="", source="message"
             )
         )
-    metrics.observer().rate_limit_waited("payments", 0.25)
-    metrics.observer().conflict("some-run")
+    metrics.observer().rate_limit_waited(RateLimitWaitedInput("payments", 0.25))
+    metrics.observer().conflict(ConflictInput("some-run"))
     found = samples(metrics.render().decode())
     assert value(found, "legato_sla_total", workflow="fast", outcome="met") == 1
     # Missed once, when the deadline fired -- not again when the run finished.

@@ -39,7 +39,7 @@ from legato.machine.events import Waited
 from legato.machine.limits import ConcurrencyLimit, Limit, LimitUse, RateLimit, bucket_name
 from legato.machine.states import Task
 from legato.machine.values import Data
-from legato.observe import Observer
+from legato.observe import Observer, RateLimitWaitedInput
 from legato.store.base import FlowStore
 
 log = logging.getLogger("legato.flow")
@@ -164,7 +164,7 @@ class Admission:
             raise
         for name, seconds in ticket.waited.items():
             if isinstance(self.limits[name], RateLimit):
-                self.observer.rate_limit_waited(name, seconds)
+                self.observer.rate_limit_waited(RateLimitWaitedInput(name, seconds))
         return Permit(tuple(holds), tuple(ticket.waited.items()))
 
     def discard(self, delivery: Delivery) -> None:

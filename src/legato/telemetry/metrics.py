@@ -19,7 +19,14 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from legato.machine.commands import CancelTimer, Decision
 from legato.machine.definition import Priority
 from legato.machine.run import Run
-from legato.observe import Observer
+from legato.observe import (
+    AppliedInput,
+    ConflictInput,
+    Observer,
+    PoisonedInput,
+    RateLimitWaitedInput,
+    RejectedInput,
+)
 from legato.worker.execute import Outcome
 from legato.worker.middleware import Next, StepCall
 
@@ -167,11 +174,12 @@ class MetricsObserver(Observer):
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
 
-    def applied(self, decision: Decision, created: bool) -> None:
+    def applied(self, applied: AppliedInput) -> None:
         m = self.metrics
+        decision = applied.decision
         run = decision.run
         workflow = run.workflow
-        if created:
+        if applied.created:
             m.runs_started.labels(workflow).inc()
         for record in decision.history:
             kind = record.kind
@@ -198,14 +206,14 @@ class MetricsObserver(Observer):
         if decided_now and run.sla_met is not None:
             m.sla.labels(run.workflow, "met" if run.sla_met else "missed").inc()
 
-    def rejected(self, run: Run, event: str, reason: str) -> None:
-        self.metrics.rejections.labels(event).inc()
+    def rejected(self, rejected: RejectedInput) -> None:
+        self.metrics.rejections.labels(rejected.event).inc()
 
-    def conflict(self, run_id: str) -> None:
+    def conflict(self, conflict: ConflictInput) -> None:
         self.metrics.conflicts.inc()
 
-    def poisoned(self, queue: str, reason: str) -> None:
+    def poisoned(self, poisoned: PoisonedInput) -> None:
         self.metrics.dead_letters.labels("", "message").inc()
 
-    def rate_limit_waited(self, limit: str, seconds: float) -> None:
-        self.metrics.rate_limit_wait.labels(limit).observe(seconds)
+    def rate_limit_waited(self, waited: RateLimitWaitedInput) -> None:
+        self.metrics.rate_limit_wait.labels(waited.limit).observe(waited.seconds)

@@ -38,10 +38,10 @@ from opentelemetry.trace import NonRecordingSpan, SpanKind, Status, StatusCode
 
 from legato.broker.base import Topology
 from legato.errors import ConfigurationError
-from legato.machine.commands import Decision, HistoryRecord
+from legato.machine.commands import HistoryRecord
 from legato.machine.errors import ErrorInfo
 from legato.machine.run import Run, RunStatus, StepKind
-from legato.observe import Observer
+from legato.observe import AppliedInput, MessageHeadersInput, Observer, RejectedInput
 from legato.telemetry.context import (
     message_parent,
     publisher_context,
@@ -279,16 +279,18 @@ class RunSpans(Observer):
     def __init__(self, tracing: Tracing) -> None:
         self.tracing = tracing
 
-    def message_headers(self, run: Run) -> Mapping[str, str]:
-        return trace_headers(run)
+    def message_headers(self, headers: MessageHeadersInput) -> Mapping[str, str]:
+        return trace_headers(headers.run)
 
-    def applied(self, decision: Decision, created: bool) -> None:
+    def applied(self, applied: AppliedInput) -> None:
+        decision = applied.decision
         run = decision.run
         committed = run.updated_at
         for record in decision.history:
             self._record(run, record, committed)
 
-    def rejected(self, run: Run, event: str, reason: str) -> None:
+    def rejected(self, rejected: RejectedInput) -> None:
+        run, event, reason = rejected.run, rejected.event, rejected.reason
         now = time.time()
         self.tracing.emit(
             f"rejected {event}",

@@ -6,7 +6,7 @@ import logging
 
 from legato.broker.base import Broker, Delivery
 from legato.clock import Clock
-from legato.observe import Observer
+from legato.observe import Observer, PoisonedInput
 from legato.store.base import PoisonMessage, Store
 from legato.store.rows import poison_fingerprint
 
@@ -35,7 +35,7 @@ async def dead_letter_message(
     await store.record_poison(poison, clock.now())
     await broker.dead_letter(delivery, reason)
     await delivery.ack()
-    observer.poisoned(delivery.queue, reason)
+    observer.poisoned(PoisonedInput(delivery.queue, reason))
     log.warning("dead-lettered a message from %s: %s", delivery.queue, reason)
 
 

@@ -17,6 +17,7 @@ from legato.engine import Engine, Local
 from legato.flow.admission import FREE, Admission
 from legato.machine.events import StepFailed, StepSucceeded
 from legato.messages import MalformedMessage, TaskMessage
+from legato.observe import RejectedInput
 from legato.worker.execute import Outcome, invoke
 from legato.worker.middleware import Middleware, StepCall, compose
 from legato.worker.poison import dead_letter_message
@@ -87,7 +88,7 @@ class StepRunner:
             # A duplicate or stale delivery: the step attempt is over already.
             reason = f"stale task: step #{message.seq} attempt {message.attempt} is not running"
             await self.store.record_rejection(run, "TaskMessage", reason, self.clock.now())
-            self.engine.observer.rejected(run, "TaskMessage", reason)
+            self.engine.observer.rejected(RejectedInput(run, "TaskMessage", reason))
             await self._settled_unrun(delivery)
             return
         token = run.token(message.seq)
