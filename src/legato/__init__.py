@@ -47,6 +47,8 @@ from legato.machine.states import (
     Task,
     Wait,
 )
+from legato.worker.execute import StepOutcome
+from legato.worker.middleware import Middleware, Next, StepCall
 
 __version__ = "0.1.0"
 
@@ -64,6 +66,8 @@ __all__ = [
     "Fail",
     "Field",
     "LegatoError",
+    "Middleware",
+    "Next",
     "NonRetryableError",
     "OnDeadline",
     "OnFailure",
@@ -77,7 +81,9 @@ __all__ = [
     "Run",
     "RunNotFound",
     "RunStatus",
+    "StepCall",
     "StepContext",
+    "StepOutcome",
     "StoreError",
     "Succeed",
     "Task",

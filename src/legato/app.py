@@ -7,7 +7,7 @@ import inspect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from legato.errors import ConfigurationError, DefinitionError, LegatoError
 from legato.machine.definition import Workflow
@@ -15,6 +15,9 @@ from legato.machine.limits import ConcurrencyLimit, Limit, RateLimit, kind_of_li
 from legato.machine.run import StepKind
 from legato.machine.states import Handler, Task, handler_name
 from legato.machine.validation import check_limit_uses
+
+if TYPE_CHECKING:
+    from legato.worker.middleware import Middleware
 
 
 @dataclass(frozen=True)
@@ -32,17 +35,26 @@ class UnknownWorkflow(LegatoError):
 
 
 class App:
-    """Holds workflow definitions, their handlers and the flow-control limits they use.
+    """Holds workflow definitions, their handlers, the flow-control limits they use
+    and the middleware around their steps.
 
     There is no global app: build one, register workflows, and point
     ``legato worker module:attribute`` at it. Limits (:class:`RateLimit`,
     :class:`ConcurrencyLimit`) are declared before the workflows that use them.
+    ``middleware`` wraps every step attempt of every worker serving the app,
+    the first listed outermost (docs/middleware.md).
     """
 
-    def __init__(self, workflows: Iterable[Workflow] = (), limits: Iterable[Limit] = ()) -> None:
+    def __init__(
+        self,
+        workflows: Iterable[Workflow] = (),
+        limits: Iterable[Limit] = (),
+        middleware: Iterable[Middleware] = (),
+    ) -> None:
         self._versions: dict[str, dict[int, Workflow]] = {}
         self._handlers: dict[tuple[str, int, str, StepKind], ResolvedHandler] = {}
         self._limits: dict[str, Limit] = {}
+        self._middleware = tuple(_check_middleware(layer) for layer in middleware)
         for limit in limits:
             self.declare(limit)
         for workflow in workflows:
@@ -66,13 +78,18 @@ class App:
     def limits(self) -> Mapping[str, Limit]:
         return MappingProxyType(self._limits)
 
+    @property
+    def middleware(self) -> tuple[Middleware, ...]:
+        """The step middleware, outermost first."""
+        return self._middleware
+
     def with_limits(self, overrides: Mapping[str, Mapping[str, Any]]) -> App:
         """A copy whose limits have some fields replaced (``{"payments": {"rate": 80}}``).
 
         How operators change a quota without a deploy (the ``[limits.NAME]``
         section of the configuration). Unknown names and fields are refused.
         """
-        copy = App(limits=())
+        copy = App(limits=(), middleware=self._middleware)
         copy._versions = dict(self._versions)
         copy._handlers = dict(self._handlers)
         unknown = sorted(set(overrides) - set(self._limits))
@@ -152,6 +169,20 @@ def _resolve(workflow: Workflow, state: str, handler: Handler) -> ResolvedHandle
     target = getattr(function, "__call__", function)  # noqa: B004 - objects with async __call__
     is_async = inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(target)
     return ResolvedHandler(handler_name(handler), function, is_async)
+
+
+def _check_middleware(layer: Middleware) -> Middleware:
+    # An object counts by its class's __call__; a class itself (an instance forgotten) does not.
+    method = None if isinstance(layer, type) else getattr(type(layer), "__call__", None)  # noqa: B004
+    if not (inspect.iscoroutinefunction(layer) or inspect.iscoroutinefunction(method)):
+        raise DefinitionError(
+            getattr(layer, "__qualname__", None) or type(layer).__qualname__,
+            None,
+            "must be an async function (or an object with an async __call__) taking "
+            "(call, call_next) and returning the attempt's StepOutcome",
+            what="middleware",
+        )
+    return layer
 
 
 def import_object(spec: str, what: str = "object", error: type[Exception] = ConfigurationError) -> Any:

@@ -19,7 +19,7 @@ from legato.machine.run import Phase
 from legato.store.postgres import PostgresStore
 from legato.telemetry.context import format_traceparent, root_context, root_span_id
 from legato.telemetry.tracing import Tracing
-from legato.worker.execute import Outcome
+from legato.worker.execute import StepOutcome
 from legato.worker.middleware import Next, StepCall
 from tests.apps import traced
 from tests.integration.harness import all_runs, eventually, running, wait_finished
@@ -42,7 +42,7 @@ class HeaderLog:
     def __init__(self) -> None:
         self.seen: list[object] = []
 
-    async def __call__(self, call: StepCall, call_next: Next) -> Outcome:
+    async def __call__(self, call: StepCall, call_next: Next) -> StepOutcome:
         self.seen.append(call.headers.get("traceparent"))
         return await call_next(call)
 

@@ -27,7 +27,7 @@ from legato.observe import (
     RateLimitWaitedInput,
     RejectedInput,
 )
-from legato.worker.execute import Outcome
+from legato.worker.execute import StepOutcome
 from legato.worker.middleware import Next, StepCall
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -139,7 +139,7 @@ class StepMetrics:
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
 
-    async def __call__(self, call: StepCall, call_next: Next) -> Outcome:
+    async def __call__(self, call: StepCall, call_next: Next) -> StepOutcome:
         m = self.metrics
         ctx = call.ctx
         in_flight = m.in_flight.labels(ctx.workflow)

@@ -50,7 +50,7 @@ from legato.telemetry.context import (
     run_trace_id,
     trace_headers,
 )
-from legato.worker.execute import Outcome
+from legato.worker.execute import StepOutcome
 from legato.worker.middleware import Next, StepCall
 
 _NS = 1_000_000_000
@@ -218,7 +218,7 @@ class StepSpans:
     def __init__(self, tracing: Tracing) -> None:
         self.tracing = tracing
 
-    async def __call__(self, call: StepCall, call_next: Next) -> Outcome:
+    async def __call__(self, call: StepCall, call_next: Next) -> StepOutcome:
         ctx = call.ctx
         compensation = ctx.kind is StepKind.COMPENSATION
         name = f"{'compensate' if compensation else 'step'} {ctx.state}"

@@ -25,13 +25,23 @@ class InvalidOutput(Exception):
 
 
 @dataclass(frozen=True)
-class Outcome:
+class StepOutcome:
+    """What one step attempt came to; the worker records it as the attempt's result.
+
+    A middleware may return a changed copy (``dataclasses.replace(outcome,
+    output=...)``); to fail an attempt, raise instead (see :func:`failed`).
+    """
+
     started_at: float
     finished_at: float
     output: JSON = None
+    """What the handler returned: merged into the run's data (or stored under ``output_key``)."""
     error: ErrorInfo | None = None
+    """Why the attempt failed; None when it succeeded."""
     retry_after: float | None = None
+    """Retry after exactly this many seconds (:class:`RetryAfter`), instead of the policy's backoff."""
     non_retryable: bool = False
+    """Skip the retries left (:class:`NonRetryableError`)."""
 
     @property
     def ok(self) -> bool:
@@ -56,7 +66,7 @@ async def invoke(
     threads: anyio.CapacityLimiter,
     clock: Clock,
     output_key: str | None = None,
-) -> Outcome:
+) -> StepOutcome:
     """Run the handler once and describe what happened.
 
     Cancellation (shutdown) is not an outcome: it propagates, and the caller
@@ -73,15 +83,22 @@ async def invoke(
             timed_out = StepTimeout(
                 f"attempt {ctx.attempt} of {ctx.state!r} ran past its timeout of {timeout}s"
             )
-            return Outcome(started, clock.now(), error=error_info(timed_out))
-        _check_output(output, output_key)
-    except RetryAfter as exc:
-        return Outcome(started, clock.now(), error=error_info(exc), retry_after=exc.delay)
-    except (NonRetryableError, InvalidOutput) as exc:
-        return Outcome(started, clock.now(), error=error_info(exc), non_retryable=True)
+            return StepOutcome(started, clock.now(), error=error_info(timed_out))
+        check_output(output, output_key)
     except Exception as exc:
-        return Outcome(started, clock.now(), error=error_info(exc))
-    return Outcome(started, clock.now(), output=output)
+        return failed(exc, started, clock.now())
+    return StepOutcome(started, clock.now(), output=output)
+
+
+def failed(exc: Exception, started: float, finished: float) -> StepOutcome:
+    """The outcome of an attempt that raised ``exc``: :class:`RetryAfter` sets the
+    delay, :class:`NonRetryableError` (and output that cannot be stored) skips
+    the retries left, anything else is retried by the policy."""
+    if isinstance(exc, RetryAfter):
+        return StepOutcome(started, finished, error=error_info(exc), retry_after=exc.delay)
+    if isinstance(exc, NonRetryableError | InvalidOutput):
+        return StepOutcome(started, finished, error=error_info(exc), non_retryable=True)
+    return StepOutcome(started, finished, error=error_info(exc))
 
 
 async def _call(handler: ResolvedHandler, ctx: StepContext, threads: anyio.CapacityLimiter) -> JSON:
@@ -92,7 +109,8 @@ async def _call(handler: ResolvedHandler, ctx: StepContext, threads: anyio.Capac
     return await anyio.to_thread.run_sync(handler.function, ctx, abandon_on_cancel=True, limiter=threads)
 
 
-def _check_output(output: JSON, output_key: str | None) -> None:
+def check_output(output: JSON, output_key: str | None) -> None:
+    """Raise :class:`InvalidOutput` when ``output`` cannot be stored as the step's result."""
     if output is None:
         return
     if output_key is None and not isinstance(output, Mapping):

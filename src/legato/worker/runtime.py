@@ -29,7 +29,7 @@ from legato.observe import Observer
 from legato.store.base import Store
 from legato.worker.dispatch import Dispatcher
 from legato.worker.eager import Eager
-from legato.worker.middleware import Middleware
+from legato.worker.middleware import Middleware, with_app_middleware
 from legato.worker.poison import dead_letter_message
 from legato.worker.relay import OutboxRelay
 from legato.worker.steps import StepRunner
@@ -134,8 +134,10 @@ class Worker:
             if self.settings.eager
             else None
         )
+        # ``middleware`` is the process's own (telemetry): it wraps the app's.
+        chain = with_app_middleware(middleware, app.middleware, self.clock)
         self.steps = StepRunner(
-            app, self.engine, broker, self.clock, self.threads, middleware, self.admission, self.eager
+            app, self.engine, broker, self.clock, self.threads, chain, self.admission, self.eager
         )
         self.triggers = TriggerHandler(app, self.engine, broker, self.clock, self.eager)
         self.timers = TimerPoller(

@@ -18,7 +18,7 @@ from legato.flow.admission import FREE, Admission
 from legato.machine.events import StepFailed, StepSucceeded
 from legato.messages import MalformedMessage, TaskMessage
 from legato.observe import RejectedInput
-from legato.worker.execute import Outcome, invoke
+from legato.worker.execute import StepOutcome, invoke
 from legato.worker.middleware import Middleware, StepCall, compose
 from legato.worker.poison import dead_letter_message
 
@@ -52,7 +52,7 @@ class StepRunner:
         self.local = local
         self._call = compose(middleware, self._invoke)
 
-    async def _invoke(self, call: StepCall) -> Outcome:
+    async def _invoke(self, call: StepCall) -> StepOutcome:
         return await invoke(
             call.handler,
             call.ctx,
