@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from examples import approval, payments_saga, signup
+import logging
+
+from examples import approval, payments_saga, signup, tenant_logs
 from examples._run import with_worker
 
 from legato import RunStatus
@@ -37,3 +39,31 @@ async def test_refunds_are_approved_escalated_or_paid_after_cooling_off() -> Non
     assert large.data["paid"] == 500
     assert ignored.data["escalated_to"] == "finance-leads"
     assert "paid" not in ignored.data
+
+
+class Kept(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+async def test_every_log_line_of_a_step_names_the_tenant_of_its_run() -> None:
+    kept = Kept()
+    kept.addFilter(tenant_logs.TenantFilter())
+    tenant_logs.log.addHandler(kept)
+    tenant_logs.log.setLevel(logging.INFO)
+    try:
+        acme, globex = await with_worker(tenant_logs.app, tenant_logs.scenario)
+    finally:
+        tenant_logs.log.removeHandler(kept)
+    assert (acme.status, globex.status) == (RunStatus.SUCCEEDED, RunStatus.SUCCEEDED)
+    lines = sorted((r.__dict__["tenant"], r.getMessage()) for r in kept.records)
+    assert lines == [
+        ("acme", "invoicing 120 for A-1"),
+        ("acme", "mailing the invoice for A-1"),
+        ("globex", "invoicing 35 for G-7"),
+        ("globex", "mailing the invoice for G-7"),
+    ]
