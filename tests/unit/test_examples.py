@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import logging
+import re
+from pathlib import Path
+from typing import Any
 
 from examples import approval, payments_saga, signup, tenant_logs
 from examples._run import with_worker
 
-from legato import RunStatus
+from legato import App, Client, Run, RunStatus
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 async def test_signup_escalates_suspicious_users_and_welcomes_everyone() -> None:
@@ -67,3 +72,26 @@ async def test_every_log_line_of_a_step_names_the_tenant_of_its_run() -> None:
         ("globex", "invoicing 35 for G-7"),
         ("globex", "mailing the invoice for G-7"),
     ]
+
+
+async def test_the_snippet_in_docs_middleware_runs() -> None:
+    snippet = re.search(r"```python\n(.*?)```", (DOCS / "middleware.md").read_text(), re.DOTALL)
+    assert snippet is not None
+    shop: dict[str, Any] = {"__name__": "shop"}
+    exec(compile(snippet.group(1), "docs/middleware.md", "exec"), shop)
+    app: App = shop["app"]
+    kept = Kept()
+    shop["log"].addHandler(kept)
+    shop["log"].setLevel(logging.INFO)
+
+    async def scenario(client: Client) -> Run:
+        run = await client.start("charge", {"amount": 5})
+        return await client.wait(run.id, timeout=30)
+
+    try:
+        run = await with_worker(app, scenario)
+    finally:
+        shop["log"].removeHandler(kept)
+    assert run.status is RunStatus.SUCCEEDED
+    assert run.data["charged"] == 5
+    assert [r.getMessage() for r in kept.records] == ["charge attempt 1: ok"]

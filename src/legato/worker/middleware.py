@@ -101,11 +101,12 @@ class AppMiddleware:
     def __init__(self, layers: Sequence[Middleware], clock: Clock) -> None:
         self.layers = tuple(layers)
         self.clock = clock
+        self._bound: tuple[Next, Next] | None = None
 
     async def __call__(self, call: StepCall, call_next: Next) -> StepOutcome:
         started = self.clock.now()
         try:
-            outcome = await compose(self.layers, call_next)(call)
+            outcome = await self._chain(call_next)(call)
         except Exception as exc:
             return failed(exc, started, self.clock.now())
         if outcome.ok:
@@ -114,6 +115,13 @@ class AppMiddleware:
             except InvalidOutput as exc:
                 return replace(outcome, output=None, error=error_info(exc), non_retryable=True)
         return outcome
+
+    def _chain(self, call_next: Next) -> Next:
+        # A worker always passes the same call_next: compose once, not per attempt.
+        bound = self._bound
+        if bound is None or bound[0] is not call_next:
+            bound = self._bound = (call_next, compose(self.layers, call_next))
+        return bound[1]
 
 
 def with_app_middleware(
