@@ -29,7 +29,7 @@ class StepOutcome:
     """What one step attempt came to; the worker records it as the attempt's result.
 
     A middleware may return a changed copy (``dataclasses.replace(outcome,
-    output=...)``); to fail an attempt, raise instead (see :func:`failed`).
+    output=...)``); to fail an attempt it raises, as a handler would.
     """
 
     started_at: float
