@@ -98,6 +98,13 @@ async def supervised(
 
 
 class Worker:
+    """Serves ``app``: consumes its events and step tasks, fires timers, relays the outbox.
+
+    ``observer`` hears what the engine does and ``middleware`` wraps every step
+    attempt outside the app's own middleware: both are how the process's
+    telemetry plugs in (docs/middleware.md).
+    """
+
     def __init__(
         self,
         app: App,
@@ -134,7 +141,6 @@ class Worker:
             if self.settings.eager
             else None
         )
-        # ``middleware`` is the process's own (telemetry): it wraps the app's.
         chain = with_app_middleware(middleware, app.middleware, self.clock)
         self.steps = StepRunner(
             app, self.engine, broker, self.clock, self.threads, chain, self.admission, self.eager
