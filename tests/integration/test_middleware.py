@@ -33,6 +33,7 @@ from legato.machine.run import StepKind
 from legato.store.postgres import PostgresStore
 from legato.telemetry.metrics import Metrics
 from legato.worker.middleware import Next
+from tests.apps import tenanted
 from tests.conftest import worker_env
 from tests.integration.harness import running, spawn_worker
 from tests.integration.test_metrics import samples, value
@@ -220,12 +221,10 @@ async def test_middleware_errors_fail_the_attempt_and_telemetry_reports_what_is_
 async def test_legato_worker_installs_the_app_middleware(
     pg_store: PostgresStore, rabbit: RabbitMQBroker, pg_schema: str, namespace: str, tmp_path: Path
 ) -> None:
-    from tests.apps.tenanted import app
-
     output = tmp_path / "worker.log"
     process = spawn_worker("tests.apps.tenanted:app", worker_env(pg_schema, namespace), log=output)
     try:
-        client = Client(pg_store, rabbit, app)
+        client = Client(pg_store, rabbit, tenanted.app)
         run = await client.start("greet", {"tenant": "initech"})
         run = await client.wait(run.id, timeout=60)
     finally:
