@@ -221,6 +221,20 @@ async def test_output_a_middleware_puts_in_is_checked_like_a_handler_s() -> None
     assert outcome.output is None
 
 
+async def test_only_output_a_middleware_put_in_is_checked_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    checked: list[object] = []
+    monkeypatch.setattr("legato.worker.middleware.check_output", lambda out, key: checked.append(out))
+
+    async def shout(call: StepCall, call_next: Next) -> StepOutcome:
+        outcome = await call_next(call)
+        return dataclasses.replace(outcome, output=str(outcome.output).upper())
+
+    assert (await guard(passthrough)(a_call())).output == "done"
+    assert checked == []  # the handler's output was checked when it returned
+    assert (await guard(shout)(a_call())).output == "DONE"
+    assert checked == ["DONE"]
+
+
 async def test_cancellation_is_not_a_failure_it_propagates() -> None:
     async def slow(call: StepCall, call_next: Next) -> StepOutcome:
         await anyio.sleep_forever()
