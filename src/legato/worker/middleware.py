@@ -22,7 +22,6 @@ if the handler had raised it (retried by the policy; :class:`RetryAfter` and
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -32,7 +31,6 @@ from legato.context import StepContext
 from legato.machine.definition import Workflow
 from legato.machine.run import Run
 from legato.machine.states import Task
-from legato.machine.values import JSON
 from legato.worker.execute import InvalidOutput, StepOutcome, check_output, error_info, failed
 
 
@@ -97,8 +95,8 @@ class AppMiddleware:
     usual (an outer middleware can catch what an inner one raised); only what
     escapes the outermost becomes a failed outcome here. Output a middleware
     put in is checked like a handler's: output that cannot be stored fails the
-    attempt instead of the commit. (The handler's own output was checked when
-    it returned; it is not encoded a second time.)
+    attempt instead of the commit. Every output is checked, the handler's too:
+    a middleware may have changed it in place.
     """
 
     def __init__(self, layers: Sequence[Middleware], clock: Clock) -> None:
@@ -112,9 +110,7 @@ class AppMiddleware:
             outcome = await self._chain(call_next)(call)
         except Exception as exc:
             return failed(exc, started, self.clock.now())
-        handled = _handler_output.get()
-        _handler_output.set(None)  # do not keep a large output alive until the next attempt
-        if outcome.ok and outcome.output is not handled:
+        if outcome.ok:
             try:
                 check_output(outcome.output, call.task.output_key)
             except InvalidOutput as exc:
@@ -125,22 +121,8 @@ class AppMiddleware:
         # A worker always passes the same call_next: compose once, not per attempt.
         bound = self._bound
         if bound is None or bound[0] is not call_next:
-            bound = self._bound = (call_next, compose(self.layers, _noting_output(call_next)))
+            bound = self._bound = (call_next, compose(self.layers, call_next))
         return bound[1]
-
-
-_handler_output: ContextVar[JSON] = ContextVar("legato_handler_output", default=None)
-"""The output the last handler run in this task returned. A middleware that
-runs the rest of the chain in another task hides it, and its output is checked."""
-
-
-def _noting_output(call_next: Next) -> Next:
-    async def run(call: StepCall) -> StepOutcome:
-        outcome = await call_next(call)
-        _handler_output.set(outcome.output)
-        return outcome
-
-    return run
 
 
 def with_app_middleware(
