@@ -1,17 +1,18 @@
 """The broker port: where events come in and task messages go out.
 
-Every backend passes the same contract suite (tests/contract).
+Every backend passes the same contract suite (tests/contract). The broker is
+transport only: it imports nothing of the store or the machine
+(tests/unit/test_layers.py), just the vocabularies it carries.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
-from legato.machine.definition import Priority
-from legato.machine.run import Run
-from legato.store.base import OutboxMessage
+from legato.outbox import OutboxMessage
+from legato.priority import Priority
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,14 @@ SIGNAL_ROUTING_KEY = "legato.signal"
 """Events with this routing key are signals to a run, not workflow triggers."""
 
 
+class Room(Protocol):
+    """Where a parked delivery waits in the worker: the waiting room
+    (:class:`legato.flow.waiting.WaitingRoom`), the one owner of parked deliveries."""
+
+    def left(self, delivery: Delivery) -> None:
+        """``delivery`` was settled (acked or given back): it waits here no more."""
+
+
 @dataclass(eq=False)
 class Delivery:
     """A message handed to the worker. Settle it exactly once: ack or requeue."""
@@ -80,33 +89,38 @@ class Delivery:
     settled: bool = False
     _park: Callable[[], Awaitable[bool]] | None = field(default=None, repr=False)
     parked: bool = False
-    """In the consumer's waiting room: no longer counted against the prefetch."""
-    local: bool = False
+    """Outside the prefetch: the broker's waiting room for this queue took it."""
+    _room: Room | None = field(default=None, repr=False)
+    """The waiting room this delivery was parked in; told when it is settled."""
+    local: ClassVar[bool] = False
     """Made by this process (eager dispatch), not delivered by the broker."""
-    run_hint: Run | None = field(default=None, repr=False)
-    """The run as committed by the transition that made this (local) task; saves
-    a read, and is checked against the database when it does not match."""
-    hinted_at: float = 0.0
-    """When ``run_hint`` was taken (monotonic): an old hint is read again."""
 
     async def ack(self) -> None:
         if not self.settled:
             self.settled = True
+            if self._room is not None:
+                self._room.left(self)
             await self._ack()
 
     async def requeue(self) -> None:
         if not self.settled:
             self.settled = True
+            if self._room is not None:
+                self._room.left(self)
             await self._requeue()
 
-    async def park(self) -> bool:
+    async def park(self, room: Room | None = None) -> bool:
         """Say that this delivery waits in the worker (for a rate or concurrency
-        limit) and should stop holding back the next ones.
+        limit), in ``room``, and should stop holding back the next ones.
 
         It stays unsettled -- nothing is acknowledged before it runs -- but the
         broker no longer counts it against the prefetch, as long as the
-        consumer's waiting room has space. Returns whether it is parked now.
+        broker's waiting room for its queue has space. Returns whether it is
+        outside the prefetch now. ``room`` is told when the delivery is settled,
+        whoever settles it, so it cannot keep a record of a delivery that is gone.
         """
+        if room is not None:
+            self._room = room
         if not self.parked and not self.settled and self._park is not None:
             self.parked = await self._park()
         return self.parked

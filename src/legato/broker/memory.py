@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from legato.broker.base import Delivery, DeliveryHandler, Topology
-from legato.store.base import OutboxMessage
+from legato.clock import Clock, SystemClock
+from legato.outbox import OutboxMessage
 
 
 @dataclass
@@ -26,8 +26,9 @@ class _Message:
     message_id: str | None
     headers: dict[str, Any]
     priority: int | None
+    at: float = field(kw_only=True)
+    """When it was published (wall clock): what purging dead letters goes by."""
     redelivered: bool = False
-    at: float = field(default_factory=time.time)
 
 
 class _Queue:
@@ -41,8 +42,9 @@ class _Queue:
 
 
 class MemoryBroker:
-    def __init__(self, topology: Topology | None = None) -> None:
+    def __init__(self, topology: Topology | None = None, clock: Clock | None = None) -> None:
         self.topology = topology or Topology()
+        self.clock = clock or SystemClock()
         self._queues: dict[str, _Queue] = {}
         self._changed = asyncio.Event()
         self._consuming = False
@@ -80,7 +82,12 @@ class MemoryBroker:
                 queue = self.topology.dead_letter_queue
             else:
                 queue = self.topology.task_queue(message.priority)
-            self._put(queue, _Message(message.body, queue, None, dict(message.headers), message.priority))
+            self._put(
+                queue,
+                _Message(
+                    message.body, queue, None, dict(message.headers), message.priority, at=self.clock.now()
+                ),
+            )
 
     async def publish_event(
         self,
@@ -93,7 +100,7 @@ class MemoryBroker:
     ) -> None:
         self._put(
             self.topology.triggers_queue,
-            _Message(body, name, message_id, dict(headers or {}), priority),
+            _Message(body, name, message_id, dict(headers or {}), priority, at=self.clock.now()),
         )
 
     async def republish(
@@ -103,7 +110,14 @@ class MemoryBroker:
         target = queue if level is not None else self.topology.triggers_queue
         self._put(
             target,
-            _Message(body, routing_key, message_id, dict(headers), int(level) if level is not None else None),
+            _Message(
+                body,
+                routing_key,
+                message_id,
+                dict(headers),
+                int(level) if level is not None else None,
+                at=self.clock.now(),
+            ),
         )
 
     async def dead_letter(self, delivery: Delivery, reason: str) -> None:
@@ -115,7 +129,14 @@ class MemoryBroker:
         }
         self._put(
             self.topology.dead_letter_queue,
-            _Message(delivery.body, delivery.routing_key, delivery.message_id, headers, delivery.priority),
+            _Message(
+                delivery.body,
+                delivery.routing_key,
+                delivery.message_id,
+                headers,
+                delivery.priority,
+                at=self.clock.now(),
+            ),
         )
 
     async def consume(self, on_delivery: DeliveryHandler, prefetch: int, waiting_room: int = 0) -> None:

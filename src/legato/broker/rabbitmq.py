@@ -43,10 +43,11 @@ from aio_pika.abc import (
 )
 
 from legato.broker.base import Delivery, DeliveryHandler, Topology
+from legato.clock import Clock, SystemClock
 from legato.errors import BrokerError
-from legato.machine.definition import Priority
+from legato.outbox import OutboxMessage
+from legato.priority import Priority
 from legato.redact import redact
-from legato.store.base import OutboxMessage
 
 log = logging.getLogger("legato.broker")
 
@@ -61,10 +62,17 @@ _BROKER_ERRORS = (
 
 
 class RabbitMQBroker:
-    def __init__(self, url: str, topology: Topology | None = None, connect_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        topology: Topology | None = None,
+        connect_timeout: float = 10.0,
+        clock: Clock | None = None,
+    ) -> None:
         self.url = url
         self.topology = topology or Topology()
         self.connect_timeout = connect_timeout
+        self.clock = clock or SystemClock()
         self._connection: AbstractRobustConnection | None = None
         self._publish_channel: AbstractChannel | None = None
         self._consume_channel: AbstractChannel | None = None
@@ -150,6 +158,9 @@ class RabbitMQBroker:
         if self._connection is None or self._connection.is_closed:
             raise BrokerError("not connected to RabbitMQ")
 
+    def _timestamp(self) -> datetime:
+        return datetime.fromtimestamp(self.clock.now(), UTC)
+
     async def publish(self, messages: Sequence[OutboxMessage]) -> None:
         if not messages:
             return
@@ -163,7 +174,7 @@ class RabbitMQBroker:
                 headers=dict(message.headers),
             )
             if message.kind == "dead_letter":
-                amqp.timestamp = datetime.now(UTC)  # what `legato dlq purge --older-than` goes by
+                amqp.timestamp = self._timestamp()  # what `legato dlq purge --older-than` goes by
                 pending.append(dead.publish(amqp, routing_key="", mandatory=True))
             else:
                 routing_key = Priority(message.priority).name.lower()
@@ -228,7 +239,7 @@ class RabbitMQBroker:
             delivery_mode=DeliveryMode.PERSISTENT,
             message_id=delivery.message_id,
             headers=headers,
-            timestamp=datetime.now(UTC),
+            timestamp=self._timestamp(),
         )
         try:
             await dead.publish(message, routing_key="", mandatory=True)

@@ -4,16 +4,10 @@ limits its task uses, and what happens to it when it may not.
 The worker asks :meth:`Admission.admit` with a concurrency slot held, after
 loading the run (a key can come from its data) and right before the
 handler, so a token is taken when the step really starts. The answer never
-waits. A step that may not pass is *parked*:
-
-* it gives its concurrency slot back -- a waiting step holds nothing it does
-  not use;
-* it stays unacknowledged -- nothing is acked before it runs -- but the
-  broker stops counting it against the prefetch (:meth:`Delivery.park`, up to
-  the waiting room), so steps of other keys and other limits keep flowing;
-* it queues at the gate of the bucket that refused it. The gate's pump wakes
-  waiters one at a time, in priority order, when a token or slot is due, and
-  the dispatcher runs a woken step before the rest of its queue.
+waits. A step that may not pass is *parked* in the waiting room
+(:mod:`legato.flow.waiting`, which says what that means) at the gate of the
+bucket that refused it. The gate's pump wakes waiters one at a time, in
+priority order, when a token or slot is due.
 
 Waiting time is recorded per limit in the step's history and reported to
 :meth:`Observer.rate_limit_waited`.
@@ -35,6 +29,7 @@ from legato.broker.base import Delivery
 from legato.clock import Clock
 from legato.errors import StoreError
 from legato.flow.gates import Gate, GlobalRate, GlobalSlots, Hold, ProcessRate, ProcessSlots, SlotLeases
+from legato.flow.waiting import Ticket, WaitingRoom
 from legato.machine.events import Waited
 from legato.machine.limits import ConcurrencyLimit, Limit, LimitUse, RateLimit, bucket_name
 from legato.machine.states import Task
@@ -49,22 +44,6 @@ TIDY_EVERY = 30.0
 
 PURGE_EVERY = 300.0
 """Seconds between purges of full buckets and expired leases from the store."""
-
-
-class Ticket:
-    """A step waiting for its limits: the delivery, and how long it waited for which."""
-
-    def __init__(self, delivery: Delivery) -> None:
-        self.delivery = delivery
-        self.parked_on: Gate | None = None
-        self.parked_at = 0.0
-        self.waited: dict[str, float] = {}
-
-    def resume(self, now: float) -> None:
-        if self.parked_on is not None:
-            name = self.parked_on.name
-            self.waited[name] = self.waited.get(name, 0.0) + max(0.0, now - self.parked_at)
-            self.parked_on = None
 
 
 @dataclass(frozen=True)
@@ -105,9 +84,8 @@ class Admission:
         limits: Mapping[str, Limit],
         store: FlowStore,
         clock: Clock,
+        room: WaitingRoom,
         *,
-        park: Callable[[Delivery], bool],
-        wake: Callable[[Delivery], None],
         weight_of: Callable[[str], int],
         observer: Observer | None = None,
         settings: AdmissionSettings | None = None,
@@ -115,20 +93,18 @@ class Admission:
         self.limits = limits
         self.store = store
         self.clock = clock
-        self._park_delivery = park
-        self._wake = wake
+        self.room = room
         self.weight_of = weight_of
         self.observer = observer or Observer()
         self.settings = settings or AdmissionSettings()
         self.leases = SlotLeases(self.settings.holder)
         self._gates: dict[tuple[str, str], Gate] = {}
-        self._tickets: dict[Delivery, Ticket] = {}
         self._group: TaskGroup | None = None
 
     @property
     def waiting(self) -> int:
         """Steps parked at a gate right now."""
-        return sum(len(gate.waiters) for gate in self._gates.values())
+        return self.room.waiting
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Own the gates' pumps and the lease renewal; runs until cancelled."""
@@ -144,9 +120,9 @@ class Admission:
         if not uses:
             return FREE
         now = self.clock.now()
-        ticket = self._tickets.pop(delivery, None) or Ticket(delivery)
-        returning = ticket.parked_on is not None
-        ticket.resume(now)
+        ticket = self.room.returning(delivery)
+        if ticket is not None:
+            ticket.resume(now)
         holds: list[Hold] = []
         try:
             for use in uses:
@@ -155,42 +131,27 @@ class Admission:
                 if hold is None:
                     await self._undo(holds)
                     holds.clear()
-                    await self._park(ticket, gate, now, front=returning)
+                    await self._park(ticket or Ticket(delivery), gate, now, front=ticket is not None)
                     return None
                 holds.append(hold)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await self._undo(holds)
             raise
+        if ticket is None:
+            return Permit(tuple(holds))
         for name, seconds in ticket.waited.items():
             if isinstance(self.limits[name], RateLimit):
                 self.observer.rate_limit_waited(RateLimitWaitedInput(name, seconds))
         return Permit(tuple(holds), tuple(ticket.waited.items()))
-
-    def discard(self, delivery: Delivery) -> None:
-        """The delivery was settled without running (stale or poison): forget it."""
-        self._tickets.pop(delivery, None)
 
     async def _undo(self, holds: list[Hold]) -> None:
         for hold in reversed(holds):
             await hold.undo()
 
     async def _park(self, ticket: Ticket, gate: Gate, now: float, front: bool) -> None:
-        delivery = ticket.delivery
-        if delivery.local:
-            # A step this process made (eager dispatch) does not wait here: it goes
-            # to the broker, where the waiting room bounds it and any replica with
-            # room can take it.
-            self._tickets.pop(delivery, None)
-            await delivery.requeue()
+        if not await self.room.park(ticket, gate, now, front):
             return
-        if not self._park_delivery(delivery):
-            await delivery.requeue()  # the worker is stopping: nothing may wait any more
-            return
-        ticket.parked_on, ticket.parked_at = gate, now
-        self._tickets[delivery] = ticket
-        await delivery.park()
-        gate.waiters.push(delivery.queue, ticket, front=front)
         if not gate.pumping:
             if self._group is None:
                 raise RuntimeError("Admission.run() is not running")
@@ -235,10 +196,10 @@ class Admission:
                 ticket = gate.waiters.pick()
                 if ticket is None:
                     break
-                if ticket.delivery.settled:
-                    continue  # given back to the broker while it waited (shutdown)
-                gate.promise(ticket, self.clock.now())
-                self._wake(ticket.delivery)
+                # Not woken if it is gone meanwhile (given back on shutdown). The
+                # promise follows at once: the woken step cannot run before it.
+                if self.room.wake(ticket):
+                    gate.promise(ticket, self.clock.now())
         finally:
             gate.pumping = False
 
@@ -266,7 +227,7 @@ class Admission:
                 log.warning("concurrency leases expired before their steps finished: %s", lost)
 
     async def _tidy(self) -> None:
-        """Forget idle gates and tickets of settled deliveries; purge the store now and then."""
+        """Forget idle gates; purge the store now and then."""
         since_purge = 0.0
         while True:
             await anyio.sleep(TIDY_EVERY)
@@ -274,8 +235,6 @@ class Admission:
             for key, gate in list(self._gates.items()):
                 if gate.idle(now):
                     del self._gates[key]
-            for delivery in [d for d in self._tickets if d.settled]:
-                del self._tickets[delivery]
             since_purge += TIDY_EVERY
             if since_purge >= PURGE_EVERY and any(limit.scope == "global" for limit in self.limits.values()):
                 since_purge = 0.0

@@ -5,7 +5,8 @@ It is asked with a concurrency slot held, just before the handler runs, and
 never waits: a step that may not pass is parked by the caller and holds
 nothing. :meth:`Gate.ready` -- when may the first waiting step try again? The
 gate's pump (in :mod:`legato.flow.admission`) asks it and wakes one waiter
-at a time, in priority order.
+at a time, in priority order. The waiters are tickets of the waiting room
+(:mod:`legato.flow.waiting`), which owns them: a gate only orders them.
 
 A woken waiter is *promised* the next token or slot: until it tries (or the
 promise lapses after :data:`PROMISE_TTL`), newcomers do not overtake it and
@@ -36,7 +37,7 @@ from legato.machine.limits import (
 from legato.store.base import FlowStore
 
 if TYPE_CHECKING:
-    from legato.flow.admission import Ticket
+    from legato.flow.waiting import Ticket
 
 PROMISE_TTL = 10.0
 """Seconds a woken waiter keeps its precedence while it makes its way to a slot."""
@@ -93,9 +94,13 @@ class Gate(ABC):
                 del self._promises[ticket]
         return len(self._promises)
 
-    async def enter(self, ticket: Ticket, now: float) -> Hold | None:
-        """Let the step pass now, or return None (the caller parks it here)."""
-        promised = self._promises.pop(ticket, None) is not None
+    async def enter(self, ticket: Ticket | None, now: float) -> Hold | None:
+        """Let the step pass now, or return None (the caller parks it here).
+
+        ``ticket`` is the step's if it waited before (it may have been promised
+        a token or slot), None on its first try.
+        """
+        promised = ticket is not None and self._promises.pop(ticket, None) is not None
         if not promised and len(self.waiters):
             return None  # first come, first served: queue behind those already waiting
         hold = await self._pass(now, 0 if promised else self.promised(now))

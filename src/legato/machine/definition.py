@@ -4,38 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from enum import IntEnum
 from typing import Any
 
 from legato.machine.policies import DEFAULT_RETRY, OnDeadline, OnFailure, RetryPolicy
 from legato.machine.states import Parallel, Placement, State, Task
+from legato.priority import Priority as Priority  # shared with the broker (legato/priority.py)
 
 RESERVED_EVENT_PREFIX = "legato."
-
-
-class Priority(IntEnum):
-    """Run priority; tasks inherit the priority of their run."""
-
-    LOW = 0
-    NORMAL = 1
-    HIGH = 2
-
-    @classmethod
-    def parse(cls, value: int | str | Priority) -> Priority:
-        if isinstance(value, Priority):
-            return value
-        if isinstance(value, str):
-            key = value.strip().upper()
-            if key in cls.__members__:
-                return cls[key]
-            if key.lstrip("-").isdigit():
-                value = int(key)
-            else:
-                names = ", ".join(m.lower() for m in cls.__members__)
-                raise ValueError(f"unknown priority {value!r}; use one of {names}")
-        if isinstance(value, int) and value in {p.value for p in cls}:
-            return cls(value)
-        raise ValueError(f"priority must be 0, 1 or 2 (low, normal, high), got {value!r}")
 
 
 @dataclass(frozen=True)

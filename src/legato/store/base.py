@@ -9,29 +9,14 @@ its dead letters -- all or nothing.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from legato.machine.commands import Decision
 from legato.machine.errors import ErrorInfo
 from legato.machine.run import Run, RunStatus
 from legato.machine.values import JSON
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxMessage:
-    """A message committed with a transition, to publish after the commit.
-
-    ``kind`` is ``task`` (to a task queue, by ``priority``) or ``dead_letter``
-    (to the dead-letter exchange).
-    """
-
-    id: int
-    run_id: str
-    kind: str
-    body: bytes
-    priority: int
-    headers: Mapping[str, str] = field(default_factory=dict)
+from legato.outbox import OutboxMessage as OutboxMessage  # the outbox rows the store keeps
 
 
 @dataclass(frozen=True)

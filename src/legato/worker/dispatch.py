@@ -7,9 +7,9 @@ the next delivery by stride scheduling over the queues' weights (see
 every 4 of normal and 1 of low, so urgent work overtakes a backlog at once
 while low priority still moves.
 
-A delivery that must wait for a flow-control limit is *parked*: it leaves the
-buffer and gives its slot back, and the admission gate that holds it
-:meth:`resubmit`\\ s it, ahead of its queue, when its turn comes.
+A delivery that must wait for a flow-control limit is *parked* in the waiting
+room (:mod:`legato.flow.waiting`): its runner goes on to the next delivery, and
+the waiting room :meth:`resubmit`\\ s it, ahead of its queue, when its turn comes.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ class Dispatcher:
         self.weights = dict(weights or DEFAULT_WEIGHTS)
         self.weight_of = weights_by_level(self.weights)
         self._buffers: Stride[Delivery] = Stride(self.weight_of)
-        self._parked: set[Delivery] = set()
         # fast_acquire: no forced yield when a delivery is there already; the
         # runner goes straight on to the step (it yields at its first await).
         self._available = anyio.Semaphore(0, fast_acquire=True)
@@ -54,20 +53,10 @@ class Dispatcher:
         self._buffers.push(delivery.queue, delivery)
         self._available.release()
 
-    def park(self, delivery: Delivery) -> bool:
-        """Keep ``delivery`` aside, unsettled, while it waits for a limit.
-
-        False once the dispatcher is closed: the caller gives it back instead.
-        """
-        if self._closed:
-            return False
-        self._parked.add(delivery)
-        return True
-
     def resubmit(self, delivery: Delivery) -> None:
-        """A parked delivery's turn came: it goes first in its queue."""
-        if delivery in self._parked and not self._closed:
-            self._parked.discard(delivery)
+        """A parked delivery's turn came (the waiting room's :class:`~legato.flow.waiting.Entrance`):
+        it goes first in its queue."""
+        if not self._closed:
             self.local_buffered += delivery.local
             self._buffers.push(delivery.queue, delivery, front=True)
             self._available.release()
@@ -79,10 +68,6 @@ class Dispatcher:
     @property
     def buffered(self) -> int:
         return len(self._buffers)
-
-    @property
-    def parked(self) -> int:
-        return len(self._parked)
 
     async def run(self, group: TaskGroup, handle: Callable[[Delivery], Awaitable[None]]) -> None:
         """Run ``concurrency`` runners, each taking the next delivery as it frees
@@ -110,14 +95,13 @@ class Dispatcher:
                 if self.in_flight == 0:
                     self._idle.set()
 
-    async def close(self) -> list[Delivery]:
-        """Stop starting steps; return the deliveries that never started, parked ones included."""
+    def close(self) -> list[Delivery]:
+        """Stop starting steps; return the buffered deliveries (parked ones are the
+        waiting room's to return)."""
         self._closed = True
         self._available.release()
-        left = self._buffers.drain() + [d for d in self._parked if not d.settled]
-        self._parked.clear()
         self.local_buffered = 0
-        return left
+        return self._buffers.drain()
 
     async def wait_idle(self) -> None:
         await self._idle.wait()

@@ -29,7 +29,8 @@ How it keeps priorities and limits (docs/flow-control.md):
 from __future__ import annotations
 
 import logging
-import time
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 import anyio
 
@@ -37,10 +38,36 @@ from legato.broker.base import Broker, Delivery, Topology
 from legato.clock import Clock
 from legato.errors import BrokerError, StoreError
 from legato.machine.run import Run
-from legato.store.base import OutboxMessage, Store
+from legato.outbox import OutboxMessage
+from legato.store.base import Store
 from legato.worker.dispatch import Dispatcher
 
 log = logging.getLogger("legato.worker")
+
+HINT_FRESH_FOR = 0.5
+"""Seconds a local step trusts the run it was made with. A step that waited
+longer (behind a backlog) reads the run again, so that an operator's cancel
+in the meantime is seen before the handler runs."""
+
+
+@dataclass(eq=False)
+class LocalDelivery(Delivery):
+    """A task this process made (eager dispatch), with the run its transition committed.
+
+    The run is the worker's business, not the broker's: it rides here, on the
+    worker's own kind of delivery, and saves a read when it is still fresh.
+    """
+
+    local: ClassVar[bool] = True
+    run: Run = field(repr=False, kw_only=True)
+    made_at: float = field(kw_only=True)
+    """When it was made (monotonic clock)."""
+
+    def fresh_run(self, monotonic_now: float) -> Run | None:
+        """The run it was made with, unless it waited longer than :data:`HINT_FRESH_FOR`."""
+        if monotonic_now - self.made_at > HINT_FRESH_FOR:
+            return None
+        return self.run
 
 
 class Eager:
@@ -81,7 +108,7 @@ class Eager:
         dispatcher.submit(self._delivery(message, run))
         return True
 
-    def _delivery(self, message: OutboxMessage, run: Run) -> Delivery:
+    def _delivery(self, message: OutboxMessage, run: Run) -> LocalDelivery:
         async def ack() -> None:
             self._active.pop(message.id, None)
             await self.store.outbox_done([message.id])
@@ -95,7 +122,7 @@ class Eager:
                 # The row stays in the outbox: the relay publishes it (again).
                 log.warning("could not hand a local step back to the broker (%s); the outbox relay will", exc)
 
-        return Delivery(
+        return LocalDelivery(
             queue=self.topology.task_queue(message.priority),
             body=message.body,
             routing_key="",
@@ -105,9 +132,8 @@ class Eager:
             redelivered=False,
             _ack=ack,
             _requeue=requeue,
-            local=True,
-            run_hint=run,
-            hinted_at=time.monotonic(),
+            run=run,
+            made_at=self.clock.monotonic(),
         )
 
     async def keep_claims(self) -> None:

@@ -5,9 +5,9 @@ durable timers and relays the outbox. Every background task is started in
 one task group and named; if a side task dies, the worker stops and the
 error propagates, so the process exits non-zero with the reason.
 
-Shutdown (``stop()``, SIGTERM): stop consuming, return buffered deliveries
-to the queue, let in-flight steps finish within ``grace`` seconds, then
-cancel the rest, which returns their deliveries to the queue too.
+Shutdown (``stop()``, SIGTERM): stop consuming, return buffered and parked
+deliveries to the queue, let in-flight steps finish within ``grace`` seconds,
+then cancel the rest, which returns their deliveries to the queue too.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from legato.clock import Clock, SystemClock
 from legato.engine import Engine
 from legato.errors import BrokerError, LegatoError, StoreError
 from legato.flow.admission import Admission, AdmissionSettings
+from legato.flow.waiting import WaitingRoom
 from legato.observe import Observer
 from legato.store.base import Store
 from legato.worker.dispatch import Dispatcher
@@ -124,12 +125,13 @@ class Worker:
         self.engine = Engine(app, store, broker, self.clock, observer)
         self.dispatcher = Dispatcher(self.settings.concurrency)
         self.threads = anyio.CapacityLimiter(self.settings.concurrency)
+        # Steps that wait for a limit wait here, and go back to the dispatcher when woken.
+        self.waiting_room = WaitingRoom(self.dispatcher)
         self.admission = Admission(
             app.limits,
             store,
             self.clock,
-            park=self.dispatcher.park,
-            wake=self.dispatcher.resubmit,
+            self.waiting_room,
             weight_of=self.dispatcher.weight_of,
             observer=self.engine.observer,
             settings=AdmissionSettings(
@@ -220,7 +222,8 @@ class Worker:
             self.settings.grace,
         )
         await self.broker.stop_consuming()
-        for delivery in await self.dispatcher.close():
+        # Both at once (no await between): nothing is woken or parked after this.
+        for delivery in self.waiting_room.close() + self.dispatcher.close():
             await delivery.requeue()
         with anyio.move_on_after(self.settings.grace):
             await self.dispatcher.wait_idle()

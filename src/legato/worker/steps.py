@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 from types import MappingProxyType
 
@@ -18,16 +17,12 @@ from legato.flow.admission import FREE, Admission
 from legato.machine.events import StepFailed, StepSucceeded
 from legato.messages import MalformedMessage, TaskMessage
 from legato.observe import RejectedInput
+from legato.worker.eager import LocalDelivery
 from legato.worker.execute import StepOutcome, invoke
 from legato.worker.middleware import Middleware, StepCall, compose
 from legato.worker.poison import dead_letter_message
 
 log = logging.getLogger("legato.worker")
-
-HINT_FRESH_FOR = 0.5
-"""Seconds a local step trusts the run it was made with. A step that waited
-longer (behind a backlog) reads the run again, so that an operator's cancel
-in the meantime is seen before the handler runs."""
 
 
 class StepRunner:
@@ -68,10 +63,10 @@ class StepRunner:
         except MalformedMessage as exc:
             await self._poison(delivery, str(exc))
             return
-        run = delivery.run_hint
+        # A step made here (eager dispatch) brings the run it was made with.
+        run = delivery.fresh_run(self.clock.monotonic()) if isinstance(delivery, LocalDelivery) else None
         if (
             run is None
-            or time.monotonic() - delivery.hinted_at > HINT_FRESH_FOR
             or run.id != message.run_id
             or not run.expects(message.seq, message.attempt, message.kind)
         ):
@@ -89,7 +84,7 @@ class StepRunner:
             reason = f"stale task: step #{message.seq} attempt {message.attempt} is not running"
             await self.store.record_rejection(run, "TaskMessage", reason, self.clock.now())
             self.engine.observer.rejected(RejectedInput(run, "TaskMessage", reason))
-            await self._settled_unrun(delivery)
+            await delivery.ack()
             return
         token = run.token(message.seq)
         assert token is not None
@@ -156,12 +151,5 @@ class StepRunner:
             await self.engine.apply(run, event, local=self.local)
             await delivery.ack()
 
-    async def _settled_unrun(self, delivery: Delivery) -> None:
-        if self.admission is not None:
-            self.admission.discard(delivery)
-        await delivery.ack()
-
     async def _poison(self, delivery: Delivery, reason: str) -> None:
-        if self.admission is not None:
-            self.admission.discard(delivery)
         await dead_letter_message(delivery, reason, self.store, self.broker, self.clock, self.engine.observer)
