@@ -113,7 +113,12 @@ class WaitingRoom:
 
     def left(self, delivery: Delivery) -> None:
         """``delivery`` was settled (:class:`~legato.broker.base.Room`): forget it."""
-        self._tickets.pop(delivery, None)
+        ticket = self._tickets.pop(delivery, None)
+        if ticket is not None and ticket.woken and ticket.gate is not None:
+            # Woken, it was promised the gate's next token or slot, and settled
+            # without trying (stale, say): the next waiter need not wait for the
+            # promise to lapse.
+            ticket.gate.changed.notify()
 
     def close(self) -> list[Delivery]:
         """Wake nothing and park nothing any more; return the deliveries waiting at a gate.
