@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 
 import anyio
-import pytest
 
 from legato import App, ConcurrencyLimit, RunStatus, StepContext, Task, Workflow
 from legato.broker.memory import MemoryBroker
@@ -18,17 +16,16 @@ from legato.worker.runtime import WorkerSettings
 from tests.integration.harness import all_runs, eventually, running, wait_finished
 
 
-@pytest.fixture
-async def embedded(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    store = SqliteStore(tmp_path / "waiting.db")
-    await store.open()
-    await store.migrate()
-    yield store
-    await store.close()
+def bank(charge: Callable[[StepContext], Awaitable[None]]) -> App:
+    """Charges, one at a time in a worker."""
+    return App(
+        [Workflow("pay", start="charge", states={"charge": Task(charge, concurrency_limit="bank")})],
+        limits=[ConcurrencyLimit("bank", 1, scope="process")],
+    )
 
 
 async def test_parked_steps_that_run_or_are_cancelled_leave_nothing_in_the_waiting_room(
-    embedded: SqliteStore,
+    sqlite_store: SqliteStore,
 ) -> None:
     """The cancelled step, woken, was promised the slot; settled without trying,
     it gives it up at once instead of holding it until the promise lapses."""
@@ -40,14 +37,11 @@ async def test_parked_steps_that_run_or_are_cancelled_leave_nothing_in_the_waiti
         if ctx.data["who"] == "first":
             await release.wait()
 
-    app = App(
-        [Workflow("pay", start="charge", states={"charge": Task(charge, concurrency_limit="bank")})],
-        limits=[ConcurrencyLimit("bank", 1, scope="process")],
-    )
+    app = bank(charge)
     broker = MemoryBroker()
-    client = Client(embedded, broker, app)
+    client = Client(sqlite_store, broker, app)
     settings = WorkerSettings(concurrency=4, prefetch=4, waiting_room=8, eager=False)
-    async with running(app, embedded, broker, settings) as worker:
+    async with running(app, sqlite_store, broker, settings) as worker:
         first = await client.start("pay", {"who": "first"})
         await eventually(lambda: calls == ["first"])
         others = [await client.start("pay", {"who": f"b{i}"}) for i in range(5)]
@@ -56,15 +50,15 @@ async def test_parked_steps_that_run_or_are_cancelled_leave_nothing_in_the_waiti
         await worker.engine.apply(others[0].id, CancelRequested("ops", compensate=False))
         release.set()
         with anyio.fail_after(PROMISE_TTL / 2):
-            await wait_finished(embedded, 6)
+            await wait_finished(sqlite_store, 6)
         await eventually(lambda: len(worker.waiting_room) == 0 and worker.admission.waiting == 0)
     assert "b0" not in calls
-    statuses = {r.id: r.status for r in await all_runs(embedded)}
+    statuses = {r.id: r.status for r in await all_runs(sqlite_store)}
     assert statuses[others[0].id] is RunStatus.CANCELLED
     assert all(statuses[r.id] is RunStatus.SUCCEEDED for r in [first, *others[1:]])
 
 
-async def test_on_shutdown_parked_steps_go_back_to_the_queue(embedded: SqliteStore) -> None:
+async def test_on_shutdown_parked_steps_go_back_to_the_queue(sqlite_store: SqliteStore) -> None:
     release = anyio.Event()
     calls: list[str] = []
 
@@ -72,14 +66,11 @@ async def test_on_shutdown_parked_steps_go_back_to_the_queue(embedded: SqliteSto
         calls.append(ctx.data["who"])
         await release.wait()
 
-    app = App(
-        [Workflow("pay", start="charge", states={"charge": Task(charge, concurrency_limit="bank")})],
-        limits=[ConcurrencyLimit("bank", 1, scope="process")],
-    )
+    app = bank(charge)
     broker = MemoryBroker()
-    client = Client(embedded, broker, app)
+    client = Client(sqlite_store, broker, app)
     settings = WorkerSettings(concurrency=4, prefetch=4, waiting_room=8, eager=False, grace=0.1)
-    async with running(app, embedded, broker, settings) as worker:
+    async with running(app, sqlite_store, broker, settings) as worker:
         await client.start("pay", {"who": "first"})
         await eventually(lambda: calls == ["first"])
         for i in range(3):

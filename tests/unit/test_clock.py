@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -75,22 +74,13 @@ async def step(ctx: StepContext) -> None:
     RAN.append(ctx.run_id)
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    backend = SqliteStore(tmp_path / "clock.db")
-    await backend.open()
-    await backend.migrate()
-    yield backend
-    await backend.close()
-
-
 @pytest.mark.parametrize(
     ("waited", "runs"),
     [(HINT_FRESH_FOR - 0.1, True), (HINT_FRESH_FOR + 0.1, False)],
     ids=["fresh hint", "stale hint"],
 )
 async def test_a_local_step_that_waited_long_reads_its_run_again(
-    store: SqliteStore, waited: float, runs: bool
+    sqlite_store: SqliteStore, waited: float, runs: bool
 ) -> None:
     """A fresh hint saves the read (and so misses a cancel made meanwhile, which the
     commit's version check then catches); an old one is read again, and the cancel
@@ -99,9 +89,9 @@ async def test_a_local_step_that_waited_long_reads_its_run_again(
     clock = ManualClock()
     app = App([Workflow("one", start="a", states={"a": Task(step, next="done"), "done": Succeed()})])
     broker = MemoryBroker(clock=clock)
-    engine = Engine(app, store, broker, clock)
+    engine = Engine(app, sqlite_store, broker, clock)
     dispatcher = Dispatcher(1)
-    eager = Eager(dispatcher, store, broker, clock, claim_for=5.0)
+    eager = Eager(dispatcher, sqlite_store, broker, clock, claim_for=5.0)
     run = (await engine.start("one", {}, local=eager)).run
     [delivery] = dispatcher.close()
     assert isinstance(delivery, LocalDelivery)
