@@ -27,14 +27,14 @@ from typing import Any
 from legato.http.dashboard.service import Dashboard
 from legato.machine.run import RunStatus
 from legato.store.base import RunQuery
-from legato.store.insights_postgres import (
+from legato.store.postgres import PostgresStore
+from legato.store.postgres.insights import (
     ACTIVE_COUNTS,
     ERROR_PATTERNS,
     STEP_STATS,
     THROUGHPUT,
     PostgresInsights,
 )
-from legato.store.postgres import PostgresStore
 
 DSN = os.environ.get("LEGATO_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 DAY = 86400.0

@@ -22,7 +22,7 @@ import pytest
 from legato.broker.base import Broker, Topology
 from legato.broker.memory import MemoryBroker
 from legato.broker.rabbitmq import RabbitMQBroker
-from legato.store.base import Store
+from legato.store.ports import Store
 from legato.store.postgres import PostgresStore
 from legato.store.sqlite import SqliteStore
 from tests.conftest import AMQP_URL, PG_DSN, unique
@@ -111,7 +111,7 @@ async def pg_store(pg_schema: str) -> AsyncIterator[PostgresStore]:
 
 @pytest.fixture(params=["postgres", "sqlite"])
 async def store(request: pytest.FixtureRequest, pg_schema: str, tmp_path: Path) -> AsyncIterator[Store]:
-    """Every store backend, for the contract suite."""
+    """Every store backend, for the role suites (tests/contract/test_store_*.py)."""
     backend: Store
     if request.param == "postgres":
         backend = PostgresStore(PG_DSN, pg_schema, min_size=1, max_size=4)

@@ -39,6 +39,7 @@ class LegatoSystem:
         self.topology = Topology(NAMESPACE)
         self.probe = QueueProbe(self.topology.task_queue(1))
         self._client: Client | None = None
+        self._store: PostgresStore | None = None
 
     def supports(self, shape: Shape, mode: Mode) -> bool:
         return True
@@ -56,8 +57,9 @@ class LegatoSystem:
             topo.dead_letter_queue,
             exchanges=(topo.events_exchange, topo.tasks_exchange, topo.dead_letter_exchange),
         )
-        client = await self._connect()
-        await client.store.migrate()
+        await self._connect()
+        assert self._store is not None
+        await self._store.migrate()
 
     async def _connect(self) -> Client:
         if self._client is None:
@@ -65,15 +67,16 @@ class LegatoSystem:
             broker = RabbitMQBroker(BROKER_URL, self.topology)
             await store.open()
             await broker.connect()
-            self._client = Client(store, broker, app, actor="bench")
+            self._client, self._store = Client(store, broker, app, actor="bench"), store
         return self._client
 
     async def _disconnect(self) -> None:
         client, self._client = self._client, None
-        if client is not None:
-            await client.store.close()
-            if client.broker is not None:
-                await client.broker.close()
+        store, self._store = self._store, None
+        if store is not None:
+            await store.close()
+        if client is not None and client.broker is not None:
+            await client.broker.close()
 
     async def enqueue(self, shape: Shape, runs: int) -> None:
         client = await self._connect()

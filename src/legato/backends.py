@@ -5,7 +5,7 @@ from __future__ import annotations
 from legato.broker.base import Broker, Topology
 from legato.broker.memory import MemoryBroker
 from legato.config import Settings
-from legato.store.base import Store
+from legato.store.ports import Store
 from legato.store.sqlite import SqliteStore
 
 

@@ -39,8 +39,8 @@ from legato.store.base import (
     HistoryEntry,
     ResolveDeadLetter,
     RunQuery,
-    Store,
 )
+from legato.store.ports import TransitionStore
 
 
 def _caller_trace() -> dict[str, str] | None:
@@ -74,7 +74,7 @@ class ReplayReport:
 class Client:
     def __init__(
         self,
-        store: Store,
+        store: TransitionStore,
         broker: Broker | None = None,
         app: App | None = None,
         clock: Clock | None = None,

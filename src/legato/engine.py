@@ -26,7 +26,8 @@ from legato.machine.events import Event
 from legato.machine.run import Run
 from legato.machine.values import JSON
 from legato.observe import AppliedInput, ConflictInput, MessageHeadersInput, Observer, RejectedInput
-from legato.store.base import Applied, Conflict, Guard, GuardFailed, OutboxMessage, Store
+from legato.store.base import Applied, Conflict, Guard, GuardFailed, OutboxMessage
+from legato.store.ports import TransitionStore
 from legato.store.rows import new_run_id
 
 log = logging.getLogger("legato.engine")
@@ -53,7 +54,7 @@ class Engine:
     def __init__(
         self,
         app: App,
-        store: Store,
+        store: TransitionStore,
         broker: Broker | None,
         clock: Clock | None = None,
         observer: Observer | None = None,

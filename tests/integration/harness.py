@@ -14,7 +14,8 @@ import anyio
 from legato.app import App
 from legato.broker.base import Broker
 from legato.machine.run import TERMINAL_STATUSES, Run
-from legato.store.base import RunQuery, Store
+from legato.store.base import RunQuery
+from legato.store.ports import Store
 from legato.worker.runtime import Worker, WorkerSettings
 
 

@@ -18,7 +18,7 @@ from legato.store.postgres import PostgresStore
 from tests.conftest import PG_DSN
 
 if TYPE_CHECKING:
-    from legato.store.postgres_rows import Conn
+    from legato.store.postgres.rows import Conn
 
 APP = App(
     [

@@ -22,7 +22,7 @@ from legato import (
     Wait,
     Workflow,
 )
-from legato.machine.commands import DeadLetter, Decision, Rejection, RunFinished
+from legato.machine.commands import DeadLetter, Decision, Rejection
 from legato.machine.errors import ErrorInfo
 from legato.machine.events import (
     CancelRequested,
@@ -57,7 +57,9 @@ def test_a_chain_runs_its_steps_in_order_and_succeeds() -> None:
     assert [d.state for d in sim.dispatched] == ["s1", "s2", "s3"]
     assert run.data == {"x": 1, "s1_step": 1, "s2_step": 1, "s3_step": 1}
     assert run.version == 4  # start + one transition per step
-    assert isinstance(sim.decisions[-1].commands[-1], RunFinished)
+    assert (
+        sim.decisions[-1].history[-1].kind == "run_finished"
+    )  # the end is recorded with the last transition
 
 
 def test_choice_follows_the_first_rule_that_holds_else_the_default() -> None:

@@ -35,7 +35,7 @@ from legato.machine.limits import ConcurrencyLimit, Limit, LimitUse, RateLimit, 
 from legato.machine.states import Task
 from legato.machine.values import Data
 from legato.observe import Observer, RateLimitWaitedInput
-from legato.store.base import FlowStore
+from legato.store.ports import FlowStore
 
 log = logging.getLogger("legato.flow")
 

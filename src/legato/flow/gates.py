@@ -34,7 +34,7 @@ from legato.machine.limits import (
     ready_at,
     take,
 )
-from legato.store.base import FlowStore
+from legato.store.ports import FlowStore
 
 if TYPE_CHECKING:
     from legato.flow.waiting import Ticket

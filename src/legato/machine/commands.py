@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from legato.machine.errors import ErrorInfo
-from legato.machine.run import Run, RunStatus, StepKind
+from legato.machine.run import Run, StepKind
 from legato.machine.values import JSON
 
 
@@ -52,12 +52,11 @@ class DeadLetter:
     attempts: int
 
 
-@dataclass(frozen=True)
-class RunFinished:
-    status: RunStatus
+Command = DispatchStep | ScheduleTimer | CancelTimer | DeadLetter
+"""Every command; :func:`legato.store.effects.effects` says what each one writes.
 
-
-Command = DispatchStep | ScheduleTimer | CancelTimer | DeadLetter | RunFinished
+A run's end is no command: it is the run's status and its ``run_finished``
+history record, both written with the transition."""
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,6 @@ from legato.machine.commands import (
     Decision,
     DispatchStep,
     HistoryRecord,
-    RunFinished,
     ScheduleTimer,
 )
 from legato.machine.definition import Workflow
@@ -333,7 +332,6 @@ class Transition:
             self.sla_met = self.now <= self.run.deadline
             self.commands.append(CancelTimer("deadline"))
         self.note("run_finished", status=status.value, sla_met=self.sla_met)
-        self.commands.append(RunFinished(status))
 
     def deadline_passed(self) -> None:
         self.sla_met = False

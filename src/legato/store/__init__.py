@@ -1,4 +1,5 @@
-"""The state store port and its backends (Postgres, SQLite)."""
+"""The state store: its ports by role (:mod:`legato.store.ports`) and their
+backends (:mod:`legato.store.postgres`, :mod:`legato.store.sqlite`)."""
 
 from legato.store.base import (
     Applied,
@@ -11,7 +12,16 @@ from legato.store.base import (
     OutboxMessage,
     ResolveDeadLetter,
     RunQuery,
+)
+from legato.store.ports import (
+    DeadLetterStore,
+    FlowStore,
+    OutboxStore,
+    RunStore,
     Store,
+    StoreLifecycle,
+    TimerStore,
+    TransitionStore,
 )
 
 __all__ = [
@@ -19,11 +29,18 @@ __all__ = [
     "Conflict",
     "ConsumeTimer",
     "DeadLetterRecord",
+    "DeadLetterStore",
     "DueTimer",
+    "FlowStore",
     "GuardFailed",
     "HistoryEntry",
     "OutboxMessage",
+    "OutboxStore",
     "ResolveDeadLetter",
     "RunQuery",
+    "RunStore",
     "Store",
+    "StoreLifecycle",
+    "TimerStore",
+    "TransitionStore",
 ]

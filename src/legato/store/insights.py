@@ -1,13 +1,13 @@
 """The read side of the dashboard: aggregates over runs and their history.
 
-A port of its own, beside the :class:`~legato.store.base.Store`, so the
-engine's store stays about transitions. Every query reads indexed columns
+A port of its own, beside the store's roles (:mod:`legato.store.ports`),
+read from its own connection, so the engine's store stays about transitions. Every query reads indexed columns
 (migration 0003) over a time range, so it stays fast with millions of runs;
 ``benchmarks/dashboard_queries.py`` measures them.
 
 Percentiles are nearest-rank (``percentile_disc``): the smallest duration
 that at least that fraction of attempts did not exceed. Both backends
-compute the same numbers (tests/contract/test_insights_contract.py).
+compute the same numbers (tests/contract/test_store_insights.py).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from legato.machine.run import RunStatus
-from legato.store.base import Store
+from legato.store.ports import Store
 from legato.store.rows import Row
 
 ACTIVE_STATUSES = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.SUSPENDED, RunStatus.COMPENSATING)
@@ -137,11 +137,11 @@ def insights_for(store: Store) -> Insights:
     from legato.store.sqlite import SqliteStore
 
     if isinstance(store, SqliteStore):
-        from legato.store.insights_sqlite import SqliteInsights
+        from legato.store.sqlite.insights import SqliteInsights
 
         return SqliteInsights(store.path)
-    from legato.store.insights_postgres import PostgresInsights
     from legato.store.postgres import PostgresStore
+    from legato.store.postgres.insights import PostgresInsights
 
     if isinstance(store, PostgresStore):
         return PostgresInsights(store)

@@ -1,26 +1,19 @@
-"""Turning a decision into rows: shared by every SQL backend."""
+"""Rows to values and back: shared by every SQL backend (a decision's rows come
+from :mod:`legato.store.effects`)."""
 
 from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import orjson
 
-from legato.machine.commands import (
-    CancelTimer,
-    DeadLetter,
-    Decision,
-    DispatchStep,
-    ScheduleTimer,
-)
+from legato.machine.commands import DeadLetter
 from legato.machine.errors import ErrorInfo
 from legato.machine.run import Run, RunStatus
 from legato.machine.values import JSON
-from legato.messages import TaskMessage
 from legato.store.base import DeadLetterRecord
 
 
@@ -40,47 +33,6 @@ def canonical_run_id(run_id: str) -> str | None:
         return str(uuid.UUID(run_id))
     except ValueError:
         return None
-
-
-@dataclass(frozen=True, slots=True)
-class HistoryRow:
-    idx: int
-    kind: str
-    state: str | None
-    attempt: int | None
-    at: float
-    actor: str | None
-    detail: JSON
-
-
-def history_rows(decision: Decision) -> list[HistoryRow]:
-    return [
-        HistoryRow(idx, h.kind, h.state, h.attempt, h.at, h.actor, dict(h.detail))
-        for idx, h in enumerate(decision.history)
-    ]
-
-
-def task_bodies(decision: Decision) -> Iterator[tuple[bytes, int]]:
-    """The task messages a transition dispatches, with their priority."""
-    run = decision.run
-    for command in decision.commands:
-        if isinstance(command, DispatchStep):
-            message = TaskMessage(
-                run.id, command.seq, command.state, command.attempt, command.kind, run.version
-            )
-            yield message.encode(), command.priority
-
-
-def timers_to_schedule(decision: Decision) -> list[ScheduleTimer]:
-    return [c for c in decision.commands if isinstance(c, ScheduleTimer)]
-
-
-def timers_to_cancel(decision: Decision) -> list[str]:
-    return [c.key for c in decision.commands if isinstance(c, CancelTimer)]
-
-
-def dead_letters(decision: Decision) -> list[DeadLetter]:
-    return [c for c in decision.commands if isinstance(c, DeadLetter)]
 
 
 def dead_letter_body(run: Run, letter: DeadLetter, dead_letter_id: int) -> bytes:

@@ -39,7 +39,7 @@ from legato.clock import Clock
 from legato.errors import BrokerError, StoreError
 from legato.machine.run import Run
 from legato.outbox import OutboxMessage
-from legato.store.base import Store
+from legato.store.ports import OutboxStore
 from legato.worker.dispatch import Dispatcher
 
 log = logging.getLogger("legato.worker")
@@ -74,7 +74,7 @@ class Eager:
     def __init__(
         self,
         dispatcher: Dispatcher,
-        store: Store,
+        store: OutboxStore,
         broker: Broker,
         clock: Clock,
         claim_for: float,

@@ -7,14 +7,15 @@ import logging
 from legato.broker.base import Broker, Delivery
 from legato.clock import Clock
 from legato.observe import Observer, PoisonedInput
-from legato.store.base import PoisonMessage, Store
+from legato.store.base import PoisonMessage
+from legato.store.ports import DeadLetterStore
 from legato.store.rows import poison_fingerprint
 
 log = logging.getLogger("legato.worker")
 
 
 async def dead_letter_message(
-    delivery: Delivery, reason: str, store: Store, broker: Broker, clock: Clock, observer: Observer
+    delivery: Delivery, reason: str, store: DeadLetterStore, broker: Broker, clock: Clock, observer: Observer
 ) -> None:
     """Keep the message as a dead letter with ``reason``, then ack it.
 

@@ -15,7 +15,7 @@ import anyio
 from legato.broker.base import Broker
 from legato.clock import Clock
 from legato.errors import BrokerError
-from legato.store.base import Store
+from legato.store.ports import OutboxStore
 
 log = logging.getLogger("legato.relay")
 
@@ -23,7 +23,7 @@ log = logging.getLogger("legato.relay")
 class OutboxRelay:
     def __init__(
         self,
-        store: Store,
+        store: OutboxStore,
         broker: Broker,
         clock: Clock,
         interval: float = 1.0,

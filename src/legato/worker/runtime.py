@@ -27,7 +27,7 @@ from legato.errors import BrokerError, LegatoError, StoreError
 from legato.flow.admission import Admission, AdmissionSettings
 from legato.flow.waiting import WaitingRoom
 from legato.observe import Observer
-from legato.store.base import Store
+from legato.store.ports import Store
 from legato.worker.dispatch import Dispatcher
 from legato.worker.eager import Eager
 from legato.worker.middleware import Middleware, with_app_middleware

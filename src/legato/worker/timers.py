@@ -18,7 +18,8 @@ from legato.engine import Engine
 from legato.errors import RunNotFound
 from legato.machine.commands import Rejection
 from legato.machine.events import TimerFired
-from legato.store.base import ConsumeTimer, DueTimer, Store
+from legato.store.base import ConsumeTimer, DueTimer
+from legato.store.ports import TimerStore
 
 log = logging.getLogger("legato.timers")
 
@@ -27,7 +28,7 @@ class TimerPoller:
     def __init__(
         self,
         engine: Engine,
-        store: Store,
+        store: TimerStore,
         clock: Clock,
         poll_interval: float = 1.0,
         lease: float = 30.0,
@@ -49,11 +50,9 @@ class TimerPoller:
             self._wake.set()
 
     async def run(self) -> None:
-        subscribe = getattr(self.store, "subscribe_timers", None)
         while True:
-            if subscribe is not None:
-                # Cheap when the listener is alive; reconnects it after a restart.
-                await subscribe(self.wake)
+            # Cheap when the listener is alive; reconnects it after a restart.
+            await self.store.subscribe_timers(self.wake)
             fired = await self.fire_due()
             if fired:
                 continue

@@ -24,8 +24,8 @@ from legato.http.dashboard.layout import layout
 from legato.machine.definition import Workflow
 from legato.machine.run import Run, RunStatus
 from legato.observe import Observer
-from legato.store.base import Store
 from legato.store.insights import Insights, Throughput
+from legato.store.ports import TransitionStore
 
 T = TypeVar("T")
 
@@ -56,7 +56,7 @@ RANGES = {
 class Dashboard:
     def __init__(
         self,
-        store: Store,
+        store: TransitionStore,
         insights: Insights,
         app: App | None = None,
         broker: Broker | None = None,

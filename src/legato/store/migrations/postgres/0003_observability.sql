@@ -1,4 +1,4 @@
--- Indexes for the dashboard's aggregates (legato/store/insights_postgres.py).
+-- Indexes for the dashboard's aggregates (legato/store/postgres/insights.py).
 
 -- Business figures over a time range (completed per hour, completion time,
 -- failure rate, SLA) come from an index-only scan of finished runs. It

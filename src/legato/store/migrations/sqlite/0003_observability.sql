@@ -1,4 +1,4 @@
--- Indexes for the dashboard's aggregates (legato/store/insights_sqlite.py).
+-- Indexes for the dashboard's aggregates (legato/store/sqlite/insights.py).
 
 CREATE INDEX runs_finished_cover_idx ON runs (finished_at, workflow, status, created_at, sla_met)
     WHERE finished_at IS NOT NULL;

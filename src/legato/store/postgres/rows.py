@@ -94,11 +94,6 @@ def run_document(run: Run, previous_version: int) -> dict[str, Any]:
     return {"id": run.id, "prev": previous_version, **{c: values[c] for c in CHANGING_COLUMNS}}
 
 
-def update_args(run: Run, previous_version: int) -> tuple[Any, ...]:
-    values = run_columns(run)
-    return (run.id, previous_version, *(values[column] for column in CHANGING_COLUMNS))
-
-
 def run_from_row(row: Row) -> Run:
     return decode_run_row(row)
 

@@ -11,7 +11,7 @@ import asyncio
 import pytest
 
 from legato.machine.limits import Bucket, reserve
-from legato.store.base import Store
+from legato.store.ports import Store
 
 T0 = 1_800_000_000.0
 

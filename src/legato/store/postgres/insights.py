@@ -18,7 +18,7 @@ from legato.store.insights import (
 from legato.store.postgres import PostgresStore
 
 if TYPE_CHECKING:
-    from legato.store.postgres_rows import Conn
+    from legato.store.postgres.rows import Conn
 
 ACTIVE_COUNTS = """
 SELECT workflow, status, count(*) AS count

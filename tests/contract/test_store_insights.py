@@ -11,8 +11,8 @@ from legato.clock import ManualClock
 from legato.engine import Engine
 from legato.machine.errors import ErrorInfo
 from legato.machine.events import StepFailed, StepSucceeded
-from legato.store.base import Store
 from legato.store.insights import Insights, StatusCount, StepStats, insights_for
+from legato.store.ports import Store
 
 T0 = 1_699_999_200.0  # on an hour boundary
 HOUR = 3600.0

@@ -30,27 +30,45 @@ SELECT_RUNS = f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ANY($1::uuid[])"
 
 SELECT_RUN_BY_KEY = f"SELECT {_RUN_COLUMNS} FROM runs WHERE idempotency_key = $1"
 
-# The optimistic lock: the update applies only if nobody moved the run since
-# it was read ($1 is the version that was read).
-UPDATE_RUN = """
-UPDATE runs SET
-    status = $3, version = $4, priority = $5, data = $6, machine = $7,
-    current_states = $8, error = $9, trace_context = $10, deadline = $11,
-    sla_met = $12, updated_at = $13, finished_at = $14
-WHERE id = $1 AND version = $2
+# A decision's history rows and task outbox rows, as the two statements below
+# take them: history rows as a JSON document expanded by jsonb_to_recordset (a
+# thousand array elements cost the worker a type check each, the server's JSON
+# parser next to nothing -- and the worker is the busier of the two), outbox
+# rows as column arrays. `{keep}` picks the runs whose rows are written.
+_HISTORY = """
+    INSERT INTO history (run_id, version, idx, kind, state, attempt, at, actor, detail)
+    SELECT h.run_id, h.version, h.idx, h.kind, h.state, h.attempt, to_timestamp(h.at), h.actor, h.detail
+    FROM jsonb_to_recordset(${doc}::jsonb) AS h(
+        run_id uuid, version integer, idx smallint, kind text, state text, attempt integer,
+        at double precision, actor text, detail jsonb)
+    WHERE {keep}
 """
 
+_OUTBOX = """
+    INSERT INTO outbox (run_id, kind, body, priority, headers, created_at)
+    SELECT o.run_id, o.kind, o.body, o.priority, o.headers, o.created_at
+    FROM unnest(${0}::uuid[], ${1}::text[], ${2}::bytea[], ${3}::smallint[], ${4}::jsonb[],
+                ${5}::timestamptz[])
+         AS o(run_id, kind, body, priority, headers, created_at)
+    WHERE {keep}
+    RETURNING id, run_id, kind, body, priority, headers
+"""
+
+
+def _outbox(first: int, keep: str) -> str:
+    """The outbox rows' part, its six parameters numbered from ``first``."""
+    return _OUTBOX.format(*range(first, first + 6), keep=keep)
+
+
 # Group commit: the common transitions of several runs (step done, next step
-# dispatched) in one statement, one round trip and one commit. Each run's update
-# is conditional on the version its decision was made on; the rows are locked
-# in id order first, so two batches touching the same runs cannot deadlock. It
-# also deletes outbox rows published since the last statement. It returns one
-# 'run' row per run updated and one 'outbox' row per outbox row inserted; a run
-# with no 'run' row lost the race (a conflict) and wrote nothing. Runs and
-# history rows come as JSON documents, expanded by jsonb_to_recordset: a
-# thousand array elements cost the worker a type check each, the server's JSON
-# parser next to nothing -- and the worker is the busier of the two.
-APPLY_BATCH = """
+# dispatched) in one statement, one round trip and one commit; also the first
+# statement of every other transition (store/postgres/write.py). Each run's
+# update is conditional on the version its decision was made on; the rows are
+# locked in id order first, so two batches touching the same runs cannot
+# deadlock. It also deletes outbox rows published since the last statement. It
+# returns one 'run' row per run updated and one 'outbox' row per outbox row
+# inserted; a run with no 'run' row lost the race (a conflict) and wrote nothing.
+APPLY_BATCH = f"""
 WITH i AS (
     SELECT * FROM jsonb_to_recordset($1::jsonb) AS i(
         id uuid, prev integer, status text, version integer, priority smallint, data jsonb,
@@ -69,21 +87,7 @@ WITH i AS (
     FROM i JOIN locked l ON l.id = i.id
     WHERE r.id = i.id AND r.version = i.prev
     RETURNING r.id
-), hist AS (
-    INSERT INTO history (run_id, version, idx, kind, state, attempt, at, actor, detail)
-    SELECT h.run_id, h.version, h.idx, h.kind, h.state, h.attempt, to_timestamp(h.at), h.actor, h.detail
-    FROM jsonb_to_recordset($2::jsonb) AS h(
-        run_id uuid, version integer, idx smallint, kind text, state text, attempt integer,
-        at double precision, actor text, detail jsonb)
-    WHERE h.run_id IN (SELECT id FROM upd)
-), box AS (
-    INSERT INTO outbox (run_id, kind, body, priority, headers, created_at)
-    SELECT o.run_id, o.kind, o.body, o.priority, o.headers, o.created_at
-    FROM unnest($3::uuid[], $4::text[], $5::bytea[], $6::smallint[], $7::jsonb[],
-                $8::timestamptz[]) AS o(run_id, kind, body, priority, headers, created_at)
-    WHERE o.run_id IN (SELECT id FROM upd)
-    RETURNING id, run_id, kind, body, priority, headers
-), sent AS (
+), hist AS ({_HISTORY.format(doc=2, keep="h.run_id IN (SELECT id FROM upd)")}), box AS ({_outbox(3, "o.run_id IN (SELECT id FROM upd)")}), sent AS (
     DELETE FROM outbox WHERE id = ANY($9::bigint[])
 )
 SELECT 'run' AS what, id AS run_id, NULL::bigint AS id, NULL::text AS kind, NULL::bytea AS body,
@@ -93,12 +97,10 @@ UNION ALL
 SELECT 'outbox', run_id, id, kind, body, priority, headers FROM box
 """
 
-INSERT_HISTORY = """
-INSERT INTO history (run_id, version, idx, kind, state, attempt, at, actor, detail)
-SELECT $1, $2, u.idx, u.kind, u.state, u.attempt, u.at, u.actor, u.detail
-FROM unnest($3::smallint[], $4::text[], $5::text[], $6::integer[],
-            $7::timestamptz[], $8::text[], $9::jsonb[])
-     AS u(idx, kind, state, attempt, at, actor, detail)
+# The same rows for runs inserted earlier in the transaction (a new run).
+INSERT_EFFECTS = f"""
+WITH hist AS ({_HISTORY.format(doc=1, keep="true")}), box AS ({_outbox(2, "true")})
+SELECT 'outbox' AS what, run_id, id, kind, body, priority, headers FROM box
 """
 
 INSERT_REJECTION = """

@@ -11,10 +11,11 @@ from collections.abc import Sequence
 import aiosqlite
 
 from legato.machine.limits import Bucket, full_at, reserve
-from legato.store import sql_sqlite as q
+from legato.store.sqlite import sql as q
+from legato.store.sqlite.connection import SqliteConnection
 
 
-async def reserve_tokens(
+async def _reserve_tokens(
     db: aiosqlite.Connection, bucket: str, count: int, rate: float, capacity: float, now: float
 ) -> float:
     await db.execute(q.CREATE_BUCKET, (bucket, float(capacity), now, now))
@@ -26,7 +27,7 @@ async def reserve_tokens(
     return valid_from
 
 
-async def acquire_slot(
+async def _acquire_slot(
     db: aiosqlite.Connection, bucket: str, limit: int, holder: str, now: float, lease: float
 ) -> int | None:
     cursor = await db.execute(q.LIVE_SLOTS, (bucket, now))
@@ -38,11 +39,11 @@ async def acquire_slot(
     return slot
 
 
-async def release_slot(db: aiosqlite.Connection, bucket: str, slot: int, holder: str) -> None:
+async def _release_slot(db: aiosqlite.Connection, bucket: str, slot: int, holder: str) -> None:
     await db.execute(q.RELEASE_SLOT, (bucket, slot, holder))
 
 
-async def renew_slots(
+async def _renew_slots(
     db: aiosqlite.Connection, holder: str, slots: Sequence[tuple[str, int]], now: float
 ) -> list[tuple[str, int]]:
     held = []
@@ -53,7 +54,41 @@ async def renew_slots(
     return held
 
 
-async def purge_flow_state(db: aiosqlite.Connection, now: float) -> int:
+async def _purge_flow_state(db: aiosqlite.Connection, now: float) -> int:
     buckets = await db.execute(q.PURGE_BUCKETS, (now,))
     slots = await db.execute(q.PURGE_SLOTS, (now,))
     return buckets.rowcount + slots.rowcount
+
+
+class SqliteFlow(SqliteConnection):
+    """The flow role: each call one write transaction."""
+
+    async def reserve_tokens(
+        self, bucket: str, count: int, rate: float, capacity: float, now: float
+    ) -> float:
+        async with self._write() as db:
+            return await _reserve_tokens(db, bucket, count, rate, capacity, now)
+
+    async def acquire_slot(
+        self, bucket: str, limit: int, holder: str, now: float, lease: float
+    ) -> int | None:
+        async with self._write() as db:
+            return await _acquire_slot(db, bucket, limit, holder, now, lease)
+
+    async def release_slot(self, bucket: str, slot: int, holder: str) -> None:
+        async with self._write() as db:
+            await _release_slot(db, bucket, slot, holder)
+
+    async def renew_slots(
+        self, holder: str, slots: Sequence[tuple[str, int]], now: float
+    ) -> list[tuple[str, int]]:
+        async with self._write() as db:
+            return await _renew_slots(db, holder, slots, now)
+
+    async def slots_in_use(self, bucket: str, now: float) -> tuple[int, float | None]:
+        rows = await self._read(q.SLOTS_IN_USE, bucket, now)
+        return int(rows[0][0]), rows[0][1]
+
+    async def purge_flow_state(self, now: float) -> int:
+        async with self._write() as db:
+            return await _purge_flow_state(db, now)

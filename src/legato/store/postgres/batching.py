@@ -14,7 +14,7 @@ import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
 import asyncpg
@@ -22,13 +22,15 @@ import asyncpg
 from legato.errors import StoreError
 from legato.machine.commands import Decision
 from legato.machine.run import Run
-from legato.store import sql_postgres as q
-from legato.store.base import Applied, Conflict, OutboxMessage
-from legato.store.postgres_rows import columns, outbox_from_row, run_document, run_from_row
-from legato.store.rows import canonical_run_id, history_rows, task_bodies
+from legato.store.base import Applied, Conflict
+from legato.store.effects import Effects
+from legato.store.postgres import sql as q
+from legato.store.postgres.rows import run_from_row
+from legato.store.postgres.write import Write, write_batch
+from legato.store.rows import canonical_run_id
 
 if TYPE_CHECKING:
-    from legato.store.postgres_rows import Conn
+    from legato.store.postgres.rows import Conn
 
 _SENT_FLUSH_AT = 1000
 """Published outbox ids kept for the next statement before a flush of their own."""
@@ -44,8 +46,7 @@ class _Load:
 
 @dataclass(eq=False)
 class _Pending:
-    decision: Decision
-    headers: Mapping[str, str] | None
+    write: Write
     result: Applied | Conflict | BaseException | None = None
 
 
@@ -103,15 +104,22 @@ class GroupCommit:
             pending.run = run_from_row(row) if row is not None else None
             pending.done = True
 
-    async def apply(self, decision: Decision, headers: Mapping[str, str] | None) -> Applied | Conflict:
+    async def apply(
+        self, decision: Decision, effects: Effects, headers: Mapping[str, str] | None
+    ) -> Applied | Conflict:
         """The common transition, group-committed with those of other steps.
+
+        Only a decision whose ``effects.group_commit`` holds: the statement
+        writes runs, history and task outbox rows, nothing else.
 
         No timer and no delay: whoever holds the flush lock commits everything
         queued so far in one statement. While that statement runs, new
         transitions queue up and go together in the next one, so a busy worker
         commits many per round trip and an idle one still commits each at once.
         """
-        pending = _Pending(decision, headers)
+        if not effects.group_commit:
+            raise ValueError("group commit cannot carry these effects (timers or dead letters)")
+        pending = _Pending(Write(decision, effects, headers))
         self._queue.append(pending)
         try:
             async with self._flush_lock:
@@ -139,7 +147,7 @@ class GroupCommit:
         seen: set[str] = set()
         left: list[_Pending] = []
         for pending in self._queue:
-            run_id = pending.decision.run.id
+            run_id = pending.write.decision.run.id
             if run_id in seen or len(batch) >= _BATCH_MAX:
                 left.append(pending)
             else:
@@ -164,46 +172,21 @@ class GroupCommit:
             pass  # every pending transition carries the error as its result
 
     async def _commit(self, batch: list[_Pending]) -> None:
-        runs: list[dict[str, Any]] = []
-        history: list[dict[str, Any]] = []
-        outbox: list[tuple[Any, ...]] = []
-        for pending in batch:
-            run = pending.decision.run
-            runs.append(run_document(run, pending.decision.previous_version))
-            for row in history_rows(pending.decision):
-                history.append(
-                    {
-                        "run_id": run.id,
-                        "version": run.version,
-                        "idx": row.idx,
-                        "kind": row.kind,
-                        "state": row.state,
-                        "attempt": row.attempt,
-                        "at": row.at,
-                        "actor": row.actor,
-                        "detail": row.detail,
-                    }
-                )
-            headers = dict(pending.headers or {})
-            for body, priority in task_bodies(pending.decision):
-                outbox.append((run.id, "task", body, priority, headers, run.updated_at))
         sent, self._sent = self._sent, []
         try:
             async with self._connect() as conn:
-                records = await conn.fetch(q.APPLY_BATCH, runs, history, *columns(outbox, 6), sent)
+                written = await write_batch(conn, [p.write for p in batch], sent)
         except Exception as exc:
             self._sent = sent + self._sent  # not deleted: try again with the next statement
             for pending in batch:
                 pending.result = exc
             raise
-        updated = {r["run_id"] for r in records if r["what"] == "run"}
-        rows: dict[str, list[OutboxMessage]] = {}
-        for record in records:
-            if record["what"] == "outbox":
-                rows.setdefault(record["run_id"], []).append(outbox_from_row(record))
         for pending in batch:
-            run = pending.decision.run
-            pending.result = Applied(run, tuple(rows.get(run.id, ()))) if run.id in updated else Conflict()
+            run = pending.write.decision.run
+            if run.id in written.updated:
+                pending.result = Applied(run, tuple(written.outbox.get(run.id, ())))
+            else:
+                pending.result = Conflict()
 
     async def forget(self, ids: Sequence[int]) -> None:
         """Forget published outbox rows.

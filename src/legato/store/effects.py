@@ -1,0 +1,75 @@
+"""A decision's effects: the one place that knows what each command writes.
+
+:func:`effects` matches every member of the
+:data:`~legato.machine.commands.Command` union, with ``assert_never`` in the
+default arm: a command added to the core fails ``mypy --strict`` here until
+it is given its effects, instead of being dropped by some store at run time.
+Every store, and Postgres's group commit, writes a decision from the
+:class:`Effects` built here and nothing else.
+
+Each arm also says whether the group-commit statement (runs, history and task
+outbox rows; docs/architecture.md) can carry what it adds: the fast path is
+chosen positively, per command, not by a list of what it cannot do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import assert_never
+
+from legato.machine.commands import (
+    CancelTimer,
+    DeadLetter,
+    Decision,
+    DispatchStep,
+    HistoryRecord,
+    ScheduleTimer,
+)
+from legato.messages import TaskMessage
+
+
+@dataclass(frozen=True, slots=True)
+class Effects:
+    """What a decision writes besides the run row, all in its transaction."""
+
+    history: Sequence[HistoryRecord]
+    """The history rows, in order (their index is their ``idx``)."""
+    tasks: Sequence[tuple[bytes, int]]
+    """Encoded task messages for the outbox, with their priority."""
+    schedule: Sequence[ScheduleTimer]
+    """Timers to create, or to move when their key exists."""
+    cancel: Sequence[str]
+    """Keys of this run's timers to delete."""
+    dead_letters: Sequence[DeadLetter]
+    """Dead-letter records, each with a dead-letter outbox message."""
+    group_commit: bool
+    """True when the group-commit statement can carry all of the above."""
+
+
+def effects(decision: Decision) -> Effects:
+    """The effects of ``decision``: one pass over its commands."""
+    run = decision.run
+    tasks: list[tuple[bytes, int]] = []
+    schedule: list[ScheduleTimer] = []
+    cancel: list[str] = []
+    letters: list[DeadLetter] = []
+    group_commit = True
+    for command in decision.commands:
+        match command:
+            case DispatchStep(seq, state, attempt, kind, priority):
+                # Group commit writes task outbox rows.
+                message = TaskMessage(run.id, seq, state, attempt, kind, run.version)
+                tasks.append((message.encode(), priority))
+            case ScheduleTimer():
+                schedule.append(command)
+                group_commit = False  # a timer row (and its NOTIFY)
+            case CancelTimer(key):
+                cancel.append(key)
+                group_commit = False  # a deletion of timer rows
+            case DeadLetter():
+                letters.append(command)
+                group_commit = False  # a dead-letter row, whose id its message carries
+            case _:
+                assert_never(command)
+    return Effects(decision.history, tasks, schedule, cancel, letters, group_commit)

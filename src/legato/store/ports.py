@@ -1,0 +1,202 @@
+"""The store's ports, one per role: callers take the narrow role they use.
+
+A backend (:class:`~legato.store.postgres.PostgresStore`,
+:class:`~legato.store.sqlite.SqliteStore`) implements them all, which is what
+:class:`Store` names; the timer poller needs only :class:`TimerStore`, the
+relay only :class:`OutboxStore`, and so on. One contract suite per role
+(tests/contract/test_store_*.py) runs against every backend.
+
+A transition is applied by :meth:`RunStore.apply` in one transaction: the
+conditional update of the run on its version and the decision's effects
+(:func:`legato.store.effects.effects`: history rows, outbox rows, timers,
+dead letters) -- all or nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
+
+from legato.machine.commands import Decision
+from legato.machine.run import Run
+from legato.store.base import (
+    Applied,
+    Conflict,
+    Created,
+    DeadLetterGroup,
+    DeadLetterRecord,
+    DueTimer,
+    Guard,
+    GuardFailed,
+    HistoryEntry,
+    OutboxMessage,
+    PoisonMessage,
+    RunQuery,
+)
+
+
+class StoreLifecycle(Protocol):
+    """Connecting, and the schema."""
+
+    async def open(self) -> None:
+        """Connect (and, for SQLite, create the file).
+
+        Opens are counted: each is matched by a :meth:`close`, and the last
+        close disconnects, so a worker and a client can share one store.
+        """
+
+    async def close(self) -> None: ...
+
+    async def migrate(self) -> list[str]:
+        """Apply the migrations not applied yet; return their names."""
+
+    async def ping(self) -> None:
+        """Raise :class:`~legato.errors.StoreError` when the store is unreachable."""
+
+
+class RunStore(Protocol):
+    """Runs and their transitions: the only way a run changes."""
+
+    async def create_run(self, decision: Decision, headers: Mapping[str, str] | None = None) -> Created:
+        """Insert a new run with its first transition, unless its idempotency key exists."""
+
+    async def load_run(self, run_id: str) -> Run | None: ...
+
+    async def apply(
+        self,
+        decision: Decision,
+        guard: Guard | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Applied | Conflict | GuardFailed:
+        """Apply a transition if the run is still at ``decision.previous_version``."""
+
+    async def record_rejection(self, run: Run, event: str, reason: str, at: float) -> None:
+        """Append a ``rejected`` line to the history; the run does not change."""
+
+    async def list_runs(self, query: RunQuery) -> list[Run]: ...
+
+    async def history(self, run_id: str) -> list[HistoryEntry]: ...
+
+
+class OutboxStore(Protocol):
+    """Messages committed with transitions, until they are published."""
+
+    async def claim_outbox(
+        self, older_than: float, now: float, lease: float, limit: int
+    ) -> list[OutboxMessage]:
+        """Messages committed before ``older_than`` and not published yet
+        (deferred deletions are carried out first).
+
+        Claimed for ``lease`` seconds so that two relays do not both publish them.
+        """
+
+    async def outbox_done(self, ids: Sequence[int]) -> None:
+        """Forget published outbox rows; a backend may defer the deletion until
+        :meth:`flush_outbox`, which the relay calls every cycle."""
+
+    async def claim_outbox_rows(self, ids: Sequence[int], until: float) -> None:
+        """Keep the relay off these rows until ``until``: their messages are being
+        handled in this process (eager dispatch)."""
+
+    async def flush_outbox(self) -> None:
+        """Carry out deferred outbox deletions now."""
+
+
+class TimerStore(Protocol):
+    """Durable timers: scheduled and cancelled by transitions, fired by the poller."""
+
+    async def claim_timers(self, now: float, lease: float, limit: int) -> list[DueTimer]:
+        """Due timers, each leased to the caller for ``lease`` seconds."""
+
+    async def drop_timer(self, timer_id: int) -> None:
+        """Delete a timer that turned out to be stale."""
+
+    async def next_timer_at(self) -> float | None: ...
+
+    async def subscribe_timers(self, wake: Callable[[float], None]) -> None:
+        """Call ``wake(fire_at)`` whenever a timer is scheduled: by any process
+        (Postgres: LISTEN/NOTIFY) or by this one (SQLite; the others' are found
+        by polling).
+
+        Idempotent, and called again on every poll: it reconnects a listener
+        that died with its server.
+        """
+
+
+class DeadLetterStore(Protocol):
+    """Work that could not be processed, kept for an operator."""
+
+    async def record_poison(self, poison: PoisonMessage, at: float) -> int:
+        """Keep a poison message as a dead letter (idempotent on its fingerprint)."""
+
+    async def list_dead_letters(
+        self, workflow: str | None = None, status: str | None = "open", limit: int = 100
+    ) -> list[DeadLetterRecord]: ...
+
+    async def get_dead_letter(self, dead_letter_id: int) -> DeadLetterRecord | None: ...
+
+    async def group_dead_letters(
+        self, by: str, workflow: str | None = None, status: str | None = "open"
+    ) -> list[DeadLetterGroup]:
+        """Count dead letters by ``error`` (type), ``state`` or ``workflow``."""
+
+    async def resolve_dead_letter(self, dead_letter_id: int, actor: str, at: float) -> bool:
+        """Mark a dead letter replayed outside a run transition (poison messages)."""
+
+    async def reopen_dead_letter(self, dead_letter_id: int) -> None:
+        """Undo :meth:`resolve_dead_letter` (its replay could not be published)."""
+
+    async def purge_dead_letters(self, older_than: float | None) -> int:
+        """Delete dead letters created before ``older_than`` (all when None); return how many."""
+
+
+class FlowStore(Protocol):
+    """Flow-control state shared by every worker: global token buckets and
+    concurrency slot leases (docs/flow-control.md). Time is passed in."""
+
+    async def reserve_tokens(
+        self, bucket: str, count: int, rate: float, capacity: float, now: float
+    ) -> float:
+        """Take ``count`` tokens from a global bucket and return the time they are valid from.
+
+        A bucket seen for the first time starts full. When it does not hold
+        ``count`` tokens it goes into debt, and the tokens are valid once the
+        refill (``rate`` per second, up to ``capacity``) has paid the debt off;
+        reservations are thus served in order and never refused.
+        """
+
+    async def acquire_slot(
+        self, bucket: str, limit: int, holder: str, now: float, lease: float
+    ) -> int | None:
+        """Lease one of ``limit`` slots of ``bucket`` to ``holder`` for ``lease`` seconds.
+
+        Returns the slot number, or None when ``limit`` unexpired leases exist.
+        An expired lease counts as free: that is how a dead holder's slot comes back.
+        """
+
+    async def release_slot(self, bucket: str, slot: int, holder: str) -> None:
+        """Give a slot back (a no-op if ``holder`` lost it to expiry meanwhile)."""
+
+    async def renew_slots(
+        self, holder: str, slots: Sequence[tuple[str, int]], now: float
+    ) -> list[tuple[str, int]]:
+        """Extend these leases of ``holder`` by their lease time from ``now``; return those still held."""
+
+    async def slots_in_use(self, bucket: str, now: float) -> tuple[int, float | None]:
+        """Unexpired leases of ``bucket``, and the soonest time one of them expires."""
+
+    async def purge_flow_state(self, now: float) -> int:
+        """Forget buckets that are full again and leases expired a while ago; return how many."""
+
+
+class TransitionStore(RunStore, OutboxStore, DeadLetterStore, Protocol):
+    """What applying events takes (the engine, the client, the dashboard): runs,
+    the outbox their transitions fill, and dead letters (a replay is a transition
+    guarded on one; a message that never becomes a transition is kept as one)."""
+
+
+class Store(StoreLifecycle, RunStore, OutboxStore, TimerStore, DeadLetterStore, FlowStore, Protocol):
+    """Every role: what a backend implements, and what wiring code passes around.
+
+    Code that uses a store takes the narrowest role (or union of roles) it needs.
+    """

@@ -1,0 +1,134 @@
+"""The Postgres store's runs-and-transitions role."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, assert_never
+
+import asyncpg
+
+from legato.machine.commands import Decision
+from legato.machine.run import Run
+from legato.store.base import (
+    Applied,
+    Conflict,
+    ConsumeTimer,
+    Created,
+    Guard,
+    GuardFailed,
+    HistoryEntry,
+    ResolveDeadLetter,
+    RunQuery,
+)
+from legato.store.effects import effects
+from legato.store.postgres import sql as q
+from legato.store.postgres.connection import PostgresConnection
+from legato.store.postgres.rows import run_args, run_from_row
+from legato.store.postgres.write import Write, write_batch, write_rest
+
+if TYPE_CHECKING:
+    from legato.store.postgres.rows import Conn
+
+
+class _Abort(Exception):
+    """Rolls a transaction back and carries the answer out of it."""
+
+    def __init__(self, result: Conflict | GuardFailed) -> None:
+        self.result = result
+
+
+class PostgresRuns(PostgresConnection):
+    async def create_run(self, decision: Decision, headers: Mapping[str, str] | None = None) -> Created:
+        run = decision.run
+        write = Write(decision, effects(decision), headers)
+        async with self._conn() as conn, conn.transaction():
+            inserted = await conn.fetchval(q.INSERT_RUN, *run_args(run))
+            if inserted is None:
+                row = await conn.fetchrow(q.SELECT_RUN_BY_KEY, run.idempotency_key)
+                assert row is not None
+                return Created(run_from_row(row), False, ())
+            written = await write_batch(conn, [write], new=True)
+            rest = await write_rest(conn, write, self.timer_channel)
+        return Created(run, True, (*written.outbox.get(run.id, ()), *rest))
+
+    async def load_run(self, run_id: str) -> Run | None:
+        return await self._batch.load(run_id)
+
+    async def apply(
+        self,
+        decision: Decision,
+        guard: Guard | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Applied | Conflict | GuardFailed:
+        found = effects(decision)
+        if guard is None and found.group_commit:
+            return await self._batch.apply(decision, found, headers)
+        run = decision.run
+        write = Write(decision, found, headers)
+        try:
+            async with self._conn() as conn, conn.transaction():
+                # The run row first, then the guard's row: every transaction takes
+                # its locks in that order (a transition that cancels a timer locks
+                # the run, then the timer), so a timer firing and a transition
+                # cancelling it cannot deadlock.
+                written = await write_batch(conn, [write])
+                if run.id not in written.updated:
+                    raise _Abort(Conflict())
+                if guard is not None:
+                    failure = await self._take_guard(conn, guard, run)
+                    if failure is not None:
+                        raise _Abort(failure)
+                rest = await write_rest(conn, write, self.timer_channel)
+        except _Abort as abort:
+            return abort.result
+        return Applied(run, (*written.outbox.get(run.id, ()), *rest))
+
+    async def _take_guard(self, conn: Conn, guard: Guard, run: Run) -> GuardFailed | None:
+        match guard:
+            case ConsumeTimer(timer_id):
+                taken = await conn.fetchval(q.CONSUME_TIMER, timer_id)
+                reason = f"timer {timer_id} already fired"
+            case ResolveDeadLetter(dead_letter_id, actor):
+                taken = await conn.fetchval(q.RESOLVE_DEAD_LETTER, dead_letter_id, run.updated_at, actor)
+                reason = f"dead letter {dead_letter_id} is not open (already replayed?)"
+            case _:
+                assert_never(guard)
+        return GuardFailed(reason) if taken is None else None
+
+    async def record_rejection(self, run: Run, event: str, reason: str, at: float) -> None:
+        async with self._conn() as conn:
+            await conn.execute(
+                q.INSERT_REJECTION, run.id, run.version, at, {"event": event, "reason": reason}
+            )
+
+    async def list_runs(self, query: RunQuery) -> list[Run]:
+        async with self._conn() as conn:
+            rows = await conn.fetch(
+                q.LIST_RUNS,
+                query.status.value if query.status else None,
+                query.workflow,
+                query.before,
+                query.limit,
+            )
+        return [run_from_row(row) for row in rows]
+
+    async def history(self, run_id: str) -> list[HistoryEntry]:
+        async with self._conn() as conn:
+            try:
+                rows = await conn.fetch(q.SELECT_HISTORY, run_id)
+            except asyncpg.exceptions.DataError:
+                return []
+        return [
+            HistoryEntry(
+                run_id=r["run_id"],
+                version=r["version"],
+                idx=r["idx"],
+                kind=r["kind"],
+                at=r["at"],
+                state=r["state"],
+                attempt=r["attempt"],
+                actor=r["actor"],
+                detail=r["detail"],
+            )
+            for r in rows
+        ]

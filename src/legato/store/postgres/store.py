@@ -1,0 +1,26 @@
+"""The Postgres store (asyncpg): every role, one module per role.
+
+=====================  ==========================================
+role                   part
+=====================  ==========================================
+lifecycle              :mod:`legato.store.postgres.connection`
+runs and transitions   :mod:`legato.store.postgres.runs` (writes: :mod:`~legato.store.postgres.write`)
+outbox                 :mod:`legato.store.postgres.outbox`
+timers                 :mod:`legato.store.postgres.timers`
+dead letters           :mod:`legato.store.postgres.dead_letters`
+flow                   :mod:`legato.store.postgres.flow`
+insights               :mod:`legato.store.postgres.insights` (a port of its own)
+=====================  ==========================================
+"""
+
+from __future__ import annotations
+
+from legato.store.postgres.dead_letters import PostgresDeadLetters
+from legato.store.postgres.flow import PostgresFlow
+from legato.store.postgres.outbox import PostgresOutbox
+from legato.store.postgres.runs import PostgresRuns
+from legato.store.postgres.timers import PostgresTimers
+
+
+class PostgresStore(PostgresRuns, PostgresOutbox, PostgresTimers, PostgresDeadLetters, PostgresFlow):
+    """Every role of :class:`~legato.store.ports.Store` on one pool."""

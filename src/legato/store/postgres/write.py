@@ -1,0 +1,130 @@
+"""How a decision is written to Postgres: the only code that turns
+:class:`~legato.store.effects.Effects` into rows here.
+
+Every transition starts with one statement (``APPLY_BATCH``): the
+conditional update of the run, its history rows and its task outbox rows.
+Group commit sends it for many runs at once and nothing else, which is why it
+takes only decisions whose effects say ``group_commit``; every other
+transition sends it for one run inside a transaction, then its guard, then
+:func:`write_rest` (timers, dead letters). A new run (``INSERT_EFFECTS``)
+has no update to make: its row was inserted just before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from legato.machine.commands import Decision
+from legato.store.base import OutboxMessage
+from legato.store.effects import Effects
+from legato.store.postgres import sql as q
+from legato.store.postgres.rows import columns, outbox_from_row, run_document
+from legato.store.rows import dead_letter_body, dead_letter_headers
+
+if TYPE_CHECKING:
+    from legato.store.postgres.rows import Conn
+
+
+@dataclass(eq=False, slots=True)
+class Write:
+    """One decision to write, with its effects and its messages' headers."""
+
+    decision: Decision
+    effects: Effects
+    headers: Mapping[str, str] | None
+
+
+@dataclass(slots=True)
+class Written:
+    updated: set[str]
+    """Runs whose conditional update matched (for a new run: none)."""
+    outbox: dict[str, list[OutboxMessage]]
+    """The outbox rows inserted, by run."""
+
+
+async def write_batch(
+    conn: Conn, writes: Sequence[Write], sent: Sequence[int] = (), *, new: bool = False
+) -> Written:
+    """The runs (updated unless ``new``), their history and task outbox rows; deletes
+    the ``sent`` outbox rows. One statement; a run that lost its race writes nothing."""
+    runs: list[dict[str, Any]] = []
+    history: list[dict[str, Any]] = []
+    outbox: list[tuple[Any, ...]] = []
+    for write in writes:
+        decision = write.decision
+        run = decision.run
+        if not new:
+            runs.append(run_document(run, decision.previous_version))
+        for idx, h in enumerate(write.effects.history):
+            history.append(
+                {
+                    "run_id": run.id,
+                    "version": run.version,
+                    "idx": idx,
+                    "kind": h.kind,
+                    "state": h.state,
+                    "attempt": h.attempt,
+                    "at": h.at,
+                    "actor": h.actor,
+                    "detail": dict(h.detail),
+                }
+            )
+        headers = dict(write.headers or {})
+        for body, priority in write.effects.tasks:
+            outbox.append((run.id, "task", body, priority, headers, run.updated_at))
+    if new:
+        records = await conn.fetch(q.INSERT_EFFECTS, history, *columns(outbox, 6))
+    else:
+        records = await conn.fetch(q.APPLY_BATCH, runs, history, *columns(outbox, 6), list(sent))
+    written = Written(set(), {})
+    for record in records:
+        if record["what"] == "run":
+            written.updated.add(record["run_id"])
+        else:
+            written.outbox.setdefault(record["run_id"], []).append(outbox_from_row(record))
+    return written
+
+
+async def write_rest(conn: Conn, write: Write, timer_channel: str) -> list[OutboxMessage]:
+    """What group commit cannot carry: timers (with a NOTIFY for the pollers)
+    and dead letters (with their outbox messages). In the caller's transaction,
+    after :func:`write_batch`."""
+    assert conn.is_in_transaction(), "timers and dead letters must commit with their run"
+    run = write.decision.run
+    effects = write.effects
+    if effects.cancel:
+        await conn.execute(q.DELETE_TIMERS, run.id, list(effects.cancel))
+    for timer in effects.schedule:
+        await conn.execute(
+            q.UPSERT_TIMER, run.id, timer.key, timer.purpose, timer.seq, timer.attempt, timer.fire_at
+        )
+    if effects.schedule:
+        await conn.execute(q.NOTIFY, timer_channel, str(min(t.fire_at for t in effects.schedule)))
+    if not effects.dead_letters:
+        return []
+    bodies: list[bytes] = []
+    header_list: list[dict[str, str]] = []
+    for letter in effects.dead_letters:
+        letter_id = await conn.fetchval(
+            q.INSERT_STEP_DEAD_LETTER,
+            run.id,
+            run.workflow,
+            letter.state,
+            letter.seq,
+            letter.attempt,
+            letter.kind.value,
+            letter.reason,
+            letter.error.to_json(),
+            letter.attempts,
+            run.updated_at,
+        )
+        bodies.append(dead_letter_body(run, letter, letter_id))
+        header_list.append({**(write.headers or {}), **dead_letter_headers(letter)})
+    kinds = ["dead_letter"] * len(bodies)
+    priorities = [run.priority] * len(bodies)
+    records = await conn.fetch(
+        q.INSERT_OUTBOX, run.id, kinds, bodies, priorities, header_list, run.updated_at
+    )
+    return [outbox_from_row(r) for r in records]

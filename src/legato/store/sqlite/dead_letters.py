@@ -1,0 +1,73 @@
+"""The SQLite store's dead-letters role (step dead letters are written with
+their transition: :mod:`legato.store.sqlite.runs`)."""
+
+from __future__ import annotations
+
+from legato.store.base import DeadLetterGroup, DeadLetterRecord, PoisonMessage
+from legato.store.rows import Row, dead_letter_from_columns
+from legato.store.sqlite import sql as q
+from legato.store.sqlite.connection import SqliteConnection, dumps, loads
+
+
+class SqliteDeadLetters(SqliteConnection):
+    async def record_poison(self, poison: PoisonMessage, at: float) -> int:
+        message = {
+            "queue": poison.queue,
+            "routing_key": poison.routing_key,
+            "message_id": poison.message_id,
+            "headers": dict(poison.headers),
+            "body": poison.body.decode("utf-8", "replace"),
+        }
+        async with self._write() as db:
+            await db.execute(q.INSERT_POISON, (poison.reason, at, dumps(message), poison.fingerprint))
+            cursor = await db.execute(q.POISON_BY_FINGERPRINT, (poison.fingerprint,))
+            row = await cursor.fetchone()
+        assert row is not None
+        return int(row[0])
+
+    async def list_dead_letters(
+        self, workflow: str | None = None, status: str | None = "open", limit: int = 100
+    ) -> list[DeadLetterRecord]:
+        rows = await self._read(q.LIST_DEAD_LETTERS, workflow, workflow, status, status, limit)
+        return [_dead_letter(r) for r in rows]
+
+    async def get_dead_letter(self, dead_letter_id: int) -> DeadLetterRecord | None:
+        rows = await self._read(q.GET_DEAD_LETTER, dead_letter_id)
+        return _dead_letter(rows[0]) if rows else None
+
+    async def group_dead_letters(
+        self, by: str, workflow: str | None = None, status: str | None = "open"
+    ) -> list[DeadLetterGroup]:
+        column = q.DEAD_LETTER_GROUP_COLUMNS[by]
+        rows = await self._read(
+            q.GROUP_DEAD_LETTERS.format(column=column), workflow, workflow, status, status
+        )
+        return [
+            DeadLetterGroup(
+                r["key"],
+                r["count"],
+                r["first_seen"],
+                r["last_seen"],
+                r["sample_error"] or "",
+                r["sample_id"],
+            )
+            for r in rows
+        ]
+
+    async def resolve_dead_letter(self, dead_letter_id: int, actor: str, at: float) -> bool:
+        async with self._write() as db:
+            cursor = await db.execute(q.RESOLVE_DEAD_LETTER, (at, actor, dead_letter_id))
+            return cursor.rowcount == 1
+
+    async def reopen_dead_letter(self, dead_letter_id: int) -> None:
+        async with self._write() as db:
+            await db.execute(q.REOPEN_DEAD_LETTER, (dead_letter_id,))
+
+    async def purge_dead_letters(self, older_than: float | None) -> int:
+        async with self._write() as db:
+            cursor = await db.execute(q.PURGE_DEAD_LETTERS, (older_than,))
+            return cursor.rowcount
+
+
+def _dead_letter(row: Row) -> DeadLetterRecord:
+    return dead_letter_from_columns(row, loads)

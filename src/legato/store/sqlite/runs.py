@@ -1,0 +1,224 @@
+"""The SQLite store's runs-and-transitions role; :meth:`SqliteRuns._write_effects`
+is the only code that turns a decision's effects into rows here."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, assert_never
+
+import aiosqlite
+import anyio
+
+from legato.machine.commands import Decision
+from legato.machine.run import Run
+from legato.store.base import (
+    Applied,
+    Conflict,
+    ConsumeTimer,
+    Created,
+    Guard,
+    GuardFailed,
+    HistoryEntry,
+    OutboxMessage,
+    ResolveDeadLetter,
+    RunQuery,
+)
+from legato.store.effects import Effects, effects
+from legato.store.rows import (
+    CHANGING_COLUMNS,
+    JSON_COLUMNS,
+    RUN_COLUMNS,
+    Row,
+    canonical_run_id,
+    dead_letter_body,
+    dead_letter_headers,
+    run_columns,
+    run_from_row,
+)
+from legato.store.sqlite import sql as q
+from legato.store.sqlite.connection import SqliteConnection, dumps, loads
+
+
+class SqliteRuns(SqliteConnection):
+    async def create_run(self, decision: Decision, headers: Mapping[str, str] | None = None) -> Created:
+        run = decision.run
+        found = effects(decision)
+        async with self._write() as db:
+            cursor = await db.execute(q.INSERT_RUN, _run_args(run))
+            if cursor.rowcount == 0:
+                cursor = await db.execute(q.SELECT_RUN_BY_KEY, (run.idempotency_key,))
+                row = await cursor.fetchone()
+                assert row is not None
+                return Created(_run(row), False, ())
+            outbox = await self._write_effects(db, run, found, headers)
+        self._wake_timers(found)
+        return Created(run, True, outbox)
+
+    async def load_run(self, run_id: str) -> Run | None:
+        canonical = canonical_run_id(run_id)
+        if canonical is None:
+            return None
+        rows = await self._read(q.SELECT_RUN, canonical)
+        return _run(rows[0]) if rows else None
+
+    async def apply(
+        self,
+        decision: Decision,
+        guard: Guard | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Applied | Conflict | GuardFailed:
+        run = decision.run
+        found = effects(decision)
+        result: Applied | Conflict | GuardFailed
+        async with self._lock:
+            db = self.db
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                result = await self._apply_in(db, decision, found, guard, headers)
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await db.execute("ROLLBACK")
+                raise
+            with anyio.CancelScope(shield=True):
+                await db.execute("COMMIT" if isinstance(result, Applied) else "ROLLBACK")
+        if isinstance(result, Applied):
+            self._wake_timers(found)
+            return Applied(run, result.outbox)
+        return result
+
+    async def _apply_in(
+        self,
+        db: aiosqlite.Connection,
+        decision: Decision,
+        found: Effects,
+        guard: Guard | None,
+        headers: Mapping[str, str] | None,
+    ) -> Applied | Conflict | GuardFailed:
+        run = decision.run
+        match guard:
+            case None:
+                pass
+            case ConsumeTimer(timer_id):
+                cursor = await db.execute(q.CONSUME_TIMER, (timer_id,))
+                if cursor.rowcount != 1:
+                    return GuardFailed(f"timer {timer_id} already fired")
+            case ResolveDeadLetter(dead_letter_id, actor):
+                cursor = await db.execute(q.RESOLVE_DEAD_LETTER, (run.updated_at, actor, dead_letter_id))
+                if cursor.rowcount != 1:
+                    return GuardFailed(f"dead letter {dead_letter_id} is not open (already replayed?)")
+            case _:
+                assert_never(guard)
+        cursor = await db.execute(q.UPDATE_RUN, _update_args(run, decision.previous_version))
+        if cursor.rowcount != 1:
+            return Conflict()
+        outbox = await self._write_effects(db, run, found, headers)
+        return Applied(run, outbox)
+
+    async def _write_effects(
+        self, db: aiosqlite.Connection, run: Run, found: Effects, headers: Mapping[str, str] | None
+    ) -> tuple[OutboxMessage, ...]:
+        await db.executemany(
+            q.INSERT_HISTORY,
+            [
+                (run.id, run.version, idx, h.kind, h.state, h.attempt, h.at, h.actor, dumps(dict(h.detail)))
+                for idx, h in enumerate(found.history)
+            ],
+        )
+        for key in found.cancel:
+            await db.execute(q.DELETE_TIMER, (run.id, key))
+        for timer in found.schedule:
+            await db.execute(
+                q.UPSERT_TIMER,
+                (run.id, timer.key, timer.purpose, timer.seq, timer.attempt, timer.fire_at),
+            )
+        outbox: list[OutboxMessage] = []
+        task_headers = dict(headers or {})
+
+        async def put(kind: str, body: bytes, priority: int, message_headers: dict[str, str]) -> None:
+            cursor = await db.execute(
+                q.INSERT_OUTBOX,
+                (run.id, kind, body, priority, dumps(message_headers), run.updated_at),
+            )
+            assert cursor.lastrowid is not None
+            outbox.append(OutboxMessage(cursor.lastrowid, run.id, kind, body, priority, message_headers))
+
+        for body, priority in found.tasks:
+            await put("task", body, priority, task_headers)
+        for letter in found.dead_letters:
+            cursor = await db.execute(
+                q.INSERT_STEP_DEAD_LETTER,
+                (
+                    run.id,
+                    run.workflow,
+                    letter.state,
+                    letter.seq,
+                    letter.attempt,
+                    letter.kind.value,
+                    letter.reason,
+                    dumps(letter.error.to_json()),
+                    letter.attempts,
+                    run.updated_at,
+                ),
+            )
+            assert cursor.lastrowid is not None
+            body = dead_letter_body(run, letter, cursor.lastrowid)
+            await put("dead_letter", body, run.priority, {**task_headers, **dead_letter_headers(letter)})
+        return tuple(outbox)
+
+    def _wake_timers(self, found: Effects) -> None:
+        if found.schedule and self._timer_watchers:
+            soonest = min(t.fire_at for t in found.schedule)
+            for wake in self._timer_watchers:
+                wake(soonest)
+
+    async def record_rejection(self, run: Run, event: str, reason: str, at: float) -> None:
+        async with self._write() as db:
+            await db.execute(
+                q.INSERT_REJECTION,
+                (run.id, run.version, at, dumps({"event": event, "reason": reason})),
+            )
+
+    async def list_runs(self, query: RunQuery) -> list[Run]:
+        rows = await self._read(
+            q.LIST_RUNS,
+            query.status.value if query.status else None,
+            query.workflow,
+            query.before,
+            query.limit,
+        )
+        return [_run(row) for row in rows]
+
+    async def history(self, run_id: str) -> list[HistoryEntry]:
+        rows = await self._read(q.SELECT_HISTORY, canonical_run_id(run_id) or run_id)
+        return [
+            HistoryEntry(
+                run_id=r["run_id"],
+                version=r["version"],
+                idx=r["idx"],
+                kind=r["kind"],
+                at=r["at"],
+                state=r["state"],
+                attempt=r["attempt"],
+                actor=r["actor"],
+                detail=loads(r["detail"]),
+            )
+            for r in rows
+        ]
+
+
+def _run_args(run: Run) -> tuple[Any, ...]:
+    values = run_columns(run)
+    return tuple(_encoded(values, column) for column in RUN_COLUMNS)
+
+
+def _update_args(run: Run, previous_version: int) -> tuple[Any, ...]:
+    values = run_columns(run)
+    return (*(_encoded(values, column) for column in CHANGING_COLUMNS), run.id, previous_version)
+
+
+def _encoded(values: dict[str, Any], column: str) -> Any:
+    return dumps(values[column]) if column in JSON_COLUMNS else values[column]
+
+
+def _run(row: Row) -> Run:
+    return run_from_row(row, loads)

@@ -1,0 +1,30 @@
+"""The embedded store: SQLite through aiosqlite, every role, one module per role.
+
+For trying legato and for development: one file, no server. It mirrors the
+Postgres schema (tests/contract/test_schemas.py holds the two side by side)
+and passes the same contract suites.
+
+=====================  ==========================================
+role                   part
+=====================  ==========================================
+lifecycle              :mod:`legato.store.sqlite.connection`
+runs and transitions   :mod:`legato.store.sqlite.runs` (with the decision's write-out)
+outbox                 :mod:`legato.store.sqlite.outbox`
+timers                 :mod:`legato.store.sqlite.timers`
+dead letters           :mod:`legato.store.sqlite.dead_letters`
+flow                   :mod:`legato.store.sqlite.flow`
+insights               :mod:`legato.store.sqlite.insights` (a port of its own)
+=====================  ==========================================
+"""
+
+from __future__ import annotations
+
+from legato.store.sqlite.dead_letters import SqliteDeadLetters
+from legato.store.sqlite.flow import SqliteFlow
+from legato.store.sqlite.outbox import SqliteOutbox
+from legato.store.sqlite.runs import SqliteRuns
+from legato.store.sqlite.timers import SqliteTimers
+
+
+class SqliteStore(SqliteRuns, SqliteOutbox, SqliteTimers, SqliteDeadLetters, SqliteFlow):
+    """Every role of :class:`~legato.store.ports.Store` on one connection."""

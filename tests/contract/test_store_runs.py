@@ -1,0 +1,110 @@
+"""The runs-and-transitions role (:class:`~legato.store.ports.RunStore`), on every backend."""
+
+from __future__ import annotations
+
+import asyncio
+
+from legato import RunStatus
+from legato.machine.commands import Decision
+from legato.machine.decide import decide, start_run
+from legato.machine.events import StepFailed, StepSucceeded
+from legato.messages import TaskMessage
+from legato.store.base import (
+    Applied,
+    Conflict,
+    RunQuery,
+)
+from legato.store.ports import Store
+from legato.store.rows import new_run_id
+from tests.contract.workflow import NOW, WF, started
+from tests.unit.sim import boom
+
+
+async def test_create_and_load_a_run_with_its_first_outbox_message(store: Store) -> None:
+    decision = started()
+    created = await store.create_run(decision, {"traceparent": "00-abc-def-01"})
+    assert created.created
+    [message] = created.outbox
+    task = TaskMessage.decode(message.body)
+    assert (task.run_id, task.state, task.attempt) == (decision.run.id, "a", 1)
+    assert message.headers == {"traceparent": "00-abc-def-01"}
+    loaded = await store.load_run(decision.run.id)
+    assert loaded == decision.run
+    history = await store.history(decision.run.id)
+    assert [(e.version, e.kind) for e in history] == [(1, "run_started"), (1, "step_scheduled")]
+
+
+async def test_an_idempotency_key_starts_one_run(store: Store) -> None:
+    first = await store.create_run(started(key="order:42"))
+    second = await store.create_run(started(key="order:42"))
+    assert first.created
+    assert not second.created
+    assert second.run.id == first.run.id
+    assert second.outbox == ()
+    assert len(await store.list_runs(RunQuery())) == 1
+
+
+async def test_concurrent_creates_with_one_key_start_one_run(store: Store) -> None:
+    results = await asyncio.gather(*(store.create_run(started(key="same")) for _ in range(8)))
+    assert sum(r.created for r in results) == 1
+    assert len({r.run.id for r in results}) == 1
+
+
+async def test_apply_is_conditional_on_the_version(store: Store) -> None:
+    created = await store.create_run(started())
+    run = created.run
+    first = decide(WF, run, StepSucceeded(1, 1, {"x": 1}), NOW + 1)
+    second = decide(WF, run, StepFailed(1, 1, boom()), NOW + 1)
+    assert isinstance(first, Decision)
+    assert isinstance(second, Decision)
+    assert isinstance(await store.apply(first), Applied)
+    # The second was decided on the same version: it loses and changes nothing.
+    assert isinstance(await store.apply(second), Conflict)
+    loaded = await store.load_run(run.id)
+    assert loaded == first.run
+    assert loaded is not None
+    assert loaded.data["x"] == 1
+    kinds = [e.kind for e in await store.history(run.id)]
+    assert "step_failed" not in kinds
+
+
+async def test_only_one_of_many_racing_transitions_wins(store: Store) -> None:
+    run = (await store.create_run(started())).run
+    decisions = [decide(WF, run, StepSucceeded(1, 1, {"winner": i}), NOW + 1) for i in range(10)]
+    results = await asyncio.gather(*(store.apply(d) for d in decisions if isinstance(d, Decision)))
+    assert sum(isinstance(r, Applied) for r in results) == 1
+    history = await store.history(run.id)
+    assert [e.kind for e in history].count("step_succeeded") == 1
+
+
+async def test_list_runs_filters_and_pages(store: Store) -> None:
+    for i in range(5):
+        await store.create_run(start_run(WF, new_run_id(), {}, NOW + i))
+    newest = await store.list_runs(RunQuery(limit=2))
+    assert [r.created_at for r in newest] == [NOW + 4, NOW + 3]
+    page = await store.list_runs(RunQuery(limit=10, before=NOW + 3))
+    assert [r.created_at for r in page] == [NOW + 2, NOW + 1, NOW]
+    assert await store.list_runs(RunQuery(status=RunStatus.SUCCEEDED)) == []
+    assert len(await store.list_runs(RunQuery(workflow="contract"))) == 5
+    assert await store.list_runs(RunQuery(workflow="other")) == []
+
+
+async def test_rejections_are_recorded_without_touching_the_run(store: Store) -> None:
+    run = (await store.create_run(started())).run
+    await store.record_rejection(run, "StepSucceeded", "stale result", NOW)
+    history = await store.history(run.id)
+    assert history[-1].kind == "rejected"
+    assert history[-1].detail == {"event": "StepSucceeded", "reason": "stale result"}
+    assert await store.load_run(run.id) == run
+
+
+async def test_a_run_id_in_another_spelling_finds_the_run(store: Store) -> None:
+    run = (await store.create_run(started())).run
+    for spelling in (run.id.upper(), run.id.replace("-", "")):
+        assert await store.load_run(spelling) == run
+        assert len(await store.history(spelling)) == 2
+
+
+async def test_unknown_runs_are_none(store: Store) -> None:
+    assert await store.load_run(new_run_id()) is None
+    assert await store.load_run("not-a-uuid") is None
