@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
+import anyio
 import pytest
 
 from legato import RunStatus
 from legato.machine.commands import Decision
 from legato.machine.decide import decide
 from legato.machine.events import StepFailed, StepSucceeded, TimerFired
-from legato.store.base import (
-    Applied,
-    ConsumeTimer,
-    GuardFailed,
-)
+from legato.store.base import Applied, ConsumeTimer, GuardFailed
 from legato.store.ports import Store
 from tests.contract.workflow import NOW, WF, started
 from tests.unit.sim import boom
@@ -61,3 +58,31 @@ async def test_cancelled_timers_disappear(store: Store) -> None:
     await store.apply(d3)
     assert d3.run.status is RunStatus.SUCCEEDED
     assert await store.next_timer_at() is None
+
+
+async def test_a_subscriber_is_woken_once_for_each_timer_scheduled(store: Store) -> None:
+    woken: list[float] = []
+    changed = anyio.Event()
+
+    def wake(fire_at: float) -> None:
+        nonlocal changed
+        woken.append(fire_at)
+        changed.set()
+        changed = anyio.Event()
+
+    async def wait_for(fire_at: float) -> None:
+        with anyio.fail_after(10):
+            while fire_at not in woken:
+                await changed.wait()
+
+    for _ in range(3):  # the timer poller subscribes again on every cycle
+        await store.subscribe_timers(wake)
+    for offset in (1, 2):
+        run = (await store.create_run(started())).run
+        failed = decide(WF, run, StepFailed(1, 1, boom()), NOW + offset)
+        assert isinstance(failed, Decision)
+        assert isinstance(await store.apply(failed), Applied)
+        await wait_for(NOW + offset + 5)  # the retry's timer
+    # Notifications arrive in order: a second wake-up for the first timer would
+    # have come before the one for the second.
+    assert woken == [NOW + 6, NOW + 7]
