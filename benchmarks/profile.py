@@ -55,9 +55,15 @@ SCAFFOLDING = ("<frozen runpy>", "click/", "legato/cli/", "legato/__main__.py", 
 
 CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Postgres: resetting a connection on every pool release", ("Connection.reset (",)),
-    ("Postgres: deleting published outbox rows (outbox_done)", ("PostgresStore.outbox_done (",)),
-    ("Postgres: loading the run", ("PostgresStore.load_run (",)),
-    ("Postgres: the transition's transaction (store.apply)", ("PostgresStore.apply (",)),
+    (
+        "Postgres: deleting published outbox rows (outbox_done)",
+        ("PostgresOutbox.outbox_done (", "PostgresStore.outbox_done ("),
+    ),
+    ("Postgres: loading the run", ("PostgresRuns.load_run (", "PostgresStore.load_run (")),
+    (
+        "Postgres: the transition's transaction (store.apply)",
+        ("PostgresRuns.apply (", "PostgresStore.apply ("),
+    ),
     ("Postgres: other statements (or their callers not sampled)", ("asyncpg/",)),
     (
         "AMQP: publishing a task (building and sending frames)",
