@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from legato.machine.errors import ErrorInfo
 from legato.machine.run import Run, StepKind
 from legato.machine.values import JSON
+from legato.machine.vocabulary import HistoryKind, TimerPurpose
 
 
 @dataclass(frozen=True)
@@ -25,11 +26,15 @@ class DispatchStep:
     priority: int
 
 
+DEADLINE_TIMER = "deadline"
+"""The key of a run's one deadline (SLA) timer; step timers are keyed by token."""
+
+
 @dataclass(frozen=True)
 class ScheduleTimer:
     key: str
     fire_at: float
-    purpose: str
+    purpose: TimerPurpose
     seq: int | None = None
     attempt: int | None = None
 
@@ -63,7 +68,7 @@ history record, both written with the transition."""
 class HistoryRecord:
     """One line of a run's append-only history."""
 
-    kind: str
+    kind: HistoryKind
     at: float
     state: str | None = None
     attempt: int | None = None

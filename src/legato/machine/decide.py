@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, assert_never
 
-from legato.machine.commands import Decision, Rejection, ScheduleTimer
+from legato.machine.commands import Decision, Rejection
 from legato.machine.definition import Priority, Workflow
 from legato.machine.errors import ErrorInfo
 from legato.machine.events import (
@@ -27,10 +27,11 @@ from legato.machine.events import (
     TimerFired,
 )
 from legato.machine.policies import decide_retry, spread_for
-from legato.machine.run import CompletedStep, Phase, Run, RunStatus, StepKind, Token
+from legato.machine.run import Phase, Run, RunStatus, StepKind, Token
 from legato.machine.states import Approval
 from legato.machine.transition import Transition
 from legato.machine.values import JSON
+from legato.machine.vocabulary import HistoryKind, TimerPurpose
 
 
 def start_run(
@@ -45,26 +46,7 @@ def start_run(
 ) -> Decision:
     """Create a run of ``workflow`` and enter its start state."""
     level = priority if priority is not None else workflow.priority
-    deadline = now + workflow.sla if workflow.sla is not None else None
-    pending = Run(
-        id=run_id,
-        workflow=workflow.name,
-        workflow_version=workflow.version,
-        status=RunStatus.RUNNING,
-        version=0,
-        input=dict(input),
-        data=dict(input),
-        created_at=now,
-        updated_at=now,
-        priority=int(level),
-        idempotency_key=idempotency_key,
-        trace_context=trace_context,
-        deadline=deadline,
-    )
-    tx = Transition(workflow, pending, now)
-    tx.note("run_started", workflow=workflow.name, version=workflow.version, priority=level.name.lower())
-    if deadline is not None:
-        tx.commands.append(ScheduleTimer("deadline", deadline, "deadline"))
+    tx = Transition.start(workflow, run_id, input, now, level, idempotency_key, trace_context)
     tx.enter(workflow.start, None, None)
     return tx.decision()
 
@@ -144,20 +126,11 @@ def _step_succeeded(tx: Transition, event: StepSucceeded) -> Rejection | None:
         return token
     timing = _timing(event)
     if token.kind is StepKind.COMPENSATION:
-        tx.note("compensation_succeeded", token.state, token.attempt, seq=token.seq, **timing)
-        tx.merge(event.output)
-        tx.drop(token)
-        tx.compensated += 1
-        tx.continue_unwinding()
+        tx.compensation_succeeded(token, event.output, timing)
         return None
-    tx.note("step_succeeded", token.state, token.attempt, seq=token.seq, **timing)
+    tx.note(HistoryKind.STEP_SUCCEEDED, token.state, token.attempt, seq=token.seq, **timing)
     if token.draining:
-        # The run is unwinding; this step's effect happened, so it is undone too.
-        task = tx.workflow.task(token.state)
-        if task.compensate is not None:
-            tx.completed.append(CompletedStep(token.state, token.seq))
-        tx.drop(token)
-        tx.continue_unwinding()
+        tx.drained(token, succeeded=True)
         return None
     tx.advance(token, event.output)
     return None
@@ -168,7 +141,7 @@ def _step_failed(tx: Transition, event: StepFailed) -> Rejection | None:
     if isinstance(token, Rejection):
         return token
     compensation = token.kind is StepKind.COMPENSATION
-    kind = "compensation_failed" if compensation else "step_failed"
+    kind = HistoryKind.COMPENSATION_FAILED if compensation else HistoryKind.STEP_FAILED
     timing = _timing(event)
     if token.draining:
         tx.note(
@@ -180,8 +153,7 @@ def _step_failed(tx: Transition, event: StepFailed) -> Rejection | None:
             outcome="dropped while unwinding",
             **timing,
         )
-        tx.drop(token)
-        tx.continue_unwinding()
+        tx.drained(token, succeeded=False)
         return None
     task = tx.workflow.task(token.state)
     policy = tx.workflow.retry_for(task, compensation)
@@ -218,7 +190,7 @@ def _step_failed(tx: Transition, event: StepFailed) -> Rejection | None:
     )
     if verdict.delay <= 0:
         retried = tx.put(replace(token, attempt=token.attempt + 1, since=tx.now))
-        tx.note("retry_scheduled", token.state, retried.attempt, delay=0.0)
+        tx.note(HistoryKind.RETRY_SCHEDULED, token.state, retried.attempt, delay=0.0)
         tx.dispatch(retried)
     else:
         wake_at = tx.now + verdict.delay
@@ -231,51 +203,64 @@ def _step_failed(tx: Transition, event: StepFailed) -> Rejection | None:
                 wake_at=wake_at,
             )
         )
-        tx.note("retry_scheduled", token.state, waiting.attempt, delay=verdict.delay, at=wake_at)
-        tx.schedule(waiting, "retry", wake_at)
+        tx.note(HistoryKind.RETRY_SCHEDULED, token.state, waiting.attempt, delay=verdict.delay, at=wake_at)
+        tx.schedule(waiting, TimerPurpose.RETRY, wake_at)
     return None
 
 
 def _timer_fired(tx: Transition, event: TimerFired) -> Rejection | None:
-    if event.purpose == "deadline":
-        if tx.run.deadline is None or tx.sla_met is not None:
-            return Rejection("no deadline is pending")
-        tx.deadline_passed()
-        return None
-    token = tx.tokens.get(event.seq) if event.seq is not None else None
-    expected = {
-        "retry": Phase.RETRY_WAIT,
-        "wait": Phase.WAITING,
-        "approval": Phase.AWAITING_SIGNAL,
-    }.get(event.purpose)
-    if token is None or expected is None or token.phase is not expected:
-        return Rejection(f"stale timer {event.key}")
-    if event.purpose == "retry":
-        if token.attempt != event.attempt:
-            return Rejection(f"stale timer {event.key}: attempt {event.attempt} is not pending")
-        running = tx.put(replace(token, phase=Phase.RUNNING, since=tx.now, wake_at=None))
-        tx.note("retry_started", token.state, running.attempt, seq=token.seq)
-        tx.dispatch(running)
-    elif event.purpose == "wait":
-        tx.note("wait_elapsed", token.state, until=token.wake_at)
-        tx.advance(replace(token, phase=Phase.RUNNING, wake_at=None), None)
-    else:
-        state = tx.workflow.state(token.state)
-        assert isinstance(state, Approval)
-        tx.note("approval_timed_out", token.state, signal=state.signal)
-        # The timer is the one firing: drop the token without cancelling it.
-        quiet = replace(token, phase=Phase.RUNNING, wake_at=None)
-        tx.put(quiet)
-        if state.on_timeout is not None:
-            tx.drop(quiet)
-            tx.enter(state.on_timeout, token.parent, token.branch)
-        else:
-            # Not a step, so nothing to resume: the run fails outright.
-            tx.drop(quiet)
-            tx.fail_run(
-                ErrorInfo.of("ApprovalTimeout", f"no {state.signal!r} signal within {state.timeout}s")
-            )
+    purpose = event.purpose
+    match purpose:
+        case TimerPurpose.DEADLINE:
+            if tx.run.deadline is None or tx.sla_met is not None:
+                return Rejection("no deadline is pending")
+            tx.deadline_passed()
+        case TimerPurpose.RETRY:
+            token = _timed(tx, event, Phase.RETRY_WAIT)
+            if isinstance(token, Rejection):
+                return token
+            if token.attempt != event.attempt:
+                return Rejection(f"stale timer {event.key}: attempt {event.attempt} is not pending")
+            running = tx.put(replace(token, phase=Phase.RUNNING, since=tx.now, wake_at=None))
+            tx.note(HistoryKind.RETRY_STARTED, token.state, running.attempt, seq=token.seq)
+            tx.dispatch(running)
+        case TimerPurpose.WAIT:
+            token = _timed(tx, event, Phase.WAITING)
+            if isinstance(token, Rejection):
+                return token
+            tx.note(HistoryKind.WAIT_ELAPSED, token.state, until=token.wake_at)
+            tx.advance(replace(token, phase=Phase.RUNNING, wake_at=None), None)
+        case TimerPurpose.APPROVAL:
+            token = _timed(tx, event, Phase.AWAITING_SIGNAL)
+            if isinstance(token, Rejection):
+                return token
+            _approval_timed_out(tx, token)
+        case _:
+            assert_never(purpose)
     return None
+
+
+def _timed(tx: Transition, event: TimerFired, phase: Phase) -> Token | Rejection:
+    """The token a step timer fired for, if it still waits on that timer."""
+    token = tx.tokens.get(event.seq) if event.seq is not None else None
+    if token is None or token.phase is not phase:
+        return Rejection(f"stale timer {event.key}")
+    return token
+
+
+def _approval_timed_out(tx: Transition, token: Token) -> None:
+    state = tx.workflow.state(token.state)
+    assert isinstance(state, Approval)
+    tx.note(HistoryKind.APPROVAL_TIMED_OUT, token.state, signal=state.signal)
+    # The timer is the one firing: drop the token without cancelling it.
+    quiet = replace(token, phase=Phase.RUNNING, wake_at=None)
+    tx.put(quiet)
+    tx.drop(quiet)
+    if state.on_timeout is not None:
+        tx.enter(state.on_timeout, token.parent, token.branch)
+    else:
+        # Not a step, so nothing to resume: the run fails outright.
+        tx.fail_run(ErrorInfo.of("ApprovalTimeout", f"no {state.signal!r} signal within {state.timeout}s"))
 
 
 def _signal(tx: Transition, event: SignalReceived) -> Rejection | None:
@@ -287,7 +272,7 @@ def _signal(tx: Transition, event: SignalReceived) -> Rejection | None:
         hint = f"it waits for {', '.join(map(repr, expected))}" if expected else "it waits for no signal now"
         return Rejection(f"run {tx.run.id} is not waiting for signal {event.name!r}; {hint}")
     tx.note(
-        "signal_received",
+        HistoryKind.SIGNAL_RECEIVED,
         waiting[0].state,
         actor=event.actor,
         signal=event.name,
@@ -326,39 +311,12 @@ def _stuck(tx: Transition, state: str | None, verb: str) -> list[Token] | Reject
     return stuck
 
 
-def _resume(tx: Transition, actor: str) -> None:
-    """Bring a failed run back to life: re-arm every token it stopped with."""
-    tx.status = RunStatus.RUNNING
-    tx.finished_at = None
-    tx.error = None
-    for token in list(tx.tokens.values()):
-        match token.phase:
-            case Phase.RUNNING:
-                # Its attempt was abandoned when the run stopped; run it again.
-                tx.dispatch(tx.put(replace(token, attempt=token.attempt + 1, since=tx.now)))
-            case Phase.RETRY_WAIT:
-                tx.dispatch(tx.put(replace(token, phase=Phase.RUNNING, since=tx.now, wake_at=None)))
-            case Phase.WAITING | Phase.AWAITING_SIGNAL if token.wake_at is not None:
-                purpose = "wait" if token.phase is Phase.WAITING else "approval"
-                tx.schedule(token, purpose, max(token.wake_at, tx.now))
-            case _:
-                pass
-    deadline = tx.run.deadline
-    if deadline is not None:
-        if deadline > tx.now:
-            tx.sla_met = None
-            tx.commands.append(ScheduleTimer("deadline", deadline, "deadline"))
-        else:
-            tx.sla_met = False
-    tx.note("run_resumed", actor=actor)
-
-
 def _retry(tx: Transition, event: RetryRequested) -> Rejection | None:
     stuck = _stuck(tx, event.state, "a retry")
     if isinstance(stuck, Rejection):
         return stuck
     if tx.run.status is RunStatus.FAILED:
-        _resume(tx, event.actor)
+        tx.resume(event.actor)
     if event.data:
         tx.merge(dict(event.data))
     for token in stuck:
@@ -374,7 +332,7 @@ def _retry(tx: Transition, event: RetryRequested) -> Rejection | None:
             )
         )
         tx.note(
-            "operator_retry",
+            HistoryKind.OPERATOR_RETRY,
             token.state,
             attempt,
             actor=event.actor,
@@ -393,10 +351,10 @@ def _skip(tx: Transition, event: SkipRequested) -> Rejection | None:
         names = ", ".join(sorted({t.state for t in stuck}))
         return Rejection(f"run {tx.run.id} has several stuck steps ({names}); name the one to skip")
     if tx.run.status is RunStatus.FAILED:
-        _resume(tx, event.actor)
+        tx.resume(event.actor)
     token = stuck[0]
     tx.note(
-        "operator_skip",
+        HistoryKind.OPERATOR_SKIP,
         token.state,
         token.attempt,
         actor=event.actor,
@@ -415,23 +373,10 @@ def _skip(tx: Transition, event: SkipRequested) -> Rejection | None:
 
 
 def _cancel(tx: Transition, event: CancelRequested) -> Rejection | None:
-    tx.note("operator_cancel", actor=event.actor, compensate=event.compensate, reason=event.reason)
-    tx.cancel_requested = True
-    if tx.compensating:
-        if event.compensate:
-            return Rejection(
-                f"run {tx.run.id} is already compensating; retry or skip its failed compensation, "
-                "or cancel with --no-compensate to abandon the compensations left"
-            )
-        for token in list(tx.tokens.values()):
-            tx.drop(token)
-        tx.finish(RunStatus.CANCELLED)
-        return None
-    tx.error = ErrorInfo.of("Cancelled", event.reason or f"cancelled by {event.actor}")
-    if event.compensate and tx.workflow.has_compensations:
-        tx.unwind()
-    else:
-        for token in list(tx.tokens.values()):
-            tx.drop(token)
-        tx.finish(RunStatus.CANCELLED)
+    if tx.compensating and event.compensate:
+        return Rejection(
+            f"run {tx.run.id} is already compensating; retry or skip its failed compensation, "
+            "or cancel with --no-compensate to abandon the compensations left"
+        )
+    tx.cancel(event.actor, event.compensate, event.reason)
     return None

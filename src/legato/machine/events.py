@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from legato.machine.errors import ErrorInfo
 from legato.machine.run import StepKind
 from legato.machine.values import JSON
+from legato.machine.vocabulary import TimerPurpose
 
 Waited = tuple[tuple[str, float], ...]
 """Seconds a step attempt waited for each flow-control limit before it started."""
@@ -42,10 +43,10 @@ class StepFailed:
 
 @dataclass(frozen=True)
 class TimerFired:
-    """A durable timer came due. ``purpose`` is retry, wait, approval or deadline."""
+    """A durable timer came due."""
 
     key: str
-    purpose: str
+    purpose: TimerPurpose
     seq: int | None = None
     attempt: int | None = None
 

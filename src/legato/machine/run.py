@@ -15,6 +15,7 @@ from typing import Any
 
 from legato.machine.errors import ErrorInfo
 from legato.machine.values import JSON
+from legato.machine.vocabulary import TimerPurpose
 
 
 class RunStatus(StrEnum):
@@ -83,16 +84,22 @@ class Token:
         return self.attempt - self.budget_from + 1
 
     @property
-    def timer_key(self) -> str | None:
+    def timer_purpose(self) -> TimerPurpose | None:
+        """What the durable timer this token waits on is for; None if it waits on none."""
         match self.phase:
             case Phase.RETRY_WAIT:
-                return f"retry:{self.seq}"
+                return TimerPurpose.RETRY
             case Phase.WAITING:
-                return f"wait:{self.seq}"
+                return TimerPurpose.WAIT
             case Phase.AWAITING_SIGNAL if self.wake_at is not None:
-                return f"approval:{self.seq}"
+                return TimerPurpose.APPROVAL
             case _:
                 return None
+
+    @property
+    def timer_key(self) -> str | None:
+        purpose = self.timer_purpose
+        return None if purpose is None else f"{purpose}:{self.seq}"
 
     def to_json(self) -> JSON:
         raw: dict[str, Any] = {"seq": self.seq, "state": self.state, "phase": self.phase.value}

@@ -8,11 +8,13 @@ mutated; this class is the only place where the new run is assembled.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, assert_never
 
 from legato.machine.commands import (
+    DEADLINE_TIMER,
     CancelTimer,
     Command,
     DeadLetter,
@@ -21,7 +23,7 @@ from legato.machine.commands import (
     HistoryRecord,
     ScheduleTimer,
 )
-from legato.machine.definition import Workflow
+from legato.machine.definition import Priority, Workflow
 from legato.machine.errors import ErrorInfo
 from legato.machine.policies import OnDeadline, OnFailure
 from legato.machine.run import (
@@ -42,6 +44,7 @@ from legato.machine.states import (
     Wait,
 )
 from legato.machine.values import JSON, lookup
+from legato.machine.vocabulary import HistoryKind, TimerPurpose
 
 MAX_ENTER_DEPTH = 256
 """States entered within one transition; past it, the definition loops."""
@@ -67,11 +70,50 @@ class Transition:
         self.history: list[HistoryRecord] = []
         self._depth = 0
 
+    @classmethod
+    def start(
+        cls,
+        workflow: Workflow,
+        run_id: str,
+        input: Mapping[str, JSON],
+        now: float,
+        priority: Priority,
+        idempotency_key: str | None,
+        trace_context: Mapping[str, str] | None,
+    ) -> Transition:
+        """A transition from nothing: a new run, started, before its first state."""
+        deadline = now + workflow.sla if workflow.sla is not None else None
+        pending = Run(
+            id=run_id,
+            workflow=workflow.name,
+            workflow_version=workflow.version,
+            status=RunStatus.RUNNING,
+            version=0,
+            input=dict(input),
+            data=dict(input),
+            created_at=now,
+            updated_at=now,
+            priority=int(priority),
+            idempotency_key=idempotency_key,
+            trace_context=trace_context,
+            deadline=deadline,
+        )
+        tx = cls(workflow, pending, now)
+        tx.note(
+            HistoryKind.RUN_STARTED,
+            workflow=workflow.name,
+            version=workflow.version,
+            priority=priority.name.lower(),
+        )
+        if deadline is not None:
+            tx.arm_deadline(deadline)
+        return tx
+
     # -- recording ---------------------------------------------------------
 
     def note(
         self,
-        kind: str,
+        kind: HistoryKind,
         /,
         state: str | None = None,
         attempt: int | None = None,
@@ -130,7 +172,7 @@ class Transition:
             DispatchStep(token.seq, token.state, token.attempt, token.kind, self.run.priority)
         )
 
-    def schedule(self, token: Token, purpose: str, fire_at: float) -> None:
+    def schedule(self, token: Token, purpose: TimerPurpose, fire_at: float) -> None:
         key = token.timer_key
         assert key is not None, token
         self.commands.append(ScheduleTimer(key, fire_at, purpose, token.seq, token.attempt))
@@ -151,7 +193,7 @@ class Transition:
         match state:
             case Task():
                 token = self.new_token(name, Phase.RUNNING, parent, branch, attempt=1)
-                self.note("step_scheduled", name, 1, seq=token.seq)
+                self.note(HistoryKind.STEP_SCHEDULED, name, 1, seq=token.seq)
                 self.dispatch(token)
             case Choice():
                 assert state.default is not None  # validation guarantees it
@@ -162,11 +204,11 @@ class Transition:
                     if rule.condition.holds(data):
                         target, matched = rule.next, rule.condition.describe()
                         break
-                self.note("choice_made", name, next=target, rule=matched)
+                self.note(HistoryKind.CHOICE_MADE, name, next=target, rule=matched)
                 self.enter(target, parent, branch)
             case Parallel():
                 token = self.new_token(name, Phase.JOINING, parent, branch)
-                self.note("parallel_started", name, seq=token.seq, branches=len(state.branches))
+                self.note(HistoryKind.PARALLEL_STARTED, name, seq=token.seq, branches=len(state.branches))
                 for number, inner in enumerate(state.branches):
                     self.enter(inner.start, token.seq, number)
             case Wait():
@@ -174,14 +216,14 @@ class Transition:
             case Approval():
                 wake_at = self.now + state.timeout if state.timeout is not None else None
                 token = self.new_token(name, Phase.AWAITING_SIGNAL, parent, branch, wake_at=wake_at)
-                self.note("awaiting_signal", name, signal=state.signal, timeout_at=wake_at)
+                self.note(HistoryKind.AWAITING_SIGNAL, name, signal=state.signal, timeout_at=wake_at)
                 if wake_at is not None:
-                    self.schedule(token, "approval", wake_at)
+                    self.schedule(token, TimerPurpose.APPROVAL, wake_at)
             case Succeed():
-                self.note("state_reached", name)
+                self.note(HistoryKind.STATE_REACHED, name)
                 self.scope_done(parent, branch)
             case Fail():
-                self.note("state_reached", name)
+                self.note(HistoryKind.STATE_REACHED, name)
                 self.fail_run(ErrorInfo.of(state.error, state.cause or f"reached fail state {name!r}"))
 
     def enter_wait(self, name: str, state: Wait, parent: int | None, branch: int | None) -> None:
@@ -200,7 +242,7 @@ class Transition:
                 return
             wake_at = wake_at_or_none
         if wake_at <= self.now:
-            self.note("wait_elapsed", name, until=wake_at)
+            self.note(HistoryKind.WAIT_ELAPSED, name, until=wake_at)
             nxt = state.next
             if nxt is not None:
                 self.enter(nxt, parent, branch)
@@ -208,8 +250,8 @@ class Transition:
                 self.scope_done(parent, branch)
             return
         token = self.new_token(name, Phase.WAITING, parent, branch, wake_at=wake_at)
-        self.note("waiting", name, until=wake_at)
-        self.schedule(token, "wait", wake_at)
+        self.note(HistoryKind.WAITING, name, until=wake_at)
+        self.schedule(token, TimerPurpose.WAIT, wake_at)
 
     def advance(self, token: Token, output: JSON, skipped: bool = False) -> None:
         """``token`` finished its state successfully: merge, then move on."""
@@ -236,9 +278,9 @@ class Transition:
         done = (*holder.branches_done, branch)
         holder = self.put(replace(holder, branches_done=done))
         total = len(self.workflow.parallel(holder.state).branches)
-        self.note("branch_completed", holder.state, branch=branch, done=len(done), of=total)
+        self.note(HistoryKind.BRANCH_COMPLETED, holder.state, branch=branch, done=len(done), of=total)
         if len(done) == total:
-            self.note("joined", holder.state, seq=holder.seq)
+            self.note(HistoryKind.JOINED, holder.state, seq=holder.seq)
             self.advance(holder, None)
 
     # -- failure -----------------------------------------------------------
@@ -257,7 +299,9 @@ class Transition:
                 token.attempts_used,
             )
         )
-        self.note("dead_lettered", token.state, token.attempt, reason=reason, step_kind=token.kind.value)
+        self.note(
+            HistoryKind.DEAD_LETTERED, token.state, token.attempt, reason=reason, step_kind=token.kind.value
+        )
         if compensation or self.workflow.on_failure_for(task) is OnFailure.SUSPEND:
             self.suspend(token, error, reason)
         elif self.workflow.on_failure_for(task) is OnFailure.FAIL:
@@ -267,7 +311,7 @@ class Transition:
 
     def suspend(self, token: Token, error: ErrorInfo, reason: str) -> None:
         self.put(replace(token, phase=Phase.SUSPENDED, error=error, since=self.now))
-        self.note("suspended", token.state, token.attempt, reason=reason, error=error.to_json())
+        self.note(HistoryKind.SUSPENDED, token.state, token.attempt, reason=reason, error=error.to_json())
 
     def fail_run(self, error: ErrorInfo, failed: Token | None = None, compensate: bool = True) -> None:
         """The run cannot go forward: unwind it (saga) or stop it."""
@@ -289,7 +333,7 @@ class Transition:
     def unwind(self) -> None:
         """Start compensating: let running steps drain, drop everything else."""
         self.compensating = True
-        self.note("compensation_started", reason=self.error.message if self.error else "cancelled")
+        self.note(HistoryKind.COMPENSATION_STARTED, reason=self.error.message if self.error else "cancelled")
         for other in list(self.tokens.values()):
             if other.phase is Phase.RUNNING and other.kind is StepKind.STEP:
                 self.put(replace(other, draining=True))
@@ -307,7 +351,7 @@ class Transition:
             token = self.new_token(
                 done.state, Phase.RUNNING, None, None, attempt=1, kind=StepKind.COMPENSATION
             )
-            self.note("compensation_scheduled", done.state, 1, seq=token.seq, step_seq=done.seq)
+            self.note(HistoryKind.COMPENSATION_SCHEDULED, done.state, 1, seq=token.seq, step_seq=done.seq)
             self.dispatch(token)
             return
         # Nothing left to undo.
@@ -320,6 +364,67 @@ class Transition:
         else:
             self.finish(RunStatus.FAILED)
 
+    def compensation_succeeded(self, token: Token, output: JSON, timing: Mapping[str, Any]) -> None:
+        self.note(HistoryKind.COMPENSATION_SUCCEEDED, token.state, token.attempt, seq=token.seq, **timing)
+        self.merge(output)
+        self.drop(token)
+        self.compensated += 1
+        self.continue_unwinding()
+
+    def drained(self, token: Token, succeeded: bool) -> None:
+        """A step still running when the run began to unwind has reported back."""
+        if succeeded and self.workflow.task(token.state).compensate is not None:
+            # Its effect happened, so it is undone too.
+            self.completed.append(CompletedStep(token.state, token.seq))
+        self.drop(token)
+        self.continue_unwinding()
+
+    # -- operators ---------------------------------------------------------
+
+    def resume(self, actor: str) -> None:
+        """Bring a failed run back to life: re-arm every token it stopped with."""
+        self.status = RunStatus.RUNNING
+        self.finished_at = None
+        self.error = None
+        for token in list(self.tokens.values()):
+            phase = token.phase
+            match phase:
+                case Phase.RUNNING:
+                    # Its attempt was abandoned when the run stopped; run it again.
+                    self.dispatch(self.put(replace(token, attempt=token.attempt + 1, since=self.now)))
+                case Phase.RETRY_WAIT:
+                    self.dispatch(self.put(replace(token, phase=Phase.RUNNING, since=self.now, wake_at=None)))
+                case Phase.WAITING | Phase.AWAITING_SIGNAL:
+                    purpose = token.timer_purpose
+                    if purpose is not None and token.wake_at is not None:
+                        self.schedule(token, purpose, max(token.wake_at, self.now))
+                case Phase.JOINING | Phase.SUSPENDED | Phase.FAILED:
+                    pass
+                case _:
+                    assert_never(phase)
+        deadline = self.run.deadline
+        if deadline is not None:
+            if deadline > self.now:
+                self.sla_met = None
+                self.arm_deadline(deadline)
+            else:
+                self.sla_met = False
+        self.note(HistoryKind.RUN_RESUMED, actor=actor)
+
+    def cancel(self, actor: str, compensate: bool, reason: str) -> None:
+        """Stop the run for an operator: unwind it (saga) if asked and it can; a
+        run already unwinding abandons the compensations left."""
+        self.note(HistoryKind.OPERATOR_CANCEL, actor=actor, compensate=compensate, reason=reason)
+        self.cancel_requested = True
+        if self.compensating:
+            self.finish(RunStatus.CANCELLED)
+            return
+        self.error = ErrorInfo.of("Cancelled", reason or f"cancelled by {actor}")
+        if compensate and self.workflow.has_compensations:
+            self.unwind()
+        else:
+            self.finish(RunStatus.CANCELLED)
+
     # -- the end -----------------------------------------------------------
 
     def finish(self, status: RunStatus) -> None:
@@ -330,12 +435,15 @@ class Transition:
                 self.drop(other)
         if self.run.deadline is not None and self.sla_met is None:
             self.sla_met = self.now <= self.run.deadline
-            self.commands.append(CancelTimer("deadline"))
-        self.note("run_finished", status=status.value, sla_met=self.sla_met)
+            self.commands.append(CancelTimer(DEADLINE_TIMER))
+        self.note(HistoryKind.RUN_FINISHED, status=status.value, sla_met=self.sla_met)
+
+    def arm_deadline(self, deadline: float) -> None:
+        self.commands.append(ScheduleTimer(DEADLINE_TIMER, deadline, TimerPurpose.DEADLINE))
 
     def deadline_passed(self) -> None:
         self.sla_met = False
-        self.note("sla_missed", deadline=self.run.deadline)
+        self.note(HistoryKind.SLA_MISSED, deadline=self.run.deadline)
         if self.workflow.on_deadline is OnDeadline.FAIL and not self.compensating:
             self.fail_run(
                 ErrorInfo.of("DeadlineExceeded", f"run missed its deadline of {self.workflow.sla}s")

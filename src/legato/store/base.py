@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from legato.machine.errors import ErrorInfo
 from legato.machine.run import Run, RunStatus
 from legato.machine.values import JSON
+from legato.machine.vocabulary import HistoryKind, TimerPurpose
 from legato.outbox import OutboxMessage as OutboxMessage  # the outbox rows the store keeps
 
 
@@ -16,7 +17,7 @@ class DueTimer:
     id: int
     run_id: str
     key: str
-    purpose: str
+    purpose: TimerPurpose
     seq: int | None
     attempt: int | None
     fire_at: float
@@ -27,7 +28,7 @@ class HistoryEntry:
     run_id: str
     version: int
     idx: int
-    kind: str
+    kind: HistoryKind
     at: float
     state: str | None
     attempt: int | None

@@ -12,15 +12,27 @@ compute the same numbers (tests/contract/test_store_insights.py).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Protocol
 
 from legato.machine.run import RunStatus
+from legato.machine.vocabulary import HistoryKind
 from legato.store.ports import Store
 from legato.store.rows import Row
 
 ACTIVE_STATUSES = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.SUSPENDED, RunStatus.COMPENSATING)
 FINAL_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.COMPENSATED, RunStatus.CANCELLED)
+
+
+def kinds_sql(kinds: Collection[HistoryKind]) -> str:
+    """``'a', 'b'`` for ``kind IN (...)``: literals rather than a parameter, so
+    that the partial indexes whose predicates name the same sets (migration
+    0003) can serve the query. In the enum's order: SQLite uses a partial index
+    only when the query repeats its ``IN`` list exactly, order included
+    (tests/unit/test_vocabulary.py checks the migrations against this)."""
+    return ", ".join(f"'{kind.value}'" for kind in HistoryKind if kind in kinds)
+
 
 STEP_SAMPLE = 20_000
 """Step statistics and error patterns read at most this many of the latest

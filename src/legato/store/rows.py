@@ -14,7 +14,8 @@ from legato.machine.commands import DeadLetter
 from legato.machine.errors import ErrorInfo
 from legato.machine.run import Run, RunStatus
 from legato.machine.values import JSON
-from legato.store.base import DeadLetterRecord
+from legato.machine.vocabulary import HistoryKind, TimerPurpose
+from legato.store.base import DeadLetterRecord, DueTimer, HistoryEntry
 
 
 class Row(Protocol):
@@ -198,4 +199,32 @@ def dead_letter_from_columns(
         resolved_at=row["resolved_at"],
         resolved_by=row["resolved_by"],
         message=decode(row["message"]),
+    )
+
+
+def history_from_row(row: Row, decode: Callable[[Any], Any] = lambda value: value) -> HistoryEntry:
+    """A history row as an entry, its kind a :class:`HistoryKind` again."""
+    return HistoryEntry(
+        run_id=row["run_id"],
+        version=row["version"],
+        idx=row["idx"],
+        kind=HistoryKind(row["kind"]),
+        at=row["at"],
+        state=row["state"],
+        attempt=row["attempt"],
+        actor=row["actor"],
+        detail=decode(row["detail"]),
+    )
+
+
+def due_timer_from_row(row: Row) -> DueTimer:
+    """A claimed timer row, its purpose a :class:`TimerPurpose` again."""
+    return DueTimer(
+        row["id"],
+        row["run_id"],
+        row["key"],
+        TimerPurpose(row["purpose"]),
+        row["seq"],
+        row["attempt"],
+        row["fire_at"],
     )

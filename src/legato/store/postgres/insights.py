@@ -6,6 +6,8 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
+from legato.machine.run import StepKind
+from legato.machine.vocabulary import COMPENSATION_OUTCOMES, STEP_FAILURES, STEP_OUTCOMES, STEP_SUCCESSES
 from legato.store.insights import (
     ACTIVE_STATUSES,
     STEP_SAMPLE,
@@ -14,6 +16,7 @@ from legato.store.insights import (
     StatusCount,
     StepStats,
     Throughput,
+    kinds_sql,
 )
 from legato.store.postgres import PostgresStore
 
@@ -43,14 +46,14 @@ GROUP BY 1, 2
 ORDER BY 2, 1
 """
 
-# The kinds are literals so that the planner can use the partial index
-# history_outcomes_idx (newest first, ``$3`` at most); the workflow of each
-# run is looked up once per run.
-STEP_STATS = """
+# The kinds are literals (from the named sets) so that the planner can use the
+# partial index history_outcomes_idx (newest first, ``$3`` at most); the
+# workflow of each run is looked up once per run.
+STEP_STATS = f"""
 WITH attempts AS MATERIALIZED (
     SELECT run_id, state, kind, (detail->>'duration')::float8 AS duration
     FROM history
-    WHERE kind IN ('step_succeeded', 'step_failed', 'compensation_succeeded', 'compensation_failed')
+    WHERE kind IN ({kinds_sql(STEP_OUTCOMES)})
       AND at >= $1 AND at < $2
     ORDER BY at DESC
     LIMIT $3
@@ -58,19 +61,20 @@ WITH attempts AS MATERIALIZED (
     SELECT id, workflow FROM runs WHERE id IN (SELECT DISTINCT run_id FROM attempts)
 )
 SELECT o.workflow, a.state,
-       CASE WHEN a.kind LIKE 'compensation%' THEN 'compensation' ELSE 'step' END AS step_kind,
+       CASE WHEN a.kind IN ({kinds_sql(COMPENSATION_OUTCOMES)}) THEN '{StepKind.COMPENSATION}'
+            ELSE '{StepKind.STEP}' END AS step_kind,
        count(*) AS attempts,
-       count(*) FILTER (WHERE a.kind LIKE '%succeeded') AS succeeded,
+       count(*) FILTER (WHERE a.kind IN ({kinds_sql(STEP_SUCCESSES)})) AS succeeded,
        percentile_disc(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY a.duration) AS percentiles
 FROM attempts a JOIN owners o ON o.id = a.run_id
 GROUP BY 1, 2, 3
 ORDER BY 1, 2, 3
 """
 
-ERROR_PATTERNS = """
+ERROR_PATTERNS = f"""
 WITH failures AS MATERIALIZED (
     SELECT id, run_id, state, at, detail FROM history
-    WHERE kind IN ('step_failed', 'compensation_failed') AND at >= $1 AND at < $2
+    WHERE kind IN ({kinds_sql(STEP_FAILURES)}) AND at >= $1 AND at < $2
     ORDER BY at DESC
     LIMIT $4
 )

@@ -25,6 +25,7 @@ from legato.store.postgres import sql as q
 from legato.store.postgres.connection import PostgresConnection
 from legato.store.postgres.rows import run_args, run_from_row
 from legato.store.postgres.write import Write, write_batch, write_rest
+from legato.store.rows import history_from_row
 
 if TYPE_CHECKING:
     from legato.store.postgres.rows import Conn
@@ -118,17 +119,4 @@ class PostgresRuns(PostgresConnection):
                 rows = await conn.fetch(q.SELECT_HISTORY, run_id)
             except asyncpg.exceptions.DataError:
                 return []
-        return [
-            HistoryEntry(
-                run_id=r["run_id"],
-                version=r["version"],
-                idx=r["idx"],
-                kind=r["kind"],
-                at=r["at"],
-                state=r["state"],
-                attempt=r["attempt"],
-                actor=r["actor"],
-                detail=r["detail"],
-            )
-            for r in rows
-        ]
+        return [history_from_row(r) for r in rows]

@@ -1,5 +1,7 @@
 """Every SQL statement the Postgres store runs, by name."""
 
+from legato.machine.vocabulary import HistoryKind
+
 CREATE_MIGRATIONS_TABLE = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
     number     integer PRIMARY KEY,
@@ -103,9 +105,9 @@ WITH hist AS ({_HISTORY.format(doc=1, keep="true")}), box AS ({_outbox(2, "true"
 SELECT 'outbox' AS what, run_id, id, kind, body, priority, headers FROM box
 """
 
-INSERT_REJECTION = """
+INSERT_REJECTION = f"""
 INSERT INTO history (run_id, version, idx, kind, at, detail)
-VALUES ($1, $2, -1, 'rejected', $3, $4)
+VALUES ($1, $2, -1, '{HistoryKind.REJECTED}', $3, $4)
 """
 
 SELECT_HISTORY = """

@@ -13,6 +13,8 @@ from typing import Any
 import aiosqlite
 
 from legato.errors import StoreError
+from legato.machine.run import StepKind
+from legato.machine.vocabulary import COMPENSATION_OUTCOMES, STEP_FAILURES, STEP_OUTCOMES, STEP_SUCCESSES
 from legato.store.insights import (
     ACTIVE_STATUSES,
     STEP_SAMPLE,
@@ -21,6 +23,7 @@ from legato.store.insights import (
     StatusCount,
     StepStats,
     Throughput,
+    kinds_sql,
 )
 
 ACTIVE_COUNTS = """
@@ -47,17 +50,18 @@ ORDER BY 2, 1
 
 # Nearest-rank percentiles, as Postgres's percentile_disc: the smallest
 # duration whose rank reaches the fraction of the attempts that have one.
-STEP_STATS = """
+STEP_STATS = f"""
 WITH latest AS (
     SELECT run_id, state, kind, detail FROM history
-    WHERE kind IN ('step_succeeded', 'step_failed', 'compensation_succeeded', 'compensation_failed')
+    WHERE kind IN ({kinds_sql(STEP_OUTCOMES)})
       AND at >= :since AND at < :until
     ORDER BY at DESC
     LIMIT :limit
 ), attempts AS (
     SELECT r.workflow, h.state,
-           CASE WHEN h.kind LIKE 'compensation%' THEN 'compensation' ELSE 'step' END AS step_kind,
-           h.kind LIKE '%succeeded' AS ok,
+           CASE WHEN h.kind IN ({kinds_sql(COMPENSATION_OUTCOMES)}) THEN '{StepKind.COMPENSATION}'
+            ELSE '{StepKind.STEP}' END AS step_kind,
+           h.kind IN ({kinds_sql(STEP_SUCCESSES)}) AS ok,
            json_extract(h.detail, '$.duration') AS duration
     FROM latest h JOIN runs r ON r.id = h.run_id
 ), ranked AS (
@@ -77,10 +81,10 @@ GROUP BY 1, 2, 3
 ORDER BY 1, 2, 3
 """
 
-ERROR_PATTERNS = """
+ERROR_PATTERNS = f"""
 WITH latest AS (
     SELECT id, run_id, state, at, detail FROM history
-    WHERE kind IN ('step_failed', 'compensation_failed') AND at >= :since AND at < :until
+    WHERE kind IN ({kinds_sql(STEP_FAILURES)}) AND at >= :since AND at < :until
     ORDER BY at DESC
     LIMIT :sample
 ), failures AS (

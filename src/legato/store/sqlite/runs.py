@@ -32,6 +32,7 @@ from legato.store.rows import (
     canonical_run_id,
     dead_letter_body,
     dead_letter_headers,
+    history_from_row,
     run_columns,
     run_from_row,
 )
@@ -190,20 +191,7 @@ class SqliteRuns(SqliteConnection):
 
     async def history(self, run_id: str) -> list[HistoryEntry]:
         rows = await self._read(q.SELECT_HISTORY, canonical_run_id(run_id) or run_id)
-        return [
-            HistoryEntry(
-                run_id=r["run_id"],
-                version=r["version"],
-                idx=r["idx"],
-                kind=r["kind"],
-                at=r["at"],
-                state=r["state"],
-                attempt=r["attempt"],
-                actor=r["actor"],
-                detail=loads(r["detail"]),
-            )
-            for r in rows
-        ]
+        return [history_from_row(r, loads) for r in rows]
 
 
 def _run_args(run: Run) -> tuple[Any, ...]:

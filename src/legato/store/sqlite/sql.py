@@ -1,5 +1,7 @@
 """Every SQL statement the SQLite store runs, by name."""
 
+from legato.machine.vocabulary import HistoryKind
+
 CREATE_MIGRATIONS_TABLE = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
     number     INTEGER PRIMARY KEY,
@@ -40,9 +42,9 @@ INSERT INTO history (run_id, version, idx, kind, state, attempt, at, actor, deta
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
-INSERT_REJECTION = """
+INSERT_REJECTION = f"""
 INSERT INTO history (run_id, version, idx, kind, at, detail)
-VALUES (?, ?, -1, 'rejected', ?, ?)
+VALUES (?, ?, -1, '{HistoryKind.REJECTED}', ?, ?)
 """
 
 SELECT_HISTORY = """

@@ -1,0 +1,116 @@
+"""The words the core and the shell share: history kinds and timer purposes.
+
+Both are string-valued enums: a member *is* its stored string, so history rows,
+timer rows and the SQL that reads them are unchanged, and encoding a member
+(orjson, json, asyncpg, sqlite3) writes the plain string. This module is the
+only place either vocabulary is spelled out; everything else names a member or
+one of the sets below (``tests/unit/test_vocabulary.py`` holds the rest of the
+tree to that).
+
+The sets are the groups consumers ask about: metrics and tracing (operator
+actions, timer firings), the dashboard (progress, trouble) and the insights
+queries (step outcomes), whose SQL is built from them.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class HistoryKind(StrEnum):
+    """What one line of a run's history records."""
+
+    RUN_STARTED = "run_started"
+    RUN_RESUMED = "run_resumed"
+    RUN_FINISHED = "run_finished"
+    SLA_MISSED = "sla_missed"
+
+    STEP_SCHEDULED = "step_scheduled"
+    STEP_SUCCEEDED = "step_succeeded"
+    STEP_FAILED = "step_failed"
+    RETRY_SCHEDULED = "retry_scheduled"
+    RETRY_STARTED = "retry_started"
+    DEAD_LETTERED = "dead_lettered"
+    SUSPENDED = "suspended"
+
+    CHOICE_MADE = "choice_made"
+    PARALLEL_STARTED = "parallel_started"
+    BRANCH_COMPLETED = "branch_completed"
+    JOINED = "joined"
+    WAITING = "waiting"
+    WAIT_ELAPSED = "wait_elapsed"
+    AWAITING_SIGNAL = "awaiting_signal"
+    SIGNAL_RECEIVED = "signal_received"
+    APPROVAL_TIMED_OUT = "approval_timed_out"
+    STATE_REACHED = "state_reached"
+
+    COMPENSATION_STARTED = "compensation_started"
+    COMPENSATION_SCHEDULED = "compensation_scheduled"
+    COMPENSATION_SUCCEEDED = "compensation_succeeded"
+    COMPENSATION_FAILED = "compensation_failed"
+
+    OPERATOR_RETRY = "operator_retry"
+    OPERATOR_SKIP = "operator_skip"
+    OPERATOR_CANCEL = "operator_cancel"
+
+    REJECTED = "rejected"
+    """Written by the store, not by ``decide``: an event the run refused."""
+
+
+class TimerPurpose(StrEnum):
+    """Why a durable timer exists, and so what its firing means to ``decide``."""
+
+    RETRY = "retry"
+    WAIT = "wait"
+    APPROVAL = "approval"
+    DEADLINE = "deadline"
+
+
+K = HistoryKind
+
+STEP_SUCCESSES = frozenset({K.STEP_SUCCEEDED, K.COMPENSATION_SUCCEEDED})
+"""An attempt (of a step or of a compensation) that succeeded."""
+STEP_FAILURES = frozenset({K.STEP_FAILED, K.COMPENSATION_FAILED})
+"""An attempt that failed; its detail holds the ``error``."""
+STEP_OUTCOMES = STEP_SUCCESSES | STEP_FAILURES
+"""One line per finished attempt, with its timing: what the step statistics read."""
+
+COMPENSATION = frozenset(
+    {K.COMPENSATION_STARTED, K.COMPENSATION_SCHEDULED, K.COMPENSATION_SUCCEEDED, K.COMPENSATION_FAILED}
+)
+"""The saga unwinding; the outcomes among them are compensation attempts."""
+COMPENSATION_OUTCOMES = COMPENSATION & STEP_OUTCOMES
+
+OPERATOR_ACTIONS: dict[HistoryKind, str] = {
+    K.OPERATOR_RETRY: "retry",
+    K.OPERATOR_SKIP: "skip",
+    K.OPERATOR_CANCEL: "cancel",
+    K.SIGNAL_RECEIVED: "signal",
+}
+"""A person (or their system) acted on the run, by the action's label."""
+
+TIMER_FIRINGS: dict[HistoryKind, TimerPurpose] = {
+    K.RETRY_STARTED: TimerPurpose.RETRY,
+    K.APPROVAL_TIMED_OUT: TimerPurpose.APPROVAL,
+    K.SLA_MISSED: TimerPurpose.DEADLINE,
+}
+"""Lines written when a durable timer fired, by the timer's purpose. (A wait's
+``wait_elapsed`` is not among them: a wait already due never had a timer.)"""
+
+TROUBLE = frozenset({K.DEAD_LETTERED, K.SUSPENDED})
+"""A step failed for good: a person may have to look."""
+
+PROGRESS = frozenset(
+    {
+        K.STEP_SUCCEEDED,
+        K.STATE_REACHED,
+        K.CHOICE_MADE,
+        K.JOINED,
+        K.WAIT_ELAPSED,
+        K.SIGNAL_RECEIVED,
+        K.OPERATOR_SKIP,
+    }
+)
+"""The run has been through the line's state (the dashboard marks it visited)."""
+
+del K
