@@ -26,6 +26,7 @@ from typing import Any
 
 from legato.http.dashboard.service import Dashboard
 from legato.machine.run import RunStatus
+from legato.machine.vocabulary import HistoryKind
 from legato.store.base import RunQuery
 from legato.store.postgres import PostgresStore
 from legato.store.postgres.insights import (
@@ -71,15 +72,16 @@ FROM generate_series(1, $1::int) AS g,
 
 # Six lines per run: started, three step outcomes (the second fails in 5 % of
 # runs, with one of three error types), a scheduled step, finished.
-LOAD_HISTORY = """
+K = HistoryKind
+LOAD_HISTORY = f"""
 INSERT INTO history (run_id, version, idx, kind, state, attempt, at, detail)
 SELECT r.id, i, 0,
-       CASE i WHEN 1 THEN 'run_started'
-              WHEN 2 THEN 'step_succeeded'
-              WHEN 3 THEN CASE WHEN hashtext(r.id::text) % 20 = 0 THEN 'step_failed' ELSE 'step_succeeded' END
-              WHEN 4 THEN 'step_succeeded'
-              WHEN 5 THEN 'step_scheduled'
-              ELSE 'run_finished' END,
+       CASE i WHEN 1 THEN '{K.RUN_STARTED}'
+              WHEN 2 THEN '{K.STEP_SUCCEEDED}'
+              WHEN 3 THEN CASE WHEN hashtext(r.id::text) % 20 = 0 THEN '{K.STEP_FAILED}' ELSE '{K.STEP_SUCCEEDED}' END
+              WHEN 4 THEN '{K.STEP_SUCCEEDED}'
+              WHEN 5 THEN '{K.STEP_SCHEDULED}'
+              ELSE '{K.RUN_FINISHED}' END,
        (ARRAY[NULL, 'validate', 'charge', 'ship', 'notify', NULL])[i],
        CASE WHEN i BETWEEN 2 AND 5 THEN 1 END,
        r.created_at + (r.updated_at - r.created_at) * (i / 6.0),
@@ -88,7 +90,7 @@ SELECT r.id, i, 0,
                     'type', (ARRAY['ConnectionError', 'TimeoutError', 'PaymentDeclined'])[1 + abs(hashtext(r.id::text)) % 3],
                     'message', 'upstream said no to ' || r.id))
             WHEN i BETWEEN 2 AND 4 THEN jsonb_build_object('duration', random() * random() * 3)
-            ELSE '{}'::jsonb END
+            ELSE '{{}}'::jsonb END
 FROM runs r, generate_series(1, 6) AS i
 """
 

@@ -47,6 +47,7 @@ from legato.machine.states import (
     Task,
     Wait,
 )
+from legato.machine.vocabulary import HistoryKind
 from legato.worker.execute import StepOutcome
 from legato.worker.middleware import Middleware, Next, StepCall
 
@@ -65,6 +66,7 @@ __all__ = [
     "DefinitionError",
     "Fail",
     "Field",
+    "HistoryKind",
     "LegatoError",
     "Middleware",
     "Next",

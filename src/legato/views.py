@@ -12,7 +12,7 @@ def history_json(entry: HistoryEntry) -> dict[str, Any]:
     return {
         "version": entry.version,
         "idx": entry.idx,
-        "kind": entry.kind,
+        "kind": entry.kind.value,
         "at": entry.at,
         "state": entry.state,
         "attempt": entry.attempt,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from legato.machine.commands import Decision
 from legato.machine.decide import decide
 from legato.machine.events import StepFailed, StepSucceeded, TimerFired
+from legato.machine.vocabulary import TimerPurpose
 from legato.store.base import (
     Applied,
     GuardFailed,
@@ -21,7 +22,7 @@ async def test_dead_letters_are_recorded_with_the_transition_and_replayed_once(s
     d1 = decide(WF, run, StepFailed(1, 1, boom("ValueError", "bad input")), NOW)
     assert isinstance(d1, Decision)
     await store.apply(d1)
-    d1b = decide(WF, d1.run, TimerFired("retry:1", "retry", 1, 2), NOW + 6)
+    d1b = decide(WF, d1.run, TimerFired("retry:1", TimerPurpose.RETRY, 1, 2), NOW + 6)
     assert isinstance(d1b, Decision)
     await store.apply(d1b)
     d2 = decide(WF, d1b.run, StepFailed(1, 2, boom("ValueError", "bad input")), NOW + 6)

@@ -11,6 +11,7 @@ from legato.clock import ManualClock
 from legato.engine import Engine
 from legato.machine.errors import ErrorInfo
 from legato.machine.events import StepFailed, StepSucceeded
+from legato.machine.run import StepKind
 from legato.store.insights import Insights, StatusCount, StepStats, insights_for
 from legato.store.ports import Store
 
@@ -30,7 +31,13 @@ app = App(
             sla=100,
             retry=RetryPolicy(max_attempts=2, initial_delay=0, jitter=0),
             states={"a": Task(noop, next="b"), "b": Task(noop)},
-        )
+        ),
+        Workflow(
+            "refund",
+            start="a",
+            retry=RetryPolicy(max_attempts=2, initial_delay=0, jitter=0),
+            states={"a": Task(noop, next="b", compensate=noop), "b": Task(noop)},
+        ),
     ]
 )
 
@@ -52,18 +59,20 @@ async def step(
     took: float,
     error: str | None = None,
     final: bool = False,
+    kind: StepKind = StepKind.STEP,
 ) -> None:
     started = clock.now()
     clock.advance(took)
     if error is None:
         event: StepSucceeded | StepFailed = StepSucceeded(
-            seq, attempt, None, started_at=started, finished_at=clock.now()
+            seq, attempt, None, kind, started_at=started, finished_at=clock.now()
         )
     else:
         event = StepFailed(
             seq,
             attempt,
             ErrorInfo.of(error, f"{error} in run"),
+            kind,
             started_at=started,
             finished_at=clock.now(),
             non_retryable=final,
@@ -131,6 +140,32 @@ async def test_aggregates_of_a_known_history(store: Store, insights: Insights) -
     assert patterns[1].sample_message == "ConnectionError in run"
     assert patterns[1].first_seen == pytest.approx(T0 + HOUR + 0.2)
     assert len(await insights.error_patterns(T0, now + 1, limit=1)) == 1
+
+
+async def test_compensation_attempts_are_counted_apart_from_step_attempts(
+    store: Store, insights: Insights
+) -> None:
+    clock = ManualClock(T0)
+    engine = Engine(app, store, None, clock)
+    run = (await engine.start("refund", {})).run.id
+    await step(engine, clock, run, 1, 1, 0.1)
+    await step(engine, clock, run, 2, 1, 0.2, "ValueError", final=True)
+    # b failed for good: a's compensation (token 3) fails once, then succeeds.
+    await step(engine, clock, run, 3, 1, 0.3, "ConnectionError", kind=StepKind.COMPENSATION)
+    await step(engine, clock, run, 3, 2, 0.4, kind=StepKind.COMPENSATION)
+    now = clock.now()
+
+    stats = await insights.step_stats(T0, now + 1)
+    assert [(s.workflow, s.state, s.kind, s.attempts, s.succeeded) for s in stats] == [
+        ("refund", "a", "compensation", 2, 1),
+        ("refund", "a", "step", 1, 1),
+        ("refund", "b", "step", 1, 0),
+    ]
+    patterns = await insights.error_patterns(T0, now + 1)
+    assert sorted((p.state, p.error_type, p.count) for p in patterns) == [
+        ("a", "ConnectionError", 1),
+        ("b", "ValueError", 1),
+    ]
 
 
 async def test_error_patterns_group_by_type_and_keep_the_latest_sample(

@@ -8,6 +8,7 @@ from legato import RunStatus
 from legato.machine.commands import Decision
 from legato.machine.decide import decide, start_run
 from legato.machine.events import StepFailed, StepSucceeded
+from legato.machine.vocabulary import HistoryKind
 from legato.messages import TaskMessage
 from legato.store.base import (
     Applied,
@@ -74,7 +75,7 @@ async def test_only_one_of_many_racing_transitions_wins(store: Store) -> None:
     results = await asyncio.gather(*(store.apply(d) for d in decisions if isinstance(d, Decision)))
     assert sum(isinstance(r, Applied) for r in results) == 1
     history = await store.history(run.id)
-    assert [e.kind for e in history].count("step_succeeded") == 1
+    assert [e.kind for e in history].count(HistoryKind.STEP_SUCCEEDED) == 1
 
 
 async def test_list_runs_filters_and_pages(store: Store) -> None:

@@ -8,6 +8,7 @@ from legato import App, Branch, Parallel, RunStatus, StepContext, Task, Workflow
 from legato.engine import Engine
 from legato.machine.commands import Decision
 from legato.machine.events import StepSucceeded
+from legato.machine.vocabulary import HistoryKind
 from legato.observe import ConflictInput, Observer
 from legato.store.postgres import PostgresStore
 
@@ -62,5 +63,5 @@ async def test_concurrent_branch_results_all_apply_and_the_join_fires_once(pg_st
     assert run.current_states == ("z",)
     assert {k: run.data[k] for k in "abc"} == {"a": True, "b": True, "c": True}
     history = await pg_store.history(run.id)
-    assert [e.kind for e in history].count("joined") == 1
-    assert [e.kind for e in history].count("step_succeeded") == 3
+    assert [e.kind for e in history].count(HistoryKind.JOINED) == 1
+    assert [e.kind for e in history].count(HistoryKind.STEP_SUCCEEDED) == 3

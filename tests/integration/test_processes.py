@@ -12,6 +12,7 @@ import orjson
 from legato import RunStatus
 from legato.broker.rabbitmq import RabbitMQBroker
 from legato.machine.run import Run
+from legato.machine.vocabulary import HistoryKind
 from legato.store.postgres import PostgresStore
 from tests.conftest import worker_env
 from tests.integration.harness import all_runs, eventually, spawn_worker, wait_finished
@@ -40,8 +41,8 @@ async def assert_each_transition_once(store: PostgresStore, runs: list[Run]) -> 
         succeeded = collections.Counter(e.state for e in history if e.kind == "step_succeeded")
         expected = STEPS_BY_ROUTE[run.input["qty"] * run.input["price"] > 100]
         assert succeeded == collections.Counter(expected), (run.id, succeeded)
-        assert [e.kind for e in history].count("joined") == 1
-        assert [e.kind for e in history].count("run_finished") == 1
+        assert [e.kind for e in history].count(HistoryKind.JOINED) == 1
+        assert [e.kind for e in history].count(HistoryKind.RUN_FINISHED) == 1
 
 
 async def test_two_worker_processes_run_500_events_each_transition_exactly_once(

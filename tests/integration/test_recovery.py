@@ -16,6 +16,7 @@ from legato import BrokerError, OperationRefused, RunStatus
 from legato.broker.rabbitmq import RabbitMQBroker
 from legato.client import Client
 from legato.machine.run import Phase
+from legato.machine.vocabulary import HistoryKind
 from legato.store.postgres import PostgresStore
 from legato.worker.runtime import WorkerSettings
 from tests.apps import recovery
@@ -149,7 +150,7 @@ async def test_a_four_step_saga_failing_at_step_three_compensates_two_then_one_e
     assert done.data["s2_undone"] is True
     assert done.data["s1_undone"] is True
     kinds = [e.kind for e in await pg_store.history(run.id)]
-    assert kinds.count("compensation_succeeded") == 2
+    assert kinds.count(HistoryKind.COMPENSATION_SUCCEEDED) == 2
 
 
 async def test_an_approval_resumes_on_its_signal_and_takes_its_timeout_path_otherwise(

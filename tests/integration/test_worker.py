@@ -9,6 +9,7 @@ from legato import App, RetryPolicy, RunStatus, StepContext, Task, Workflow
 from legato.broker.rabbitmq import RabbitMQBroker
 from legato.client import Client
 from legato.machine.run import Phase, Run
+from legato.machine.vocabulary import HistoryKind
 from legato.store.base import DeadLetterRecord
 from legato.store.postgres import PostgresStore
 from tests.apps.shop import app as shop
@@ -34,7 +35,7 @@ async def test_an_event_starts_a_run_that_goes_through_choice_and_parallel(
     history = await pg_store.history(run.id)
     succeeded = sorted(e.state or "" for e in history if e.kind == "step_succeeded")
     assert succeeded == ["charge", "reserve", "review", "ship", "validate"]
-    assert [e.kind for e in history].count("joined") == 1
+    assert [e.kind for e in history].count(HistoryKind.JOINED) == 1
     versions = sorted({e.version for e in history})
     assert versions == list(range(1, run.version + 1))
 

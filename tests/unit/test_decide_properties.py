@@ -33,6 +33,7 @@ from legato.machine.events import (
     TimerFired,
 )
 from legato.machine.run import TERMINAL_STATUSES, StepKind
+from legato.machine.vocabulary import TimerPurpose
 from tests.unit.sim import Sim, boom
 
 
@@ -82,8 +83,8 @@ COMPENSATE = st.booleans()
 GARBAGE: list[Callable[[st.DrawFn], Event]] = [
     lambda draw: StepSucceeded(draw(SEQ), draw(ATTEMPT), None, draw(KIND)),
     lambda draw: StepFailed(draw(SEQ), draw(ATTEMPT), boom()),
-    lambda draw: TimerFired("retry:3", "retry", 3, draw(RETRY_ATTEMPT)),
-    lambda draw: TimerFired("deadline", "deadline"),
+    lambda draw: TimerFired("retry:3", TimerPurpose.RETRY, 3, draw(RETRY_ATTEMPT)),
+    lambda draw: TimerFired("deadline", TimerPurpose.DEADLINE),
     lambda draw: SignalReceived(draw(SIGNAL)),
     lambda draw: RetryRequested("ops"),
     lambda draw: SkipRequested("ops"),

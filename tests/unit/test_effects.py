@@ -8,6 +8,7 @@ from typing import Any, get_args
 import pytest
 
 from legato.machine.commands import (
+    DEADLINE_TIMER,
     CancelTimer,
     Command,
     DeadLetter,
@@ -19,6 +20,7 @@ from legato.machine.commands import (
 from legato.machine.decide import start_run
 from legato.machine.errors import ErrorInfo
 from legato.machine.run import StepKind
+from legato.machine.vocabulary import HistoryKind, TimerPurpose
 from legato.messages import TaskMessage
 from legato.store.effects import Effects, effects
 from legato.store.postgres.batching import GroupCommit
@@ -27,8 +29,8 @@ from tests.contract.workflow import NOW, WF
 
 SAMPLES: dict[type[Any], Command] = {
     DispatchStep: DispatchStep(seq=3, state="b", attempt=2, kind=StepKind.STEP, priority=2),
-    ScheduleTimer: ScheduleTimer("retry:1", NOW + 5, "retry", seq=1, attempt=2),
-    CancelTimer: CancelTimer("deadline"),
+    ScheduleTimer: ScheduleTimer("retry:1", NOW + 5, TimerPurpose.RETRY, seq=1, attempt=2),
+    CancelTimer: CancelTimer(DEADLINE_TIMER),
     DeadLetter: DeadLetter(1, "a", 2, StepKind.STEP, "retries exhausted", ErrorInfo.of("E", "m"), 2),
 }
 """One of each command; a new command fails the first test until it has a sample here."""
@@ -39,7 +41,10 @@ GROUP_COMMIT = {DispatchStep}
 
 def decision(*commands: Command) -> Decision:
     first = start_run(WF, new_run_id(), {}, NOW)
-    history = (HistoryRecord("step_scheduled", NOW, "a", 1), HistoryRecord("run_started", NOW))
+    history = (
+        HistoryRecord(HistoryKind.STEP_SCHEDULED, NOW, "a", 1),
+        HistoryRecord(HistoryKind.RUN_STARTED, NOW),
+    )
     return Decision(first.run, commands, history, first.previous_version)
 
 

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from legato.machine.run import Run, RunStatus
+from legato.machine.vocabulary import HistoryKind
 from legato.store.base import DeadLetterGroup, DeadLetterRecord, HistoryEntry
 
 STATUS_STYLE = {
@@ -127,9 +128,9 @@ def history_table(run: Run, history: Sequence[HistoryEntry]) -> Table:
         table.add_column(column, overflow="fold")
     for entry in history:
         table.add_row(
-            "-" if entry.kind == "rejected" else str(entry.version),
+            "-" if entry.kind is HistoryKind.REJECTED else str(entry.version),
             duration(entry.at - run.created_at),
-            entry.kind,
+            entry.kind.value,
             entry.state or "",
             str(entry.attempt) if entry.attempt else "",
             summarise(entry),

@@ -13,12 +13,15 @@ in one process (tests) do not mix their numbers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import assert_never
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from legato.machine.commands import CancelTimer, Decision
+from legato.machine.commands import DEADLINE_TIMER, CancelTimer, Decision, HistoryRecord
 from legato.machine.definition import Priority
-from legato.machine.run import Run
+from legato.machine.vocabulary import OPERATOR_ACTIONS, HistoryKind
 from legato.observe import (
     AppliedInput,
     ConflictInput,
@@ -36,13 +39,6 @@ STEP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
 LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 RUN_BUCKETS = (0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 86400, 7 * 86400)
 WAIT_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60)
-
-_OPERATOR_KINDS = {
-    "operator_retry": "retry",
-    "operator_skip": "skip",
-    "operator_cancel": "cancel",
-    "signal_received": "signal",
-}
 
 
 class Metrics:
@@ -175,34 +171,36 @@ class MetricsObserver(Observer):
         self.metrics = metrics
 
     def applied(self, applied: AppliedInput) -> None:
-        m = self.metrics
         decision = applied.decision
-        run = decision.run
-        workflow = run.workflow
         if applied.created:
-            m.runs_started.labels(workflow).inc()
+            self.metrics.runs_started.labels(decision.run.workflow).inc()
         for record in decision.history:
-            kind = record.kind
-            if kind == "retry_scheduled":
-                m.retries.labels(workflow, record.state or "").inc()
-            elif kind == "dead_lettered":
-                m.dead_letters.labels(workflow, "step").inc()
-            elif kind == "sla_missed":
-                m.sla.labels(workflow, "missed").inc()
-            elif kind in _OPERATOR_KINDS:
-                m.operator_actions.labels(workflow, _OPERATOR_KINDS[kind]).inc()
-            elif kind == "run_finished":
-                self._finished(run, decision)
+            count = _COUNTS[record.kind]
+            if count is not None:
+                count(self, decision, record)
 
-    def _finished(self, run: Run, decision: Decision) -> None:
+    def _retry(self, decision: Decision, record: HistoryRecord) -> None:
+        self.metrics.retries.labels(decision.run.workflow, record.state or "").inc()
+
+    def _dead_letter(self, decision: Decision, record: HistoryRecord) -> None:
+        self.metrics.dead_letters.labels(decision.run.workflow, "step").inc()
+
+    def _sla_missed(self, decision: Decision, record: HistoryRecord) -> None:
+        self.metrics.sla.labels(decision.run.workflow, "missed").inc()
+
+    def _operator(self, decision: Decision, record: HistoryRecord) -> None:
+        self.metrics.operator_actions.labels(decision.run.workflow, OPERATOR_ACTIONS[record.kind]).inc()
+
+    def _finished(self, decision: Decision, record: HistoryRecord) -> None:
         m = self.metrics
+        run = decision.run
         status = run.status.value
         m.runs_finished.labels(run.workflow, status).inc()
         end = run.finished_at if run.finished_at is not None else run.updated_at
         m.run_duration.labels(run.workflow, status).observe(max(0.0, end - run.created_at))
         # The SLA is decided by this transition only when it cancels the deadline
         # timer; a deadline that fired earlier was counted as missed then.
-        decided_now = any(isinstance(c, CancelTimer) and c.key == "deadline" for c in decision.commands)
+        decided_now = any(isinstance(c, CancelTimer) and c.key == DEADLINE_TIMER for c in decision.commands)
         if decided_now and run.sla_met is not None:
             m.sla.labels(run.workflow, "met" if run.sla_met else "missed").inc()
 
@@ -217,3 +215,56 @@ class MetricsObserver(Observer):
 
     def rate_limit_waited(self, waited: RateLimitWaitedInput) -> None:
         self.metrics.rate_limit_wait.labels(waited.limit).observe(waited.seconds)
+
+
+Count = Callable[[MetricsObserver, Decision, HistoryRecord], None]
+
+
+def _count_for(kind: HistoryKind) -> Count | None:
+    """What a history line of ``kind`` counts, if anything. Exhaustive, so a new
+    kind is a decision here; looked up through ``_COUNTS`` per line."""
+    match kind:
+        case HistoryKind.RETRY_SCHEDULED:
+            return MetricsObserver._retry
+        case HistoryKind.DEAD_LETTERED:
+            return MetricsObserver._dead_letter
+        case HistoryKind.SLA_MISSED:
+            return MetricsObserver._sla_missed
+        case HistoryKind.RUN_FINISHED:
+            return MetricsObserver._finished
+        case (
+            HistoryKind.OPERATOR_RETRY
+            | HistoryKind.OPERATOR_SKIP
+            | HistoryKind.OPERATOR_CANCEL
+            | HistoryKind.SIGNAL_RECEIVED
+        ):
+            return MetricsObserver._operator
+        case (
+            HistoryKind.RUN_STARTED  # counted from ``created``: a start is its transition
+            | HistoryKind.RUN_RESUMED
+            | HistoryKind.STEP_SCHEDULED
+            | HistoryKind.STEP_SUCCEEDED  # attempts are counted by StepMetrics, where they run
+            | HistoryKind.STEP_FAILED
+            | HistoryKind.RETRY_STARTED
+            | HistoryKind.SUSPENDED
+            | HistoryKind.CHOICE_MADE
+            | HistoryKind.PARALLEL_STARTED
+            | HistoryKind.BRANCH_COMPLETED
+            | HistoryKind.JOINED
+            | HistoryKind.WAITING
+            | HistoryKind.WAIT_ELAPSED
+            | HistoryKind.AWAITING_SIGNAL
+            | HistoryKind.APPROVAL_TIMED_OUT
+            | HistoryKind.STATE_REACHED
+            | HistoryKind.COMPENSATION_STARTED
+            | HistoryKind.COMPENSATION_SCHEDULED
+            | HistoryKind.COMPENSATION_SUCCEEDED
+            | HistoryKind.COMPENSATION_FAILED
+            | HistoryKind.REJECTED  # counted by the ``rejected`` hook
+        ):
+            return None
+        case _:
+            assert_never(kind)
+
+
+_COUNTS = {kind: _count_for(kind) for kind in HistoryKind}

@@ -24,9 +24,9 @@ import contextlib
 import os
 import socket
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, assert_never
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
@@ -41,6 +41,7 @@ from legato.errors import ConfigurationError
 from legato.machine.commands import HistoryRecord
 from legato.machine.errors import ErrorInfo
 from legato.machine.run import Run, RunStatus, StepKind
+from legato.machine.vocabulary import OPERATOR_ACTIONS, TIMER_FIRINGS, HistoryKind
 from legato.observe import AppliedInput, MessageHeadersInput, Observer, RejectedInput
 from legato.telemetry.context import (
     message_parent,
@@ -260,19 +261,6 @@ class StepSpans:
         return outcome
 
 
-_OPERATOR_KINDS = {
-    "operator_retry": "retry",
-    "operator_skip": "skip",
-    "operator_cancel": "cancel",
-    "signal_received": "signal",
-}
-_TIMER_KINDS = {
-    "retry_started": "retry",
-    "approval_timed_out": "approval",
-    "sla_missed": "deadline",
-}
-
-
 class RunSpans(Observer):
     """Observer: spans drawn from committed transitions, and the message headers."""
 
@@ -302,61 +290,127 @@ class RunSpans(Observer):
         )
 
     def _record(self, run: Run, record: HistoryRecord, committed: float) -> None:
-        kind, at, detail = record.kind, record.at, record.detail
-        state_attributes: dict[str, Any] = {}
-        if record.state is not None:
-            state_attributes["legato.state"] = record.state
-        if record.attempt is not None:
-            state_attributes["legato.attempt"] = record.attempt
-        emit = self.tracing.emit
-        if kind == "retry_scheduled":
-            delay = float(detail.get("delay") or 0.0)
-            if delay > 0:
-                emit(
-                    f"retry wait {record.state}",
-                    run,
-                    at,
-                    at + delay,
-                    {**state_attributes, "legato.retry.delay": delay},
-                )
-        elif kind == "waiting":
-            until = detail.get("until")
-            end = float(until) if isinstance(until, int | float) else at
-            emit(f"wait {record.state}", run, at, end, state_attributes)
-        elif kind in _TIMER_KINDS:
-            emit(
-                f"timer {_TIMER_KINDS[kind]}",
-                run,
-                at,
-                committed,
-                {**state_attributes, "legato.timer": _TIMER_KINDS[kind]},
-            )
-        elif kind in _OPERATOR_KINDS:
-            action = _OPERATOR_KINDS[kind]
-            attributes = {
-                **state_attributes,
-                "legato.action": action,
-                "enduser.id": record.actor or "unknown",
-            }
-            if detail.get("dead_letter") is not None:
-                attributes["legato.dead_letter"] = detail["dead_letter"]
-            if kind == "signal_received":
-                attributes["legato.signal"] = str(detail.get("signal"))
-            emit(f"operator {action}", run, at, committed, attributes)
-        elif kind == "compensation_started":
-            emit("compensation started", run, at, committed, {"legato.reason": str(detail.get("reason", ""))})
-        elif kind in ("dead_lettered", "suspended"):
-            reason = str(detail.get("reason", ""))
-            emit(
-                f"{kind.replace('_', ' ')} {record.state}",
-                run,
-                at,
-                committed,
-                {**state_attributes, "legato.reason": reason},
-                error=reason or kind,
-            )
-        elif kind == "run_finished":
-            self.tracing.emit_root(run, at)
+        draw = _SPANS[record.kind]
+        if draw is not None:
+            draw(self.tracing, run, record, committed)
+
+
+def _state_attributes(record: HistoryRecord) -> dict[str, Any]:
+    attributes: dict[str, Any] = {}
+    if record.state is not None:
+        attributes["legato.state"] = record.state
+    if record.attempt is not None:
+        attributes["legato.attempt"] = record.attempt
+    return attributes
+
+
+def _retry_wait(tracing: Tracing, run: Run, record: HistoryRecord, committed: float) -> None:
+    delay = float(record.detail.get("delay") or 0.0)
+    if delay > 0:
+        at = record.at
+        attributes = {**_state_attributes(record), "legato.retry.delay": delay}
+        tracing.emit(f"retry wait {record.state}", run, at, at + delay, attributes)
+
+
+def _wait(tracing: Tracing, run: Run, record: HistoryRecord, committed: float) -> None:
+    until = record.detail.get("until")
+    end = float(until) if isinstance(until, int | float) else record.at
+    tracing.emit(f"wait {record.state}", run, record.at, end, _state_attributes(record))
+
+
+def _timer(tracing: Tracing, run: Run, record: HistoryRecord, committed: float) -> None:
+    purpose = TIMER_FIRINGS[record.kind].value
+    attributes = {**_state_attributes(record), "legato.timer": purpose}
+    tracing.emit(f"timer {purpose}", run, record.at, committed, attributes)
+
+
+def _operator(tracing: Tracing, run: Run, record: HistoryRecord, committed: float) -> None:
+    action = OPERATOR_ACTIONS[record.kind]
+    detail = record.detail
+    attributes = {
+        **_state_attributes(record),
+        "legato.action": action,
+        "enduser.id": record.actor or "unknown",
+    }
+    if detail.get("dead_letter") is not None:
+        attributes["legato.dead_letter"] = detail["dead_letter"]
+    if record.kind is HistoryKind.SIGNAL_RECEIVED:
+        attributes["legato.signal"] = str(detail.get("signal"))
+    tracing.emit(f"operator {action}", run, record.at, committed, attributes)
+
+
+def _compensation_started(tracing: Tracing, run: Run, record: HistoryRecord, committed: float) -> None:
+    reason = str(record.detail.get("reason", ""))
+    tracing.emit("compensation started", run, record.at, committed, {"legato.reason": reason})
+
+
+def _trouble(tracing: Tracing, run: Run, record: HistoryRecord, committed: float) -> None:
+    kind = record.kind.value
+    reason = str(record.detail.get("reason", ""))
+    tracing.emit(
+        f"{kind.replace('_', ' ')} {record.state}",
+        run,
+        record.at,
+        committed,
+        {**_state_attributes(record), "legato.reason": reason},
+        error=reason or kind,
+    )
+
+
+def _finished(tracing: Tracing, run: Run, record: HistoryRecord, committed: float) -> None:
+    tracing.emit_root(run, record.at)
+
+
+Draw = Callable[[Tracing, Run, HistoryRecord, float], None]
+
+
+def _span_for(kind: HistoryKind) -> Draw | None:
+    """The span a history line of ``kind`` draws, if any. Exhaustive, so a new
+    kind is a decision here; looked up through ``_SPANS`` per line."""
+    match kind:
+        case HistoryKind.RETRY_SCHEDULED:
+            return _retry_wait
+        case HistoryKind.WAITING:
+            return _wait
+        case HistoryKind.RETRY_STARTED | HistoryKind.APPROVAL_TIMED_OUT | HistoryKind.SLA_MISSED:
+            return _timer
+        case (
+            HistoryKind.OPERATOR_RETRY
+            | HistoryKind.OPERATOR_SKIP
+            | HistoryKind.OPERATOR_CANCEL
+            | HistoryKind.SIGNAL_RECEIVED
+        ):
+            return _operator
+        case HistoryKind.COMPENSATION_STARTED:
+            return _compensation_started
+        case HistoryKind.DEAD_LETTERED | HistoryKind.SUSPENDED:
+            return _trouble
+        case HistoryKind.RUN_FINISHED:
+            return _finished
+        case (
+            HistoryKind.RUN_STARTED  # the root span is drawn when the run finishes
+            | HistoryKind.RUN_RESUMED
+            | HistoryKind.STEP_SCHEDULED
+            | HistoryKind.STEP_SUCCEEDED  # attempts are spans of StepSpans, where they run
+            | HistoryKind.STEP_FAILED
+            | HistoryKind.CHOICE_MADE
+            | HistoryKind.PARALLEL_STARTED
+            | HistoryKind.BRANCH_COMPLETED
+            | HistoryKind.JOINED
+            | HistoryKind.WAIT_ELAPSED
+            | HistoryKind.AWAITING_SIGNAL
+            | HistoryKind.STATE_REACHED
+            | HistoryKind.COMPENSATION_SCHEDULED
+            | HistoryKind.COMPENSATION_SUCCEEDED
+            | HistoryKind.COMPENSATION_FAILED
+            | HistoryKind.REJECTED  # drawn by the ``rejected`` hook
+        ):
+            return None
+        case _:
+            assert_never(kind)
+
+
+_SPANS = {kind: _span_for(kind) for kind in HistoryKind}
 
 
 def default_resource(env: Mapping[str, str] | None = None) -> Resource:

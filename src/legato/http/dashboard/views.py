@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from legato.machine.definition import Workflow
-from legato.machine.run import Phase, Run
+from legato.machine.run import Phase, Run, RunStatus
 from legato.machine.states import Approval
+from legato.machine.vocabulary import PROGRESS, HistoryKind
 from legato.store.base import HistoryEntry
 from legato.store.insights import ErrorPattern, StatusCount, StepStats, Throughput
 from legato.telemetry.context import root_context
@@ -67,7 +68,7 @@ def legal_actions(run: Run, workflow: Workflow | None) -> dict[str, Any]:
                 state = workflow.state(token.state)
                 if isinstance(state, Approval) and state.signal not in signals:
                     signals.append(state.signal)
-    resumable = run.status.value in ("suspended", "failed") and bool(stuck)
+    resumable = run.status in (RunStatus.SUSPENDED, RunStatus.FAILED) and bool(stuck)
     return {
         "retry": resumable,
         "skip": resumable,
@@ -81,25 +82,12 @@ def graph_marks(run: Run, history: list[HistoryEntry]) -> dict[str, list[str]]:
     """Which states to highlight: where the run is, where it has been, where it failed."""
     visited: list[str] = []
     for entry in history:
-        if (
-            entry.state
-            and entry.kind
-            in (
-                "step_succeeded",
-                "state_reached",
-                "choice_made",
-                "joined",
-                "wait_elapsed",
-                "signal_received",
-                "operator_skip",
-            )
-            and entry.state not in visited
-        ):
+        if entry.state and entry.kind in PROGRESS and entry.state not in visited:
             visited.append(entry.state)
     current = [t.state for t in run.tokens if t.phase not in _STUCK]
     failed = [t.state for t in run.tokens if t.phase in _STUCK]
     if run.error is not None and not failed:
-        failed = [e.state for e in history if e.kind == "dead_lettered" and e.state][-1:]
+        failed = [e.state for e in history if e.kind is HistoryKind.DEAD_LETTERED and e.state][-1:]
     return {"current": current, "visited": visited, "failed": failed}
 
 
