@@ -147,6 +147,7 @@ def test_the_dashboard_script_colours_only_known_kinds_and_every_failure_and_act
 
 _KIND_CALLS = {"note", "HistoryRecord", "HistoryEntry"}
 _PURPOSE_CALLS = {"ScheduleTimer", "TimerFired", "DueTimer", "schedule"}
+_KEYWORDS = {"kind": KINDS, "purpose": PURPOSES}
 _SHARED = frozenset(s.value for s in (*RunStatus, *Phase)) & KINDS
 """Words that are also run statuses or token phases: quoted alone in SQL they
 are taken for those (``status = 'suspended'``)."""
@@ -194,71 +195,92 @@ def _callee(call: ast.Call) -> str:
     return func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
 
 
-def _targets(node: ast.Assign | ast.AnnAssign | ast.AugAssign | ast.NamedExpr) -> list[ast.expr]:
-    return list(node.targets) if isinstance(node, ast.Assign) else [node.target]
+class _Scan(ast.NodeVisitor):
+    """Collects (line, literal) of the kinds and purposes a module spells out."""
+
+    def __init__(self) -> None:
+        self.found: set[tuple[int, str]] = set()
+
+    def flag(self, node: ast.expr | None, words: frozenset[str]) -> None:
+        for value in _strings(node):
+            if value in words and node is not None:
+                self.found.add((node.lineno, value))
+
+    def visit_Compare(self, node: ast.Compare) -> None:
+        operands = [node.left, *node.comparators]
+        for operand in operands:
+            self.flag(operand, KINDS)
+            if any(_mentions(other, "purpose") for other in operands if other is not operand):
+                self.flag(operand, PURPOSES)
+        self.generic_visit(node)
+
+    def visit_Match(self, node: ast.Match) -> None:
+        words = KINDS | PURPOSES if _mentions(node.subject, "purpose") else KINDS
+        for case in node.cases:
+            for pattern in ast.walk(case.pattern):
+                if isinstance(pattern, ast.MatchValue):
+                    self.flag(pattern.value, words)
+        self.generic_visit(node)
+
+    def visit_Call(self, node: ast.Call) -> None:
+        callee = _callee(node)
+        if callee in _KIND_CALLS or callee in ("count", "index"):
+            for arg in node.args:
+                self.flag(arg, KINDS)
+        if callee in _PURPOSE_CALLS:
+            for arg in node.args:
+                self.flag(arg, PURPOSES)
+        if callee == "get" and isinstance(node.func, ast.Attribute) and _mentions(node, "purpose"):
+            self.flag(node.func.value, PURPOSES)
+        for keyword in node.keywords:
+            self.flag(keyword.value, _KEYWORDS.get(keyword.arg or "", frozenset()))
+        self.generic_visit(node)
+
+    def _assigned(self, targets: list[ast.expr], value: ast.expr | None) -> None:
+        if any(_mentions(target, "kind") for target in targets):
+            self.flag(value, KINDS)
+        if any(_mentions(target, "purpose") for target in targets):
+            self.flag(value, PURPOSES)
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        self._assigned(node.targets, node.value)
+        self.generic_visit(node)
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
+        self._assigned([node.target], node.value)
+        self.generic_visit(node)
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> None:
+        self._assigned([node.target], node.value)
+        self.generic_visit(node)
+
+    def visit_NamedExpr(self, node: ast.NamedExpr) -> None:
+        self._assigned([node.target], node.value)
+        self.generic_visit(node)
+
+    def visit_Subscript(self, node: ast.Subscript) -> None:
+        if _mentions(node.slice, "purpose"):
+            self.flag(node.value, PURPOSES)
+        self.generic_visit(node)
+
+    def _collection(self, node: ast.Tuple | ast.List | ast.Set | ast.Dict) -> None:
+        if len(set(_strings(node)) & KINDS) >= 2:
+            self.flag(node, KINDS)
+        self.generic_visit(node)
+
+    visit_Tuple = visit_List = visit_Set = visit_Dict = _collection
+
+    def visit_Constant(self, node: ast.Constant) -> None:
+        if isinstance(node.value, str):
+            for pattern in (_SQL_KIND, _SQL_PURPOSE):
+                self.found.update((node.lineno, match.group(0)) for match in pattern.finditer(node.value))
 
 
 def bare_vocabulary(source: str) -> list[tuple[int, str]]:
     """(line, literal) of every kind or purpose spelled as a bare string in ``source``."""
-    found: set[tuple[int, str]] = set()
-
-    def flag(node: ast.expr | None, words: frozenset[str]) -> None:
-        for value in _strings(node):
-            if value in words and node is not None:
-                found.add((node.lineno, value))
-
-    for node in ast.walk(ast.parse(source)):
-        match node:
-            case ast.Compare():
-                operands = [node.left, *node.comparators]
-                for operand in operands:
-                    flag(operand, KINDS)
-                    if any(_mentions(other, "purpose") for other in operands if other is not operand):
-                        flag(operand, PURPOSES)
-            case ast.Match():
-                for case in node.cases:
-                    for pattern in ast.walk(case.pattern):
-                        if isinstance(pattern, ast.MatchValue):
-                            flag(pattern.value, KINDS)
-                            if _mentions(node.subject, "purpose"):
-                                flag(pattern.value, PURPOSES)
-            case ast.Call():
-                callee = _callee(node)
-                if callee in _KIND_CALLS:
-                    for arg in node.args:
-                        flag(arg, KINDS)
-                if callee in _PURPOSE_CALLS:
-                    for arg in node.args:
-                        flag(arg, PURPOSES)
-                if callee in ("count", "index"):
-                    for arg in node.args:
-                        flag(arg, KINDS)
-                if callee == "get" and isinstance(node.func, ast.Attribute) and _mentions(node, "purpose"):
-                    flag(node.func.value, PURPOSES)
-                for keyword in node.keywords:
-                    if keyword.arg == "kind":
-                        flag(keyword.value, KINDS)
-                    elif keyword.arg == "purpose":
-                        flag(keyword.value, PURPOSES)
-            case ast.Assign() | ast.AnnAssign() | ast.AugAssign() | ast.NamedExpr():
-                targets = _targets(node)
-                if any(_mentions(target, "kind") for target in targets):
-                    flag(node.value, KINDS)
-                if any(_mentions(target, "purpose") for target in targets):
-                    flag(node.value, PURPOSES)
-            case ast.Subscript() if _mentions(node.slice, "purpose"):
-                flag(node.value, PURPOSES)
-            case ast.Tuple() | ast.List() | ast.Set() | ast.Dict():
-                if len(set(_strings(node)) & KINDS) >= 2:
-                    flag(node, KINDS)
-            case ast.Constant(value=str() as text):
-                for match in _SQL_KIND.finditer(text):
-                    found.add((node.lineno, match.group(0)))
-                for match in _SQL_PURPOSE.finditer(text):
-                    found.add((node.lineno, match.group(0)))
-            case _:
-                pass
-    return sorted(found)
+    scan = _Scan()
+    scan.visit(ast.parse(source))
+    return sorted(scan.found)
 
 
 def _scanned_files() -> Iterator[Path]:
