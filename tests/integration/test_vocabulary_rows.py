@@ -11,9 +11,9 @@ from legato import App, RetryPolicy, Task, Workflow
 from legato.clock import ManualClock
 from legato.engine import Engine
 from legato.machine.events import StepFailed, StepSucceeded
-from legato.store.base import Store
-from legato.store.insights_postgres import ERROR_PATTERNS, STEP_STATS
+from legato.store.ports import Store
 from legato.store.postgres import PostgresStore
+from legato.store.postgres.insights import ERROR_PATTERNS, STEP_STATS
 from legato.store.sqlite import SqliteStore
 from tests.unit.sim import boom
 
