@@ -11,6 +11,8 @@ from legato.machine.decide import decide
 from legato.machine.events import StepFailed, StepSucceeded, TimerFired
 from legato.store.base import Applied, ConsumeTimer, GuardFailed
 from legato.store.ports import Store
+from legato.store.postgres import PostgresStore
+from legato.store.sqlite import SqliteStore
 from tests.contract.workflow import NOW, WF, started
 from tests.unit.sim import boom
 
@@ -86,3 +88,31 @@ async def test_a_subscriber_is_woken_once_for_each_timer_scheduled(store: Store)
     # Notifications arrive in order: a second wake-up for the first timer would
     # have come before the one for the second.
     assert woken == [NOW + 6, NOW + 7]
+
+
+async def _set_timer_purposes(store: Store, purpose: str) -> None:
+    """What a newer version of legato could have written."""
+    if isinstance(store, PostgresStore):
+        await store.pool.execute("UPDATE timers SET purpose = $1", purpose)
+    else:
+        assert isinstance(store, SqliteStore)
+        async with store._write() as db:
+            await db.execute("UPDATE timers SET purpose = ?", (purpose,))
+
+
+async def test_a_timer_of_a_purpose_this_version_does_not_know_is_left_for_a_newer_worker(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    run = (await store.create_run(started())).run
+    failed = decide(WF, run, StepFailed(1, 1, boom()), NOW + 1)
+    assert isinstance(failed, Decision)
+    assert isinstance(await store.apply(failed), Applied)
+    await _set_timer_purposes(store, "from_a_newer_version")
+    # Claimed (so this poller does not spin on it) but not handed out: once the
+    # claim runs out, a worker that knows the purpose gets it.
+    assert await store.claim_timers(NOW + 7, lease=30, limit=10) == []
+    assert "unknown to this version" in caplog.text
+    await _set_timer_purposes(store, "retry")
+    assert await store.claim_timers(NOW + 8, lease=30, limit=10) == []  # still claimed
+    [timer] = await store.claim_timers(NOW + 40, lease=30, limit=10)
+    assert timer.key == "retry:1"

@@ -4,8 +4,9 @@ from :mod:`legato.store.effects`)."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 import orjson
@@ -16,6 +17,8 @@ from legato.machine.run import Run, RunStatus
 from legato.machine.values import JSON
 from legato.machine.vocabulary import HistoryKind, TimerPurpose
 from legato.store.base import DeadLetterRecord, DueTimer, HistoryEntry
+
+log = logging.getLogger("legato.store")
 
 
 class Row(Protocol):
@@ -217,14 +220,28 @@ def history_from_row(row: Row, decode: Callable[[Any], Any] = lambda value: valu
     )
 
 
-def due_timer_from_row(row: Row) -> DueTimer:
-    """A claimed timer row, its purpose a :class:`TimerPurpose` again."""
-    return DueTimer(
-        row["id"],
-        row["run_id"],
-        row["key"],
-        TimerPurpose(row["purpose"]),
-        row["seq"],
-        row["attempt"],
-        row["fire_at"],
-    )
+def due_timers(rows: Iterable[Row]) -> list[DueTimer]:
+    """Claimed timer rows, their purposes :class:`TimerPurpose` again.
+
+    A purpose this version does not know was written by a newer one (a rolling
+    deploy): that timer is left out, so its claim runs out and a newer worker
+    fires it, as with a run of a workflow version this worker lacks.
+    """
+    timers = []
+    for row in rows:
+        try:
+            purpose = TimerPurpose(row["purpose"])
+        except ValueError:
+            log.warning(
+                "timer %s of run %s has purpose %r, unknown to this version; left for a newer worker",
+                row["key"],
+                row["run_id"],
+                row["purpose"],
+            )
+            continue
+        timers.append(
+            DueTimer(
+                row["id"], row["run_id"], row["key"], purpose, row["seq"], row["attempt"], row["fire_at"]
+            )
+        )
+    return timers

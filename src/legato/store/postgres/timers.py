@@ -11,14 +11,14 @@ from legato.store.base import DueTimer
 from legato.store.postgres import sql as q
 from legato.store.postgres.connection import PostgresConnection
 from legato.store.postgres.rows import CONNECTION_LOST
-from legato.store.rows import due_timer_from_row
+from legato.store.rows import due_timers
 
 
 class PostgresTimers(PostgresConnection):
     async def claim_timers(self, now: float, lease: float, limit: int) -> list[DueTimer]:
         async with self._conn() as conn:
             rows = await conn.fetch(q.CLAIM_TIMERS, now, now + lease, limit)
-        return [due_timer_from_row(r) for r in rows]
+        return due_timers(rows)
 
     async def drop_timer(self, timer_id: int) -> None:
         async with self._conn() as conn:

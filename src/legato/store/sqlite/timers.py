@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from legato.store.base import DueTimer
-from legato.store.rows import due_timer_from_row
+from legato.store.rows import due_timers
 from legato.store.sqlite import sql as q
 from legato.store.sqlite.connection import SqliteConnection
 
@@ -15,7 +15,7 @@ class SqliteTimers(SqliteConnection):
         async with self._write() as db:
             cursor = await db.execute(q.CLAIM_TIMERS, (now + lease, now, now, limit))
             rows = await cursor.fetchall()
-        return [due_timer_from_row(r) for r in rows]
+        return due_timers(rows)
 
     async def drop_timer(self, timer_id: int) -> None:
         async with self._write() as db:
