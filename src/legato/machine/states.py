@@ -125,6 +125,74 @@ class Parallel:
             yield "a parallel state needs at least one branch"
 
 
+MAX_MAP_CONCURRENCY = 1000
+"""A map starts up to ``max_concurrency`` items in one transition, so this bounds
+the size of that transaction (its task messages and history lines)."""
+
+
+@dataclass(frozen=True)
+class Map:
+    """Runs ``iterator`` once for every item of the list at the data path ``items``.
+
+    Each item's steps see ``{"item": ..., "index": ...}`` plus what the item's
+    earlier steps returned, not the run's data; an item's result is what its
+    steps returned, merged. When every item has finished, the results are
+    stored under ``output_key`` as a list in item order, and the run goes on.
+
+    At most ``max_concurrency`` items run at a time. ``tolerated_failures`` is a
+    count (an ``int``) or a fraction of the items (a ``float`` in [0, 1]); one
+    failure more and the map fails: no new item starts, the running ones
+    finish, and the run follows its failure path (compensating the items that
+    completed, most recent first). An item fails when its step fails for good
+    after the retries of its own task's policy, or when it reaches a fail state.
+    """
+
+    items: str
+    iterator: Branch
+    next: str | None = None
+    max_concurrency: int = 10
+    tolerated_failures: int | float = 0
+    output_key: str = "results"
+
+    def problems(self) -> Iterator[str]:
+        if not isinstance(self.items, str) or not _is_path(self.items):
+            yield f"items must be a data path such as 'order.lines', got {self.items!r}"
+        if (
+            isinstance(self.max_concurrency, bool)
+            or not isinstance(self.max_concurrency, int)
+            or not 1 <= self.max_concurrency <= MAX_MAP_CONCURRENCY
+        ):
+            yield (
+                f"max_concurrency must be an integer from 1 to {MAX_MAP_CONCURRENCY}, "
+                f"got {self.max_concurrency!r}"
+            )
+        yield from _tolerance_problems(self.tolerated_failures)
+        if not isinstance(self.output_key, str) or not self.output_key:
+            yield f"output_key must be a non-empty key, got {self.output_key!r}"
+        if not isinstance(self.iterator, Branch):
+            yield "a map's iterator is a Branch (start and states)"
+
+
+def _is_path(path: str) -> bool:
+    return bool(path) and all(part.strip() == part and part for part in path.split("."))
+
+
+def _tolerance_problems(tolerated: object) -> Iterator[str]:
+    if isinstance(tolerated, bool) or not isinstance(tolerated, int | float):
+        yield f"tolerated_failures must be a count (int) or a fraction (float), got {tolerated!r}"
+    elif isinstance(tolerated, int) and tolerated < 0:
+        yield f"tolerated_failures must be >= 0, got {tolerated}"
+    elif isinstance(tolerated, float) and not 0.0 <= tolerated <= 1.0:
+        yield f"tolerated_failures as a fraction must be in [0, 1], got {tolerated}"
+
+
+def tolerated(state: Map, total: int) -> int:
+    """How many of ``total`` items may fail before the map fails."""
+    if isinstance(state.tolerated_failures, float):
+        return int(state.tolerated_failures * total)
+    return state.tolerated_failures
+
+
 @dataclass(frozen=True)
 class Wait:
     """Pauses for ``seconds``, or until the timestamp found at the data path ``until``."""
@@ -181,12 +249,13 @@ class Fail:
         return iter(())
 
 
-State: TypeAlias = Task | Choice | Parallel | Wait | Approval | Succeed | Fail
+State: TypeAlias = Task | Choice | Parallel | Map | Wait | Approval | Succeed | Fail
 
 KIND_NAMES: dict[type[Any], str] = {
     Task: "task",
     Choice: "choice",
     Parallel: "parallel",
+    Map: "map",
     Wait: "wait",
     Approval: "approval",
     Succeed: "succeed",
@@ -202,7 +271,7 @@ def targets_of(state: State) -> list[str]:
     """The states this one can go to next, in its own scope."""
     found: list[str] = []
     match state:
-        case Task(next=nxt) | Parallel(next=nxt) | Wait(next=nxt):
+        case Task(next=nxt) | Parallel(next=nxt) | Map(next=nxt) | Wait(next=nxt):
             if nxt is not None:
                 found.append(nxt)
         case Approval(next=nxt, on_timeout=timeout_target):
@@ -221,7 +290,7 @@ def ends_scope(state: State) -> bool:
     match state:
         case Succeed() | Fail():
             return True
-        case Task(next=None) | Parallel(next=None) | Wait(next=None) | Approval(next=None):
+        case Task(next=None) | Parallel(next=None) | Map(next=None) | Wait(next=None) | Approval(next=None):
             return True
         case _:
             return False
@@ -229,9 +298,12 @@ def ends_scope(state: State) -> bool:
 
 @dataclass(frozen=True)
 class Placement:
-    """Where a state sits: top level, or inside branch ``branch`` of ``parallel``."""
+    """Where a state sits: top level, or inside branch ``branch`` of ``parallel``.
+
+    A map's iterator is its branch 0; ``map`` then names the map."""
 
     state: State
     parallel: str | None = None
     branch: int | None = None
     scope_states: tuple[str, ...] = field(default=())
+    map: str | None = None

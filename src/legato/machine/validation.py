@@ -14,7 +14,18 @@ from legato.errors import DefinitionError
 from legato.machine.definition import RESERVED_EVENT_PREFIX
 from legato.machine.limits import Limit, kind_of_limit
 from legato.machine.policies import policy_problems
-from legato.machine.states import Choice, Parallel, Placement, State, Task, ends_scope, targets_of
+from legato.machine.states import (
+    Choice,
+    Fail,
+    Map,
+    Parallel,
+    Placement,
+    State,
+    Succeed,
+    Task,
+    ends_scope,
+    targets_of,
+)
 
 if TYPE_CHECKING:
     from legato.machine.definition import Workflow
@@ -57,9 +68,13 @@ def _scope(
     parallel: str | None,
     branch: int | None,
     index: dict[str, Placement],
+    in_map: str | None = None,
 ) -> None:
     wf = workflow.name
-    where = "the workflow" if parallel is None else f"branch {branch} of {parallel!r}"
+    if in_map is not None:
+        where = f"the iterator of map {in_map!r}"
+    else:
+        where = "the workflow" if parallel is None else f"branch {branch} of {parallel!r}"
     if not states:
         raise DefinitionError(wf, parallel, f"{where} has no states")
     if start not in states:
@@ -74,13 +89,35 @@ def _scope(
                 state_name,
                 "the state name is used twice; state names must be unique across the workflow, branches included",
             )
-        index[state_name] = Placement(state, parallel, branch, names)
+        index[state_name] = Placement(state, parallel, branch, names, in_map)
         _check_state(workflow, state_name, state, states)
+        if in_map is not None:
+            _check_iterator_state(wf, in_map, state_name, state)
     for state_name, state in states.items():
         if isinstance(state, Parallel):
             for number, inner in enumerate(state.branches):
                 _scope(workflow, inner.start, inner.states, state_name, number, index)
+        elif isinstance(state, Map):
+            iterator = state.iterator
+            _scope(workflow, iterator.start, iterator.states, state_name, 0, index, state_name)
+            if not isinstance(iterator.states[iterator.start], Task):
+                raise DefinitionError(wf, state_name, "a map's iterator must start with a task")
     _check_reachability(wf, start, states, where)
+
+
+def _check_iterator_state(wf: str, map_name: str, name: str, state: State) -> None:
+    """An item's steps see the item, not the run: only tasks and their ends fit."""
+    if not isinstance(state, Task | Succeed | Fail):
+        raise DefinitionError(
+            wf, name, f"the iterator of map {map_name!r} can hold task, succeed and fail states only"
+        )
+    if isinstance(state, Task) and state.on_failure is not None:
+        raise DefinitionError(
+            wf,
+            name,
+            f"on_failure has no meaning in the iterator of map {map_name!r}: "
+            "an item that fails counts against the map's tolerated_failures",
+        )
 
 
 def _check_state(workflow: Workflow, name: str, state: State, scope: Mapping[str, State]) -> None:
@@ -89,7 +126,7 @@ def _check_state(workflow: Workflow, name: str, state: State, scope: Mapping[str
         raise DefinitionError(
             wf,
             name,
-            f"{state!r} is not a state (use Task, Choice, Parallel, Wait, Approval, Succeed or Fail)",
+            f"{state!r} is not a state (use Task, Choice, Parallel, Map, Wait, Approval, Succeed or Fail)",
         )
     problem = next(state.problems(), None)
     if problem is not None:
