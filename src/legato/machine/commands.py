@@ -57,7 +57,26 @@ class DeadLetter:
     attempts: int
 
 
-Command = DispatchStep | ScheduleTimer | CancelTimer | DeadLetter
+@dataclass(frozen=True)
+class RecordMapItem:
+    """An item of a map finished: store its result (or error) as a row of its own."""
+
+    map_seq: int
+    index: int
+    ok: bool
+    result: JSON
+    error: ErrorInfo | None = None
+
+
+@dataclass(frozen=True)
+class CollectMapResults:
+    """A map joined: put its items' results, in item order, under ``key`` in the run's data."""
+
+    map_seq: int
+    key: str
+
+
+Command = DispatchStep | ScheduleTimer | CancelTimer | DeadLetter | RecordMapItem | CollectMapResults
 """Every command; :func:`legato.store.effects.effects` says what each one writes.
 
 A run's end is no command: it is the run's status and its ``run_finished``

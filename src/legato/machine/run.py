@@ -64,6 +64,60 @@ class StepKind(StrEnum):
 
 
 @dataclass(frozen=True)
+class MapProgress:
+    """Where a map state is: counts of its items, and what its running items returned so far.
+
+    Items start in index order, so the items ``started`` are 0 .. started-1;
+    ``carry`` holds entries for running items only, which ``max_concurrency``
+    bounds, so this value stays small however many items the map has."""
+
+    total: int
+    started: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    stopped: int = 0
+    """Items waiting for a retry when the map started failing, dropped unfinished."""
+    failing: bool = False
+    """More items failed than tolerated: none starts any more, the running ones drain."""
+    carry: Mapping[int, JSON] = field(default_factory=dict)
+
+    @property
+    def running(self) -> int:
+        return self.started - self.succeeded - self.failed - self.stopped
+
+    @property
+    def pending(self) -> int:
+        return self.total - self.started
+
+    def to_json(self) -> JSON:
+        raw: dict[str, Any] = {
+            "total": self.total,
+            "started": self.started,
+            "succeeded": self.succeeded,
+            "failed": self.failed,
+        }
+        if self.stopped:
+            raw["stopped"] = self.stopped
+        if self.failing:
+            raw["failing"] = True
+        if self.carry:
+            raw["carry"] = {str(index): value for index, value in self.carry.items()}
+        return raw
+
+    @classmethod
+    def from_json(cls, raw: JSON) -> MapProgress:
+        return cls(
+            total=raw["total"],
+            started=raw.get("started", 0),
+            succeeded=raw.get("succeeded", 0),
+            failed=raw.get("failed", 0),
+            stopped=raw.get("stopped", 0),
+            failing=raw.get("failing", False),
+            carry={int(index): value for index, value in raw.get("carry", {}).items()},
+        )
+
+
+@dataclass(frozen=True)
 class Token:
     seq: int
     state: str
@@ -78,6 +132,8 @@ class Token:
     since: float = 0.0
     wake_at: float | None = None
     error: ErrorInfo | None = None
+    map: MapProgress | None = None
+    """Set on a map state's own token."""
 
     @property
     def attempts_used(self) -> int:
@@ -121,11 +177,14 @@ class Token:
             raw["wake_at"] = self.wake_at
         if self.error is not None:
             raw["error"] = self.error.to_json()
+        if self.map is not None:
+            raw["map"] = self.map.to_json()
         return raw
 
     @classmethod
     def from_json(cls, raw: JSON) -> Token:
         error = raw.get("error")
+        progress = raw.get("map")
         return cls(
             seq=raw["seq"],
             state=raw["state"],
@@ -140,6 +199,7 @@ class Token:
             since=raw.get("since", 0.0),
             wake_at=raw.get("wake_at"),
             error=ErrorInfo.from_json(error) if error else None,
+            map=MapProgress.from_json(progress) if progress else None,
         )
 
 
@@ -149,13 +209,17 @@ class CompletedStep:
 
     state: str
     seq: int
+    item: int | None = None
+    """The index of the map item the step belongs to, if it does."""
 
     def to_json(self) -> JSON:
+        if self.item is not None:
+            return [self.state, self.seq, self.item]
         return [self.state, self.seq]
 
     @classmethod
     def from_json(cls, raw: JSON) -> CompletedStep:
-        return cls(state=raw[0], seq=raw[1])
+        return cls(state=raw[0], seq=raw[1], item=raw[2] if len(raw) > 2 else None)
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,12 @@ from typing import assert_never
 
 from legato.machine.commands import (
     CancelTimer,
+    CollectMapResults,
     DeadLetter,
     Decision,
     DispatchStep,
     HistoryRecord,
+    RecordMapItem,
     ScheduleTimer,
 )
 from legato.messages import TaskMessage
@@ -43,6 +45,10 @@ class Effects:
     """Keys of this run's timers to delete."""
     dead_letters: Sequence[DeadLetter]
     """Dead-letter records, each with a dead-letter outbox message."""
+    map_items: Sequence[RecordMapItem]
+    """Finished map items, one row each."""
+    collect: Sequence[CollectMapResults]
+    """Maps that joined: their results go into the run's data, after ``map_items``."""
     group_commit: bool
     """True when the group-commit statement can carry all of the above."""
 
@@ -54,6 +60,8 @@ def effects(decision: Decision) -> Effects:
     schedule: list[ScheduleTimer] = []
     cancel: list[str] = []
     letters: list[DeadLetter] = []
+    items: list[RecordMapItem] = []
+    collect: list[CollectMapResults] = []
     group_commit = True
     for command in decision.commands:
         match command:
@@ -70,6 +78,12 @@ def effects(decision: Decision) -> Effects:
             case DeadLetter():
                 letters.append(command)
                 group_commit = False  # a dead-letter row, whose id its message carries
+            case RecordMapItem():
+                items.append(command)
+                group_commit = False  # a map_items row
+            case CollectMapResults():
+                collect.append(command)
+                group_commit = False  # a second update of the run's data, read back
             case _:
                 assert_never(command)
-    return Effects(decision.history, tasks, schedule, cancel, letters, group_commit)
+    return Effects(decision.history, tasks, schedule, cancel, letters, items, collect, group_commit)

@@ -50,6 +50,8 @@ class PostgresRuns(PostgresConnection):
                 return Created(run_from_row(row), False, ())
             written = await write_batch(conn, [write], new=True)
             rest = await write_rest(conn, write, self.timer_channel)
+        if write.data is not None:
+            run = run.evolve(data=write.data)
         return Created(run, True, (*written.outbox.get(run.id, ()), *rest))
 
     async def load_run(self, run_id: str) -> Run | None:
@@ -82,6 +84,8 @@ class PostgresRuns(PostgresConnection):
                 rest = await write_rest(conn, write, self.timer_channel)
         except _Abort as abort:
             return abort.result
+        if write.data is not None:
+            run = run.evolve(data=write.data)
         return Applied(run, (*written.outbox.get(run.id, ()), *rest))
 
     async def _take_guard(self, conn: Conn, guard: Guard, run: Run) -> GuardFailed | None:

@@ -288,3 +288,27 @@ FROM concurrency_slots WHERE bucket = $1 AND expires_at > $2
 PURGE_BUCKETS = "DELETE FROM rate_buckets WHERE full_at < $1"
 
 PURGE_SLOTS = "DELETE FROM concurrency_slots WHERE expires_at < $1"
+
+INSERT_MAP_ITEMS = """
+INSERT INTO map_items (run_id, map_seq, idx, ok, result, error, finished_at)
+SELECT $1, u.map_seq, u.idx, u.ok, u.result, u.error, $7
+FROM unnest($2::integer[], $3::integer[], $4::boolean[], $5::jsonb[], $6::jsonb[])
+     AS u (map_seq, idx, ok, result, error)
+"""
+
+COLLECT_MAP_RESULTS = """
+UPDATE runs SET data = jsonb_set(
+    data,
+    ARRAY[$3::text],
+    (SELECT coalesce(jsonb_agg(coalesce(result, 'null'::jsonb) ORDER BY idx), '[]'::jsonb)
+     FROM map_items WHERE run_id = $1 AND map_seq = $2)
+)
+WHERE id = $1
+RETURNING data
+"""
+
+MAP_ITEMS = """
+SELECT idx, ok, result, error, finished_at FROM map_items
+WHERE run_id = $1 AND map_seq = $2 AND idx >= $3
+ORDER BY idx LIMIT $4
+"""

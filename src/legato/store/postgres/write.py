@@ -34,6 +34,8 @@ class Write:
     decision: Decision
     effects: Effects
     headers: Mapping[str, str] | None
+    data: Any = None
+    """The run's data as the store made it, when it changed it (a map's join)."""
 
 
 @dataclass(slots=True)
@@ -102,6 +104,20 @@ async def write_rest(conn: Conn, write: Write, timer_channel: str) -> list[Outbo
         )
     if effects.schedule:
         await conn.execute(q.NOTIFY, timer_channel, str(min(t.fire_at for t in effects.schedule)))
+    if effects.map_items:
+        items = effects.map_items
+        await conn.execute(
+            q.INSERT_MAP_ITEMS,
+            run.id,
+            [m.map_seq for m in items],
+            [m.index for m in items],
+            [m.ok for m in items],
+            [m.result for m in items],
+            [m.error.to_json() if m.error else None for m in items],
+            run.updated_at,
+        )
+    for collect in effects.collect:
+        write.data = await conn.fetchval(q.COLLECT_MAP_RESULTS, run.id, collect.map_seq, collect.key)
     if not effects.dead_letters:
         return []
     bodies: list[bytes] = []

@@ -52,6 +52,7 @@ class SqliteRuns(SqliteConnection):
                 assert row is not None
                 return Created(_run(row), False, ())
             outbox = await self._write_effects(db, run, found, headers)
+            run = await self._write_map(db, run, found)
         self._wake_timers(found)
         return Created(run, True, outbox)
 
@@ -84,7 +85,7 @@ class SqliteRuns(SqliteConnection):
                 await db.execute("COMMIT" if isinstance(result, Applied) else "ROLLBACK")
         if isinstance(result, Applied):
             self._wake_timers(found)
-            return Applied(run, result.outbox)
+            return result
         return result
 
     async def _apply_in(
@@ -113,7 +114,31 @@ class SqliteRuns(SqliteConnection):
         if cursor.rowcount != 1:
             return Conflict()
         outbox = await self._write_effects(db, run, found, headers)
-        return Applied(run, outbox)
+        return Applied(await self._write_map(db, run, found), outbox)
+
+    async def _write_map(self, db: aiosqlite.Connection, run: Run, found: Effects) -> Run:
+        """A map's finished items, then its join's results (read back into ``run``)."""
+        await db.executemany(
+            q.INSERT_MAP_ITEM,
+            [
+                (
+                    run.id,
+                    m.map_seq,
+                    m.index,
+                    m.ok,
+                    None if m.result is None else dumps(m.result),
+                    dumps(m.error.to_json()) if m.error else None,
+                    run.updated_at,
+                )
+                for m in found.map_items
+            ],
+        )
+        for collect in found.collect:
+            cursor = await db.execute(q.COLLECT_MAP_RESULTS, (run.id, collect.map_seq, collect.key))
+            row = await cursor.fetchone()
+            assert row is not None
+            run = run.evolve(data=loads(row[0]))
+        return run
 
     async def _write_effects(
         self, db: aiosqlite.Connection, run: Run, found: Effects, headers: Mapping[str, str] | None

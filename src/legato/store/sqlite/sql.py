@@ -198,3 +198,27 @@ FROM concurrency_slots WHERE bucket = ? AND expires_at > ?
 PURGE_BUCKETS = "DELETE FROM rate_buckets WHERE full_at < ?"
 
 PURGE_SLOTS = "DELETE FROM concurrency_slots WHERE expires_at < ?"
+
+INSERT_MAP_ITEM = """
+INSERT INTO map_items (run_id, map_seq, idx, ok, result, error, finished_at)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+"""
+
+# The ordered subquery feeds json_group_array in item order (SQLite 3.40 has no
+# ORDER BY inside an aggregate).
+COLLECT_MAP_RESULTS = """
+UPDATE runs SET data = json_set(
+    data,
+    '$."' || ?3 || '"',
+    (SELECT json_group_array(json(coalesce(result, 'null')))
+     FROM (SELECT result FROM map_items WHERE run_id = ?1 AND map_seq = ?2 ORDER BY idx))
+)
+WHERE id = ?1
+RETURNING data
+"""
+
+MAP_ITEMS = """
+SELECT idx, ok, result, error, finished_at FROM map_items
+WHERE run_id = ? AND map_seq = ? AND idx >= ?
+ORDER BY idx LIMIT ?
+"""
