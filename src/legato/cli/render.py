@@ -10,6 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from legato.machine.map import progress as map_progress
 from legato.machine.run import Run, RunStatus
 from legato.machine.vocabulary import HistoryKind
 from legato.store.base import DeadLetterGroup, DeadLetterRecord, HistoryEntry
@@ -89,6 +90,7 @@ def run_json(run: Run) -> dict[str, Any]:
         "deadline": run.deadline,
         "sla_met": run.sla_met,
         "tokens": [t.to_json() for t in run.tokens],
+        "maps": map_progress(run),
     }
 
 

@@ -14,6 +14,8 @@ from legato.cli.runner import (
     settings_of,
 )
 from legato.machine.definition import Priority
+from legato.machine.map import progress as map_progress
+from legato.machine.map import progress_line
 from legato.machine.run import Run, RunStatus
 from legato.store.base import HistoryEntry
 from legato.views import history_json
@@ -102,6 +104,8 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
     out.print(runs_table([run], title="Run"))
     if run.error:
         out.print(f"[red]error:[/] {run.error.type}: {run.error.message}")
+    for entry in map_progress(run):
+        out.print(progress_line(entry))
     out.print(history_table(run, history))
 
 

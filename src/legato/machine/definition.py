@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from legato.machine.policies import DEFAULT_RETRY, OnDeadline, OnFailure, RetryPolicy
-from legato.machine.states import Parallel, Placement, State, Task
+from legato.machine.states import Map, Parallel, Placement, State, Task
 from legato.priority import Priority as Priority  # shared with the broker (legato/priority.py)
 
 RESERVED_EVENT_PREFIX = "legato."
@@ -65,6 +65,11 @@ class Workflow:
     def parallel(self, name: str) -> Parallel:
         state = self._index[name].state
         assert isinstance(state, Parallel)
+        return state
+
+    def map(self, name: str) -> Map:
+        state = self._index[name].state
+        assert isinstance(state, Map)
         return state
 
     @property

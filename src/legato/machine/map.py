@@ -23,7 +23,7 @@ from legato.machine.commands import CollectMapResults, RecordMapItem
 from legato.machine.errors import ErrorInfo
 from legato.machine.policies import OnFailure
 from legato.machine.run import MapProgress, Phase, Run, Token
-from legato.machine.states import Map, Task, tolerated
+from legato.machine.states import Map, tolerated
 from legato.machine.values import JSON, lookup
 from legato.machine.vocabulary import HistoryKind
 
@@ -181,6 +181,31 @@ def item_data(workflow: Workflow, run: Run, token: Token) -> Mapping[str, JSON] 
     return {"item": item, "index": index, **(kept if isinstance(kept, Mapping) else {})}
 
 
-def is_item_task(workflow: Workflow, state: str) -> bool:
-    placement = workflow.placement(state)
-    return placement.map is not None and isinstance(placement.state, Task)
+def progress(run: Run) -> list[dict[str, JSON]]:
+    """Each map the run is in: done, failed, running and pending items of the total."""
+    found: list[dict[str, JSON]] = []
+    for token in run.tokens:
+        counts = token.map
+        if counts is None:
+            continue
+        found.append(
+            {
+                "state": token.state,
+                "seq": token.seq,
+                "total": counts.total,
+                "done": counts.succeeded,
+                "failed": counts.failed,
+                "running": counts.running,
+                "pending": counts.pending,
+                "failing": counts.failing,
+            }
+        )
+    return found
+
+
+def progress_line(entry: Mapping[str, JSON]) -> str:
+    line = (
+        f"map {entry['state']}: {entry['done']} done, {entry['failed']} failed, "
+        f"{entry['running']} running, {entry['pending']} pending of {entry['total']}"
+    )
+    return line + " (failing: draining)" if entry["failing"] else line

@@ -15,6 +15,7 @@ from legato.context import StepContext
 from legato.engine import Engine, Local
 from legato.flow.admission import FREE, Admission
 from legato.machine.events import StepFailed, StepSucceeded
+from legato.machine.map import item_data
 from legato.messages import MalformedMessage, TaskMessage
 from legato.observe import RejectedInput
 from legato.worker.eager import LocalDelivery
@@ -89,6 +90,9 @@ class StepRunner:
         token = run.token(message.seq)
         assert token is not None
         task = workflow.task(token.state)
+        # A map item's step sees its item, not the run's data (and its limits' keys come from it).
+        item = item_data(workflow, run, token)
+        data = run.data if item is None else item
         ctx = StepContext(
             run_id=run.id,
             workflow=run.workflow,
@@ -99,7 +103,7 @@ class StepRunner:
             kind=token.kind,
             # Read-only views, no copies: a run is never changed once built (a
             # transition makes a new one), so the handler sees a stable snapshot.
-            data=MappingProxyType(run.data),
+            data=MappingProxyType(data),
             input=MappingProxyType(run.input),
             priority=run.priority,
         )
@@ -113,7 +117,7 @@ class StepRunner:
         )
         # Flow control, just before the handler: a step that must wait for a
         # limit is parked (unacked, holding no slot) and comes back later.
-        permit = await self.admission.admit(delivery, task, run.data) if self.admission else FREE
+        permit = await self.admission.admit(delivery, task, data) if self.admission else FREE
         if permit is None:
             return
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from legato.machine.definition import Workflow
+from legato.machine.map import progress as map_progress
 from legato.machine.run import Phase, Run, RunStatus
 from legato.machine.states import Approval
 from legato.machine.vocabulary import PROGRESS, HistoryKind
@@ -55,6 +56,7 @@ def run_detail(run: Run) -> dict[str, Any]:
             }
             for t in run.tokens
         ],
+        "maps": map_progress(run),
     }
 
 

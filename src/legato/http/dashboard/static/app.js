@@ -350,6 +350,12 @@ async function runView(root, params) {
           h("dt", {}, "error"), h("dd", {}, run.error ? `${run.error.type}: ${run.error.message}` : "–"),
           h("dt", {}, "trace id"), h("dd", { class: "trace" }, run.trace_id),
           h("dt", {}, "version"), h("dd", {}, run.version)),
+        run.maps.length ? h("div", { class: "maps", "data-testid": "run-maps" }, run.maps.map((m) =>
+          h("div", { "data-testid": "map-progress", "data-state": m.state },
+            h("strong", {}, `map ${m.state}: `),
+            `${m.done} done, ${m.failed} failed, ${m.running} running, ${m.pending} pending of ${m.total}`,
+            m.failing ? " (failing: draining)" : "",
+            h("progress", { max: m.total, value: m.done + m.failed })))) : null,
         letters),
       h("div", { class: "panel" }, h("h2", {}, "Data"), h("pre", { class: "json", "data-testid": "run-data" }, JSON.stringify(run.data, null, 2)))),
     h("div", { class: "panel", style: "margin-top:16px" }, h("h2", {}, "History"), timeline));
