@@ -37,6 +37,17 @@ class HistoryEntry:
 
 
 @dataclass(frozen=True)
+class MapItem:
+    """One finished item of a map state (``map_seq`` is the map's token)."""
+
+    index: int
+    ok: bool
+    result: JSON
+    error: JSON
+    finished_at: float
+
+
+@dataclass(frozen=True)
 class DeadLetterRecord:
     id: int
     source: str

@@ -29,6 +29,7 @@ from legato.store.base import (
     Guard,
     GuardFailed,
     HistoryEntry,
+    MapItem,
     OutboxMessage,
     PoisonMessage,
     RunQuery,
@@ -76,6 +77,9 @@ class RunStore(Protocol):
     async def list_runs(self, query: RunQuery) -> list[Run]: ...
 
     async def history(self, run_id: str) -> list[HistoryEntry]: ...
+
+    async def map_items(self, run_id: str, map_seq: int, after: int = -1, limit: int = 100) -> list[MapItem]:
+        """The finished items of a map, by index, from index ``after + 1`` (a page at a time)."""
 
 
 class OutboxStore(Protocol):

@@ -17,6 +17,7 @@ from legato.store.base import (
     Guard,
     GuardFailed,
     HistoryEntry,
+    MapItem,
     ResolveDeadLetter,
     RunQuery,
 )
@@ -124,3 +125,20 @@ class PostgresRuns(PostgresConnection):
             except asyncpg.exceptions.DataError:
                 return []
         return [history_from_row(r) for r in rows]
+
+    async def map_items(self, run_id: str, map_seq: int, after: int = -1, limit: int = 100) -> list[MapItem]:
+        async with self._conn() as conn:
+            try:
+                rows = await conn.fetch(q.MAP_ITEMS, run_id, map_seq, after + 1, limit)
+            except asyncpg.exceptions.DataError:
+                return []
+        return [
+            MapItem(
+                index=r["idx"],
+                ok=r["ok"],
+                result=r["result"],
+                error=r["error"],
+                finished_at=r["finished_at"],
+            )
+            for r in rows
+        ]

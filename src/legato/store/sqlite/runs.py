@@ -19,6 +19,7 @@ from legato.store.base import (
     Guard,
     GuardFailed,
     HistoryEntry,
+    MapItem,
     OutboxMessage,
     ResolveDeadLetter,
     RunQuery,
@@ -217,6 +218,19 @@ class SqliteRuns(SqliteConnection):
     async def history(self, run_id: str) -> list[HistoryEntry]:
         rows = await self._read(q.SELECT_HISTORY, canonical_run_id(run_id) or run_id)
         return [history_from_row(r, loads) for r in rows]
+
+    async def map_items(self, run_id: str, map_seq: int, after: int = -1, limit: int = 100) -> list[MapItem]:
+        rows = await self._read(q.MAP_ITEMS, canonical_run_id(run_id) or run_id, map_seq, after + 1, limit)
+        return [
+            MapItem(
+                index=r["idx"],
+                ok=bool(r["ok"]),
+                result=None if r["result"] is None else loads(r["result"]),
+                error=None if r["error"] is None else loads(r["error"]),
+                finished_at=r["finished_at"],
+            )
+            for r in rows
+        ]
 
 
 def _run_args(run: Run) -> tuple[Any, ...]:
