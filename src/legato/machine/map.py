@@ -65,6 +65,7 @@ def holder_of(tx: Transition, token: Token) -> Token | None:
 
 def carry(tx: Transition, item: Token, holder: Token, output: JSON, key: str | None) -> None:
     """An item's step returned ``output``: keep it with the item, not in the run's data."""
+    holder = tx.tokens[holder.seq]
     progress = holder.map
     assert progress is not None and item.branch is not None
     if output is None and key is None:
@@ -79,14 +80,22 @@ def carry(tx: Transition, item: Token, holder: Token, output: JSON, key: str | N
     tx.put(replace(holder, map=replace(progress, carry={**progress.carry, item.branch: kept})))
 
 
-def item_done(tx: Transition, holder: Token, index: int, error: ErrorInfo | None = None) -> None:
-    """Item ``index`` reached the end of the iterator (``error`` None) or failed for good."""
+def item_done(
+    tx: Transition, holder: Token, index: int, error: ErrorInfo | None = None, stopped: bool = False
+) -> None:
+    """Item ``index`` reached the end of the iterator (no ``error``), failed for good,
+    or was ``stopped`` after its step because the map is failing."""
+    holder = tx.tokens[holder.seq]  # the item's last step may have just changed it
     progress = holder.map
     assert progress is not None
     state = tx.workflow.map(holder.state)
     result = progress.carry.get(index)
     rest = {i: v for i, v in progress.carry.items() if i != index}
-    if error is None:
+    if stopped:
+        progress = replace(progress, stopped=progress.stopped + 1, carry=rest)
+        error = ErrorInfo.of("MapDrained", f"map {holder.state!r} failed while this item ran")
+        kind = HistoryKind.ITEM_STOPPED
+    elif error is None:
         progress = replace(progress, succeeded=progress.succeeded + 1, carry=rest)
         kind = HistoryKind.ITEM_SUCCEEDED
     else:
@@ -106,6 +115,12 @@ def item_done(tx: Transition, holder: Token, index: int, error: ErrorInfo | None
     if progress.failed > allowed and not progress.failing:
         holder = _start_failing(tx, holder, allowed)
     _settle(tx, holder)
+
+
+def failing(tx: Transition, token: Token) -> bool:
+    """True when ``token`` is an item of a map that is failing: it must not go on."""
+    holder = holder_of(tx, token)
+    return holder is not None and holder.map is not None and holder.map.failing
 
 
 def _start_failing(tx: Transition, holder: Token, allowed: int) -> Token:

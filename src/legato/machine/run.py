@@ -167,6 +167,8 @@ class Token:
             raw["budget_from"] = self.budget_from
         if self.parent is not None:
             raw["parent"] = self.parent
+        if self.branch is not None:
+            # A compensation of a map item keeps the item's index, with no parent.
             raw["branch"] = self.branch
         if self.branches_done:
             raw["branches_done"] = list(self.branches_done)
