@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from examples import approval, payments_saga, signup, tenant_logs
+from examples import approval, order_lines, payments_saga, signup, tenant_logs
 from examples._run import with_worker
 
 from legato import App, Client, Run, RunStatus
@@ -35,6 +35,26 @@ async def test_the_trip_saga_unwinds_in_reverse_when_the_car_fails() -> None:
         "cancel hotel T2",
         "cancel flight T2",
     ]
+
+
+async def test_order_lines_are_reserved_through_a_map_and_released_when_one_has_no_stock() -> None:
+    order_lines.LEDGER.clear()
+    good, bad = await with_worker(order_lines.app, order_lines.scenario)
+    assert good.status is RunStatus.SUCCEEDED
+    assert good.data["lines_reserved"] == [
+        {"reserved": 2, "sku": "apple", "amount": 6},
+        {"reserved": 1, "sku": "pear", "amount": 3},
+        {"reserved": 1, "sku": "apple", "amount": 3},
+    ]
+    assert good.data["charged"] == 12
+    assert bad.status is RunStatus.COMPENSATED
+    assert bad.error is not None and bad.error.type == "MapFailed"
+    assert "charged" not in bad.data
+    # Every line reserved for the bad order is released, the last reserved first.
+    ledger = order_lines.LEDGER[order_lines.LEDGER.index("charge 12") + 1 :]
+    reserved = [entry.split()[1] for entry in ledger if entry.startswith("reserve")]
+    released = [entry.split()[1] for entry in ledger if entry.startswith("release")]
+    assert sorted(released) == sorted(reserved) and reserved
 
 
 async def test_refunds_are_approved_escalated_or_paid_after_cooling_off() -> None:
