@@ -10,11 +10,13 @@ import pytest
 from legato.machine.commands import (
     DEADLINE_TIMER,
     CancelTimer,
+    CollectMapResults,
     Command,
     DeadLetter,
     Decision,
     DispatchStep,
     HistoryRecord,
+    RecordMapItem,
     ScheduleTimer,
 )
 from legato.machine.decide import start_run
@@ -32,6 +34,8 @@ SAMPLES: dict[type[Any], Command] = {
     ScheduleTimer: ScheduleTimer("retry:1", NOW + 5, TimerPurpose.RETRY, seq=1, attempt=2),
     CancelTimer: CancelTimer(DEADLINE_TIMER),
     DeadLetter: DeadLetter(1, "a", 2, StepKind.STEP, "retries exhausted", ErrorInfo.of("E", "m"), 2),
+    RecordMapItem: RecordMapItem(4, 7, True, {"sku": "x"}),
+    CollectMapResults: CollectMapResults(4, "results"),
 }
 """One of each command; a new command fails the first test until it has a sample here."""
 
@@ -49,7 +53,14 @@ def decision(*commands: Command) -> Decision:
 
 
 def written(found: Effects) -> int:
-    return len(found.tasks) + len(found.schedule) + len(found.cancel) + len(found.dead_letters)
+    return (
+        len(found.tasks)
+        + len(found.schedule)
+        + len(found.cancel)
+        + len(found.dead_letters)
+        + len(found.map_items)
+        + len(found.collect)
+    )
 
 
 def test_every_command_has_effects_and_a_group_commit_answer() -> None:

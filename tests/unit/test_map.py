@@ -183,7 +183,9 @@ def test_tolerated_failures_as_a_fraction() -> None:
             sim.feed(StepFailed(seq, 1, boom()))
         else:
             sim.feed(StepSucceeded(seq, 1, None))
-    assert [c.state for c in sim.pending] == ["after"]
+    run = sim.run
+    assert run is not None
+    assert [t.state for t in run.tokens] == ["after"]
 
 
 def test_one_failure_too_many_fails_the_map_drains_and_compensates_in_reverse_completion_order() -> None:
@@ -196,18 +198,24 @@ def test_one_failure_too_many_fails_the_map_drains_and_compensates_in_reverse_co
     sim.feed(StepFailed(s3, 1, boom()))  # one too many: the map fails
     run = sim.run
     assert run is not None
-    assert run.status is RunStatus.COMPENSATING
+    # The map fails once its running items have drained; until then the run waits.
+    assert run.status is RunStatus.RUNNING
     [entry] = progress(run)
     assert entry["failing"] is True
-    assert (entry["done"], entry["failed"], entry["running"], entry["pending"]) == (2, 2, 1, 1)
-    # Item 5 never starts; item 4 drains: it finishes, and its step is undone too.
-    assert not any(t.branch == 5 for t in run.tokens)
+    # Item 5 started when item 1's failure was still tolerated; now 4 and 5 drain.
+    assert (entry["done"], entry["failed"], entry["running"], entry["pending"]) == (2, 2, 2, 0)
+    [s5] = [s for s, i in _items(run) if i == 5]
     sim.feed(StepSucceeded(s4, 1, None))
     run = sim.run
+    assert run is not None and run.status is RunStatus.RUNNING
+    sim.feed(StepSucceeded(s5, 1, None))
+    run = sim.run
     assert run is not None
+    assert run.status is RunStatus.COMPENSATING
     assert run.error is not None and run.error.type == "MapFailed"
     assert "2 of 6 items failed, 1 tolerated" in run.error.message
     undone = []
+    sim.pending = [c for c in sim.pending if c.kind is StepKind.COMPENSATION]  # fed by hand above
     while sim.pending:
         command = sim.pending[0]
         assert command.kind is StepKind.COMPENSATION
@@ -218,6 +226,7 @@ def test_one_failure_too_many_fails_the_map_drains_and_compensates_in_reverse_co
         run = sim.run
         assert run is not None
     assert undone == [
+        ("work", {"item": "f", "index": 5}),
         ("work", {"item": "e", "index": 4}),
         ("work", {"item": "a", "index": 0}),
         ("work", {"item": "c", "index": 2}),
@@ -266,8 +275,9 @@ def test_cancelling_a_run_in_a_map_drains_its_items_and_compensates() -> None:
     run = sim.drive()
     assert run.status is RunStatus.CANCELLED
     compensations = [c.state for c in sim.dispatched if c.kind is StepKind.COMPENSATION]
-    # Item 0 and the draining item 1 are undone, then the step before the map.
-    assert compensations == ["work", "work", "before"]
+    # Item 0, and items 1 and 2 (running at the cancel, drained), are undone, then
+    # the step before the map.
+    assert compensations == ["work", "work", "work", "before"]
 
 
 def test_progress_counts_items() -> None:

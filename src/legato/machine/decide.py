@@ -26,6 +26,7 @@ from legato.machine.events import (
     StepSucceeded,
     TimerFired,
 )
+from legato.machine.map import failing
 from legato.machine.policies import decide_retry, spread_for
 from legato.machine.run import Phase, Run, RunStatus, StepKind, Token
 from legato.machine.states import Approval
@@ -163,7 +164,8 @@ def _step_failed(tx: Transition, event: StepFailed) -> Rejection | None:
         event.error,
         spread_for(tx.run.id, token.seq, token.attempt),
         event.retry_after,
-        event.non_retryable,
+        # An item of a failing map drains: its attempt ends it, whatever the policy.
+        event.non_retryable or failing(tx, token),
     )
     if verdict.delay is None:
         assert verdict.give_up is not None

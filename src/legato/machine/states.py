@@ -169,8 +169,6 @@ class Map:
         yield from _tolerance_problems(self.tolerated_failures)
         if not isinstance(self.output_key, str) or not self.output_key:
             yield f"output_key must be a non-empty key, got {self.output_key!r}"
-        if not isinstance(self.iterator, Branch):
-            yield "a map's iterator is a Branch (start and states)"
 
 
 def _is_path(path: str) -> bool:

@@ -34,10 +34,12 @@ from legato.machine.run import (
     StepKind,
     Token,
 )
+from legato.machine.map import carry, enter_map, failing, holder_of, item_done
 from legato.machine.states import (
     Approval,
     Choice,
     Fail,
+    Map,
     Parallel,
     Succeed,
     Task,
@@ -192,9 +194,7 @@ class Transition:
         state = self.workflow.state(name)
         match state:
             case Task():
-                token = self.new_token(name, Phase.RUNNING, parent, branch, attempt=1)
-                self.note(HistoryKind.STEP_SCHEDULED, name, 1, seq=token.seq)
-                self.dispatch(token)
+                self.start_item(name, parent, branch)
             case Choice():
                 assert state.default is not None  # validation guarantees it
                 target: str = state.default
@@ -211,6 +211,8 @@ class Transition:
                 self.note(HistoryKind.PARALLEL_STARTED, name, seq=token.seq, branches=len(state.branches))
                 for number, inner in enumerate(state.branches):
                     self.enter(inner.start, token.seq, number)
+            case Map():
+                enter_map(self, name, state, parent, branch)
             case Wait():
                 self.enter_wait(name, state, parent, branch)
             case Approval():
@@ -224,7 +226,19 @@ class Transition:
                 self.scope_done(parent, branch)
             case Fail():
                 self.note(HistoryKind.STATE_REACHED, name)
-                self.fail_run(ErrorInfo.of(state.error, state.cause or f"reached fail state {name!r}"))
+                error = ErrorInfo.of(state.error, state.cause or f"reached fail state {name!r}")
+                holder = self.tokens.get(parent) if parent is not None else None
+                if holder is not None and holder.map is not None and branch is not None:
+                    item_done(self, holder, branch, error)  # an item failed, not the run
+                else:
+                    self.fail_run(error)
+
+    def start_item(self, name: str, parent: int | None, branch: int | None) -> None:
+        """Enter the task ``name``: dispatch its first attempt. (A map starts its items
+        here, not through :meth:`enter`, so that they do not count as nested entries.)"""
+        token = self.new_token(name, Phase.RUNNING, parent, branch, attempt=1)
+        self.note(HistoryKind.STEP_SCHEDULED, name, 1, seq=token.seq)
+        self.dispatch(token)
 
     def enter_wait(self, name: str, state: Wait, parent: int | None, branch: int | None) -> None:
         if state.seconds is not None:
@@ -256,17 +270,28 @@ class Transition:
     def advance(self, token: Token, output: JSON, skipped: bool = False) -> None:
         """``token`` finished its state successfully: merge, then move on."""
         state = self.workflow.state(token.state)
+        holder = holder_of(self, token)
         if isinstance(state, Task):
-            if output is not None:
+            if holder is not None:
+                carry(self, token, holder, output, state.output_key)
+            elif output is not None:
                 self.merge(output, state.output_key)
             if state.compensate is not None and not skipped:
-                self.completed.append(CompletedStep(token.state, token.seq))
+                self.completed.append(self.completed_step(token))
         self.drop(token)
         nxt = getattr(state, "next", None)
-        if nxt is not None:
-            self.enter(nxt, token.parent, token.branch)
-        else:
+        if nxt is None:
             self.scope_done(token.parent, token.branch)
+        elif holder is not None and failing(self, token):
+            assert token.branch is not None
+            item_done(self, holder, token.branch, stopped=True)
+        else:
+            self.enter(nxt, token.parent, token.branch)
+
+    def completed_step(self, token: Token) -> CompletedStep:
+        """What undoes ``token``'s step; a map item's keeps its index, which its compensation sees."""
+        item = token.branch if self.workflow.placement(token.state).map is not None else None
+        return CompletedStep(token.state, token.seq, item)
 
     def scope_done(self, parent: int | None, branch: int | None) -> None:
         if parent is None:
@@ -274,6 +299,9 @@ class Transition:
             return
         holder = self.tokens[parent]
         assert branch is not None
+        if holder.map is not None:
+            item_done(self, holder, branch)
+            return
         assert branch not in holder.branches_done
         done = (*holder.branches_done, branch)
         holder = self.put(replace(holder, branches_done=done))
@@ -286,6 +314,12 @@ class Transition:
     # -- failure -----------------------------------------------------------
 
     def step_failed_for_good(self, token: Token, error: ErrorInfo, reason: str) -> None:
+        holder = holder_of(self, token)
+        if holder is not None and token.branch is not None:
+            # An item failed: no dead letter, no failure path; the map counts it.
+            self.drop(token)
+            item_done(self, holder, token.branch, error)
+            return
         task = self.workflow.task(token.state)
         compensation = token.kind is StepKind.COMPENSATION
         self.commands.append(
@@ -349,7 +383,7 @@ class Transition:
         if self.completed:
             done = self.completed.pop()
             token = self.new_token(
-                done.state, Phase.RUNNING, None, None, attempt=1, kind=StepKind.COMPENSATION
+                done.state, Phase.RUNNING, None, done.item, attempt=1, kind=StepKind.COMPENSATION
             )
             self.note(HistoryKind.COMPENSATION_SCHEDULED, done.state, 1, seq=token.seq, step_seq=done.seq)
             self.dispatch(token)
@@ -375,7 +409,7 @@ class Transition:
         """A step still running when the run began to unwind has reported back."""
         if succeeded and self.workflow.task(token.state).compensate is not None:
             # Its effect happened, so it is undone too.
-            self.completed.append(CompletedStep(token.state, token.seq))
+            self.completed.append(self.completed_step(token))
         self.drop(token)
         self.continue_unwinding()
 

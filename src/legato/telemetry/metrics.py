@@ -116,6 +116,12 @@ class Metrics:
             ["workflow", "action"],
             registry=r,
         )
+        self.map_items = Counter(
+            "legato_map_items",
+            "Map items: how many maps were given (outcome=given), and how each finished.",
+            ["workflow", "state", "outcome"],
+            registry=r,
+        )
         self.queue_depth = Gauge("legato_queue_depth", "Messages ready in each queue.", ["queue"], registry=r)
 
     def observer(self) -> MetricsObserver:
@@ -191,6 +197,15 @@ class MetricsObserver(Observer):
     def _operator(self, decision: Decision, record: HistoryRecord) -> None:
         self.metrics.operator_actions.labels(decision.run.workflow, OPERATOR_ACTIONS[record.kind]).inc()
 
+    def _map_started(self, decision: Decision, record: HistoryRecord) -> None:
+        items = record.detail.get("items")
+        if isinstance(items, int) and items:
+            self.metrics.map_items.labels(decision.run.workflow, record.state or "", "given").inc(items)
+
+    def _map_item(self, decision: Decision, record: HistoryRecord) -> None:
+        outcome = _ITEM_OUTCOMES[record.kind]
+        self.metrics.map_items.labels(decision.run.workflow, record.state or "", outcome).inc()
+
     def _finished(self, decision: Decision, record: HistoryRecord) -> None:
         m = self.metrics
         run = decision.run
@@ -219,6 +234,12 @@ class MetricsObserver(Observer):
 
 Count = Callable[[MetricsObserver, Decision, HistoryRecord], None]
 
+_ITEM_OUTCOMES = {
+    HistoryKind.ITEM_SUCCEEDED: "succeeded",
+    HistoryKind.ITEM_FAILED: "failed",
+    HistoryKind.ITEM_STOPPED: "stopped",
+}
+
 
 def _count_for(kind: HistoryKind) -> Count | None:
     """What a history line of ``kind`` counts, if anything. Exhaustive, so a new
@@ -232,6 +253,10 @@ def _count_for(kind: HistoryKind) -> Count | None:
             return MetricsObserver._sla_missed
         case HistoryKind.RUN_FINISHED:
             return MetricsObserver._finished
+        case HistoryKind.MAP_STARTED:
+            return MetricsObserver._map_started
+        case HistoryKind.ITEM_SUCCEEDED | HistoryKind.ITEM_FAILED | HistoryKind.ITEM_STOPPED:
+            return MetricsObserver._map_item
         case (
             HistoryKind.OPERATOR_RETRY
             | HistoryKind.OPERATOR_SKIP
@@ -260,6 +285,7 @@ def _count_for(kind: HistoryKind) -> Count | None:
             | HistoryKind.COMPENSATION_SCHEDULED
             | HistoryKind.COMPENSATION_SUCCEEDED
             | HistoryKind.COMPENSATION_FAILED
+            | HistoryKind.MAP_FAILING  # the items that failed are counted
             | HistoryKind.REJECTED  # counted by the ``rejected`` hook
         ):
             return None

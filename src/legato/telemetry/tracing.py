@@ -403,6 +403,11 @@ def _span_for(kind: HistoryKind) -> Draw | None:
             | HistoryKind.COMPENSATION_SCHEDULED
             | HistoryKind.COMPENSATION_SUCCEEDED
             | HistoryKind.COMPENSATION_FAILED
+            | HistoryKind.MAP_STARTED  # an item's steps are spans of their own
+            | HistoryKind.ITEM_SUCCEEDED
+            | HistoryKind.ITEM_FAILED
+            | HistoryKind.ITEM_STOPPED
+            | HistoryKind.MAP_FAILING
             | HistoryKind.REJECTED  # drawn by the ``rejected`` hook
         ):
             return None
