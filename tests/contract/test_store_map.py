@@ -73,7 +73,8 @@ async def test_items_are_rows_and_the_join_gathers_them_in_item_order(store: Sto
         (1, True, {"sku": "b"}),
         (2, True, {"sku": "c"}),
     ]
-    assert items[0].error is not None and items[0].error["type"] == "RuntimeError"
+    assert items[0].error is not None
+    assert items[0].error["type"] == "RuntimeError"
     page = await store.map_items(run.id, holder.seq, after=0, limit=1)
     assert [i.index for i in page] == [1]
 

@@ -48,13 +48,15 @@ async def test_order_lines_are_reserved_through_a_map_and_released_when_one_has_
     ]
     assert good.data["charged"] == 12
     assert bad.status is RunStatus.COMPENSATED
-    assert bad.error is not None and bad.error.type == "MapFailed"
+    assert bad.error is not None
+    assert bad.error.type == "MapFailed"
     assert "charged" not in bad.data
     # Every line reserved for the bad order is released, the last reserved first.
     ledger = order_lines.LEDGER[order_lines.LEDGER.index("charge 12") + 1 :]
     reserved = [entry.split()[1] for entry in ledger if entry.startswith("reserve")]
     released = [entry.split()[1] for entry in ledger if entry.startswith("release")]
-    assert sorted(released) == sorted(reserved) and reserved
+    assert sorted(released) == sorted(reserved)
+    assert reserved
 
 
 async def test_refunds_are_approved_escalated_or_paid_after_cooling_off() -> None:

@@ -65,7 +65,9 @@ def _sim(lines: list[Any], **options: Any) -> Sim:
         ({"output_key": ""}, "output_key must be a non-empty key"),
     ],
 )
-def test_a_bad_map_is_refused_naming_the_workflow_and_the_state(options: dict[str, Any], message: str) -> None:
+def test_a_bad_map_is_refused_naming_the_workflow_and_the_state(
+    options: dict[str, Any], message: str
+) -> None:
     with pytest.raises(DefinitionError) as caught:
         mapped(**options)
     assert caught.value.workflow == "fan"
@@ -82,7 +84,9 @@ def test_a_bad_items_path_is_refused(path: str) -> None:
 
 def test_an_iterator_holds_tasks_and_their_ends_only() -> None:
     iterator = Branch("work", {"work": Task(h, next="pause"), "pause": Wait(seconds=1)})
-    with pytest.raises(DefinitionError, match="iterator of map 'each' can hold task, succeed and fail") as caught:
+    with pytest.raises(
+        DefinitionError, match="iterator of map 'each' can hold task, succeed and fail"
+    ) as caught:
         mapped(iterator=iterator)
     assert caught.value.state == "pause"
     with pytest.raises(DefinitionError, match="must start with a task"):
@@ -207,12 +211,14 @@ def test_one_failure_too_many_fails_the_map_drains_and_compensates_in_reverse_co
     [s5] = [s for s, i in _items(run) if i == 5]
     sim.feed(StepSucceeded(s4, 1, None))
     run = sim.run
-    assert run is not None and run.status is RunStatus.RUNNING
+    assert run is not None
+    assert run.status is RunStatus.RUNNING
     sim.feed(StepSucceeded(s5, 1, None))
     run = sim.run
     assert run is not None
     assert run.status is RunStatus.COMPENSATING
-    assert run.error is not None and run.error.type == "MapFailed"
+    assert run.error is not None
+    assert run.error.type == "MapFailed"
     assert "2 of 6 items failed, 1 tolerated" in run.error.message
     undone = []
     sim.pending = [c for c in sim.pending if c.kind is StepKind.COMPENSATION]  # fed by hand above

@@ -90,11 +90,13 @@ def test_a_map_joins_exactly_once_whatever_the_interleaving(
         elif sim.timers:
             sim.fire_timers()
         # A redelivered message is a no-op, whatever it was.
-        if delivered and data.draw(st.booleans()):
-            old = data.draw(st.sampled_from(delivered))
+        redeliver: bool = data.draw(st.booleans())
+        if delivered and redeliver:
+            old: DispatchStep = data.draw(st.sampled_from(delivered))
             assert isinstance(sim.feed(StepSucceeded(old.seq, old.attempt, None, old.kind)), Rejection)
     run = sim.run
-    assert run is not None and run.finished
+    assert run is not None
+    assert run.finished
 
     commands = [c for d in sim.decisions for c in d.commands]
     recorded = [c for c in commands if isinstance(c, RecordMapItem)]
@@ -111,7 +113,9 @@ def test_a_map_joins_exactly_once_whatever_the_interleaving(
         assert sorted(c.index for c in recorded) == list(range(items))
         assert failed <= allowed
         join_at = next(
-            i for i, d in enumerate(sim.decisions) if any(isinstance(c, CollectMapResults) for c in d.commands)
+            i
+            for i, d in enumerate(sim.decisions)
+            if any(isinstance(c, CollectMapResults) for c in d.commands)
         )
         recorded_by_then = [
             c for d in sim.decisions[: join_at + 1] for c in d.commands if isinstance(c, RecordMapItem)
@@ -123,7 +127,8 @@ def test_a_map_joins_exactly_once_whatever_the_interleaving(
         assert failed > allowed
         assert "after" not in [c.state for c in sim.dispatched]
         assert run.status in (RunStatus.FAILED, RunStatus.COMPENSATED)
-        assert run.error is not None and run.error.type == "MapFailed"
+        assert run.error is not None
+        assert run.error.type == "MapFailed"
     # Once the map is decided (joined, or failing), no item step is dispatched:
     # running items drain, finishing the step they are in and no other.
     decided_at = next(

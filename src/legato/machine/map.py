@@ -67,7 +67,8 @@ def carry(tx: Transition, item: Token, holder: Token, output: JSON, key: str | N
     """An item's step returned ``output``: keep it with the item, not in the run's data."""
     holder = tx.tokens[holder.seq]
     progress = holder.map
-    assert progress is not None and item.branch is not None
+    assert progress is not None
+    assert item.branch is not None
     if output is None and key is None:
         return
     kept = dict(progress.carry.get(item.branch) or {})

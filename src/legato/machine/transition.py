@@ -25,6 +25,7 @@ from legato.machine.commands import (
 )
 from legato.machine.definition import Priority, Workflow
 from legato.machine.errors import ErrorInfo
+from legato.machine.map import carry, enter_map, failing, holder_of, item_done
 from legato.machine.policies import OnDeadline, OnFailure
 from legato.machine.run import (
     CompletedStep,
@@ -34,7 +35,6 @@ from legato.machine.run import (
     StepKind,
     Token,
 )
-from legato.machine.map import carry, enter_map, failing, holder_of, item_done
 from legato.machine.states import (
     Approval,
     Choice,

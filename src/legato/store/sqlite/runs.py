@@ -70,7 +70,6 @@ class SqliteRuns(SqliteConnection):
         guard: Guard | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> Applied | Conflict | GuardFailed:
-        run = decision.run
         found = effects(decision)
         result: Applied | Conflict | GuardFailed
         async with self._lock:
