@@ -37,8 +37,8 @@ class Sim:
     decisions: list[Decision] = field(default_factory=list)
     dispatched: list[DispatchStep] = field(default_factory=list)
 
-    def start(self, data: dict[str, Any] | None = None) -> Sim:
-        self._take(start_run(self.workflow, "run-1", data or {}, self.now))
+    def start(self, data: dict[str, Any] | None = None, run_id: str = "run-1") -> Sim:
+        self._take(start_run(self.workflow, run_id, data or {}, self.now))
         return self
 
     def _take(self, decision: Decision) -> None:
