@@ -317,3 +317,12 @@ def test_a_map_of_ten_thousand_items_keeps_the_run_small() -> None:
     assert largest <= 12
     assert [c.state for c in sim.pending] == ["after"]
     assert sum(isinstance(c, DispatchStep) and c.state == "work" for c in sim.dispatched) == 10_000
+
+
+def test_the_graph_draws_the_iterator_inside_the_map() -> None:
+    described = mapped(iterator=Branch("work", {"work": Task(h, next="finish"), "finish": Task(h)})).describe()
+    assert "state each {\n        [*] --> work\n        work --> finish" in described["mermaid"]
+    assert {"from": "each", "to": "work", "label": "each item"} in described["edges"]
+    node = next(n for n in described["nodes"] if n["id"] == "each")
+    assert (node["kind"], node["items"], node["max_concurrency"]) == ("map", "order.lines", 10)
+    assert next(n for n in described["nodes"] if n["id"] == "finish")["parallel"] == "each"

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from legato.machine.states import (
     Approval,
     Choice,
+    Map,
     Parallel,
     State,
     Task,
@@ -40,6 +41,8 @@ def describe(workflow: Workflow) -> dict[str, Any]:
         if isinstance(state, Parallel):
             for number, branch in enumerate(state.branches):
                 edges.append({"from": name, "to": branch.start, "label": f"branch {number}"})
+        if isinstance(state, Map):
+            edges.append({"from": name, "to": state.iterator.start, "label": "each item"})
     return {
         "name": workflow.name,
         "version": workflow.version,
@@ -65,6 +68,12 @@ def _details(state: State) -> dict[str, Any]:
             return {"signal": state.signal, "timeout": state.timeout}
         case Wait():
             return {"seconds": state.seconds, "until": state.until}
+        case Map():
+            return {
+                "items": state.items,
+                "max_concurrency": state.max_concurrency,
+                "tolerated_failures": state.tolerated_failures,
+            }
         case _:
             return {}
 
@@ -94,6 +103,11 @@ def mermaid(workflow: Workflow) -> str:
                         lines.append(f"{indent}    --")
                     lines.append(f"{indent}    [*] --> {_id(branch.start)}")
                     scope(list(branch.states), indent + "    ")
+                lines.append(f"{indent}}}")
+            if isinstance(state, Map):
+                lines.append(f"{indent}state {_id(name)} {{")
+                lines.append(f"{indent}    [*] --> {_id(state.iterator.start)}")
+                scope(list(state.iterator.states), indent + "    ")
                 lines.append(f"{indent}}}")
             for target in targets_of(state):
                 label = _label(state, target)
