@@ -98,7 +98,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--systems", default=",".join(DEFAULT_SYSTEMS), help=f"comma-separated, of {', '.join(SYSTEMS)}"
     )
-    parser.add_argument("--workloads", default="a,b,c,d,e", help="comma-separated, of a, b, c, d, e")
+    parser.add_argument("--workloads", default="a,b,c,d,e,f", help="comma-separated, of a, b, c, d, e, f")
     parser.add_argument(
         "--repeat", type=int, default=1, help="rounds over every cell; each cell shows its median round"
     )

@@ -5,7 +5,7 @@ Every step is a no-op, so the figures measure the runtime, not the work.
 
 from __future__ import annotations
 
-from legato import App, Branch, Parallel, StepContext, Task, Workflow
+from legato import App, Branch, Map, Parallel, StepContext, Task, Workflow
 
 
 async def noop(ctx: StepContext) -> None:
@@ -36,4 +36,11 @@ fanout4 = Workflow(
     },
 )
 
-app = App([single, chain3, fanout4])
+map100 = Workflow(
+    "map100",
+    triggers=("bench.map100",),
+    start="each",
+    states={"each": Map("items", Branch("item", {"item": Task(noop)}), max_concurrency=100)},
+)
+
+app = App([single, chain3, fanout4, map100])

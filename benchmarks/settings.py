@@ -48,6 +48,7 @@ class Scale:
     scale_runs: int
     scale_processes: tuple[int, ...]
     cell_timeout: float
+    map_runs: int
 
 
 FULL = Scale(
@@ -59,6 +60,7 @@ FULL = Scale(
     scale_runs=2_000,
     scale_processes=(1, 2, 4),
     cell_timeout=300.0,
+    map_runs=100,
 )
 
 QUICK = Scale(
@@ -71,4 +73,5 @@ QUICK = Scale(
     # 2 processes run the same code path as 4; the full run measures all three.
     scale_processes=(1, 4),
     cell_timeout=60.0,
+    map_runs=10,
 )

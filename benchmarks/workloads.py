@@ -17,10 +17,21 @@ class Shape(enum.Enum):
     """Three steps, one after another."""
     FANOUT = "fanout4"
     """Four steps in parallel, then a join step."""
+    MAP = "map100"
+    """A fan-out over the 100 items of the run's input, joined: the peers' own primitive
+    (a legato map, a Celery chord, a Dramatiq group, DBOS steps gathered)."""
 
     @property
     def steps(self) -> int:
-        return {Shape.SINGLE: 1, Shape.CHAIN: 3, Shape.FANOUT: 5}[self]
+        return {Shape.SINGLE: 1, Shape.CHAIN: 3, Shape.FANOUT: 5, Shape.MAP: MAP_ITEMS}[self]
+
+    @property
+    def input(self) -> dict[str, list[int]]:
+        """What a run of this shape starts with."""
+        return {"items": list(range(MAP_ITEMS))} if self is Shape.MAP else {}
+
+
+MAP_ITEMS = 100
 
 
 class Mode(enum.Enum):
@@ -70,6 +81,15 @@ def workloads(scale: Scale) -> list[Workload]:
             rate=scale.latency_rate,
         ),
     ]
+    found.append(
+        Workload(
+            "f",
+            f"{scale.map_runs} runs of a map over {MAP_ITEMS} items",
+            Shape.MAP,
+            Mode.DRAIN,
+            scale.map_runs,
+        )
+    )
     for processes in scale.scale_processes:
         found.append(
             Workload(

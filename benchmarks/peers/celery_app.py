@@ -65,4 +65,5 @@ def send(shape: Shape, run_id: str, created_at: float) -> None:
     elif shape is Shape.CHAIN:
         chain(step.si(run_id), step.si(run_id), last.si(run_id, created_at)).apply_async()
     else:
-        chord([branch.si(run_id) for _ in range(4)], last.si(run_id, created_at)).apply_async()
+        width = 4 if shape is Shape.FANOUT else shape.steps
+        chord([branch.si(run_id) for _ in range(width)], last.si(run_id, created_at)).apply_async()

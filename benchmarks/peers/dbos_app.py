@@ -50,6 +50,12 @@ async def fanout4() -> None:
     await noop()
 
 
+@DBOS.workflow(name="map100")
+async def map100() -> None:
+    # Every item a step of its own, started at once and gathered: DBOS's fan-out.
+    await asyncio.gather(*(asyncio.create_task(noop()) for _ in range(100)))
+
+
 def config(pool: int) -> DBOSConfig:
     return {
         "name": "legato-bench",

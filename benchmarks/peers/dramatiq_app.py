@@ -35,8 +35,8 @@ def last(run_id: str, created_at: float) -> None:
 
 
 @dramatiq.actor(queue_name=QUEUE, max_retries=3)
-def branch(run_id: str, index: int, created_at: float) -> None:
-    if record.join_arrive(run_id, index, BRANCHES):
+def branch(run_id: str, index: int, created_at: float, branches: int = BRANCHES) -> None:
+    if record.join_arrive(run_id, index, branches):
         last.send(run_id, created_at)
 
 
@@ -52,5 +52,6 @@ def send(shape: Shape, run_id: str, created_at: float) -> None:
             ]
         ).run()  # type: ignore[no-untyped-call]
     else:
-        fan_out = dramatiq.group([branch.message(run_id, i, created_at) for i in range(BRANCHES)])  # type: ignore[no-untyped-call]
+        width = BRANCHES if shape is Shape.FANOUT else shape.steps
+        fan_out = dramatiq.group([branch.message(run_id, i, created_at, width) for i in range(width)])  # type: ignore[no-untyped-call]
         fan_out.run()  # type: ignore[no-untyped-call]

@@ -84,7 +84,7 @@ class LegatoSystem:
 
         async def start_one() -> None:
             async with limiter:
-                await client.start(shape.value, {})
+                await client.start(shape.value, shape.input)
 
         async with anyio.create_task_group() as group:
             for _ in range(runs):
@@ -92,7 +92,7 @@ class LegatoSystem:
 
     async def publish(self, shape: Shape) -> None:
         client = await self._connect()
-        body = {"published_at": time.time()}
+        body = {"published_at": time.time(), **shape.input}
         await client.publish_event(f"bench.{shape.value}", body, message_id=uuid.uuid4().hex)
 
     def worker_commands(self, processes: int) -> list[list[str]]:
@@ -157,7 +157,7 @@ class LegatoEventsSystem(LegatoSystem):
                 *(
                     broker.publish_event(
                         f"bench.{shape.value}",
-                        orjson.dumps({"published_at": time.time()}),
+                        orjson.dumps({"published_at": time.time(), **shape.input}),
                         message_id=uuid.uuid4().hex,
                     )
                     for _ in range(min(EVENT_BATCH, runs - start))

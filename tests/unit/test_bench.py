@@ -128,7 +128,8 @@ def test_the_full_scale_is_the_one_the_issue_specifies() -> None:
         (2, 2_000, Shape.CHAIN),
         (4, 2_000, Shape.CHAIN),
     ]
-    assert {w.key[0] for w in workloads(QUICK)} == {"a", "b", "c", "d", "e"}
+    assert (found["f"].runs, found["f"].shape, found["f"].steps) == (100, Shape.MAP, 10_000)
+    assert {w.key[0] for w in workloads(QUICK)} == {"a", "b", "c", "d", "e", "f"}
 
 
 def test_every_system_gets_the_same_postgres_budget() -> None:
@@ -137,7 +138,7 @@ def test_every_system_gets_the_same_postgres_budget() -> None:
 
 @pytest.mark.parametrize("shape", list(Shape))
 def test_the_legato_bench_workflows_run_as_many_steps_as_the_table_counts(shape: Shape) -> None:
-    sim = Sim(app.workflow(shape.value)).start()
+    sim = Sim(app.workflow(shape.value)).start(shape.input)
     run = sim.drive()
     assert run.status is RunStatus.SUCCEEDED
     assert len(sim.dispatched) == shape.steps
