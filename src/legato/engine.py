@@ -29,6 +29,7 @@ from legato.observe import AppliedInput, ConflictInput, MessageHeadersInput, Obs
 from legato.store.base import Applied, Conflict, Guard, GuardFailed, OutboxMessage
 from legato.store.ports import TransitionStore
 from legato.store.rows import new_run_id
+from legato.turns import Turns
 
 log = logging.getLogger("legato.engine")
 
@@ -67,6 +68,7 @@ class Engine:
         # Per transition, so only built when someone listens (observe.py).
         self._observes_applied = self.observer.overrides(Observer.applied)
         self._observes_headers = self.observer.overrides(Observer.message_headers)
+        self._turns = Turns()
 
     async def start(
         self,
@@ -111,8 +113,24 @@ class Engine:
         local: Local | None = None,
     ) -> Decision | Rejection:
         """Apply ``event`` to the run (given, or loaded by id); retry on conflicts."""
-        current = run if isinstance(run, Run) else None
         run_id = run.id if isinstance(run, Run) else run
+        async with self._turns.take(run_id) as turn:
+            current = turn.fresher(run if isinstance(run, Run) else None)
+            outcome, applied = await self._decide_and_commit(run_id, current, event, guard, headers)
+            if applied is not None:
+                turn.latest = applied.run
+        if applied is not None:
+            await self.publish(applied.outbox, applied.run, local)
+        return outcome
+
+    async def _decide_and_commit(
+        self,
+        run_id: str,
+        current: Run | None,
+        event: Event,
+        guard: Guard | None,
+        headers: Mapping[str, str] | None,
+    ) -> tuple[Decision | Rejection, Applied | None]:
         for _ in range(MAX_CONFLICTS):
             if current is None:
                 current = await self.store.load_run(run_id)
@@ -125,15 +143,14 @@ class Engine:
                     current, type(event).__name__, outcome.reason, self.clock.now()
                 )
                 self.observer.rejected(RejectedInput(current, type(event).__name__, outcome.reason))
-                return outcome
+                return outcome, None
             result = await self.store.apply(outcome, guard, self._headers(outcome.run, headers))
             if isinstance(result, Applied):
                 if self._observes_applied:
                     self.observer.applied(AppliedInput(outcome, created=False))
-                await self.publish(result.outbox, result.run, local)
-                return outcome
+                return outcome, result
             if isinstance(result, GuardFailed):
-                return Rejection(result.reason)
+                return Rejection(result.reason), None
             assert isinstance(result, Conflict)
             self.observer.conflict(ConflictInput(run_id))
             current = None

@@ -320,7 +320,9 @@ def test_a_map_of_ten_thousand_items_keeps_the_run_small() -> None:
 
 
 def test_the_graph_draws_the_iterator_inside_the_map() -> None:
-    described = mapped(iterator=Branch("work", {"work": Task(h, next="finish"), "finish": Task(h)})).describe()
+    described = mapped(
+        iterator=Branch("work", {"work": Task(h, next="finish"), "finish": Task(h)})
+    ).describe()
     assert "state each {\n        [*] --> work\n        work --> finish" in described["mermaid"]
     assert {"from": "each", "to": "work", "label": "each item"} in described["edges"]
     node = next(n for n in described["nodes"] if n["id"] == "each")

@@ -28,11 +28,7 @@ PER_CUSTOMER = Workflow(
             "calls",
             Branch(
                 "call",
-                {
-                    "call": Task(
-                        call_api, concurrency_limit="one_each", concurrency_key="item.customer"
-                    )
-                },
+                {"call": Task(call_api, concurrency_limit="one_each", concurrency_key="item.customer")},
             ),
             max_concurrency=8,
         )
