@@ -1,4 +1,4 @@
-"""Two parallel branches finishing at the same moment: the loser re-reads and re-decides."""
+"""Parallel branches finishing at the same moment in different workers: the losers re-read and re-decide."""
 
 from __future__ import annotations
 
@@ -40,15 +40,17 @@ class Conflicts(Observer):
 
 async def test_concurrent_branch_results_all_apply_and_the_join_fires_once(pg_store: PostgresStore) -> None:
     conflicts = Conflicts()
-    engine = Engine(App([WF]), pg_store, None, observer=conflicts)
-    started = await engine.start("race", {})
+    # One engine per branch, as separate workers: within one engine, results of
+    # a run take turns instead of racing (tests/unit/test_turns.py).
+    engines = {state: Engine(App([WF]), pg_store, None, observer=conflicts) for state in "abc"}
+    started = await engines["a"].start("race", {})
     stale = started.run  # every branch decides on this same, soon outdated, version
     branches = {t.state: t for t in stale.tokens if t.state in "abc"}
     outcomes: list[object] = []
 
     async def finish(state: str) -> None:
         token = branches[state]
-        outcomes.append(await engine.apply(stale, StepSucceeded(token.seq, 1, {state: True})))
+        outcomes.append(await engines[state].apply(stale, StepSucceeded(token.seq, 1, {state: True})))
 
     async with anyio.create_task_group() as group:
         for state in "abc":

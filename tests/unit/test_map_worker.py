@@ -6,8 +6,8 @@ import time
 from typing import Any
 
 import anyio
-
 from examples._run import with_worker
+
 from legato import App, Branch, Client, ConcurrencyLimit, Map, Run, RunStatus, StepContext, Task, Workflow
 
 SPANS: list[tuple[str, float, float]] = []
