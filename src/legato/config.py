@@ -196,6 +196,12 @@ def _check_ranges(settings: Settings) -> None:
         raise ConfigurationError(f"worker concurrency must be >= 1, got {settings.worker.concurrency}")
     if settings.worker.waiting_room is not None and settings.worker.waiting_room < 0:
         raise ConfigurationError(f"worker waiting_room must be >= 0, got {settings.worker.waiting_room}")
+    for name in ("retention_days", "dedupe_days"):
+        value = getattr(settings.worker, name)
+        if value is not None and value <= 0:
+            raise ConfigurationError(f"worker {name} must be > 0 (unset keeps forever), got {value}")
+    if settings.worker.retention_interval <= 0 or settings.worker.retention_batch < 1:
+        raise ConfigurationError("worker retention_interval must be > 0 and retention_batch >= 1")
     if settings.worker.slot_poll_interval <= 0:
         raise ConfigurationError(
             f"worker slot_poll_interval must be > 0, got {settings.worker.slot_poll_interval}"

@@ -69,3 +69,21 @@ class RetryAfter(StepError):
 
 class NonRetryableError(StepError):
     """Raise from a handler to fail this step at once, skipping any retries left."""
+
+
+class KeyRetired(LegatoError):
+    """The idempotency key belonged to a run that retention removed.
+
+    The key is remembered until ``until`` (the dedupe window) so that a
+    redelivered event or a repeated start cannot start a second run; nothing
+    was started.
+    """
+
+    def __init__(self, key: str, run_id: str, until: float) -> None:
+        self.key = key
+        self.run_id = run_id
+        self.until = until
+        super().__init__(
+            f"idempotency key {key!r} belonged to run {run_id}, removed by retention; "
+            "the key is kept (no new run starts with it) until its dedupe window ends"
+        )

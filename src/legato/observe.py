@@ -66,6 +66,14 @@ class RateLimitWaitedInput:
     """The attempt's whole wait for a token of that limit."""
 
 
+@dataclass(frozen=True, slots=True)
+class RetentionRanInput:
+    removed: Mapping[str, int]
+    """Rows removed, by table (runs, history, timers, outbox, dead_letters, retired_keys)."""
+    seconds: float
+    """How long the pass took."""
+
+
 class Observer:
     """Does nothing on every hook; subclass it and override the hooks you need."""
 
@@ -98,6 +106,9 @@ class Observer:
         """Fires once per step attempt that had to wait for a rate limit's token,
         when the attempt is admitted (just before its handler), with its whole
         wait for that limit."""
+
+    def retention_ran(self, ran: RetentionRanInput) -> None:
+        """Fires after each retention pass this process ran (docs/retention.md)."""
 
     def overrides(self, hook: Callable[..., Any]) -> bool:
         """Whether this observer does anything on ``hook`` (given as ``Observer.applied``).
@@ -143,3 +154,7 @@ class Observers(Observer):
     def rate_limit_waited(self, waited: RateLimitWaitedInput) -> None:
         for observer in self.observers:
             observer.rate_limit_waited(waited)
+
+    def retention_ran(self, ran: RetentionRanInput) -> None:
+        for observer in self.observers:
+            observer.retention_ran(ran)

@@ -21,7 +21,8 @@ class Workflow:
     that start a run. ``retry`` and ``on_failure`` are the defaults for task
     states that do not set their own. ``sla`` is a deadline in seconds from
     the start of a run; ``on_deadline`` says whether missing it only gets
-    recorded or fails the run.
+    recorded or fails the run. ``retention`` is how long a finished run is
+    kept before retention removes it (docs/retention.md).
 
     A ``Workflow`` validates itself when it is built: an instance that exists
     is a valid definition.
@@ -38,6 +39,9 @@ class Workflow:
     on_deadline: OnDeadline = OnDeadline.RECORD
     priority: Priority = Priority.NORMAL
     description: str = ""
+    retention: float | None = None
+    """Seconds a finished run is kept (with its history) before retention
+    removes it; None takes the configured default (docs/retention.md)."""
     _index: dict[str, Placement] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -54,6 +54,10 @@ def validate(workflow: Workflow) -> dict[str, Placement]:
         raise DefinitionError(name, None, problem)
     if workflow.sla is not None and workflow.sla <= 0:
         raise DefinitionError(name, None, f"sla must be a positive number of seconds, got {workflow.sla}")
+    if workflow.retention is not None and workflow.retention <= 0:
+        raise DefinitionError(
+            name, None, f"retention must be a positive number of seconds, got {workflow.retention}"
+        )
 
     index: dict[str, Placement] = {}
     _scope(workflow, workflow.start, workflow.states, None, None, index)

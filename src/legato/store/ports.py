@@ -34,6 +34,7 @@ from legato.store.base import (
     PoisonMessage,
     RunQuery,
 )
+from legato.store.retention import RetentionStore
 
 
 class StoreLifecycle(Protocol):
@@ -199,7 +200,9 @@ class TransitionStore(RunStore, OutboxStore, DeadLetterStore, Protocol):
     guarded on one; a message that never becomes a transition is kept as one)."""
 
 
-class Store(StoreLifecycle, RunStore, OutboxStore, TimerStore, DeadLetterStore, FlowStore, Protocol):
+class Store(
+    StoreLifecycle, RunStore, OutboxStore, TimerStore, DeadLetterStore, FlowStore, RetentionStore, Protocol
+):
     """Every role: what a backend implements, and what wiring code passes around.
 
     Code that uses a store takes the narrowest role (or union of roles) it needs.

@@ -29,6 +29,7 @@ from legato.observe import (
     PoisonedInput,
     RateLimitWaitedInput,
     RejectedInput,
+    RetentionRanInput,
 )
 from legato.worker.execute import StepOutcome
 from legato.worker.middleware import Next, StepCall
@@ -123,6 +124,18 @@ class Metrics:
             registry=r,
         )
         self.queue_depth = Gauge("legato_queue_depth", "Messages ready in each queue.", ["queue"], registry=r)
+        self.retention_removed = Counter(
+            "legato_retention_removed_rows",
+            "Rows removed by retention passes of this process, by table (docs/retention.md).",
+            ["table"],
+            registry=r,
+        )
+        self.retention_duration = Histogram(
+            "legato_retention_duration_seconds",
+            "How long a retention pass of this process took.",
+            buckets=RUN_BUCKETS,
+            registry=r,
+        )
 
     def observer(self) -> MetricsObserver:
         return MetricsObserver(self)
@@ -230,6 +243,11 @@ class MetricsObserver(Observer):
 
     def rate_limit_waited(self, waited: RateLimitWaitedInput) -> None:
         self.metrics.rate_limit_wait.labels(waited.limit).observe(waited.seconds)
+
+    def retention_ran(self, ran: RetentionRanInput) -> None:
+        for table, rows in ran.removed.items():
+            self.metrics.retention_removed.labels(table).inc(rows)
+        self.metrics.retention_duration.observe(ran.seconds)
 
 
 Count = Callable[[MetricsObserver, Decision, HistoryRecord], None]

@@ -65,6 +65,18 @@ class WorkerSettings:
     beyond the prefetch; defaults to four times the prefetch (docs/flow-control.md)."""
     slot_poll_interval: float = 0.25
     """How often a step waiting for a global concurrency slot looks again."""
+    retention_days: float | None = None
+    """Days a finished run is kept by default; None keeps runs forever. A
+    workflow's own ``retention`` wins (docs/retention.md)."""
+    dedupe_days: float | None = None
+    """Days a removed run's idempotency key is kept after the run; defaults to
+    the run's retention period."""
+    retention_interval: float = 3600.0
+    """Seconds between the retention passes of the workers (one worker at a time)."""
+    retention_batch: int = 500
+    """Runs removed per transaction."""
+    archive_dir: str | None = None
+    """Write every run to JSON Lines files here before removing it; off when unset."""
 
 
 class SideTaskDied(LegatoError):

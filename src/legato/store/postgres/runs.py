@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, assert_never
 
 import asyncpg
 
+from legato.errors import KeyRetired
 from legato.machine.commands import Decision
 from legato.machine.run import Run
 from legato.store.base import (
@@ -49,6 +50,12 @@ class PostgresRuns(PostgresConnection):
                 row = await conn.fetchrow(q.SELECT_RUN_BY_KEY, run.idempotency_key)
                 assert row is not None
                 return Created(run_from_row(row), False, ())
+            if run.idempotency_key is not None:
+                # After the insert: a retention pass that removed the key's run
+                # has committed its retired key by the time the insert got the key.
+                retired = await conn.fetchrow(q.RETIRED_KEY, run.idempotency_key, run.created_at)
+                if retired is not None:
+                    raise KeyRetired(run.idempotency_key, retired["run_id"], retired["expires_at"])
             written = await write_batch(conn, [write], new=True)
             rest = await write_rest(conn, write, self.timer_channel)
         if write.data is not None:

@@ -32,6 +32,9 @@ SELECT_RUNS = f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ANY($1::uuid[])"
 
 SELECT_RUN_BY_KEY = f"SELECT {_RUN_COLUMNS} FROM runs WHERE idempotency_key = $1"
 
+# The run that held a key and was removed by retention (docs/retention.md).
+RETIRED_KEY = "SELECT run_id, expires_at FROM retired_keys WHERE key = $1 AND expires_at > $2"
+
 # A decision's history rows and task outbox rows, as the two statements below
 # take them: history rows as a JSON document expanded by jsonb_to_recordset (a
 # thousand array elements cost the worker a type check each, the server's JSON

@@ -9,6 +9,7 @@ outbox                 :mod:`legato.store.postgres.outbox`
 timers                 :mod:`legato.store.postgres.timers`
 dead letters           :mod:`legato.store.postgres.dead_letters`
 flow                   :mod:`legato.store.postgres.flow`
+retention              :mod:`legato.store.postgres.retention`
 insights               :mod:`legato.store.postgres.insights` (a port of its own)
 =====================  ==========================================
 """
@@ -18,9 +19,12 @@ from __future__ import annotations
 from legato.store.postgres.dead_letters import PostgresDeadLetters
 from legato.store.postgres.flow import PostgresFlow
 from legato.store.postgres.outbox import PostgresOutbox
+from legato.store.postgres.retention import PostgresRetention
 from legato.store.postgres.runs import PostgresRuns
 from legato.store.postgres.timers import PostgresTimers
 
 
-class PostgresStore(PostgresRuns, PostgresOutbox, PostgresTimers, PostgresDeadLetters, PostgresFlow):
+class PostgresStore(
+    PostgresRuns, PostgresOutbox, PostgresTimers, PostgresDeadLetters, PostgresFlow, PostgresRetention
+):
     """Every role of :class:`~legato.store.ports.Store` on one pool."""

@@ -9,6 +9,7 @@ from typing import Any, assert_never
 import aiosqlite
 import anyio
 
+from legato.errors import KeyRetired
 from legato.machine.commands import Decision
 from legato.machine.run import Run
 from legato.store.base import (
@@ -52,6 +53,11 @@ class SqliteRuns(SqliteConnection):
                 row = await cursor.fetchone()
                 assert row is not None
                 return Created(_run(row), False, ())
+            if run.idempotency_key is not None:
+                cursor = await db.execute(q.RETIRED_KEY, (run.idempotency_key, run.created_at))
+                retired = await cursor.fetchone()
+                if retired is not None:
+                    raise KeyRetired(run.idempotency_key, retired["run_id"], retired["expires_at"])
             outbox = await self._write_effects(db, run, found, headers)
             run = await self._write_map(db, run, found)
         self._wake_timers(found)

@@ -30,6 +30,9 @@ SELECT_RUN = f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?"
 
 SELECT_RUN_BY_KEY = f"SELECT {_RUN_COLUMNS} FROM runs WHERE idempotency_key = ?"
 
+# The run that held a key and was removed by retention (docs/retention.md).
+RETIRED_KEY = "SELECT run_id, expires_at FROM retired_keys WHERE key = ? AND expires_at > ?"
+
 UPDATE_RUN = """
 UPDATE runs SET
     status = ?, version = ?, priority = ?, data = ?, machine = ?, current_states = ?,

@@ -13,6 +13,7 @@ outbox                 :mod:`legato.store.sqlite.outbox`
 timers                 :mod:`legato.store.sqlite.timers`
 dead letters           :mod:`legato.store.sqlite.dead_letters`
 flow                   :mod:`legato.store.sqlite.flow`
+retention              :mod:`legato.store.sqlite.retention`
 insights               :mod:`legato.store.sqlite.insights` (a port of its own)
 =====================  ==========================================
 """
@@ -22,9 +23,10 @@ from __future__ import annotations
 from legato.store.sqlite.dead_letters import SqliteDeadLetters
 from legato.store.sqlite.flow import SqliteFlow
 from legato.store.sqlite.outbox import SqliteOutbox
+from legato.store.sqlite.retention import SqliteRetention
 from legato.store.sqlite.runs import SqliteRuns
 from legato.store.sqlite.timers import SqliteTimers
 
 
-class SqliteStore(SqliteRuns, SqliteOutbox, SqliteTimers, SqliteDeadLetters, SqliteFlow):
+class SqliteStore(SqliteRuns, SqliteOutbox, SqliteTimers, SqliteDeadLetters, SqliteFlow, SqliteRetention):
     """Every role of :class:`~legato.store.ports.Store` on one connection."""

@@ -1,0 +1,1 @@
+"""Data lifecycle: retention of finished runs, and their archive (docs/retention.md)."""

@@ -1,0 +1,155 @@
+"""Retention: finished runs older than their workflow's retention period go,
+with their history, timers, outbox rows and resolved dead letters; their
+idempotency keys stay for the dedupe window (docs/retention.md).
+
+Any worker may run a pass; a lease in the database (``maintenance_leases``)
+lets one at a time do it. ``legato retention run`` runs one on demand.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import anyio
+
+from legato.app import App
+from legato.clock import Clock
+from legato.lifecycle.archive import Archive, fetch
+from legato.observe import Observer, RetentionRanInput
+from legato.store.ports import RunStore
+from legato.store.retention import Cutoff, ExpiredRun, Removal, Removed, RetentionStatus, RetentionStore
+from legato.worker.runtime import WorkerSettings
+
+log = logging.getLogger("legato.retention")
+
+DAY = 86400.0
+LEASE = "retention"
+"""The name of the lease one retention pass holds at a time."""
+LEASE_SECONDS = 300.0
+"""How long a pass holds the lease without renewing it (it renews every batch)."""
+
+
+class RetentionBackend(RetentionStore, RunStore, Protocol):
+    """What retention takes: its own role, and runs to archive."""
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    """How long finished runs are kept: by workflow, else the default (None: forever)."""
+
+    default: float | None = None
+    workflows: Mapping[str, float] = field(default_factory=dict)
+    dedupe: float | None = None
+    """Seconds a removed run's key is kept after its removal; None: the run's retention."""
+
+    @classmethod
+    def of(cls, app: App | None, settings: WorkerSettings) -> RetentionPolicy:
+        """The workflows' own periods (their newest version's) and the configured default."""
+        own = {wf.name: wf.retention for wf in (app.workflows() if app else []) if wf.retention is not None}
+        return cls(
+            default=settings.retention_days * DAY if settings.retention_days is not None else None,
+            workflows=own,
+            dedupe=settings.dedupe_days * DAY if settings.dedupe_days is not None else None,
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return self.default is not None or bool(self.workflows)
+
+    def cutoffs(self, now: float) -> list[Cutoff]:
+        found = [
+            Cutoff(name, now - period, self.keep_keys(period)) for name, period in self.workflows.items()
+        ]
+        if self.default is not None:
+            found.append(Cutoff(None, now - self.default, self.keep_keys(self.default)))
+        return found
+
+    def keep_keys(self, period: float) -> float:
+        return self.dedupe if self.dedupe is not None else period
+
+
+@dataclass(frozen=True)
+class RetentionReport:
+    removed: Removed
+    seconds: float
+    archived: tuple[Path, ...] = ()
+
+
+class Retention:
+    def __init__(
+        self,
+        store: RetentionBackend,
+        policy: RetentionPolicy,
+        clock: Clock,
+        *,
+        holder: str,
+        batch: int = 500,
+        archive: Archive | None = None,
+        observer: Observer | None = None,
+    ) -> None:
+        self.store = store
+        self.policy = policy
+        self.clock = clock
+        self.holder = holder
+        self.batch = batch
+        self.archive = archive
+        self.observer = observer or Observer()
+
+    async def status(self) -> RetentionStatus:
+        return await self.store.retention_status(self.policy.cutoffs(self.clock.now()), self.clock.now())
+
+    async def run(self) -> RetentionReport | None:
+        """One pass; None when another process holds the lease (its pass is running)."""
+        now = self.clock.now()
+        if not await self.store.take_lease(LEASE, self.holder, now, LEASE_SECONDS):
+            return None
+        started = self.clock.monotonic()
+        try:
+            removed, archived = await self._remove(now)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.store.release_lease(LEASE, self.holder)
+        report = RetentionReport(removed, self.clock.monotonic() - started, tuple(sorted(archived)))
+        self.observer.retention_ran(RetentionRanInput(removed.by_table(), report.seconds))
+        if removed.runs or removed.dead_letters or removed.retired_keys:
+            log.info("retention removed %s in %.1fs", removed.by_table(), report.seconds)
+        return report
+
+    async def loop(self, interval: float) -> None:
+        """A pass every ``interval`` seconds, for the worker's side task."""
+        while True:
+            await self.run()
+            await anyio.sleep(interval)
+
+    async def _remove(self, now: float) -> tuple[Removed, set[Path]]:
+        cutoffs = self.policy.cutoffs(now)
+        by_workflow = {c.workflow: c for c in cutoffs}
+        total, archived = Removed(), set[Path]()
+        while expired := await self.store.expired_runs(cutoffs, self.batch):
+            if self.archive is not None:
+                archived.update(
+                    await self.archive.write(await fetch(self.store, [e.run_id for e in expired]))
+                )
+            removals = [self._removal(e, by_workflow, now) for e in expired]
+            removed = await self.store.remove_runs(removals)
+            total += removed
+            # Renewed every batch: a long pass keeps the lease, a dead one loses it.
+            await self.store.take_lease(LEASE, self.holder, self.clock.now(), LEASE_SECONDS)
+            if removed.runs == 0:
+                break  # each was resumed or dead-lettered since it was found
+        if self.policy.default is not None:
+            before = now - self.policy.default
+            while (gone := await self.store.remove_resolved_dead_letters(before, self.batch)) > 0:
+                total += Removed(dead_letters=gone)
+                if gone < self.batch:
+                    break
+        total += Removed(retired_keys=await self.store.forget_keys(now))
+        return total, archived
+
+    def _removal(self, expired: ExpiredRun, by_workflow: Mapping[str | None, Cutoff], now: float) -> Removal:
+        cutoff = by_workflow.get(expired.workflow) or by_workflow[None]
+        return Removal(expired.run_id, cutoff.finished_before, now + cutoff.keep_keys_for)
