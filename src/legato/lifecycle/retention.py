@@ -22,7 +22,6 @@ from legato.lifecycle.archive import Archive, fetch
 from legato.observe import Observer, RetentionRanInput
 from legato.store.ports import RunStore
 from legato.store.retention import Cutoff, ExpiredRun, Removal, Removed, RetentionStatus, RetentionStore
-from legato.worker.runtime import WorkerSettings
 
 log = logging.getLogger("legato.retention")
 
@@ -47,13 +46,14 @@ class RetentionPolicy:
     """Seconds a removed run's key is kept after its removal; None: the run's retention."""
 
     @classmethod
-    def of(cls, app: App | None, settings: WorkerSettings) -> RetentionPolicy:
-        """The workflows' own periods (their newest version's) and the configured default."""
+    def of(cls, app: App | None, retention_days: float | None, dedupe_days: float | None) -> RetentionPolicy:
+        """The workflows' own periods (their newest version's) and the configured default
+        (``[worker] retention_days`` and ``dedupe_days``)."""
         own = {wf.name: wf.retention for wf in (app.workflows() if app else []) if wf.retention is not None}
         return cls(
-            default=settings.retention_days * DAY if settings.retention_days is not None else None,
+            default=retention_days * DAY if retention_days is not None else None,
             workflows=own,
-            dedupe=settings.dedupe_days * DAY if settings.dedupe_days is not None else None,
+            dedupe=dedupe_days * DAY if dedupe_days is not None else None,
         )
 
     @property

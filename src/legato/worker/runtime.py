@@ -13,8 +13,12 @@ then cancel the rest, which returns their deliveries to the queue too.
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import anyio
 from anyio.abc import TaskGroup
@@ -26,6 +30,8 @@ from legato.engine import Engine
 from legato.errors import BrokerError, LegatoError, StoreError
 from legato.flow.admission import Admission, AdmissionSettings
 from legato.flow.waiting import WaitingRoom
+from legato.lifecycle.archive import Archive
+from legato.lifecycle.retention import Retention, RetentionPolicy
 from legato.observe import Observer
 from legato.store.ports import Store
 from legato.worker.dispatch import Dispatcher
@@ -170,6 +176,15 @@ class Worker:
         self.relay = OutboxRelay(
             store, broker, self.clock, self.settings.relay_interval, self.settings.relay_grace
         )
+        self.retention = Retention(
+            store,
+            RetentionPolicy.of(app, self.settings.retention_days, self.settings.dedupe_days),
+            self.clock,
+            holder=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
+            batch=self.settings.retention_batch,
+            archive=Archive(self.settings.archive_dir) if self.settings.archive_dir else None,
+            observer=self.engine.observer,
+        )
         self._stopping = anyio.Event()
         self.started = anyio.Event()
         self.consuming = False
@@ -201,6 +216,9 @@ class Worker:
             await side.start(self.admission.run, name="admission")
             if self.eager is not None:
                 side.start_soon(supervised, "eager-claims", self.eager.keep_claims, name="eager-claims")
+            if self.retention.policy.enabled:
+                pass_every = partial(self.retention.loop, self.settings.retention_interval)
+                side.start_soon(supervised, "retention", pass_every, name="retention")
             async with anyio.create_task_group() as steps:
                 steps.start_soon(self._consume, prefetch, name="consumer")
                 steps.start_soon(self.dispatcher.run, steps, self._handle, name="dispatcher")

@@ -11,7 +11,7 @@ from legato.app import App
 from legato.broker.base import SIGNAL_ROUTING_KEY, Broker, Delivery
 from legato.clock import Clock
 from legato.engine import Engine, Local
-from legato.errors import RunNotFound
+from legato.errors import KeyRetired, RunNotFound
 from legato.machine.commands import Rejection
 from legato.machine.definition import Priority
 from legato.machine.events import SignalReceived
@@ -80,9 +80,24 @@ class TriggerHandler:
         trace = {k: _text(delivery.headers[k]) for k in TRACE_HEADERS if k in delivery.headers}
         key = event_key(delivery)
         for workflow in workflows:
-            started = await self.engine.start(
-                workflow.name, body, key=key, priority=priority, trace_context=trace or None, local=self.local
-            )
+            try:
+                started = await self.engine.start(
+                    workflow.name,
+                    body,
+                    key=key,
+                    priority=priority,
+                    trace_context=trace or None,
+                    local=self.local,
+                )
+            except KeyRetired as retired:
+                # A redelivery of an event whose run retention removed: still a duplicate.
+                log.info(
+                    "event %s (key %s) already started run %s (removed)",
+                    delivery.routing_key,
+                    key,
+                    retired.run_id,
+                )
+                continue
             if not started.created:
                 log.info(
                     "event %s (key %s) already started run %s",

@@ -1,0 +1,163 @@
+"""The retention role (:class:`~legato.store.retention.RetentionStore`), on every backend."""
+
+from __future__ import annotations
+
+import pytest
+
+from legato.errors import KeyRetired
+from legato.machine.commands import Decision
+from legato.machine.decide import decide, start_run
+from legato.machine.events import CancelRequested, StepFailed, TimerFired
+from legato.machine.run import Run, RunStatus
+from legato.store.base import PoisonMessage
+from legato.store.ports import Store
+from legato.store.retention import Cutoff, Removal
+from legato.store.rows import new_run_id
+from tests.contract.workflow import NOW, WF, started
+from tests.unit.sim import boom
+
+DAY = 86400.0
+
+
+async def _cancelled(store: Store, key: str | None = None, at: float = NOW) -> Run:
+    """A run of WF started and cancelled (finished) at ``at``."""
+    run = (await store.create_run(start_run(WF, new_run_id(), {"order": 1}, at, idempotency_key=key))).run
+    done = decide(WF, run, CancelRequested("ops", compensate=False), at)
+    assert isinstance(done, Decision)
+    await store.apply(done)
+    assert done.run.finished_at == at
+    return done.run
+
+
+async def _failed_with_letter(store: Store, at: float) -> Run:
+    """A run whose step failed its two attempts: failed, with an open dead letter."""
+    run = (await store.create_run(start_run(WF, new_run_id(), {}, at))).run
+    for event in (
+        StepFailed(1, 1, boom("ValueError", "x")),
+        TimerFired("retry:1", "retry", 1, 2),
+        StepFailed(1, 2, boom("ValueError", "x")),
+    ):
+        decision = decide(WF, run, event, at)
+        assert isinstance(decision, Decision)
+        await store.apply(decision)
+        run = decision.run
+    assert run.status is RunStatus.FAILED
+    return run
+
+
+async def test_expired_finished_runs_go_with_their_rows_and_leave_their_keys(store: Store) -> None:
+    old = await _cancelled(store, key="contract:order-1", at=NOW - 10 * DAY)
+    recent = await _cancelled(store, at=NOW - DAY)
+    running = (await store.create_run(start_run(WF, new_run_id(), {}, NOW - 30 * DAY))).run
+    cutoffs = [Cutoff(None, NOW - 7 * DAY, 3 * DAY)]
+
+    expired = await store.expired_runs(cutoffs, 10)
+    assert [(e.run_id, e.workflow, e.finished_at) for e in expired] == [(old.id, "contract", NOW - 10 * DAY)]
+    history = len(await store.history(old.id))
+    removed = await store.remove_runs([Removal(old.id, NOW - 7 * DAY, NOW + 3 * DAY)])
+    # One task message was committed with the start and never published: it goes too.
+    assert (removed.runs, removed.history, removed.outbox, removed.dead_letters) == (1, history, 1, 0)
+    assert await store.load_run(old.id) is None
+    assert await store.history(old.id) == []
+    assert await store.load_run(recent.id) is not None
+    assert await store.load_run(running.id) is not None
+    assert await store.expired_runs(cutoffs, 10) == []
+
+    assert await store.retired_key("contract:order-1", NOW) == (old.id, NOW + 3 * DAY)
+    with pytest.raises(KeyRetired) as raised:
+        await store.create_run(started(key="contract:order-1"))
+    assert raised.value.run_id == old.id
+
+    # The window ends: the key is forgotten and may start a run again.
+    assert await store.forget_keys(NOW + 3 * DAY - 1) == 0
+    assert await store.forget_keys(NOW + 3 * DAY) == 1
+    assert await store.retired_key("contract:order-1", NOW + 3 * DAY) is None
+    assert (await store.create_run(started(key="contract:order-1"))).created
+
+
+async def test_a_run_is_removed_only_if_still_expired_when_removed(store: Store) -> None:
+    run = await _cancelled(store, at=NOW - 10 * DAY)
+    # Its cutoff moved (a longer retention): nothing goes.
+    removed = await store.remove_runs([Removal(run.id, NOW - 20 * DAY, NOW)])
+    assert removed.runs == 0
+    assert await store.load_run(run.id) is not None
+    assert (await store.remove_runs([])).runs == 0
+
+
+async def test_an_open_dead_letter_keeps_its_run_until_resolved(store: Store) -> None:
+    run = await _failed_with_letter(store, NOW - 10 * DAY)
+    cutoffs = [Cutoff(None, NOW - 7 * DAY, DAY)]
+    assert await store.expired_runs(cutoffs, 10) == []
+    status = await store.retention_status(cutoffs, NOW)
+    assert (dict(status.expired), status.kept_by_dead_letters) == ({}, 1)
+    assert (await store.remove_runs([Removal(run.id, NOW - 7 * DAY, NOW)])).runs == 0
+
+    [letter] = await store.list_dead_letters()
+    assert await store.resolve_dead_letter(letter.id, "ops", NOW - 9 * DAY)
+    [expired] = await store.expired_runs(cutoffs, 10)
+    removed = await store.remove_runs([Removal(expired.run_id, NOW - 7 * DAY, NOW)])
+    assert (removed.runs, removed.dead_letters) == (1, 1)
+    assert await store.list_dead_letters(status=None) == []
+
+
+async def test_each_workflow_has_its_cutoff_and_the_default_takes_the_others(store: Store) -> None:
+    run = await _cancelled(store, at=NOW - 10 * DAY)
+    named = [Cutoff("contract", NOW - 30 * DAY, DAY), Cutoff(None, NOW - DAY, DAY)]
+    # "contract" keeps its runs 30 days: the default does not take them.
+    assert await store.expired_runs(named, 10) == []
+    assert dict((await store.retention_status(named, NOW)).expired) == {}
+    shorter = [Cutoff("contract", NOW - 5 * DAY, DAY), Cutoff(None, NOW - 60 * DAY, DAY)]
+    assert [e.run_id for e in await store.expired_runs(shorter, 10)] == [run.id]
+    assert [e.run_id for e in await store.expired_runs([Cutoff("other", NOW, DAY)], 10)] == []
+
+
+async def test_expired_runs_come_oldest_first_up_to_the_limit(store: Store) -> None:
+    runs = [await _cancelled(store, at=NOW - days * DAY) for days in (8, 12, 10)]
+    expired = await store.expired_runs([Cutoff(None, NOW - 7 * DAY, DAY)], 2)
+    assert [e.run_id for e in expired] == [runs[1].id, runs[2].id]
+
+
+async def test_status_counts_what_a_pass_would_remove_and_the_oldest_data(store: Store) -> None:
+    empty = await store.retention_status([Cutoff(None, NOW, DAY)], NOW)
+    assert (empty.oldest_run, empty.oldest_finished, empty.oldest_history) == (None, None, None)
+    await _cancelled(store, key="k1", at=NOW - 10 * DAY)
+    await _cancelled(store, at=NOW - 9 * DAY)
+    await _cancelled(store, at=NOW - DAY)
+    status = await store.retention_status([Cutoff(None, NOW - 7 * DAY, DAY)], NOW)
+    assert dict(status.expired) == {"contract": 2}
+    assert (status.oldest_run, status.oldest_finished, status.oldest_history) == (
+        NOW - 10 * DAY,
+        NOW - 10 * DAY,
+        NOW - 10 * DAY,
+    )
+    [first, *_] = await store.expired_runs([Cutoff(None, NOW - 7 * DAY, DAY)], 10)
+    await store.remove_runs([Removal(first.run_id, NOW - 7 * DAY, NOW + DAY)])
+    later = await store.retention_status([Cutoff(None, NOW - 7 * DAY, DAY)], NOW + 2 * DAY)
+    assert (later.retired_keys, later.expired_keys, dict(later.expired)) == (1, 1, {"contract": 1})
+
+
+async def test_resolved_dead_letters_of_no_run_go_open_ones_stay(store: Store) -> None:
+    kept = await store.record_poison(
+        PoisonMessage("bad", "q", "k", b"x", None, {}, "fp-open"), NOW - 10 * DAY
+    )
+    gone = await store.record_poison(
+        PoisonMessage("bad", "q", "k", b"y", None, {}, "fp-done"), NOW - 10 * DAY
+    )
+    assert await store.resolve_dead_letter(gone, "ops", NOW - 9 * DAY)
+    status = await store.retention_status([Cutoff(None, NOW - 7 * DAY, DAY)], NOW)
+    assert status.resolved_dead_letters == 1
+    assert await store.remove_resolved_dead_letters(NOW - 7 * DAY, 10) == 1
+    assert [letter.id for letter in await store.list_dead_letters(status=None)] == [kept]
+
+
+async def test_one_holder_at_a_time_has_a_lease_until_it_expires(store: Store) -> None:
+    assert await store.take_lease("retention", "a", NOW, 60)
+    assert not await store.take_lease("retention", "b", NOW + 30, 60)
+    assert await store.take_lease("retention", "a", NOW + 30, 60)  # renewed: until NOW + 90
+    assert not await store.take_lease("retention", "b", NOW + 89, 60)
+    assert await store.take_lease("retention", "b", NOW + 90, 60)  # a died: its lease ran out
+    await store.release_lease("retention", "a")  # no longer a's: nothing happens
+    assert not await store.take_lease("retention", "a", NOW + 91, 60)
+    await store.release_lease("retention", "b")
+    assert await store.take_lease("retention", "a", NOW + 92, 60)
+    assert await store.take_lease("other", "b", NOW + 92, 60)
