@@ -161,3 +161,15 @@ async def test_one_holder_at_a_time_has_a_lease_until_it_expires(store: Store) -
     await store.release_lease("retention", "b")
     assert await store.take_lease("retention", "a", NOW + 92, 60)
     assert await store.take_lease("other", "b", NOW + 92, 60)
+
+
+async def test_finished_runs_of_a_day_come_in_pages_by_finish_time(store: Store) -> None:
+    runs = [await _cancelled(store, at=NOW - DAY + i) for i in (5, 1, 3, 3)]
+    await _cancelled(store, at=NOW)  # the next day
+    await store.create_run(start_run(WF, new_run_id(), {}, NOW - DAY + 2))  # not finished
+    first = await store.finished_runs("contract", NOW - DAY, NOW, None, 2)
+    rest = await store.finished_runs("contract", NOW - DAY, NOW, first[-1], 10)
+    same_second = sorted([runs[2].id, runs[3].id])
+    assert [r.run_id for r in first + rest] == [runs[1].id, *same_second, runs[0].id]
+    assert await store.finished_runs("contract", NOW - DAY, NOW, rest[-1], 10) == []
+    assert await store.finished_runs("other", NOW - DAY, NOW, None, 10) == []

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
+import anyio
+import orjson
 import pytest
 
 from legato import App, Task, Workflow
@@ -17,6 +21,7 @@ from legato.machine.events import CancelRequested
 from legato.store.retention import Cutoff
 from legato.store.rows import new_run_id
 from legato.store.sqlite import SqliteStore
+from tests.conftest import ROOT
 
 
 def h(ctx: object) -> None:
@@ -71,4 +76,46 @@ async def test_a_pass_removes_in_batches_until_nothing_is_left(tmp_path: Path) -
     again = await retention.run()
     assert again is not None
     assert (again.removed.runs, again.removed.retired_keys) == (0, 7)
+    await store.close()
+
+
+async def test_export_writes_a_days_runs_of_a_workflow_and_removes_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "e.db"
+    store = SqliteStore(db)
+    await store.open()
+    await store.migrate()
+    day_start = 1_800_057_600.0  # 2027-01-16T00:00:00Z
+    ids = []
+    for at in (day_start + 10, day_start + 86_399, day_start + 86_400):
+        run = (await store.create_run(start_run(PLAIN, new_run_id(), {"at": at}, at))).run
+        cancel = decide(PLAIN, run, CancelRequested("ops", compensate=False), at)
+        assert isinstance(cancel, Decision)
+        await store.apply(cancel)
+        ids.append(run.id)
+    await store.close()
+    env = {**os.environ, "LEGATO_DATABASE_URL": f"sqlite:///{db}", "PYTHONPATH": str(ROOT)}
+    command = [
+        sys.executable,
+        "-m",
+        "legato",
+        "export",
+        "plain",
+        "--day",
+        "2027-01-16",
+        "--to",
+        str(tmp_path / "a"),
+    ]
+    done = await anyio.run_process(command, env=env, check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    path = tmp_path / "a" / "plain" / "2027-01-16.jsonl"
+    assert done.stdout.decode().strip() == f"wrote 2 runs to {path}"
+    lines = [orjson.loads(line) for line in path.read_bytes().splitlines()]
+    assert [line["run"]["id"] for line in lines] == ids[:2]
+    assert [entry["kind"] for entry in lines[0]["history"]][-1] == "run_finished"
+    # Again: the file is written anew, not appended to.
+    await anyio.run_process(command, env=env, check=True)
+    assert len(path.read_bytes().splitlines()) == 2
+    store = SqliteStore(db)
+    await store.open()
+    assert all([await store.load_run(i) for i in ids])
     await store.close()

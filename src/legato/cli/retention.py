@@ -1,11 +1,14 @@
-"""``legato retention``: what retention would remove, and a pass on demand (docs/retention.md)."""
+"""``legato retention``: what retention would remove, and a pass on demand;
+``legato export``: a day of a workflow's runs to JSON Lines (docs/retention.md)."""
 
 from __future__ import annotations
 
 import contextlib
 import socket
+import time
 from collections.abc import AsyncIterator
 from dataclasses import asdict
+from pathlib import Path
 
 import click
 from rich.table import Table
@@ -16,7 +19,7 @@ from legato.cli.runner import dump_json, require_app, run_async, settings_of
 from legato.clock import SystemClock
 from legato.config import Settings
 from legato.errors import ConfigurationError
-from legato.lifecycle.archive import Archive
+from legato.lifecycle.archive import Archive, export_day
 from legato.lifecycle.retention import Retention, RetentionPolicy, RetentionReport
 from legato.store.retention import RetentionStatus
 
@@ -112,4 +115,36 @@ def run(ctx: click.Context, as_json: bool) -> None:
         click.echo(f"archived to {path}")
 
 
-COMMANDS = [retention]
+@click.command("export")
+@click.argument("workflow")
+@click.option("--day", required=True, metavar="YYYY-MM-DD", help="Runs finished on this day (UTC).")
+@click.option(
+    "--to", "directory", type=click.Path(file_okay=False), help="Directory (default: [worker] archive_dir)."
+)
+@click.pass_context
+def export(ctx: click.Context, workflow: str, day: str, directory: str | None) -> None:
+    """Write the runs of WORKFLOW finished on a day to DIR/WORKFLOW/DAY.jsonl (nothing is removed)."""
+    settings = settings_of(ctx)
+    target = directory or settings.worker.archive_dir
+    if target is None:
+        raise click.UsageError("give --to DIR (or set [worker] archive_dir)")
+    try:
+        time.strptime(day, "%Y-%m-%d")
+    except ValueError:
+        raise click.BadParameter(f"{day!r} is not YYYY-MM-DD", param_hint="--day") from None
+
+    async def go() -> tuple[Path, int]:
+        store = make_store(settings, pool_size=2)
+        await store.open()
+        try:
+            if settings.embedded_store:
+                await store.migrate()
+            return await export_day(store, Archive(target), workflow, day)
+        finally:
+            await store.close()
+
+    path, count = run_async(go)
+    click.echo(f"wrote {count} runs to {path}")
+
+
+COMMANDS = [retention, export]

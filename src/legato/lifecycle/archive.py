@@ -8,6 +8,7 @@ a crash between the two leaves a run archived twice, never lost.
 
 from __future__ import annotations
 
+import calendar
 import os
 import re
 import time
@@ -15,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Protocol
 
 import anyio
 import orjson
@@ -22,7 +24,12 @@ import orjson
 from legato.machine.run import Run
 from legato.store.base import HistoryEntry
 from legato.store.ports import RunStore
+from legato.store.retention import ExpiredRun, RetentionStore
 from legato.store.rows import run_columns
+
+
+class ExportSource(RetentionStore, RunStore, Protocol):
+    """What the archive reads: runs by finish time, then each run and its history."""
 
 
 @dataclass(frozen=True)
@@ -79,3 +86,30 @@ class Archive:
                 handle.flush()
                 os.fsync(handle.fileno())
         return sorted(files)
+
+    async def replace(self, workflow: str, day: str, runs: Sequence[ArchivedRun]) -> Path:
+        """Write the day's file of ``workflow`` anew with ``runs`` (``legato export``)."""
+        return await anyio.to_thread.run_sync(self._replace, self.path(workflow, day), runs)
+
+    def _replace(self, path: Path, runs: Sequence[ArchivedRun]) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".jsonl.partial")
+        with partial.open("wb") as handle:
+            handle.writelines(archive_line(archived) for archived in runs)
+            handle.flush()
+            os.fsync(handle.fileno())
+        partial.replace(path)
+        return path
+
+
+async def export_day(
+    store: ExportSource, archive: Archive, workflow: str, day: str, page: int = 500
+) -> tuple[Path, int]:
+    """Write every run of ``workflow`` finished on ``day`` (UTC, ``YYYY-MM-DD``) to its file."""
+    since = calendar.timegm(time.strptime(day, "%Y-%m-%d"))
+    runs: list[ArchivedRun] = []
+    after: ExpiredRun | None = None
+    while found := await store.finished_runs(workflow, since, since + 86400, after, page):
+        runs += await fetch(store, [f.run_id for f in found])
+        after = found[-1]
+    return await archive.replace(workflow, day, runs), len(runs)

@@ -12,16 +12,14 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 import anyio
 
 from legato.app import App
 from legato.clock import Clock
-from legato.lifecycle.archive import Archive, fetch
+from legato.lifecycle.archive import Archive, ExportSource, fetch
 from legato.observe import Observer, RetentionRanInput
-from legato.store.ports import RunStore
-from legato.store.retention import Cutoff, ExpiredRun, Removal, Removed, RetentionStatus, RetentionStore
+from legato.store.retention import Cutoff, ExpiredRun, Removal, Removed, RetentionStatus
 
 log = logging.getLogger("legato.retention")
 
@@ -30,10 +28,6 @@ LEASE = "retention"
 """The name of the lease one retention pass holds at a time."""
 LEASE_SECONDS = 300.0
 """How long a pass holds the lease without renewing it (it renews every batch)."""
-
-
-class RetentionBackend(RetentionStore, RunStore, Protocol):
-    """What retention takes: its own role, and runs to archive."""
 
 
 @dataclass(frozen=True)
@@ -82,7 +76,7 @@ class RetentionReport:
 class Retention:
     def __init__(
         self,
-        store: RetentionBackend,
+        store: ExportSource,
         policy: RetentionPolicy,
         clock: Clock,
         *,

@@ -104,6 +104,12 @@ class RetentionStore(Protocol):
         """Up to ``limit`` finished runs past their cutoff and without an open
         dead letter, oldest first within each cutoff."""
 
+    async def finished_runs(
+        self, workflow: str, since: float, until: float, after: ExpiredRun | None, limit: int
+    ) -> list[ExpiredRun]:
+        """Runs of ``workflow`` finished in [since, until), by finish time then id,
+        those after ``after`` (the last of the previous page): what ``legato export`` writes."""
+
     async def remove_runs(self, removals: Sequence[Removal]) -> Removed:
         """Remove the runs in one transaction with their history, timers, outbox
         rows and (resolved) dead letters; keep each one's idempotency key until

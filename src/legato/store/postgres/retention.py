@@ -49,6 +49,13 @@ GROUP BY workflow
 
 # Locks the runs still removable; a run resumed or given an open dead letter
 # since it was found is left out.
+_FINISHED = """
+SELECT id, workflow, finished_at FROM runs
+WHERE workflow = $1 AND finished_at >= $2 AND finished_at < $3
+  AND ($4::timestamptz IS NULL OR (finished_at, id) > ($4, $5::uuid))
+ORDER BY finished_at, id LIMIT $6
+"""
+
 _LOCK_REMOVABLE = """
 SELECT r.id, r.workflow, r.idempotency_key, r.finished_at, b.key_until
 FROM unnest($1::uuid[], $2::float8[], $3::float8[]) AS b(id, before, key_until)
@@ -130,6 +137,21 @@ class PostgresRetention(PostgresConnection):
                 rows = await conn.fetch(which[0], which[1], cutoff.finished_before, limit - len(found))
                 found += [ExpiredRun(r["id"], r["workflow"], r["finished_at"]) for r in rows]
         return found
+
+    async def finished_runs(
+        self, workflow: str, since: float, until: float, after: ExpiredRun | None, limit: int
+    ) -> list[ExpiredRun]:
+        async with self._conn() as conn:
+            rows = await conn.fetch(
+                _FINISHED,
+                workflow,
+                since,
+                until,
+                after.finished_at if after else None,
+                after.run_id if after else None,
+                limit,
+            )
+        return [ExpiredRun(r["id"], r["workflow"], r["finished_at"]) for r in rows]
 
     async def remove_runs(self, removals: Sequence[Removal]) -> Removed:
         if not removals:

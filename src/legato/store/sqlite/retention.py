@@ -24,6 +24,13 @@ SELECT workflow, sum(NOT held) AS removable, sum(held) AS held FROM (
 ) GROUP BY workflow
 """
 
+_FINISHED = """
+SELECT id, workflow, finished_at FROM runs
+WHERE workflow = ? AND finished_at >= ? AND finished_at < ?
+  AND (? IS NULL OR (finished_at, id) > (?, ?))
+ORDER BY finished_at, id LIMIT ?
+"""
+
 _STILL_REMOVABLE = f"""
 SELECT id, workflow, idempotency_key, finished_at FROM runs r
 WHERE id = ? AND finished_at IS NOT NULL AND finished_at < ? AND NOT {_HELD}
@@ -89,6 +96,13 @@ class SqliteRetention(SqliteConnection):
             )
             found += [ExpiredRun(r["id"], r["workflow"], r["finished_at"]) for r in rows]
         return found
+
+    async def finished_runs(
+        self, workflow: str, since: float, until: float, after: ExpiredRun | None, limit: int
+    ) -> list[ExpiredRun]:
+        at, last = (after.finished_at, after.run_id) if after else (None, None)
+        rows = await self._read(_FINISHED, workflow, since, until, at, at, last, limit)
+        return [ExpiredRun(r["id"], r["workflow"], r["finished_at"]) for r in rows]
 
     async def remove_runs(self, removals: Sequence[Removal]) -> Removed:
         counts = dict.fromkeys((table for table, _ in _DELETES), 0)
