@@ -102,16 +102,20 @@ class Retention:
         if not await self.store.take_lease(LEASE, self.holder, now, LEASE_SECONDS):
             return None
         started = self.clock.monotonic()
+        progress = _Progress()
         try:
-            removed, archived = await self._remove(now)
+            await self._remove(now, progress)
         finally:
+            # Counted even when the pass breaks off (an outage): what was
+            # removed until then is gone.
+            seconds = self.clock.monotonic() - started
+            self.observer.retention_ran(RetentionRanInput(progress.removed.by_table(), seconds))
             with anyio.CancelScope(shield=True):
                 await self.store.release_lease(LEASE, self.holder)
-        report = RetentionReport(removed, self.clock.monotonic() - started, tuple(sorted(archived)))
-        self.observer.retention_ran(RetentionRanInput(removed.by_table(), report.seconds))
+        removed = progress.removed
         if removed.runs or removed.dead_letters or removed.retired_keys:
-            log.info("retention removed %s in %.1fs", removed.by_table(), report.seconds)
-        return report
+            log.info("retention removed %s in %.1fs", removed.by_table(), seconds)
+        return RetentionReport(removed, seconds, tuple(sorted(progress.archived)))
 
     async def loop(self, interval: float) -> None:
         """A pass every ``interval`` seconds, for the worker's side task."""
@@ -119,18 +123,15 @@ class Retention:
             await self.run()
             await anyio.sleep(interval)
 
-    async def _remove(self, now: float) -> tuple[Removed, set[Path]]:
+    async def _remove(self, now: float, progress: _Progress) -> None:
         cutoffs = self.policy.cutoffs(now)
         by_workflow = {c.workflow: c for c in cutoffs}
-        total, archived = Removed(), set[Path]()
         while expired := await self.store.expired_runs(cutoffs, self.batch):
             if self.archive is not None:
-                archived.update(
-                    await self.archive.write(await fetch(self.store, [e.run_id for e in expired]))
-                )
-            removals = [self._removal(e, by_workflow, now) for e in expired]
-            removed = await self.store.remove_runs(removals)
-            total += removed
+                written = await self.archive.write(await fetch(self.store, [e.run_id for e in expired]))
+                progress.archived.update(written)
+            removed = await self.store.remove_runs([self._removal(e, by_workflow, now) for e in expired])
+            progress.removed += removed
             # Renewed every batch: a long pass keeps the lease, a dead one loses it.
             await self.store.take_lease(LEASE, self.holder, self.clock.now(), LEASE_SECONDS)
             if removed.runs == 0:
@@ -138,12 +139,19 @@ class Retention:
         if self.policy.default is not None:
             before = now - self.policy.default
             while (gone := await self.store.remove_resolved_dead_letters(before, self.batch)) > 0:
-                total += Removed(dead_letters=gone)
+                progress.removed += Removed(dead_letters=gone)
                 if gone < self.batch:
                     break
-        total += Removed(retired_keys=await self.store.forget_keys(now))
-        return total, archived
+        progress.removed += Removed(retired_keys=await self.store.forget_keys(now))
 
     def _removal(self, expired: ExpiredRun, by_workflow: Mapping[str | None, Cutoff], now: float) -> Removal:
         cutoff = by_workflow.get(expired.workflow) or by_workflow[None]
         return Removal(expired.run_id, cutoff.finished_before, now + cutoff.keep_keys_for)
+
+
+@dataclass
+class _Progress:
+    """What a pass has done so far."""
+
+    removed: Removed = field(default_factory=Removed)
+    archived: set[Path] = field(default_factory=set)
