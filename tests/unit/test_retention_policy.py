@@ -51,13 +51,19 @@ def test_retention_must_be_positive() -> None:
     assert load_settings(env={"LEGATO_RETENTION_DAYS": "1.5"}).worker.retention_days == 1.5
 
 
-async def test_a_pass_removes_in_batches_until_nothing_is_left(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("count", "batch"),
+    [(7, 3), (600, 600)],  # several batches; one batch larger than a chunk of SQLite's deletes (500)
+)
+async def test_a_pass_removes_in_batches_until_nothing_is_left(
+    tmp_path: Path, count: int, batch: int
+) -> None:
     store = SqliteStore(tmp_path / "l.db")
     await store.open()
     await store.migrate()
     clock = ManualClock(1_800_000_000.0)
     ids = []
-    for i in range(7):
+    for i in range(count):
         run = (
             await store.create_run(start_run(PLAIN, new_run_id(), {}, clock.now(), idempotency_key=f"k{i}"))
         ).run
@@ -66,16 +72,16 @@ async def test_a_pass_removes_in_batches_until_nothing_is_left(tmp_path: Path) -
         await store.apply(done)
         ids.append(run.id)
     clock.advance(8 * DAY)
-    retention = Retention(store, RetentionPolicy(default=7 * DAY), clock, holder="t", batch=3)
+    retention = Retention(store, RetentionPolicy(default=7 * DAY), clock, holder="t", batch=batch)
     report = await retention.run()
     assert report is not None
-    assert report.removed.runs == 7
-    assert [await store.load_run(i) for i in ids] == [None] * 7
+    assert report.removed.runs == count
+    assert [await store.load_run(i) for i in ids] == [None] * count
     # The keys' window (7 days from the removal) ends, and the next pass forgets them.
     clock.advance(7 * DAY)
     again = await retention.run()
     assert again is not None
-    assert (again.removed.runs, again.removed.retired_keys) == (0, 7)
+    assert (again.removed.runs, again.removed.retired_keys) == (0, count)
     await store.close()
 
 

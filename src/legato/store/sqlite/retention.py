@@ -50,6 +50,8 @@ _DELETES = (
     ("runs", "DELETE FROM runs WHERE id IN ({ids})"),
 )
 
+_CHUNK = 500
+
 _REMOVE_RESOLVED_LETTERS = """
 DELETE FROM dead_letters WHERE id IN (
     SELECT id FROM dead_letters
@@ -125,11 +127,13 @@ class SqliteRetention(SqliteConnection):
                             removal.keep_key_until,
                         ),
                     )
-            if ids:
-                marks = ", ".join("?" * len(ids))
+            # In chunks: older SQLite builds take at most 999 parameters a statement.
+            for start in range(0, len(ids), _CHUNK):
+                chunk = ids[start : start + _CHUNK]
+                marks = ", ".join("?" * len(chunk))
                 for table, sql in _DELETES:
-                    cursor = await db.execute(sql.format(ids=marks), ids)
-                    counts[table] = cursor.rowcount
+                    cursor = await db.execute(sql.format(ids=marks), chunk)
+                    counts[table] += cursor.rowcount
         return Removed(**counts)
 
     async def remove_resolved_dead_letters(self, resolved_before: float, limit: int) -> int:

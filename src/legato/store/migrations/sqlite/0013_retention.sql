@@ -19,4 +19,3 @@ CREATE TABLE maintenance_leases (
 
 CREATE INDEX runs_workflow_finished_idx ON runs (workflow, finished_at) WHERE finished_at IS NOT NULL;
 CREATE INDEX dead_letters_run_idx ON dead_letters (run_id) WHERE run_id IS NOT NULL;
-CREATE INDEX outbox_run_idx ON outbox (run_id) WHERE run_id IS NOT NULL;
