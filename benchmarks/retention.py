@@ -23,13 +23,25 @@ import os
 import time
 from pathlib import Path
 
-from benchmarks.dashboard_queries import DSN, load
+from benchmarks.dashboard_queries import DSN, LOAD_HISTORY, LOAD_RUNS
 from legato.clock import SystemClock
 from legato.lifecycle.retention import DAY, Retention, RetentionPolicy
 from legato.store.postgres import PostgresStore
 
 WAL_LSN = "SELECT pg_current_wal_lsn()::text"
-WAL_BYTES = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::bigint"
+LOAD_TIMEOUT = 3600.0
+"""Seconds the loading statements may take (the store's own bound is a minute)."""
+WAL_BYTES = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::text::pg_lsn)::bigint"
+
+
+async def load(store: PostgresStore, runs: int, now: float) -> None:
+    async with store.pool.acquire() as conn:
+        for what, sql, args in (("runs", LOAD_RUNS, (runs, now)), ("history", LOAD_HISTORY, ())):
+            began = time.perf_counter()
+            await conn.execute(sql, *args, timeout=LOAD_TIMEOUT)
+            print(f"  {what} loaded in {time.perf_counter() - began:.1f} s")
+        await conn.execute("VACUUM ANALYZE runs", timeout=LOAD_TIMEOUT)
+        await conn.execute("VACUUM ANALYZE history", timeout=LOAD_TIMEOUT)
 
 
 async def measure(store: PostgresStore, batch: int) -> dict[str, float | int]:
