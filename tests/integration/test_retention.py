@@ -150,10 +150,13 @@ async def test_the_cli_shows_what_would_go_then_removes_it(
         LEGATO_ARCHIVE_DIR=str(tmp_path),
     )
 
-    async def legato(*args: str) -> dict:  # type: ignore[type-arg]
+    async def text(*args: str, code: int = 0) -> tuple[str, str]:
         done = await anyio.run_process([sys.executable, "-m", "legato", *args], env=env, check=False)
-        assert done.returncode == 0, done.stderr.decode()
-        found: dict = orjson.loads(done.stdout)  # type: ignore[type-arg]
+        assert done.returncode == code, done.stderr.decode()
+        return done.stdout.decode(), done.stderr.decode()
+
+    async def legato(*args: str) -> dict:  # type: ignore[type-arg]
+        found: dict = orjson.loads((await text(*args))[0])  # type: ignore[type-arg]
         return found
 
     before = await legato("retention", "status", "--json")
@@ -166,6 +169,13 @@ async def test_the_cli_shows_what_would_go_then_removes_it(
     assert (after["expired"], after["retired_keys"]) == ({}, 1)
     assert await pg_store.load_run(old.id) is None
     assert await pg_store.load_run(recent.id) is not None
+    shown, _ = await text("retention", "status")
+    assert "retired idempotency keys: 1 (0 past their window)" in shown
+    assert "expired runs kept for an open dead letter: 0" in shown
+    # A worker's pass holds the lease: the command says so and fails.
+    assert await pg_store.take_lease(LEASE, "a worker", time.time(), 60)
+    _, refused = await text("retention", "run", code=1)
+    assert "another process is running a retention pass" in refused
 
 
 async def _cancelled_at(store: PostgresStore, at: float, key: str | None = None) -> Run:
