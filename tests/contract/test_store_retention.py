@@ -9,6 +9,7 @@ from legato.machine.commands import Decision
 from legato.machine.decide import decide, start_run
 from legato.machine.events import CancelRequested, StepFailed, TimerFired
 from legato.machine.run import Run, RunStatus
+from legato.machine.vocabulary import TimerPurpose
 from legato.store.base import PoisonMessage
 from legato.store.ports import Store
 from legato.store.retention import Cutoff, Removal
@@ -34,7 +35,7 @@ async def _failed_with_letter(store: Store, at: float) -> Run:
     run = (await store.create_run(start_run(WF, new_run_id(), {}, at))).run
     for event in (
         StepFailed(1, 1, boom("ValueError", "x")),
-        TimerFired("retry:1", "retry", 1, 2),
+        TimerFired("retry:1", TimerPurpose.RETRY, 1, 2),
         StepFailed(1, 2, boom("ValueError", "x")),
     ):
         decision = decide(WF, run, event, at)

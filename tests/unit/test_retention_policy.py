@@ -18,6 +18,7 @@ from legato.lifecycle.retention import DAY, Retention, RetentionPolicy
 from legato.machine.commands import Decision
 from legato.machine.decide import decide, start_run
 from legato.machine.events import CancelRequested
+from legato.machine.vocabulary import HistoryKind
 from legato.store.retention import Cutoff
 from legato.store.rows import new_run_id
 from legato.store.sqlite import SqliteStore
@@ -117,7 +118,7 @@ async def test_export_writes_a_days_runs_of_a_workflow_and_removes_nothing(tmp_p
     assert done.stdout.decode().strip() == f"wrote 2 runs to {path}"
     lines = [orjson.loads(line) for line in path.read_bytes().splitlines()]
     assert [line["run"]["id"] for line in lines] == ids[:2]
-    assert [entry["kind"] for entry in lines[0]["history"]][-1] == "run_finished"
+    assert [entry["kind"] for entry in lines[0]["history"]][-1] == HistoryKind.RUN_FINISHED
     # Again: the file is written anew, not appended to.
     await anyio.run_process(command, env=env, check=True)
     assert len(path.read_bytes().splitlines()) == 2
