@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import orjson
 
 from legato.broker.rabbitmq import RabbitMQBroker
+from legato.config import HttpSettings
 from legato.machine.run import RunStatus
 from legato.store.postgres import PostgresStore
 from tests.integration.harness import all_runs, eventually
-from tests.integration.ingress import TOKEN, Server, ingress_server
+from tests.integration.ingress import SETTINGS, TOKEN, Server, ingress_server
 
 
 async def test_an_event_is_committed_before_it_is_answered(
@@ -177,14 +179,33 @@ async def test_a_run_started_with_wait_answers_its_result(
     pg_store: PostgresStore, rabbit: RabbitMQBroker
 ) -> None:
     async with ingress_server(pg_store, rabbit) as server:
+        parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
         done = await server.call(
-            "POST", "/workflows/greet/runs?wait=5", {"input": {"name": "ada"}, "key": "g1"}
+            "POST",
+            "/workflows/greet/runs?wait=5",
+            {"input": {"name": "ada"}, "key": "g1"},
+            headers={"traceparent": parent},
         )
         assert done.status == 200, done.body
         assert done.body["run"]["status"] == RunStatus.SUCCEEDED
         assert done.body["run"]["data"]["greeting"] == "hello ada"
         same = await server.call("POST", "/workflows/greet/runs", {"input": {"name": "ada"}, "key": "g1"})
         assert (same.body["created"], same.body["run"]["id"]) == (False, done.body["run"]["id"])
+        run = await pg_store.load_run(done.body["run"]["id"])
+        assert run is not None
+        assert run.trace_context is not None
+        assert run.trace_context["traceparent"] == parent  # the run's trace continues the caller's
+
+
+async def test_without_a_token_the_ingress_only_reads(
+    pg_store: PostgresStore, rabbit: RabbitMQBroker
+) -> None:
+    async with ingress_server(pg_store, rabbit, replace(SETTINGS, http=HttpSettings())) as server:
+        refused = await server.call("POST", "/events/order.placed", {}, token=None)
+        assert refused.status == 403
+        assert "actions are disabled" in refused.body["error"]
+        assert (await server.call("GET", "/openapi.json", token=None)).status == 200
+        assert await all_runs(pg_store) == []
 
 
 async def test_a_run_that_does_not_finish_in_time_is_202_then_signalled(
