@@ -55,7 +55,8 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return json_response({"error": f"the body is too large: {exc.text}"}, 413)
     except web.HTTPException as exc:
         if exc.status >= 400:
-            return json_response({"error": exc.reason}, exc.status, {"Allow": exc.headers.get("Allow", "")})
+            allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+            return json_response({"error": exc.reason}, exc.status, allow)
         raise
     except (StoreError, BrokerError) as exc:
         return json_response({"error": f"not accepted, try again: {exc}"}, 503, {"Retry-After": "1"})
