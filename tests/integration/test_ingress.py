@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+import anyio
 import orjson
 
 from legato.broker.rabbitmq import RabbitMQBroker
@@ -80,6 +81,28 @@ async def test_one_key_one_run_over_http_and_amqp(pg_store: PostgresStore, rabbi
         assert "key 'k1' already started run" in reused.body["error"]
         assert "another body" in reused.body["error"]
         assert len(await all_runs(pg_store)) == 4  # k1, k2, cy, dee
+
+
+async def test_the_same_key_sent_at_once_from_many_callers_starts_one_run(
+    pg_store: PostgresStore, rabbit: RabbitMQBroker
+) -> None:
+    async with ingress_server(pg_store, rabbit) as server:
+        answers: list[Any] = []
+
+        async def send() -> None:
+            answers.append(
+                await server.call(
+                    "POST", "/events/greet.requested", {"name": "zed"}, headers={"Idempotency-Key": "same"}
+                )
+            )
+
+        async with anyio.create_task_group() as group:
+            for _ in range(12):
+                group.start_soon(send)
+        assert {a.status for a in answers} == {202}
+        assert len({a.body["runs"][0]["run_id"] for a in answers}) == 1
+        assert sorted(a.body["runs"][0]["created"] for a in answers) == [False] * 11 + [True]
+        assert len(await all_runs(pg_store)) == 1
 
 
 async def _runs_keyed(store: PostgresStore, key: str) -> list[Any]:
@@ -226,6 +249,9 @@ async def test_a_run_that_does_not_finish_in_time_is_202_then_signalled(
         assert (await server.call("GET", f"/runs/{run_id}", token=None)).status == 200  # reads on loopback
 
         await eventually(lambda: _awaiting_signal(server, run_id))
+        control = await server.call("POST", f"/runs/{run_id}/signals/app%00rove", {})
+        assert control.status == 400
+        assert "has control characters" in control.body["error"]
         refused = await server.call("POST", f"/runs/{run_id}/signals/reject", {})
         assert refused.status == 409
         assert "signal 'reject' refused" in refused.body["error"]

@@ -30,6 +30,7 @@ from legato.http.requests import (
     IDEMPOTENCY_HEADER,
     BadRequest,
     check_key,
+    check_name,
     content_key,
     idempotency_key,
     json_object,
@@ -107,7 +108,7 @@ class Ingress:
         A key seen before returns the runs it started; the same key with another
         body is refused (422), as the Idempotency-Key draft asks, and starts nothing.
         """
-        workflows = self.app.triggered_by(name)
+        workflows = self.app.triggered_by(check_name(name, "event"))
         if not workflows:
             raise BadRequest(f"no workflow is triggered by event {name!r}", 404)
         runs: list[Started] = []
@@ -161,7 +162,7 @@ class Ingress:
         return json_response(body, 202, {"Location": f"/runs/{run.id}"})
 
     async def post_signal(self, request: web.Request) -> web.Response:
-        run_id, name = request.match_info["run_id"], request.match_info["name"]
+        run_id, name = request.match_info["run_id"], check_name(request.match_info["name"], "signal")
         data = json_object(await raw_body(request), f"signal {name!r}", empty_ok=True)
         try:
             outcome = await self.engine.apply(run_id, SignalReceived(name, data, "http"))
@@ -183,12 +184,16 @@ class Ingress:
         The run may finish on any replica, so this reads the store, more
         slowly as time passes (10 ms at first, at most every 250 ms).
         """
+        # Only the sleeps are bounded: a read cut off halfway would cost its pooled connection.
+        deadline = self.clock.monotonic() + seconds
         pause = FIRST_POLL
-        with anyio.move_on_after(seconds):
-            while not run.finished:
-                await anyio.sleep(pause)
-                pause = min(pause * 2, LONGEST_POLL)
-                run = await self.engine.store.load_run(run.id) or run
+        while not run.finished:
+            left = deadline - self.clock.monotonic()
+            if left <= 0:
+                break
+            await anyio.sleep(min(pause, left))
+            pause = min(pause * 2, LONGEST_POLL)
+            run = await self.engine.store.load_run(run.id) or run
         return run
 
 

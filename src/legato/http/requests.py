@@ -84,6 +84,13 @@ def check_key(key: str, what: str) -> str:
     return key
 
 
+def check_name(name: str, what: str) -> str:
+    """An event or signal name from a path: text the database can keep."""
+    if not name.isprintable():
+        raise BadRequest(f"{what} {name!r} has control characters")
+    return name
+
+
 def _sf_string(text: str) -> str:
     """RFC 8941 sf-string: quoted, with ``\\"`` and ``\\\\`` the only escapes."""
     out: list[str] = []
