@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from aiohttp import web
@@ -38,6 +39,15 @@ DEFAULTS: Mapping[Scheme, tuple[str, str]] = {
     Scheme.STRIPE: ("stripe.{body.type}", "stripe:{body.id}"),
 }
 """The event and key templates of each provider when its table names none."""
+
+
+class Outcome(StrEnum):
+    """What became of a verified delivery (the label of the deliveries counter)."""
+
+    ACCEPTED = "accepted"
+    """Its runs are committed (started now, or found by the key)."""
+    IGNORED = "ignored"
+    """No workflow takes its event."""
 
 
 @dataclass(frozen=True)
@@ -115,17 +125,17 @@ class Webhooks:
         body = json_object(raw, f"webhook {source.name!r}")
         event, key = _mapped(source, request.headers, body)
         if not self.ingress.app.triggered_by(event):
-            self._count(source, "ignored")
+            self._count(source, Outcome.IGNORED)
             return json_response(
                 {"event": event, "key": key, "runs": [], "ignored": "no workflow takes it"}, 202
             )
         accepted = await self.ingress.accept(event, body, key, trace=trace_context(request))
-        self._count(source, "accepted")
+        self._count(source, Outcome.ACCEPTED)
         return json_response(accepted.json(), 202)
 
-    def _count(self, source: WebhookSource, outcome: str) -> None:
+    def _count(self, source: WebhookSource, outcome: Outcome) -> None:
         if self.metrics is not None:
-            self.metrics.webhook_deliveries.labels(source.name, outcome).inc()
+            self.metrics.webhook_deliveries.labels(source.name, outcome.value).inc()
 
 
 def _mapped(source: WebhookSource, headers: Mapping[str, str], body: Mapping[str, Any]) -> tuple[str, str]:
