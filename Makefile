@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit services bench bench-quick bench-profile clean
+.PHONY: install demo test lint typecheck unit services bench bench-quick bench-profile bench-ingress clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ bench-quick: install services
 # Where a legato worker spends its time on workload b (py-spy; benchmarks/README.md).
 bench-profile: install services
 	$(BIN)/python -m benchmarks.profile
+
+# Events through the HTTP ingress beside the same events published to RabbitMQ (benchmarks/README.md).
+bench-ingress: install services
+	$(BIN)/python -m benchmarks.ingress
 
 clean:
 	rm -rf $(VENV) .legato .pytest_cache .mypy_cache .ruff_cache

@@ -68,15 +68,15 @@ def pg_schema() -> Iterator[str]:
     """A fresh schema name; dropped after the test."""
     name = unique("t")
     yield name
+    asyncio.run(drop_schema(name))
 
-    async def drop() -> None:
-        conn = await asyncpg.connect(PG_DSN)
-        try:
-            await conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
-        finally:
-            await conn.close()
 
-    asyncio.run(drop())
+async def drop_schema(name: str) -> None:
+    conn = await asyncpg.connect(PG_DSN)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+    finally:
+        await conn.close()
 
 
 @pytest.fixture

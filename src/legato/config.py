@@ -26,8 +26,34 @@ class HttpSettings:
     host: str = "127.0.0.1"
     port: int | None = None
     """Port of the worker's /metrics, /healthz and /readyz; off when unset."""
-    token: str | None = None
+    token: str | None = field(default=None, repr=False)
     """Required for every call when binding beyond loopback (dashboard actions always)."""
+
+
+@dataclass(frozen=True)
+class IngressSettings:
+    """Limits of the HTTP ingress on the worker's HTTP server (docs/events.md)."""
+
+    max_body: int = 1024 * 1024
+    """Largest request body accepted, in bytes; a larger one gets 413."""
+    max_wait: float = 60.0
+    """Longest ``?wait=SECONDS`` a caller may ask for when starting a run."""
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """One ``[webhooks.NAME]`` table: a provider's signed deliveries at ``POST /webhooks/NAME``."""
+
+    provider: str
+    """``github`` (X-Hub-Signature-256) or ``stripe`` (Stripe-Signature, timestamped)."""
+    secret: str = field(repr=False)
+    """The shared secret; from the table or ``LEGATO_WEBHOOK_<NAME>_SECRET``. Never logged."""
+    event: str = ""
+    """Template of the event name, e.g. ``github.{header.X-GitHub-Event}``; the provider's default when empty."""
+    key: str = ""
+    """Template of the idempotency key, e.g. ``{header.X-GitHub-Delivery}``; the provider's default when empty."""
+    tolerance: float = 300.0
+    """Seconds a timestamped signature (Stripe) stays valid, either side of now."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +71,9 @@ class Settings:
     http: HttpSettings = field(default_factory=HttpSettings)
     limits: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     """``[limits.NAME]`` tables: fields of declared limits to override (rate, burst, ...)."""
+    ingress: IngressSettings = field(default_factory=IngressSettings)
+    webhooks: Mapping[str, WebhookSettings] = field(default_factory=dict)
+    """``[webhooks.NAME]`` tables, by NAME."""
 
     @property
     def embedded_store(self) -> bool:
@@ -80,7 +109,16 @@ _SECTIONS: dict[str, dict[str, str]] = {
     },
     "worker": {f.name: f"LEGATO_{f.name.upper()}" for f in fields(WorkerSettings)},
     "http": {"host": "LEGATO_HTTP_HOST", "port": "LEGATO_HTTP_PORT", "token": "LEGATO_HTTP_TOKEN"},
+    "ingress": {f.name: f"LEGATO_INGRESS_{f.name.upper()}" for f in fields(IngressSettings)},
 }
+WEBHOOK_KEYS = tuple(f.name for f in fields(WebhookSettings))
+
+
+def webhook_secret_variable(name: str) -> str:
+    """The environment variable of a webhook's secret: ``LEGATO_WEBHOOK_<NAME>_SECRET``."""
+    return "LEGATO_WEBHOOK_" + "".join(c if c.isalnum() else "_" for c in name.upper()) + "_SECRET"
+
+
 # The Settings field each [database] and [broker] key sets ([worker] and [http] have dataclasses of their own).
 _SETTINGS_FIELD = {
     ("database", "url"): "database_url",
@@ -125,7 +163,9 @@ class _Values:
     top: dict[str, Any] = field(default_factory=dict)
     worker: dict[str, Any] = field(default_factory=dict)
     http: dict[str, Any] = field(default_factory=dict)
+    ingress: dict[str, Any] = field(default_factory=dict)
     limits: dict[str, dict[str, Any]] = field(default_factory=dict)
+    webhooks: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def read_file(self, raw: Mapping[str, Any], source: str) -> None:
         for key, value in raw.items():
@@ -133,10 +173,12 @@ class _Values:
                 self.top[key] = value
             elif key == "limits" and isinstance(value, dict):
                 self._read_limits(value, source)
+            elif key == "webhooks" and isinstance(value, dict):
+                self._read_webhooks(value, source)
             elif key in _SECTIONS and isinstance(value, dict):
                 self._read_section(key, value, source)
             else:
-                known = ", ".join([*_TOP, *(f"[{s}]" for s in _SECTIONS), "[limits.NAME]"])
+                known = ", ".join([*_TOP, *(f"[{s}]" for s in _SECTIONS), "[limits.NAME]", "[webhooks.NAME]"])
                 raise ConfigurationError(f"{source}: unknown setting {key!r}; known: {known}")
 
     def _read_limits(self, tables: Mapping[str, Any], source: str) -> None:
@@ -146,6 +188,19 @@ class _Values:
                     f"{source}: [limits.{name}] must be a table of fields, e.g. rate = 50"
                 )
             self.limits[name] = table
+
+    def _read_webhooks(self, tables: Mapping[str, Any], source: str) -> None:
+        for name, table in tables.items():
+            if not isinstance(table, dict):
+                raise ConfigurationError(
+                    f"{source}: [webhooks.{name}] must be a table, e.g. provider = 'github'"
+                )
+            unknown = sorted(table.keys() - set(WEBHOOK_KEYS))
+            if unknown:
+                raise ConfigurationError(
+                    f"{source}: unknown setting [webhooks.{name}] {unknown[0]}; known: {', '.join(WEBHOOK_KEYS)}"
+                )
+            self.webhooks[name] = dict(table)
 
     def _read_section(self, section: str, table: Mapping[str, Any], source: str) -> None:
         known = _SECTIONS[section]
@@ -165,12 +220,18 @@ class _Values:
                 # An empty variable is unset, so the file's value stands.
                 if var in env and env[var] != "":
                     self._place(section, key, env[var])
+        for name, table in self.webhooks.items():
+            secret = env.get(webhook_secret_variable(name), "")
+            if secret:
+                table["secret"] = secret
 
     def _place(self, section: str, key: str, value: Any) -> None:
         if section == "worker":
             self.worker[key] = value
         elif section == "http":
             self.http[key] = value
+        elif section == "ingress":
+            self.ingress[key] = value
         else:
             self.top[_SETTINGS_FIELD[(section, key)]] = value
 
@@ -179,12 +240,34 @@ class _Values:
         try:
             worker = _typed(WorkerSettings, self.worker, "worker")
             http = _typed(HttpSettings, self.http, "http")
+            ingress = _typed(IngressSettings, self.ingress, "ingress")
+            webhooks = {name: _webhook(name, table) for name, table in self.webhooks.items()}
             top = {
                 name: _convert(value, _field_type(Settings, name), name) for name, value in self.top.items()
             }
-            return replace(Settings(), worker=worker, http=http, limits=self.limits, **top)
+            return replace(
+                Settings(),
+                worker=worker,
+                http=http,
+                ingress=ingress,
+                webhooks=webhooks,
+                limits=self.limits,
+                **top,
+            )
         except TypeError as exc:
             raise ConfigurationError(f"{source}: {exc}") from exc
+
+
+def _webhook(name: str, table: Mapping[str, Any]) -> WebhookSettings:
+    where = f"[webhooks.{name}]"
+    for required in ("provider", "secret"):
+        if not table.get(required):
+            hint = f" (or {webhook_secret_variable(name)})" if required == "secret" else ""
+            raise ConfigurationError(f"{where} needs {required}{hint}")
+    values = {k: _convert(v, str, f"{where} {k}") for k, v in table.items() if k != "tolerance"}
+    if "tolerance" in table:
+        values["tolerance"] = _convert(table["tolerance"], float, f"{where} tolerance")
+    return WebhookSettings(**values)
 
 
 def _check_ranges(settings: Settings) -> None:
@@ -202,6 +285,10 @@ def _check_ranges(settings: Settings) -> None:
             raise ConfigurationError(f"worker {name} must be > 0 (unset keeps forever), got {value}")
     if settings.worker.retention_interval <= 0 or settings.worker.retention_batch < 1:
         raise ConfigurationError("worker retention_interval must be > 0 and retention_batch >= 1")
+    if settings.ingress.max_body < 1:
+        raise ConfigurationError(f"ingress max_body must be >= 1, got {settings.ingress.max_body}")
+    if settings.ingress.max_wait < 0:
+        raise ConfigurationError(f"ingress max_wait must be >= 0, got {settings.ingress.max_wait}")
     if settings.worker.slot_poll_interval <= 0:
         raise ConfigurationError(
             f"worker slot_poll_interval must be > 0, got {settings.worker.slot_poll_interval}"

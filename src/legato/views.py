@@ -1,11 +1,36 @@
-"""JSON shapes of history lines and dead letters: one shape for the CLI's
-``--json`` and the dashboard's API."""
+"""JSON shapes of runs, history lines and dead letters: one shape for the CLI's
+``--json``, the dashboard's API and the HTTP ingress."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from legato.machine.map import progress as map_progress
+from legato.machine.run import Run
 from legato.store.base import DeadLetterGroup, DeadLetterRecord, HistoryEntry
+
+
+def run_json(run: Run) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "workflow": run.workflow,
+        "workflow_version": run.workflow_version,
+        "status": run.status.value,
+        "version": run.version,
+        "priority": run.priority,
+        "current_states": list(run.current_states),
+        "input": run.input,
+        "data": dict(run.data),
+        "error": run.error.to_json() if run.error else None,
+        "idempotency_key": run.idempotency_key,
+        "created_at": run.created_at,
+        "updated_at": run.updated_at,
+        "finished_at": run.finished_at,
+        "deadline": run.deadline,
+        "sla_met": run.sla_met,
+        "tokens": [t.to_json() for t in run.tokens],
+        "maps": map_progress(run),
+    }
 
 
 def history_json(entry: HistoryEntry) -> dict[str, Any]:

@@ -53,7 +53,7 @@ def test_the_file_is_read_and_the_environment_wins(tmp_path: Path) -> None:
         (
             "colour = 1\n",
             {},
-            "unknown setting 'colour'; known: app, [database], [broker], [worker], [http], [limits.NAME]",
+            "unknown setting 'colour'; known: app, [database], [broker], [worker], [http], [ingress], [limits.NAME], [webhooks.NAME]",
         ),
         ("worker = 5\n", {}, "unknown setting 'worker'; known:"),
         ("limits = 5\n", {}, "unknown setting 'limits'; known:"),
@@ -108,6 +108,23 @@ def test_the_example_config_is_valid_and_covers_every_worker_setting() -> None:
     text = example.read_text()
     for f in fields(WorkerSettings):
         assert f"LEGATO_{f.name.upper()}" in text, f.name
+
+
+def test_the_example_config_covers_every_http_ingress_and_webhook_setting() -> None:
+    from dataclasses import fields
+
+    from legato.config import HttpSettings, IngressSettings, WebhookSettings, webhook_secret_variable
+    from tests.conftest import ROOT
+
+    text = (ROOT / "config" / "legato.example.toml").read_text()
+    for f in fields(HttpSettings):
+        assert f"LEGATO_HTTP_{f.name.upper()}" in text, f.name
+    for f in fields(IngressSettings):
+        assert f"LEGATO_INGRESS_{f.name.upper()}" in text, f.name
+    # The webhook tables are examples (commented out): each of their keys is shown.
+    for f in fields(WebhookSettings):
+        assert re.search(rf"^# {f.name} = ", text, re.MULTILINE), f.name
+    assert webhook_secret_variable("github") in text
 
 
 def test_every_section_reads_its_file_table_and_its_variables(tmp_path: Path) -> None:

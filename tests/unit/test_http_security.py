@@ -107,3 +107,38 @@ async def test_beyond_loopback_every_call_needs_the_token_but_probes(
     assert await call("GET", f"{base}/readyz") == 200
     assert await call("GET", f"{base}/") == 200
     assert await call("POST", f"{base}/api/runs/x/retry", token="s3cret") == 200
+
+
+async def test_signed_paths_skip_the_token_but_not_the_host_check() -> None:
+    """Webhooks carry a signature, not the token; their handler checks it."""
+    app = web.Application(middlewares=[guard(HttpSettings(token="s3cret"), signed=("/webhooks/",))])
+    app.router.add_post("/webhooks/{source}", ok)
+    app.router.add_post("/events/{name}", ok)
+    runner = web.AppRunner(app)
+    try:
+        base = await start(runner)
+        assert await call("POST", f"{base}/webhooks/github") == 200
+        assert await call("POST", f"{base}/events/x") == 401
+        assert await call("POST", f"{base}/webhooks/github", host="evil.example") == 403
+    finally:
+        await runner.cleanup()
+
+
+async def test_an_outage_is_a_503_never_a_500() -> None:
+    from legato.errors import StoreError
+    from legato.http.requests import errors
+
+    async def down(request: web.Request) -> web.Response:
+        raise StoreError("connection refused")
+
+    app = web.Application(middlewares=[errors])
+    app.router.add_post("/events/{name}", down)
+    runner = web.AppRunner(app)
+    try:
+        base = await start(runner)
+        async with aiohttp.ClientSession() as session, session.post(f"{base}/events/x") as answer:
+            assert answer.status == 503
+            assert answer.headers["Retry-After"] == "1"
+            assert "not accepted, try again: connection refused" in (await answer.json())["error"]
+    finally:
+        await runner.cleanup()

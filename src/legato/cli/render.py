@@ -5,12 +5,10 @@ from __future__ import annotations
 import shutil
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from legato.machine.map import progress as map_progress
 from legato.machine.run import Run, RunStatus
 from legato.machine.vocabulary import HistoryKind
 from legato.store.base import DeadLetterGroup, DeadLetterRecord, HistoryEntry
@@ -69,29 +67,6 @@ def runs_table(runs: Sequence[Run], title: str = "Runs") -> Table:
             duration(took),
         )
     return table
-
-
-def run_json(run: Run) -> dict[str, Any]:
-    return {
-        "id": run.id,
-        "workflow": run.workflow,
-        "workflow_version": run.workflow_version,
-        "status": run.status.value,
-        "version": run.version,
-        "priority": run.priority,
-        "current_states": list(run.current_states),
-        "input": run.input,
-        "data": dict(run.data),
-        "error": run.error.to_json() if run.error else None,
-        "idempotency_key": run.idempotency_key,
-        "created_at": run.created_at,
-        "updated_at": run.updated_at,
-        "finished_at": run.finished_at,
-        "deadline": run.deadline,
-        "sla_met": run.sla_met,
-        "tokens": [t.to_json() for t in run.tokens],
-        "maps": map_progress(run),
-    }
 
 
 def summarise(entry: HistoryEntry) -> str:

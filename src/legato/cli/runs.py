@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from legato.cli.render import console, history_table, run_json, runs_table
+from legato.cli.render import console, history_table, runs_table
 from legato.cli.runner import (
     client,
     dump_json,
@@ -18,7 +18,7 @@ from legato.machine.map import progress as map_progress
 from legato.machine.map import progress_line
 from legato.machine.run import Run, RunStatus
 from legato.store.base import HistoryEntry
-from legato.views import history_json
+from legato.views import history_json, run_json
 
 PRIORITIES = click.Choice([p.name.lower() for p in Priority], case_sensitive=False)
 

@@ -14,9 +14,10 @@ import click
 from legato.backends import make_broker, make_store
 from legato.cli.runner import require_app, run_async, settings_of, with_app
 from legato.config import Settings
-from legato.http.probes import probes_app
 from legato.http.security import check_binding
 from legato.http.server import serve_app
+from legato.http.webhooks import webhook_sources
+from legato.http.worker_app import worker_app
 from legato.redact import redact
 from legato.telemetry.setup import Telemetry
 from legato.worker.runtime import Worker
@@ -42,7 +43,7 @@ log = logging.getLogger("legato.cli")
 @click.option(
     "--http-port",
     type=click.IntRange(min=0, max=65535),
-    help="Serve /metrics, /healthz and /readyz on this port (or LEGATO_HTTP_PORT; 0 picks one).",
+    help="Serve the HTTP ingress, webhooks, /metrics, /healthz and /readyz on this port (or LEGATO_HTTP_PORT; 0 picks one).",
 )
 @click.option("--http-host", help="Address to bind (default 127.0.0.1; others need LEGATO_HTTP_TOKEN).")
 @click.pass_context
@@ -79,6 +80,7 @@ def worker(
     )
     if settings.http.port is not None:
         check_binding(settings.http)
+    webhook_sources(settings.webhooks)  # a bad [webhooks.NAME] table stops the start, naming it
     definitions = require_app(settings)
     if settings.limits:
         definitions = definitions.with_limits(settings.limits)
@@ -127,8 +129,10 @@ async def serve(settings: Settings, node: Worker, telemetry: Telemetry | None = 
 
         group.start_soon(watch_signals, name="signals")
         if settings.http.port is not None:
-            app = probes_app(node, telemetry.metrics if telemetry else None, settings.http)
-            await group.start(partial(serve_app, app, settings.http, what="metrics and probes"), name="http")
+            app = worker_app(node, telemetry.metrics if telemetry else None, settings)
+            await group.start(
+                partial(serve_app, app, settings.http, what="ingress, metrics and probes"), name="http"
+            )
         await node.run()
         group.cancel_scope.cancel()
 

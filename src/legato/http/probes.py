@@ -37,7 +37,11 @@ async def readiness(worker: Worker) -> dict[str, str]:
 
 def probes_app(worker: Worker, metrics: Metrics | None, settings: HttpSettings) -> web.Application:
     app = web.Application(middlewares=[guard(settings)])
+    app.add_routes(probe_routes(worker, metrics))
+    return app
 
+
+def probe_routes(worker: Worker, metrics: Metrics | None) -> list[web.RouteDef]:
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "alive"})
 
@@ -52,10 +56,7 @@ def probes_app(worker: Worker, metrics: Metrics | None, settings: HttpSettings) 
         await _refresh_depths(worker, metrics)
         return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics_page)
-    return app
+    return [web.get("/healthz", healthz), web.get("/readyz", readyz), web.get("/metrics", metrics_page)]
 
 
 async def _refresh_depths(worker: Worker, metrics: Metrics) -> None:

@@ -6,6 +6,8 @@
 - Bound to any other address, the server refuses to start without a token
   (``LEGATO_HTTP_TOKEN``), and every call needs it, except the health probes.
 - Actions (every POST) need the token, always.
+- Signed paths (webhooks) need no token: their signature is the credential,
+  checked by their handler (http/webhooks.py).
 
 The token travels as ``Authorization: Bearer ...``, never in a cookie, so a
 page on another site cannot make the browser send it (no CSRF).
@@ -67,9 +69,10 @@ def token_matches(request: web.Request, token: str | None) -> bool:
     return token is not None and given is not None and hmac.compare_digest(given.encode(), token.encode())
 
 
-def guard(settings: HttpSettings, public: Collection[str] = ()) -> Middleware:
+def guard(settings: HttpSettings, public: Collection[str] = (), signed: tuple[str, ...] = ()) -> Middleware:
     """An aiohttp middleware enforcing the rules above; ``public`` paths (the
-    page and its assets) need no token, the probes never do."""
+    page and its assets) need no token, the probes never do, and paths under a
+    ``signed`` prefix are left to their handler's signature check."""
     loopback = is_loopback(settings.host)
     open_paths = OPEN_PATHS | frozenset(public)
 
@@ -78,6 +81,8 @@ def guard(settings: HttpSettings, public: Collection[str] = ()) -> Middleware:
         if loopback and not is_loopback(_host_name(request.host)):
             return _refuse(403, f"Host {request.host!r} is not this loopback server (DNS rebinding?)")
         path = request.path
+        if signed and path.startswith(signed):
+            return await handler(request)
         action = request.method not in ("GET", "HEAD", "OPTIONS")
         if action:
             if not settings.token:

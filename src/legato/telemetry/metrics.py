@@ -123,6 +123,18 @@ class Metrics:
             ["workflow", "state", "outcome"],
             registry=r,
         )
+        self.webhook_refusals = Counter(
+            "legato_webhook_refusals",
+            "Webhook deliveries refused for their signature (missing, malformed, mismatch, expired).",
+            ["source", "reason"],
+            registry=r,
+        )
+        self.webhook_deliveries = Counter(
+            "legato_webhook_deliveries",
+            "Verified webhook deliveries, accepted (runs started or found) or ignored (no workflow takes the event).",
+            ["source", "outcome"],
+            registry=r,
+        )
         self.queue_depth = Gauge("legato_queue_depth", "Messages ready in each queue.", ["queue"], registry=r)
         self.retention_removed = Counter(
             "legato_retention_removed_rows",

@@ -45,7 +45,12 @@ class PostgresTimers(PostgresConnection):
                 self.dsn,
                 server_settings={"search_path": self.schema, "application_name": self.application_name},
             )
-            await listener.add_listener(self.timer_channel, self._on_notify)
+            try:
+                await listener.add_listener(self.timer_channel, self._on_notify)
+            except BaseException:
+                # Cancelled (a worker stopping as it starts) or failed: nobody else holds it.
+                listener.terminate()
+                raise
         except CONNECTION_LOST as exc:
             raise StoreError(f"cannot open the timer listener: {exc}") from exc
         except asyncpg.PostgresError as exc:
