@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from legato.machine.policies import DEFAULT_RETRY, OnDeadline, OnFailure, RetryPolicy
+from legato.machine.schedules import Schedule
 from legato.machine.states import Map, Parallel, Placement, State, Task
 from legato.priority import Priority as Priority  # shared with the broker (legato/priority.py)
 
@@ -38,12 +39,16 @@ class Workflow:
     on_deadline: OnDeadline = OnDeadline.RECORD
     priority: Priority = Priority.NORMAL
     description: str = ""
+    schedules: tuple[Schedule, ...] = ()
+    """Clocks that start runs (``Cron(...)``, ``Every(...)``); a worker creates or
+    updates them in the store when it starts (docs/events.md)."""
     _index: dict[str, Placement] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         from legato.machine.validation import validate
 
         object.__setattr__(self, "triggers", tuple(self.triggers))
+        object.__setattr__(self, "schedules", tuple(self.schedules))
         object.__setattr__(self, "priority", Priority.parse(self.priority))
         object.__setattr__(self, "_index", validate(self))
 

@@ -27,6 +27,7 @@ from legato.errors import BrokerError, LegatoError, StoreError
 from legato.flow.admission import Admission, AdmissionSettings
 from legato.flow.waiting import WaitingRoom
 from legato.observe import Observer
+from legato.scheduling.manage import Schedules
 from legato.store.ports import Store
 from legato.worker.dispatch import Dispatcher
 from legato.worker.eager import Eager
@@ -148,12 +149,14 @@ class Worker:
             app, self.engine, broker, self.clock, self.threads, chain, self.admission, self.eager
         )
         self.triggers = TriggerHandler(app, self.engine, broker, self.clock, self.eager)
+        self.schedules = Schedules(app, self.engine, store, self.clock)
         self.timers = TimerPoller(
             self.engine,
             store,
             self.clock,
             self.settings.timer_poll_interval,
             self.settings.timer_lease,
+            schedules=self.schedules.firer,
         )
         self.relay = OutboxRelay(
             store, broker, self.clock, self.settings.relay_interval, self.settings.relay_grace
@@ -175,6 +178,8 @@ class Worker:
                 applied = await self.store.migrate()
                 if applied:
                     log.info("applied migrations: %s", ", ".join(applied))
+            for name, outcome in (await self.schedules.reconcile()).items():
+                log.info("schedule %s: %s", name, outcome.value)
             await self._serve()
         finally:
             with anyio.CancelScope(shield=True):

@@ -18,6 +18,7 @@ from legato.engine import Engine
 from legato.errors import RunNotFound
 from legato.machine.commands import Rejection
 from legato.machine.events import TimerFired
+from legato.scheduling.fire import ScheduleFirer
 from legato.store.base import ConsumeTimer, DueTimer
 from legato.store.ports import TimerStore
 
@@ -33,7 +34,9 @@ class TimerPoller:
         poll_interval: float = 1.0,
         lease: float = 30.0,
         batch: int = 100,
+        schedules: ScheduleFirer | None = None,
     ) -> None:
+        self.schedules = schedules
         self.engine = engine
         self.store = store
         self.clock = clock
@@ -68,6 +71,12 @@ class TimerPoller:
         return len(due)
 
     async def _fire(self, timer: DueTimer) -> None:
+        if timer.schedule is not None:
+            # A schedule's tick (purpose "schedule"): no run yet, it starts one.
+            if self.schedules is not None:
+                await self.schedules.fire(timer)
+            return
+        assert timer.run_id is not None
         event = TimerFired(timer.key, timer.purpose, timer.seq, timer.attempt)
         try:
             outcome = await self.engine.apply(timer.run_id, event, guard=ConsumeTimer(timer.id))

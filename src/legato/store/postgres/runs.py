@@ -41,16 +41,20 @@ class _Abort(Exception):
 
 class PostgresRuns(PostgresConnection):
     async def create_run(self, decision: Decision, headers: Mapping[str, str] | None = None) -> Created:
-        run = decision.run
-        write = Write(decision, effects(decision), headers)
         async with self._conn() as conn, conn.transaction():
-            inserted = await conn.fetchval(q.INSERT_RUN, *run_args(run))
-            if inserted is None:
-                row = await conn.fetchrow(q.SELECT_RUN_BY_KEY, run.idempotency_key)
-                assert row is not None
-                return Created(run_from_row(row), False, ())
-            written = await write_batch(conn, [write], new=True)
-            rest = await write_rest(conn, write, self.timer_channel)
+            return await self._create_in(conn, decision, headers)
+
+    async def _create_in(self, conn: Conn, decision: Decision, headers: Mapping[str, str] | None) -> Created:
+        """Insert a run and its first transition inside the caller's transaction."""
+        run = decision.run
+        inserted = await conn.fetchval(q.INSERT_RUN, *run_args(run))
+        if inserted is None:
+            row = await conn.fetchrow(q.SELECT_RUN_BY_KEY, run.idempotency_key)
+            assert row is not None
+            return Created(run_from_row(row), False, ())
+        write = Write(decision, effects(decision), headers)
+        written = await write_batch(conn, [write], new=True)
+        rest = await write_rest(conn, write, self.timer_channel)
         if write.data is not None:
             run = run.evolve(data=write.data)
         return Created(run, True, (*written.outbox.get(run.id, ()), *rest))

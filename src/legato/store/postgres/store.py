@@ -9,6 +9,7 @@ outbox                 :mod:`legato.store.postgres.outbox`
 timers                 :mod:`legato.store.postgres.timers`
 dead letters           :mod:`legato.store.postgres.dead_letters`
 flow                   :mod:`legato.store.postgres.flow`
+schedules              :mod:`legato.store.postgres.schedules`
 insights               :mod:`legato.store.postgres.insights` (a port of its own)
 =====================  ==========================================
 """
@@ -19,8 +20,11 @@ from legato.store.postgres.dead_letters import PostgresDeadLetters
 from legato.store.postgres.flow import PostgresFlow
 from legato.store.postgres.outbox import PostgresOutbox
 from legato.store.postgres.runs import PostgresRuns
+from legato.store.postgres.schedules import PostgresSchedules
 from legato.store.postgres.timers import PostgresTimers
 
 
-class PostgresStore(PostgresRuns, PostgresOutbox, PostgresTimers, PostgresDeadLetters, PostgresFlow):
+class PostgresStore(
+    PostgresSchedules, PostgresRuns, PostgresOutbox, PostgresTimers, PostgresDeadLetters, PostgresFlow
+):
     """Every role of :class:`~legato.store.ports.Store` on one pool."""

@@ -13,6 +13,7 @@ outbox                 :mod:`legato.store.sqlite.outbox`
 timers                 :mod:`legato.store.sqlite.timers`
 dead letters           :mod:`legato.store.sqlite.dead_letters`
 flow                   :mod:`legato.store.sqlite.flow`
+schedules              :mod:`legato.store.sqlite.schedules`
 insights               :mod:`legato.store.sqlite.insights` (a port of its own)
 =====================  ==========================================
 """
@@ -23,8 +24,9 @@ from legato.store.sqlite.dead_letters import SqliteDeadLetters
 from legato.store.sqlite.flow import SqliteFlow
 from legato.store.sqlite.outbox import SqliteOutbox
 from legato.store.sqlite.runs import SqliteRuns
+from legato.store.sqlite.schedules import SqliteSchedules
 from legato.store.sqlite.timers import SqliteTimers
 
 
-class SqliteStore(SqliteRuns, SqliteOutbox, SqliteTimers, SqliteDeadLetters, SqliteFlow):
+class SqliteStore(SqliteSchedules, SqliteRuns, SqliteOutbox, SqliteTimers, SqliteDeadLetters, SqliteFlow):
     """Every role of :class:`~legato.store.ports.Store` on one connection."""
