@@ -21,6 +21,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from legato.machine.commands import DEADLINE_TIMER, CancelTimer, Decision, HistoryRecord
 from legato.machine.definition import Priority
+from legato.machine.schedules import TickOutcome
 from legato.machine.vocabulary import OPERATOR_ACTIONS, HistoryKind
 from legato.observe import (
     AppliedInput,
@@ -28,6 +29,7 @@ from legato.observe import (
     Observer,
     PoisonedInput,
     RateLimitWaitedInput,
+    ScheduleFiredInput,
     RejectedInput,
 )
 from legato.worker.execute import StepOutcome
@@ -123,6 +125,31 @@ class Metrics:
             registry=r,
         )
         self.queue_depth = Gauge("legato_queue_depth", "Messages ready in each queue.", ["queue"], registry=r)
+        self.schedule_next_fire = Gauge(
+            "legato_schedule_next_fire_timestamp_seconds",
+            "When each schedule's timer fires next (set by the replica that fired it last).",
+            ["schedule"],
+            registry=r,
+        )
+        self.schedule_lag = Histogram(
+            "legato_schedule_lag_seconds",
+            "From a tick's nominal time to its run's start (jitter and catch-up included).",
+            ["schedule"],
+            buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600),
+            registry=r,
+        )
+        self.schedule_ticks = Counter(
+            "legato_schedule_ticks",
+            "Schedule ticks by outcome (started, missed, skipped_overlap, buffered, ...).",
+            ["schedule", "outcome"],
+            registry=r,
+        )
+        self.schedule_misses = Counter(
+            "legato_schedule_misses",
+            "Ticks found due beyond the catch-up window, never fired.",
+            ["schedule"],
+            registry=r,
+        )
 
     def observer(self) -> MetricsObserver:
         return MetricsObserver(self)
@@ -231,6 +258,15 @@ class MetricsObserver(Observer):
     def rate_limit_waited(self, waited: RateLimitWaitedInput) -> None:
         self.metrics.rate_limit_wait.labels(waited.limit).observe(waited.seconds)
 
+    def schedule_fired(self, fired: ScheduleFiredInput) -> None:
+        m = self.metrics
+        m.schedule_next_fire.labels(fired.schedule).set(fired.next_fire_at)
+        if fired.lag is not None:
+            m.schedule_lag.labels(fired.schedule).observe(max(0.0, fired.lag))
+        for line in fired.lines:
+            m.schedule_ticks.labels(fired.schedule, line.outcome.value).inc(line.count)
+            if line.outcome is TickOutcome.MISSED:
+                m.schedule_misses.labels(fired.schedule).inc(line.count)
 
 Count = Callable[[MetricsObserver, Decision, HistoryRecord], None]
 
