@@ -20,7 +20,12 @@ async def test_a_schedule_is_saved_read_back_replaced_and_deleted(store: Store) 
     found = await store.get_schedule("daily")
     assert found is not None
     assert found.schedule == Cron(
-        "0 9 * * MON-FRI", tz="Europe/Paris", name="daily", input={"k": 1}, overlap=Overlap.BUFFER_ONE, jitter=5.0
+        "0 9 * * MON-FRI",
+        tz="Europe/Paris",
+        name="daily",
+        input={"k": 1},
+        overlap=Overlap.BUFFER_ONE,
+        jitter=5.0,
     )
     assert (found.workflow, found.source, found.paused, found.timer_at) == (
         "contract",
@@ -31,7 +36,8 @@ async def test_a_schedule_is_saved_read_back_replaced_and_deleted(store: Store) 
     # Saving again replaces it and its timer: one schedule, one timer.
     await store.save_schedule(stored(paused=True), None)
     [only] = await store.list_schedules()
-    assert only.paused and only.timer_at is None
+    assert only.paused
+    assert only.timer_at is None
     assert await store.next_timer_at() is None
     assert await store.list_schedules("other") == []
     assert await store.delete_schedule("daily")
@@ -41,9 +47,13 @@ async def test_a_schedule_is_saved_read_back_replaced_and_deleted(store: Store) 
 
 async def test_an_interval_schedule_round_trips(store: Store) -> None:
     every = Every(90.5, name="often", overlap=Overlap.ALLOW_ALL, catch_up_window=10)
-    await store.save_schedule(StoredSchedule("contract", every, ScheduleSource.RUNTIME, False, NOW, NOW, NOW), NOW)
+    await store.save_schedule(
+        StoredSchedule("contract", every, ScheduleSource.RUNTIME, False, NOW, NOW, NOW), NOW
+    )
     found = await store.get_schedule("often")
-    assert found is not None and found.schedule == every and found.source is ScheduleSource.RUNTIME
+    assert found is not None
+    assert found.schedule == every
+    assert found.source is ScheduleSource.RUNTIME
 
 
 async def test_a_firing_takes_the_timer_once_and_writes_run_lines_and_next_timer(store: Store) -> None:
@@ -61,7 +71,8 @@ async def test_a_firing_takes_the_timer_once_and_writes_run_lines_and_next_timer
         timer_at=NOW + 121,
     )
     fired = await store.fire_schedule(firing)
-    assert fired is not None and [c.created for c in fired.created] == [True]
+    assert fired is not None
+    assert [c.created for c in fired.created] == [True]
     # The same timer again (another replica, a retry after a crash): nothing is written.
     assert await store.fire_schedule(firing) is None
     schedule = await store.get_schedule("daily")
@@ -88,19 +99,19 @@ async def test_a_tick_started_by_hand_twice_has_one_run(store: Store) -> None:
     again = await store.fire_schedule(
         ScheduleFiring("daily", NOW, ((NOW, started(key=key)),), (TickLine(TickOutcome.TRIGGERED, NOW),))
     )
-    assert one is not None and again is not None
+    assert one is not None
+    assert again is not None
     assert [c.created for c in (*one.created, *again.created)] == [True, False]
     assert again.created[0].run.id == first.run.id
     # A firing by hand leaves the schedule's timer alone.
     schedule = await store.get_schedule("daily")
-    assert schedule is not None and schedule.timer_at == pytest.approx(NOW + 60)
+    assert schedule is not None
+    assert schedule.timer_at == pytest.approx(NOW + 60)
 
 
 async def test_deleting_a_schedule_deletes_its_timer_and_history(store: Store) -> None:
     await store.save_schedule(stored(), NOW + 60)
-    await store.fire_schedule(
-        ScheduleFiring("daily", NOW, (), (TickLine(TickOutcome.SKIPPED_OVERLAP, NOW),))
-    )
+    await store.fire_schedule(ScheduleFiring("daily", NOW, (), (TickLine(TickOutcome.SKIPPED_OVERLAP, NOW),)))
     assert await store.delete_schedule("daily")
     assert await store.next_timer_at() is None
     assert await store.schedule_ticks("daily") == []

@@ -142,7 +142,8 @@ def test_catch_up_never_fires_beyond_the_window_nor_loses_a_tick(
     else:
         assert plan.next_tick > now
     if plan.missed:
-        assert plan.last_missed is not None and plan.last_missed < now - window
+        assert plan.last_missed is not None
+        assert plan.last_missed < now - window
 
 
 def state(overlap: Overlap, running: bool, buffered: float | None = None) -> ScheduleState:
@@ -158,28 +159,36 @@ def test_plan_fire_starts_the_due_tick_and_sets_the_next_timer() -> None:
 
 def test_plan_fire_buffer_one_holds_the_tick_then_starts_it_once_the_run_ends() -> None:
     held = plan_fire(state(Overlap.BUFFER_ONE, running=True), now=601)
-    assert held.start == () and held.buffered == 600
+    assert held.start == ()
+    assert held.buffered == 600
     assert held.timer_at < 660  # looks again before the next tick
     released = plan_fire(ScheduleState("s", Every(60, overlap=Overlap.BUFFER_ONE), 660, 600, False), 620)
-    assert released.start == (600,) and released.buffered is None
+    assert released.start == (600,)
+    assert released.buffered is None
 
 
 def test_plan_fire_cancel_other() -> None:
     plan = plan_fire(state(Overlap.CANCEL_OTHER, running=True), now=601)
-    assert plan.cancel_running and plan.start == (600,)
+    assert plan.cancel_running
+    assert plan.start == (600,)
 
 
 def test_plan_fire_records_missed_ticks_in_one_line() -> None:
     plan = plan_fire(ScheduleState("s", Every(60, catch_up_window=60), 0, None, False), now=1000)
     missed = [line for line in plan.lines if line.outcome is TickOutcome.MISSED]
-    assert missed[0].count == 16 and plan.start == (960,)
+    assert missed[0].count == 16
+    assert plan.start == (960,)
 
 
 def test_jitter_is_deterministic_per_tick_and_bounded() -> None:
     delays = {jitter_for("s", float(t), 30) for t in range(0, 6000, 60)}
-    assert all(0 <= d < 30 for d in delays) and len(delays) > 50
+    assert all(0 <= d < 30 for d in delays)
+    assert len(delays) > 50
     assert jitter_for("s", 60.0, 30) == jitter_for("s", 60.0, 30)
 
 
 def test_tick_key_names_the_schedule_and_the_nominal_time() -> None:
-    assert tick_key("nightly", at(2026, 1, 2, 9, tz=ZoneInfo("UTC"))) == "schedule:nightly:2026-01-02T09:00:00.000+00:00"
+    assert (
+        tick_key("nightly", at(2026, 1, 2, 9, tz=ZoneInfo("UTC")))
+        == "schedule:nightly:2026-01-02T09:00:00.000+00:00"
+    )

@@ -29,8 +29,8 @@ from legato.observe import (
     Observer,
     PoisonedInput,
     RateLimitWaitedInput,
-    ScheduleFiredInput,
     RejectedInput,
+    ScheduleFiredInput,
 )
 from legato.worker.execute import StepOutcome
 from legato.worker.middleware import Next, StepCall
