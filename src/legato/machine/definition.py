@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,7 +39,7 @@ class Workflow:
     on_deadline: OnDeadline = OnDeadline.RECORD
     priority: Priority = Priority.NORMAL
     description: str = ""
-    schedules: tuple[Schedule, ...] = ()
+    schedules: Sequence[Schedule] = ()
     """Clocks that start runs (``Cron(...)``, ``Every(...)``); a worker creates or
     updates them in the store when it starts (docs/events.md)."""
     _index: dict[str, Placement] = field(default_factory=dict, init=False, repr=False, compare=False)

@@ -14,7 +14,7 @@ a tick inside the repeated fall-back hour fires once, on its first pass.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -178,7 +178,7 @@ def schedule_from_json(name: str, spec: Mapping[str, JSON], input: Mapping[str, 
     )
 
 
-def schedule_problems(workflow: str, schedules: tuple[Schedule, ...]) -> list[tuple[str, str]]:
+def schedule_problems(workflow: str, schedules: Sequence[Schedule]) -> list[tuple[str, str]]:
     """(schedule name, problem) for each thing wrong with a workflow's schedules."""
     found: list[tuple[str, str]] = []
     names = [s.name or workflow for s in schedules]
