@@ -154,7 +154,7 @@ def state(overlap: Overlap, running: bool, buffered: float | None = None) -> Sch
 
 def test_plan_fire_starts_the_due_tick_and_sets_the_next_timer() -> None:
     plan = plan_fire(state(Overlap.SKIP, running=False), now=601)
-    assert plan.start == (600,)
+    assert plan.start == (600.0,)
     assert [line.outcome for line in plan.lines] == [TickOutcome.STARTED]
     assert (plan.next_tick, plan.timer_at, plan.cancel_running) == (660, 660, False)
 
@@ -165,21 +165,21 @@ def test_plan_fire_buffer_one_holds_the_tick_then_starts_it_once_the_run_ends() 
     assert held.buffered == 600
     assert held.timer_at < 660  # looks again before the next tick
     released = plan_fire(ScheduleState("s", Every(60, overlap=Overlap.BUFFER_ONE), 660, 600, False), 620)
-    assert released.start == (600,)
+    assert released.start == (600.0,)
     assert released.buffered is None
 
 
 def test_plan_fire_cancel_other() -> None:
     plan = plan_fire(state(Overlap.CANCEL_OTHER, running=True), now=601)
     assert plan.cancel_running
-    assert plan.start == (600,)
+    assert plan.start == (600.0,)
 
 
 def test_plan_fire_records_missed_ticks_in_one_line() -> None:
     plan = plan_fire(ScheduleState("s", Every(60, catch_up_window=60), 0, None, False), now=1000)
     missed = [line for line in plan.lines if line.outcome is TickOutcome.MISSED]
     assert missed[0].count == 16
-    assert plan.start == (960,)
+    assert plan.start == (960.0,)
 
 
 def test_jitter_is_deterministic_per_tick_and_bounded() -> None:
