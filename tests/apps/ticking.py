@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from legato import App, StepContext, Succeed, Task, Workflow
-from legato.machine.schedules import Every, Overlap
+from legato import App, Every, Overlap, StepContext, Succeed, Task, Workflow
 
 
 async def note(ctx: StepContext) -> dict[str, Any]:
