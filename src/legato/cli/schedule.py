@@ -11,9 +11,10 @@ from typing import Any, TypeVar
 import click
 
 from legato.cli.runner import client, dump_json, parse_duration, parse_json_object, run_async, settings_of
-from legato.machine.schedules import Cron, Every, Overlap, Schedule, schedule_to_json
+from legato.machine.schedules import Cron, Every, Overlap, Schedule
 from legato.scheduling.manage import Schedules
 from legato.store.base import Fired, StoredSchedule, TickRecord
+from legato.views import schedule_json, tick_json
 
 T = TypeVar("T")
 
@@ -35,32 +36,6 @@ def _run(ctx: click.Context, action: Callable[[Schedules], Awaitable[T]], app: b
 
 def _stamp(value: float | None) -> str | None:
     return None if value is None else datetime.fromtimestamp(value, UTC).isoformat(timespec="seconds")
-
-
-def schedule_json(stored: StoredSchedule) -> dict[str, Any]:
-    return {
-        "name": stored.name,
-        "workflow": stored.workflow,
-        "spec": schedule_to_json(stored.schedule),
-        "describe": stored.schedule.describe(),
-        "input": dict(stored.schedule.input),
-        "source": stored.source.value,
-        "paused": stored.paused,
-        "next_tick": _stamp(stored.next_tick),
-        "next_fire_at": _stamp(stored.timer_at),
-        "buffered": _stamp(stored.buffered),
-        "last_run_id": stored.last_run_id,
-    }
-
-
-def tick_json(tick: TickRecord) -> dict[str, Any]:
-    return {
-        "outcome": tick.outcome.value,
-        "nominal": _stamp(tick.nominal),
-        "count": tick.count,
-        "run_id": tick.run_id,
-        "at": _stamp(tick.at),
-    }
 
 
 def _fired_json(fired: Fired | None) -> list[dict[str, Any]]:
@@ -88,7 +63,7 @@ def list_(ctx: click.Context, workflow: str | None, as_json: bool) -> None:
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
 @click.pass_context
 def show(ctx: click.Context, name: str, limit: int) -> None:
-    """A schedule and its latest ticks (started, missed, skipped...), as JSON."""
+    """A schedule and its latest ticks (started, missed, skipped...), as JSON (times in epoch seconds)."""
 
     async def go(s: Schedules) -> tuple[StoredSchedule, list[TickRecord]]:
         return await s.get(name), await s.ticks(name, limit)

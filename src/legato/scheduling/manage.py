@@ -28,7 +28,7 @@ class SchedulingStore(ScheduleStore, RunStore, Protocol):
     """What managing schedules takes: the schedules, and the runs they start."""
 
 
-class ScheduleNotFound(LegatoError):
+class ScheduleNotFound(LegatoError, LookupError):
     def __init__(self, name: str) -> None:
         super().__init__(f"no schedule named {name!r} (legato schedule list shows them)")
 
