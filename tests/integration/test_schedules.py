@@ -17,7 +17,7 @@ from legato.engine import Engine
 from legato.machine.events import SignalReceived
 from legato.machine.schedules import Every, Overlap, TickOutcome, tick_key
 from legato.observe import Observer, ScheduleFiredInput
-from legato.scheduling.manage import Schedules
+from legato.scheduling.manage import Reconciled, Schedules
 from legato.store.postgres import PostgresStore
 from legato.worker.timers import TimerPoller
 from tests.conftest import PG_DSN, worker_env
@@ -236,3 +236,28 @@ async def test_pause_resume_trigger_and_backfill(
     assert again is not None
     assert [c.created for c in again.created] == [False, False, False]
     assert len(await all_runs(pg_store, "gated")) == 4
+
+
+async def test_code_schedules_are_reconciled_created_updated_never_duplicated(
+    pg_store: PostgresStore, world: tuple[Schedules, TimerPoller, ManualClock, Seen]
+) -> None:
+    _, _, clock, _ = world
+
+    def declared(schedule: Every) -> Schedules:
+        app = App()
+        app.register(
+            Workflow("gated", start="gate", states=GATE.states, schedules=[schedule]),
+        )
+        return Schedules(app, Engine(app, pg_store, None, clock), pg_store, clock)
+
+    first = declared(Every(60, name="code", input={"v": 1}))
+    assert await first.reconcile() == {"code": Reconciled.CREATED}
+    assert await first.reconcile() == {"code": Reconciled.UNCHANGED}
+    await first.pause("code")
+    changed = declared(Every(120, name="code", input={"v": 2}))
+    assert await changed.reconcile() == {"code": Reconciled.UPDATED}
+    [stored] = await pg_store.list_schedules()
+    assert stored.schedule == Every(120, name="code", input={"v": 2})
+    assert stored.paused  # a pause made at run time outlives a deploy
+    await changed.delete("code")
+    assert await changed.reconcile() == {"code": Reconciled.CREATED}  # the code declares it
