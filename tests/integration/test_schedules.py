@@ -193,6 +193,9 @@ async def test_each_overlap_policy_while_the_last_run_waits(
     assert sum(not r.finished for r in runs) == running
     if overlap is Overlap.CANCEL_OTHER:
         assert sorted(r.status for r in runs) == sorted([RunStatus.CANCELLED, RunStatus.RUNNING])
+        [cancelled] = [r for r in runs if r.status is RunStatus.CANCELLED]
+        actors = {e.actor for e in await pg_store.history(cancelled.id) if e.kind == "operator_cancel"}
+        assert actors == {"schedule:gate"}
 
 
 async def test_buffer_one_starts_the_held_tick_once_the_running_run_finishes(
@@ -221,17 +224,19 @@ async def test_pause_resume_trigger_and_backfill(
     schedules, poller, clock, _ = world
     start = clock.now()
     await schedules.create("gated", Every(60, name="gate", overlap=Overlap.ALLOW_ALL))
+    await fire_tick(poller, clock)  # the tick at start + 60 fires
     await schedules.pause("gate")
     clock.advance(600)
     assert await poller.fire_due() == 0  # paused: no timer
     resumed = await schedules.resume("gate")
-    assert resumed.next_tick == start + 660  # from now on; the paused ticks are not caught up
+    assert resumed.next_tick == start + 720  # from now on; the paused ticks are not caught up
     triggered = await schedules.trigger("gate")
     assert triggered is not None
     assert [c.created for c in triggered.created] == [True]
     backfilled = await schedules.backfill("gate", start + 60, start + 180)
     assert backfilled is not None
-    assert [c.created for c in backfilled.created] == [True, True, True]
+    # The tick at +60 fired already: its run is found by its key, not started again.
+    assert [c.created for c in backfilled.created] == [False, True, True]
     again = await schedules.backfill("gate", start + 60, start + 180)
     assert again is not None
     assert [c.created for c in again.created] == [False, False, False]
