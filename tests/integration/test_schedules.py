@@ -72,17 +72,17 @@ async def test_sigkill_in_the_middle_of_a_tick_loses_and_doubles_nothing(
     victim = spawn_worker(TICKING, env, "--concurrency", "4", log=log)
     try:
         await eventually(lambda: started_nominals(pg_store, "every-second"), timeout=60, interval=0.1)
-        # Hold the schedule's row: the next firing takes its timer and inserts its run,
-        # then waits for the row, inside its transaction. Kill it there.
+        # Hold the schedule's history table: the next firing takes its timer and
+        # inserts its run, then waits to write its history line, inside its
+        # transaction. Kill it there.
         blocker = await asyncpg.connect(PG_DSN, server_settings={"search_path": pg_schema})
         try:
             tx = blocker.transaction()
             await tx.start()
-            await blocker.execute("SELECT 1 FROM schedules WHERE name = 'every-second' FOR UPDATE")
+            await blocker.execute("LOCK TABLE schedule_ticks IN EXCLUSIVE MODE")
 
             async def firing_blocked() -> bool:
-                # The firing waits for the row this connection holds (its history
-                # lines reference it, its UPDATE changes it).
+                # The firing waits for the lock this connection holds.
                 waiting = await blocker.fetchval(
                     "SELECT count(*) FROM pg_stat_activity WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))"
                 )

@@ -52,6 +52,9 @@ class PostgresSchedules(PostgresRuns):
         self, firing: ScheduleFiring, headers: Mapping[str, str] | None = None
     ) -> Fired | None:
         async with self._conn() as conn, conn.transaction():
+            # The schedule's row first, as save_schedule takes it (its upsert), then
+            # the timer: a firing and an operator's pause cannot deadlock.
+            await conn.execute(q.LOCK_SCHEDULE, firing.name)
             if firing.timer_id is not None:
                 taken = await conn.fetchval(q.CONSUME_TIMER, firing.timer_id)
                 if taken is None:

@@ -344,6 +344,8 @@ ORDER BY s.name
 
 DELETE_SCHEDULE = "DELETE FROM schedules WHERE name = $1 RETURNING name"
 
+LOCK_SCHEDULE = "SELECT 1 FROM schedules WHERE name = $1 FOR UPDATE"
+
 UPDATE_SCHEDULE_TICK = """
 UPDATE schedules SET next_tick = $2, buffered = $3, updated_at = $4,
     last_run_id = coalesce($5::uuid, last_run_id)
