@@ -127,7 +127,7 @@ class Metrics:
         self.queue_depth = Gauge("legato_queue_depth", "Messages ready in each queue.", ["queue"], registry=r)
         self.schedule_next_fire = Gauge(
             "legato_schedule_next_fire_timestamp_seconds",
-            "When each schedule's timer fires next (set by the replica that fired it last).",
+            "When each schedule's timer fires next (read from the store at scrape time).",
             ["schedule"],
             registry=r,
         )
@@ -260,7 +260,6 @@ class MetricsObserver(Observer):
 
     def schedule_fired(self, fired: ScheduleFiredInput) -> None:
         m = self.metrics
-        m.schedule_next_fire.labels(fired.schedule).set(fired.next_fire_at)
         if fired.lag is not None:
             m.schedule_lag.labels(fired.schedule).observe(max(0.0, fired.lag))
         for line in fired.lines:
