@@ -28,7 +28,7 @@ from legato.config import HttpSettings
 from legato.http.dashboard.serve import serve_dashboard
 from legato.http.dashboard.service import Dashboard
 from legato.machine.run import Run
-from legato.machine.schedules import TickOutcome
+from legato.machine.vocabulary import TickOutcome
 from legato.store.insights import insights_for
 from legato.store.postgres import PostgresStore
 from tests.apps import board

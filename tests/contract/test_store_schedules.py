@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from legato.machine.schedules import Cron, Every, Overlap, TickLine, TickOutcome, tick_key
+from legato.machine.schedules import Cron, Every, Overlap, TickLine, tick_key
+from legato.machine.vocabulary import TickOutcome
 from legato.store.base import ScheduleFiring, ScheduleSource, StoredSchedule
 from legato.store.ports import Store
 from tests.contract.workflow import NOW, started

@@ -15,7 +15,8 @@ from legato import App, Approval, RunStatus, Succeed, Workflow
 from legato.clock import ManualClock
 from legato.engine import Engine
 from legato.machine.events import SignalReceived
-from legato.machine.schedules import Every, Overlap, TickOutcome, tick_key
+from legato.machine.schedules import Every, Overlap, tick_key
+from legato.machine.vocabulary import TickOutcome
 from legato.observe import Observer, ScheduleFiredInput
 from legato.scheduling.manage import Reconciled, Schedules
 from legato.store.postgres import PostgresStore

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from legato.machine.schedules import TickLine, TickOutcome
+from legato.machine.schedules import TickLine
+from legato.machine.vocabulary import TickOutcome
 from legato.observe import ScheduleFiredInput
 from legato.telemetry.metrics import Metrics
 

@@ -6,7 +6,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from legato.errors import DefinitionError
@@ -17,7 +17,6 @@ from legato.machine.schedules import (
     Overlap,
     OverlapAction,
     ScheduleState,
-    TickOutcome,
     decide_overlap,
     jitter_for,
     plan_catch_up,
@@ -25,6 +24,7 @@ from legato.machine.schedules import (
     tick_key,
 )
 from legato.machine.states import Succeed
+from legato.machine.vocabulary import TickOutcome
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -70,8 +70,12 @@ def test_a_day_of_hourly_ticks_across_each_dst_change_fires_each_hour_once() -> 
 
 @given(st.floats(min_value=1, max_value=10_000), st.floats(min_value=0, max_value=2e9))
 def test_every_ticks_on_multiples_strictly_after(seconds: float, after: float) -> None:
-    tick = Every(seconds).next_after(after)
+    every = Every(seconds)
+    tick = every.next_after(after)
     assert after < tick <= after + seconds + 1e-6
+    following = every.next_after(tick)  # from a tick, the next one: never the same, never two on
+    assert following > tick
+    assert round((following - tick) / seconds) == 1
 
 
 @pytest.mark.parametrize(
@@ -131,6 +135,8 @@ def test_catch_up_with_nothing_due_waits() -> None:
     st.floats(min_value=0, max_value=1e6),
     st.floats(min_value=0, max_value=1e6),
 )
+# Found by hypothesis: at a multiple the division rounded down, and the tick did not move.
+@example(seconds=436.2237651360078, window=0.0, start=396528.0, gap=436.2237651360078)
 def test_catch_up_never_fires_beyond_the_window_nor_loses_a_tick(
     seconds: float, window: float, start: float, gap: float
 ) -> None:

@@ -25,14 +25,11 @@ from cronsim import CronSim, CronSimError
 
 from legato.machine.policies import spread_for
 from legato.machine.values import JSON
+from legato.machine.vocabulary import TickOutcome
 
 MAX_COUNTED_MISSES = 10_000
 """Missed ticks are counted one by one up to this many; past it the count says
 "at least": a per-second schedule down for a week must not cost a minute to plan."""
-
-
-SCHEDULE_TIMER = "schedule"
-"""The purpose of a schedule's timer row (becomes ``TimerPurpose.SCHEDULE``)."""
 
 
 class Overlap(StrEnum):
@@ -126,7 +123,15 @@ class Every(ScheduleOptions):
         return found
 
     def next_after(self, after: float) -> float:
-        return (math.floor(after / self.seconds) + 1) * self.seconds
+        # The division can round either way at a multiple: correct it so the
+        # tick is the first multiple strictly after ``after``, never the same
+        # one again (catch-up would not move) and never one too far (a lost tick).
+        k = math.floor(after / self.seconds) + 1
+        while k * self.seconds <= after:
+            k += 1
+        while (k - 1) * self.seconds > after:
+            k -= 1
+        return k * self.seconds
 
     def describe(self) -> str:
         return f"every {self.seconds:g}s"
@@ -204,20 +209,6 @@ def tick_key(schedule_name: str, nominal: float) -> str:
 
 
 # What a firing does -------------------------------------------------------
-
-
-class TickOutcome(StrEnum):
-    """What became of a tick, as the schedule's history records it."""
-
-    STARTED = "started"
-    MISSED = "missed"
-    """Found due beyond the catch-up window: never fired (``count`` ticks in one line)."""
-    SKIPPED_OVERLAP = "skipped_overlap"
-    BUFFERED = "buffered"
-    CANCELLED_OTHER = "cancelled_other"
-    """The running run was cancelled to make room (the next line starts the tick)."""
-    TRIGGERED = "triggered"
-    """Started by hand (``legato schedule trigger`` / backfill), not by the clock."""
 
 
 class OverlapAction(StrEnum):

@@ -22,7 +22,8 @@ from legato.errors import RunNotFound
 from legato.machine.commands import Decision
 from legato.machine.decide import start_run
 from legato.machine.events import CancelRequested
-from legato.machine.schedules import FirePlan, ScheduleState, TickLine, TickOutcome, plan_fire, tick_key
+from legato.machine.schedules import FirePlan, ScheduleState, TickLine, plan_fire, tick_key
+from legato.machine.vocabulary import TickOutcome
 from legato.observe import AppliedInput, ScheduleFiredInput
 from legato.store.base import DueTimer, Fired, ScheduleFiring, StoredSchedule
 from legato.store.ports import RunStore, ScheduleStore

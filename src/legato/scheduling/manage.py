@@ -11,14 +11,8 @@ from legato.app import App
 from legato.clock import Clock
 from legato.engine import Engine
 from legato.errors import DefinitionError, LegatoError
-from legato.machine.schedules import (
-    Schedule,
-    TickOutcome,
-    first_tick,
-    jitter_for,
-    schedule_problems,
-    ticks_between,
-)
+from legato.machine.schedules import Schedule, first_tick, jitter_for, schedule_problems, ticks_between
+from legato.machine.vocabulary import TickOutcome
 from legato.scheduling.fire import ScheduleFirer
 from legato.store.base import Fired, ScheduleSource, StoredSchedule, TickRecord
 from legato.store.ports import RunStore, ScheduleStore

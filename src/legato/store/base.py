@@ -9,9 +9,9 @@ from enum import StrEnum
 from legato.machine.commands import Decision
 from legato.machine.errors import ErrorInfo
 from legato.machine.run import Run, RunStatus
-from legato.machine.schedules import Schedule, TickLine, TickOutcome
+from legato.machine.schedules import Schedule, TickLine
 from legato.machine.values import JSON
-from legato.machine.vocabulary import HistoryKind, TimerPurpose
+from legato.machine.vocabulary import HistoryKind, TickOutcome, TimerPurpose
 from legato.outbox import OutboxMessage as OutboxMessage  # the outbox rows the store keeps
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from legato.machine.schedules import TickOutcome, schedule_from_json
+from legato.machine.schedules import schedule_from_json
+from legato.machine.vocabulary import TickOutcome
 from legato.store.base import Created, ScheduleFiring, ScheduleSource, StoredSchedule, TickRecord
 from legato.store.rows import Row
 

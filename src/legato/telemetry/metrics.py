@@ -21,8 +21,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from legato.machine.commands import DEADLINE_TIMER, CancelTimer, Decision, HistoryRecord
 from legato.machine.definition import Priority
-from legato.machine.schedules import TickOutcome
-from legato.machine.vocabulary import OPERATOR_ACTIONS, HistoryKind
+from legato.machine.vocabulary import OPERATOR_ACTIONS, HistoryKind, TickOutcome
 from legato.observe import (
     AppliedInput,
     ConflictInput,
@@ -266,6 +265,7 @@ class MetricsObserver(Observer):
             m.schedule_ticks.labels(fired.schedule, line.outcome.value).inc(line.count)
             if line.outcome is TickOutcome.MISSED:
                 m.schedule_misses.labels(fired.schedule).inc(line.count)
+
 
 Count = Callable[[MetricsObserver, Decision, HistoryRecord], None]
 

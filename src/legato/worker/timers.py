@@ -18,6 +18,7 @@ from legato.engine import Engine
 from legato.errors import RunNotFound
 from legato.machine.commands import Rejection
 from legato.machine.events import TimerFired
+from legato.machine.vocabulary import TimerPurpose
 from legato.scheduling.fire import ScheduleFirer
 from legato.store.base import ConsumeTimer, DueTimer
 from legato.store.ports import TimerStore
@@ -71,8 +72,9 @@ class TimerPoller:
         return len(due)
 
     async def _fire(self, timer: DueTimer) -> None:
-        if timer.schedule is not None:
-            # A schedule's tick (purpose "schedule"): no run yet, it starts one.
+        if timer.purpose is TimerPurpose.SCHEDULE:
+            # A schedule's tick: no run yet, it starts one. Without the schedules
+            # (a poller built for runs only) the claim runs out for another worker.
             if self.schedules is not None:
                 await self.schedules.fire(timer)
             return

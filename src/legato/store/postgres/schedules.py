@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from legato.machine.schedules import SCHEDULE_TIMER, schedule_to_json
+from legato.machine.schedules import schedule_to_json
+from legato.machine.vocabulary import TimerPurpose
 from legato.store.base import Created, Fired, ScheduleFiring, StoredSchedule, TickRecord
 from legato.store.postgres import sql as q
 from legato.store.postgres.runs import PostgresRuns
@@ -30,7 +31,7 @@ class PostgresSchedules(PostgresRuns):
             )
             await conn.execute(q.DELETE_SCHEDULE_TIMER, schedule.name)
             if timer_at is not None:
-                await conn.execute(q.INSERT_SCHEDULE_TIMER, schedule.name, SCHEDULE_TIMER, timer_at)
+                await conn.execute(q.INSERT_SCHEDULE_TIMER, schedule.name, TimerPurpose.SCHEDULE, timer_at)
                 await conn.execute(q.NOTIFY, self.timer_channel, str(timer_at))
 
     async def get_schedule(self, name: str) -> StoredSchedule | None:
@@ -77,7 +78,9 @@ class PostgresSchedules(PostgresRuns):
                     firing.at,
                     last_run(created),
                 )
-                await conn.execute(q.INSERT_SCHEDULE_TIMER, firing.name, SCHEDULE_TIMER, firing.timer_at)
+                await conn.execute(
+                    q.INSERT_SCHEDULE_TIMER, firing.name, TimerPurpose.SCHEDULE, firing.timer_at
+                )
                 await conn.execute(q.NOTIFY, self.timer_channel, str(firing.timer_at))
         return Fired(tuple(created))
 

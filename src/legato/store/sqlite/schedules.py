@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from legato.machine.schedules import SCHEDULE_TIMER, schedule_to_json
+from legato.machine.schedules import schedule_to_json
+from legato.machine.vocabulary import TimerPurpose
 from legato.store.base import Created, Fired, ScheduleFiring, StoredSchedule, TickRecord
 from legato.store.effects import Effects
 from legato.store.schedule_rows import last_run, stored_schedule, tick_record, tick_rows
@@ -34,7 +35,7 @@ class SqliteSchedules(SqliteRuns):
             )
             await db.execute(q.DELETE_SCHEDULE_TIMER, (schedule.name,))
             if timer_at is not None:
-                await db.execute(q.INSERT_SCHEDULE_TIMER, (schedule.name, SCHEDULE_TIMER, timer_at))
+                await db.execute(q.INSERT_SCHEDULE_TIMER, (schedule.name, TimerPurpose.SCHEDULE, timer_at))
         if timer_at is not None:
             self._wake_at(timer_at)
 
@@ -76,7 +77,9 @@ class SqliteSchedules(SqliteRuns):
                     q.UPDATE_SCHEDULE_TICK,
                     (firing.name, firing.next_tick, firing.buffered, firing.at, last_run(created)),
                 )
-                await db.execute(q.INSERT_SCHEDULE_TIMER, (firing.name, SCHEDULE_TIMER, firing.timer_at))
+                await db.execute(
+                    q.INSERT_SCHEDULE_TIMER, (firing.name, TimerPurpose.SCHEDULE, firing.timer_at)
+                )
         for effects in found:
             self._wake_timers(effects)
         if firing.timer_id is not None:
