@@ -36,6 +36,7 @@ from legato.machine.definition import Priority, Workflow
 from legato.machine.limits import ConcurrencyLimit, RateLimit
 from legato.machine.policies import OnDeadline, OnFailure, RetryPolicy
 from legato.machine.run import Run, RunStatus
+from legato.machine.schedules import Cron, Every, Overlap
 from legato.machine.states import (
     Approval,
     Branch,
@@ -64,7 +65,9 @@ __all__ = [
     "ConcurrencyLimit",
     "Condition",
     "ConfigurationError",
+    "Cron",
     "DefinitionError",
+    "Every",
     "Fail",
     "Field",
     "HistoryKind",
@@ -76,6 +79,7 @@ __all__ = [
     "OnDeadline",
     "OnFailure",
     "OperationRefused",
+    "Overlap",
     "Parallel",
     "Priority",
     "RateLimit",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import getpass
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import cast
 
 import anyio
 import orjson
@@ -33,6 +34,7 @@ from legato.machine.events import (
 from legato.machine.run import TERMINAL_STATUSES, Run, RunStatus
 from legato.machine.values import JSON, unstorable
 from legato.observe import Observer
+from legato.scheduling.manage import Schedules, SchedulingStore
 from legato.store.base import (
     DeadLetterGroup,
     DeadLetterRecord,
@@ -95,6 +97,16 @@ class Client:
                 "this needs the workflow definitions: give the client an App (--app / LEGATO_APP)"
             )
         return self._engine
+
+    @property
+    def schedules(self) -> Schedules:
+        """List, create, change, pause, resume, delete, trigger and backfill schedules
+        (docs/events.md). Triggering and creating need the app's workflows."""
+        if not hasattr(self.store, "fire_schedule"):
+            raise LegatoError("this store keeps no schedules")
+        store = cast(SchedulingStore, self.store)
+        engine = self._engine or Engine(App(), self.store, self.broker, self.clock)
+        return Schedules(self.app or App(), engine, store, self.clock)
 
     # -- runs -------------------------------------------------------------------
 

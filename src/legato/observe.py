@@ -19,6 +19,7 @@ from typing import Any
 
 from legato.machine.commands import Decision
 from legato.machine.run import Run
+from legato.machine.schedules import TickLine
 
 _NO_HEADERS: Mapping[str, str] = {}
 
@@ -74,6 +75,18 @@ class RetentionRanInput:
     """How long the pass took."""
 
 
+@dataclass(frozen=True, slots=True)
+class ScheduleFiredInput:
+    schedule: str
+    workflow: str
+    lines: tuple[TickLine, ...]
+    """What became of each tick this firing handled (started, missed, skipped...)."""
+    lag: float | None
+    """Seconds between the due tick's nominal time and its firing, if one was due."""
+    next_fire_at: float
+    """When the schedule's timer fires next."""
+
+
 class Observer:
     """Does nothing on every hook; subclass it and override the hooks you need."""
 
@@ -109,6 +122,10 @@ class Observer:
 
     def retention_ran(self, ran: RetentionRanInput) -> None:
         """Fires after each retention pass this process ran (docs/retention.md)."""
+
+    def schedule_fired(self, fired: ScheduleFiredInput) -> None:
+        """Fires once per firing of a schedule's timer that this process committed
+        (another replica's firing of the same tick does not), after the commit."""
 
     def overrides(self, hook: Callable[..., Any]) -> bool:
         """Whether this observer does anything on ``hook`` (given as ``Observer.applied``).
@@ -150,6 +167,10 @@ class Observers(Observer):
     def poisoned(self, poisoned: PoisonedInput) -> None:
         for observer in self.observers:
             observer.poisoned(poisoned)
+
+    def schedule_fired(self, fired: ScheduleFiredInput) -> None:
+        for observer in self.observers:
+            observer.schedule_fired(fired)
 
     def rate_limit_waited(self, waited: RateLimitWaitedInput) -> None:
         for observer in self.observers:

@@ -1,5 +1,5 @@
-"""JSON shapes of runs, history lines and dead letters: one shape for the CLI's
-``--json``, the dashboard's API and the HTTP ingress."""
+"""JSON shapes of runs, history lines, dead letters and schedules: one shape for
+the CLI's ``--json``, the dashboard's API and the HTTP ingress."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import Any
 
 from legato.machine.map import progress as map_progress
 from legato.machine.run import Run
-from legato.store.base import DeadLetterGroup, DeadLetterRecord, HistoryEntry
+from legato.machine.schedules import schedule_to_json
+from legato.store.base import DeadLetterGroup, DeadLetterRecord, HistoryEntry, StoredSchedule, TickRecord
 
 
 def run_json(run: Run) -> dict[str, Any]:
@@ -75,4 +76,32 @@ def group_json(group: DeadLetterGroup) -> dict[str, Any]:
         "last_seen": group.last_seen,
         "sample_error": group.sample_error,
         "sample_id": group.sample_id,
+    }
+
+
+def schedule_json(stored: StoredSchedule) -> dict[str, Any]:
+    """A schedule; times in seconds since the epoch."""
+    return {
+        "name": stored.name,
+        "workflow": stored.workflow,
+        "spec": schedule_to_json(stored.schedule),
+        "describe": stored.schedule.describe(),
+        "input": dict(stored.schedule.input),
+        "source": stored.source.value,
+        "paused": stored.paused,
+        "next_tick": stored.next_tick,
+        "next_fire_at": stored.timer_at,
+        "buffered": stored.buffered,
+        "last_run_id": stored.last_run_id,
+    }
+
+
+def tick_json(tick: TickRecord) -> dict[str, Any]:
+    """One line of a schedule's history."""
+    return {
+        "outcome": tick.outcome.value,
+        "nominal": tick.nominal,
+        "count": tick.count,
+        "run_id": tick.run_id,
+        "at": tick.at,
     }

@@ -21,13 +21,14 @@ import orjson
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from legato import RunStatus
+from legato import Every, RunStatus
 from legato.broker.rabbitmq import RabbitMQBroker
 from legato.client import Client
 from legato.config import HttpSettings
 from legato.http.dashboard.serve import serve_dashboard
 from legato.http.dashboard.service import Dashboard
 from legato.machine.run import Run
+from legato.machine.vocabulary import TickOutcome
 from legato.store.insights import insights_for
 from legato.store.postgres import PostgresStore
 from tests.apps import board
@@ -288,3 +289,30 @@ async def test_actions_need_the_token_and_illegal_ones_say_why(
         await expect(page.get_by_test_id("run-row")).to_have_count(1)
         await expect(page.get_by_test_id("run-row").get_by_test_id("status")).to_have_text("failed")
         await screenshot(page, "dashboard-runs")
+
+
+async def test_schedules_are_listed_paused_resumed_and_triggered(
+    browser: Browser, pg_store: PostgresStore, rabbit: RabbitMQBroker
+) -> None:
+    async with serving(pg_store, rabbit) as site:
+        await site.client.schedules.create("order", Every(3600, name="hourly-orders", input={"qty": 1}))
+        page = await open_page(browser, f"{site.url}/#token={TOKEN}")
+        await page.goto(f"{site.url}/#/schedules")
+        row = page.locator('[data-testid=schedule-row][data-schedule="hourly-orders"]')
+        await expect(row).to_contain_text("every 3600s")
+        await expect(row).to_contain_text("runtime")
+        await page.get_by_test_id("pause-hourly-orders").click()
+        await expect(row.get_by_test_id("schedule-next")).to_have_text("paused")
+        assert (await site.client.schedules.get("hourly-orders")).paused
+        await page.get_by_test_id("resume-hourly-orders").click()
+        await expect(page.get_by_test_id("pause-hourly-orders")).to_be_visible()
+        assert not (await site.client.schedules.get("hourly-orders")).paused
+        await page.get_by_test_id("trigger-hourly-orders").click()
+        toasts = page.get_by_test_id("toast")
+        await expect(toasts.filter(has_text="triggered hourly-orders")).to_be_visible()
+        await screenshot(page, "dashboard-schedules")
+        [run] = await eventually(lambda: all_runs(site.store, "order"))
+        assert run.idempotency_key is not None
+        assert run.idempotency_key.startswith("order:schedule:hourly-orders:")
+        [tick] = await site.client.schedules.ticks("hourly-orders")
+        assert (tick.outcome, tick.run_id) == (TickOutcome.TRIGGERED, run.id)

@@ -186,3 +186,7 @@ async def test_the_demo_runs_on_the_embedded_default(tmp_path: Path) -> None:
     assert "compensated" in out
     assert "the carrier does not deliver to 'nowhere'" in out
     assert "not valid" in out  # the malformed event, dead-lettered (the table may wrap the reason)
+    # The schedule fired at its tick, reached by the demo's fast-forwarded clock.
+    assert "Schedule daily-report" in out
+    assert "it fired" in out
+    assert "(succeeded), key daily-report:schedule:daily-report:" in out

@@ -12,7 +12,7 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from legato import Approval, OperationRefused, RetryPolicy, StepContext, Succeed, Task, Wait, Workflow
+from legato import Approval, Every, OperationRefused, RetryPolicy, StepContext, Succeed, Task, Wait, Workflow
 from legato.app import App
 from legato.broker.base import Topology
 from legato.broker.memory import MemoryBroker
@@ -202,3 +202,37 @@ async def test_readyz_says_what_is_wrong(tmp_path: Path, namespace: str) -> None
             group.cancel_scope.cancel()
     finally:
         await store.close()
+
+
+async def test_schedules_next_fire_times_are_read_at_scrape_time(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "legato.db")
+    await store.open()
+    await store.migrate()
+    app = App()
+    app.register(
+        Workflow(
+            "nightly",
+            start="done",
+            states={"done": Succeed()},
+            schedules=[Every(3600, name="hourly"), Every(60, name="minutely")],
+        )
+    )
+    metrics = Metrics()
+    worker = Worker(app, store, MemoryBroker(Topology("m")))
+    try:
+        await worker.schedules.reconcile()
+        await worker.schedules.pause("minutely")
+        hourly = await worker.schedules.get("hourly")
+        async with anyio.create_task_group() as group:
+            _, port = await group.start(
+                serve_app, probes_app(worker, metrics, HttpSettings()), HttpSettings(port=0)
+            )
+            found = samples((await get(f"http://127.0.0.1:{port}/metrics"))[1])
+            group.cancel_scope.cancel()
+    finally:
+        await store.close()
+    assert value(found, "legato_schedule_next_fire_timestamp_seconds", schedule="hourly") == hourly.timer_at
+    names = {
+        dict(ls).get("schedule") for n, ls in found if n == "legato_schedule_next_fire_timestamp_seconds"
+    }
+    assert names == {"hourly"}  # the paused one is not exported

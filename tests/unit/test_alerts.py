@@ -19,6 +19,7 @@ def test_every_alert_queries_exported_metrics() -> None:
         "LegatoDeadLettersRising",
         "LegatoWorkflowFailureRateHigh",
         "LegatoSlaMissed",
+        "LegatoScheduleStoppedFiring",
     }
     for rule in rules:
         metrics = set(re.findall(r"\b(legato_[a-z_]+|up)\b(?=\s*[{\[)])", rule["expr"]))

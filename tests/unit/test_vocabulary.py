@@ -26,6 +26,7 @@ from legato.machine.vocabulary import (
     TIMER_FIRINGS,
     TROUBLE,
     HistoryKind,
+    TickOutcome,
     TimerPurpose,
 )
 from legato.store.insights import kinds_sql
@@ -82,7 +83,15 @@ def test_the_stored_spelling_of_every_kind_and_purpose_is_pinned() -> None:
             "rejected",
         ]
     )
-    assert sorted(PURPOSES) == ["approval", "deadline", "retry", "wait"]
+    assert sorted(PURPOSES) == ["approval", "deadline", "retry", "schedule", "wait"]
+    assert sorted(o.value for o in TickOutcome) == [
+        "buffered",
+        "cancelled_other",
+        "missed",
+        "skipped_overlap",
+        "started",
+        "triggered",
+    ]
 
 
 def test_the_named_sets_fit_together() -> None:
@@ -90,7 +99,8 @@ def test_the_named_sets_fit_together() -> None:
     assert not STEP_SUCCESSES & STEP_FAILURES
     assert {HistoryKind.COMPENSATION_SUCCEEDED, HistoryKind.COMPENSATION_FAILED} == COMPENSATION_OUTCOMES
     assert COMPENSATION_OUTCOMES <= COMPENSATION
-    assert set(TIMER_FIRINGS.values()) == set(TimerPurpose) - {TimerPurpose.WAIT}
+    # A wait already due never had a timer; a schedule's timer belongs to no run.
+    assert set(TIMER_FIRINGS.values()) == set(TimerPurpose) - {TimerPurpose.WAIT, TimerPurpose.SCHEDULE}
     assert not PROGRESS & TROUBLE
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import anyio
 import click
@@ -16,6 +18,7 @@ from legato.broker.memory import MemoryBroker
 from legato.cli.render import console, dead_letters_table, history_table, runs_table
 from legato.cli.runner import run_async
 from legato.client import Client
+from legato.clock import SystemClock
 from legato.machine.run import Phase, Run
 from legato.store.base import DeadLetterRecord, HistoryEntry
 from legato.store.sqlite import SqliteStore
@@ -56,6 +59,23 @@ class DemoResult:
     dead_letters: list[DeadLetterRecord]
     events: int
     elapsed: float
+    scheduled: Run
+    """The run the ``daily-report`` schedule started once the demo's clock jumped to its tick."""
+    tick: float
+
+
+class FastForwardClock(SystemClock):
+    """The system's clock, which the demo can move forward to a schedule's next tick
+    instead of waiting for it (ages within the process are left alone)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def now(self) -> float:
+        return super().now() + self.offset
+
+    def jump_to(self, at: float) -> None:
+        self.offset += max(0.0, at - self.now())
 
 
 async def run_demo(path: Path) -> DemoResult:
@@ -67,8 +87,9 @@ async def run_demo(path: Path) -> DemoResult:
     await store.open()  # shared with the worker; closed below, after the reports
     broker = MemoryBroker(Topology("demo"))
     settings = WorkerSettings(concurrency=16, timer_poll_interval=0.05, relay_interval=0.2)
-    worker = Worker(app, store, broker, settings)
-    client = Client(store, broker, app, actor="demo:operator")
+    clock = FastForwardClock()
+    worker = Worker(app, store, broker, settings, clock=clock)
+    client = Client(store, broker, app, clock=clock, actor="demo:operator")
     began = time.monotonic()
     async with anyio.create_task_group() as group:
         group.start_soon(worker.run, name="worker")
@@ -86,6 +107,7 @@ async def run_demo(path: Path) -> DemoResult:
         await _approve_when_waiting(client, big.id)
         finished = [await client.wait(r.id, timeout=30) for r in runs]
         await _wait_for_dead_letters(client, 2)
+        scheduled, tick = await _fire_the_schedule(client, clock, worker)
         worker.stop()
     try:
         histories = {r.id: await store.history(r.id) for r in finished}
@@ -94,7 +116,22 @@ async def run_demo(path: Path) -> DemoResult:
         await store.close()
     order = {o["order_id"]: i for i, o in enumerate(ORDERS)}
     finished.sort(key=lambda r: order[r.input["order_id"]])
-    return DemoResult(finished, histories, letters, len(ORDERS) + 2, time.monotonic() - began)
+    return DemoResult(
+        finished, histories, letters, len(ORDERS) + 2, time.monotonic() - began, scheduled, tick
+    )
+
+
+async def _fire_the_schedule(client: Client, clock: FastForwardClock, worker: Worker) -> tuple[Run, float]:
+    """Jump to the schedule's next tick (a weekday, 09:00 in Paris) and let the
+    worker's timer poller fire it, as it would after the real wait."""
+    schedule = await client.schedules.get("daily-report")
+    assert schedule.timer_at is not None
+    clock.jump_to(schedule.timer_at + 0.5)
+    worker.timers.wake(schedule.timer_at)
+    with anyio.fail_after(30):
+        while not (found := await client.runs(workflow="daily-report")):
+            await anyio.sleep(0.02)
+    return await client.wait(found[0].id, timeout=30), schedule.next_tick
 
 
 async def _wait_for_runs(client: Client, count: int) -> list[Run]:
@@ -143,6 +180,14 @@ def demo(db_path: str) -> None:
         out.print(history_table(run, result.histories[run.id]))
     out.print()
     out.print(dead_letters_table(result.dead_letters))
+    tick = datetime.fromtimestamp(result.tick, ZoneInfo("Europe/Paris")).strftime("%a %Y-%m-%d %H:%M %Z")
+    out.print(
+        f"\n[bold]Schedule daily-report[/] (cron '0 9 * * MON-FRI', Europe/Paris): the demo's clock "
+        f"jumped to its next tick, {tick}; it fired and started run {result.scheduled.id} "
+        f"({result.scheduled.status.value}), key {result.scheduled.idempotency_key}.\n"
+        "Every replica could fire it: the tick's key names the schedule and the tick's time, so it "
+        "starts one run. See: legato schedule show daily-report"
+    )
     out.print(
         "\nWhat happened: A-100 went straight through; B-200's payment failed twice and "
         "succeeded on its third attempt;\nC-300 waited for approval (the demo sent the "

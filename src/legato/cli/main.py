@@ -84,12 +84,13 @@ def cli(ctx: click.Context, config_file: str | None, app: str | None, log_level:
 
 
 def _register() -> None:
-    from legato.cli import dashboard, demo, dlq, operate, retention, runs, worker
+    from legato.cli import dashboard, demo, dlq, operate, retention, runs, schedule, worker
 
     for module in (worker, runs, operate, demo, dashboard, retention):
         for command in module.COMMANDS:
             cli.add_command(command)
     cli.add_command(dlq.dlq)
+    cli.add_command(schedule.schedule)
 
 
 _register()

@@ -14,6 +14,7 @@ from legato import (
     Approval,
     Branch,
     Choice,
+    Cron,
     Fail,
     Field,
     NonRetryableError,
@@ -86,4 +87,17 @@ orders = Workflow(
     },
 )
 
-app = App([orders])
+
+async def summarise(ctx: StepContext) -> dict[str, Any]:
+    return {"report": ctx.data["report"], "sent_to": "ops@example.com"}
+
+
+daily_report = Workflow(
+    name="daily-report",
+    start="summarise",
+    description="Started by a schedule: weekdays at 09:00, Paris time.",
+    states={"summarise": Task(summarise, next="done"), "done": Succeed()},
+    schedules=[Cron("0 9 * * MON-FRI", tz="Europe/Paris", name="daily-report", input={"report": "orders"})],
+)
+
+app = App([orders, daily_report])

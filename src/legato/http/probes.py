@@ -54,6 +54,7 @@ def probe_routes(worker: Worker, metrics: Metrics | None) -> list[web.RouteDef]:
         if metrics is None:
             raise web.HTTPNotFound(text="metrics are off")
         await _refresh_depths(worker, metrics)
+        await _refresh_schedules(worker, metrics)
         return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
     return [web.get("/healthz", healthz), web.get("/readyz", readyz), web.get("/metrics", metrics_page)]
@@ -69,3 +70,20 @@ async def _refresh_depths(worker: Worker, metrics: Metrics) -> None:
         return
     for queue, depth in depths.items():
         metrics.queue_depth.labels(queue).set(depth)
+
+
+async def _refresh_schedules(worker: Worker, metrics: Metrics) -> None:
+    """Each schedule's next fire time, read from the store at scrape time: a timer
+    that no worker fires stays in the past, which is what the alert
+    ``LegatoScheduleStoppedFiring`` looks for. Paused and deleted schedules go.
+    Only the schedules of this worker's workflows: it is what could fire them."""
+    try:
+        with anyio.fail_after(PING_TIMEOUT):
+            found = await worker.schedules.all()
+    except Exception:
+        return
+    ours = set(worker.app.names())
+    metrics.schedule_next_fire.clear()
+    for schedule in found:
+        if schedule.workflow in ours and schedule.timer_at is not None:
+            metrics.schedule_next_fire.labels(schedule.name).set(schedule.timer_at)

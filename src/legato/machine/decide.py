@@ -237,6 +237,9 @@ def _timer_fired(tx: Transition, event: TimerFired) -> Rejection | None:
             if isinstance(token, Rejection):
                 return token
             _approval_timed_out(tx, token)
+        case TimerPurpose.SCHEDULE:
+            # A schedule's timer has no run: the timer poller hands it to the schedules.
+            return Rejection(f"timer {event.key} is a schedule's; it starts runs, it fires in none")
         case _:
             assert_never(purpose)
     return None

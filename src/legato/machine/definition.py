@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from legato.machine.policies import DEFAULT_RETRY, OnDeadline, OnFailure, RetryPolicy
+from legato.machine.schedules import Schedule
 from legato.machine.states import Map, Parallel, Placement, State, Task
 from legato.priority import Priority as Priority  # shared with the broker (legato/priority.py)
 
@@ -42,12 +43,16 @@ class Workflow:
     retention: float | None = None
     """Seconds a finished run is kept (with its history) before retention
     removes it; None takes the configured default (docs/retention.md)."""
+    schedules: Sequence[Schedule] = ()
+    """Clocks that start runs (``Cron(...)``, ``Every(...)``); a worker creates or
+    updates them in the store when it starts (docs/events.md)."""
     _index: dict[str, Placement] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         from legato.machine.validation import validate
 
         object.__setattr__(self, "triggers", tuple(self.triggers))
+        object.__setattr__(self, "schedules", tuple(self.schedules))
         object.__setattr__(self, "priority", Priority.parse(self.priority))
         object.__setattr__(self, "_index", validate(self))
 

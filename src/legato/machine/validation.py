@@ -14,6 +14,7 @@ from legato.errors import DefinitionError
 from legato.machine.definition import RESERVED_EVENT_PREFIX
 from legato.machine.limits import Limit, kind_of_limit
 from legato.machine.policies import policy_problems
+from legato.machine.schedules import schedule_problems
 from legato.machine.states import (
     Choice,
     Fail,
@@ -58,6 +59,8 @@ def validate(workflow: Workflow) -> dict[str, Placement]:
         raise DefinitionError(
             name, None, f"retention must be a positive number of seconds, got {workflow.retention}"
         )
+    for schedule, problem in schedule_problems(name, workflow.schedules):
+        raise DefinitionError(name, None, f"schedule {schedule!r}: {problem}")
 
     index: dict[str, Placement] = {}
     _scope(workflow, workflow.start, workflow.states, None, None, index)

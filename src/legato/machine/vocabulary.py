@@ -71,6 +71,22 @@ class TimerPurpose(StrEnum):
     WAIT = "wait"
     APPROVAL = "approval"
     DEADLINE = "deadline"
+    SCHEDULE = "schedule"
+    """A schedule's next tick: a timer of no run, that starts one (legato.scheduling)."""
+
+
+class TickOutcome(StrEnum):
+    """What became of a schedule's tick, as the schedule's history (``schedule_ticks``) records it."""
+
+    STARTED = "started"
+    MISSED = "missed"
+    """Found due beyond the catch-up window: never fired (``count`` ticks in one line)."""
+    SKIPPED_OVERLAP = "skipped_overlap"
+    BUFFERED = "buffered"
+    CANCELLED_OTHER = "cancelled_other"
+    """The running run was cancelled to make room (the next line starts the tick)."""
+    TRIGGERED = "triggered"
+    """Started by hand (``legato schedule trigger`` / backfill), not by the clock."""
 
 
 K = HistoryKind

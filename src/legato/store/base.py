@@ -4,23 +4,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 
+from legato.machine.commands import Decision
 from legato.machine.errors import ErrorInfo
 from legato.machine.run import Run, RunStatus
+from legato.machine.schedules import Schedule, TickLine
 from legato.machine.values import JSON
-from legato.machine.vocabulary import HistoryKind, TimerPurpose
+from legato.machine.vocabulary import HistoryKind, TickOutcome, TimerPurpose
 from legato.outbox import OutboxMessage as OutboxMessage  # the outbox rows the store keeps
 
 
 @dataclass(frozen=True)
 class DueTimer:
     id: int
-    run_id: str
+    run_id: str | None
+    """None for a schedule's timer."""
     key: str
     purpose: TimerPurpose
     seq: int | None
     attempt: int | None
     fire_at: float
+    schedule: str | None = None
 
 
 @dataclass(frozen=True)
@@ -143,3 +148,75 @@ class DeadLetterGroup:
     last_seen: float
     sample_error: str
     sample_id: int
+
+
+class ScheduleSource(StrEnum):
+    """Who owns a schedule's definition."""
+
+    CODE = "code"
+    """Declared on a workflow; a worker's start creates or updates it."""
+    RUNTIME = "runtime"
+    """Created from the CLI, the client or the dashboard; only they change it."""
+
+
+@dataclass(frozen=True)
+class StoredSchedule:
+    """A schedule as the store keeps it."""
+
+    workflow: str
+    schedule: Schedule
+    """The times and options; its ``name`` is set."""
+    source: ScheduleSource
+    paused: bool
+    next_tick: float
+    """The next tick's nominal time (before jitter)."""
+    created_at: float
+    updated_at: float
+    buffered: float | None = None
+    """A tick waiting for the running run to finish (overlap ``buffer_one``)."""
+    last_run_id: str | None = None
+    timer_at: float | None = None
+    """When its timer fires (None while paused)."""
+
+    @property
+    def name(self) -> str:
+        assert self.schedule.name is not None
+        return self.schedule.name
+
+
+@dataclass(frozen=True)
+class TickRecord:
+    """One line of a schedule's history."""
+
+    schedule: str
+    outcome: TickOutcome
+    nominal: float
+    count: int
+    run_id: str | None
+    at: float
+
+
+@dataclass(frozen=True)
+class ScheduleFiring:
+    """What one firing writes, in one transaction: the timer consumed, the runs
+    created (idempotent on their keys), the history lines, the next timer.
+
+    With ``timer_id`` None (a trigger or backfill by hand) the timer, the next
+    tick and the buffer are left alone.
+    """
+
+    name: str
+    at: float
+    runs: tuple[tuple[float, Decision], ...]
+    """(nominal time, the run's first decision) per run to start."""
+    lines: tuple[TickLine, ...]
+    timer_id: int | None = None
+    next_tick: float = 0.0
+    timer_at: float = 0.0
+    buffered: float | None = None
+
+
+@dataclass(frozen=True)
+class Fired:
+    created: tuple[Created, ...]
+    """One per run of the firing, in order; ``created`` False for a tick whose run existed."""

@@ -26,6 +26,7 @@ from legato.store.base import (
     DeadLetterGroup,
     DeadLetterRecord,
     DueTimer,
+    Fired,
     Guard,
     GuardFailed,
     HistoryEntry,
@@ -33,6 +34,9 @@ from legato.store.base import (
     OutboxMessage,
     PoisonMessage,
     RunQuery,
+    ScheduleFiring,
+    StoredSchedule,
+    TickRecord,
 )
 from legato.store.retention import RetentionStore
 
@@ -194,6 +198,29 @@ class FlowStore(Protocol):
         """Forget buckets that are full again and leases expired a while ago; return how many."""
 
 
+class ScheduleStore(Protocol):
+    """Schedules and their history; a firing is one transaction (docs/events.md)."""
+
+    async def save_schedule(self, schedule: StoredSchedule, timer_at: float | None) -> None:
+        """Create or replace a schedule, and its timer (none when ``timer_at`` is None)."""
+
+    async def get_schedule(self, name: str) -> StoredSchedule | None: ...
+
+    async def list_schedules(self, workflow: str | None = None) -> list[StoredSchedule]: ...
+
+    async def delete_schedule(self, name: str) -> bool:
+        """Delete a schedule, its timer and its history; False if there was none."""
+
+    async def fire_schedule(
+        self, firing: ScheduleFiring, headers: Mapping[str, str] | None = None
+    ) -> Fired | None:
+        """Write one firing in one transaction; None (nothing written) when its
+        timer is gone: another replica fired it, or the schedule changed."""
+
+    async def schedule_ticks(self, name: str, limit: int = 50) -> list[TickRecord]:
+        """The schedule's history, newest first."""
+
+
 class TransitionStore(RunStore, OutboxStore, DeadLetterStore, Protocol):
     """What applying events takes (the engine, the client, the dashboard): runs,
     the outbox their transitions fill, and dead letters (a replay is a transition
@@ -201,7 +228,15 @@ class TransitionStore(RunStore, OutboxStore, DeadLetterStore, Protocol):
 
 
 class Store(
-    StoreLifecycle, RunStore, OutboxStore, TimerStore, DeadLetterStore, FlowStore, RetentionStore, Protocol
+    StoreLifecycle,
+    RunStore,
+    OutboxStore,
+    TimerStore,
+    DeadLetterStore,
+    FlowStore,
+    RetentionStore,
+    ScheduleStore,
+    Protocol,
 ):
     """Every role: what a backend implements, and what wiring code passes around.
 

@@ -241,7 +241,14 @@ def due_timers(rows: Iterable[Row]) -> list[DueTimer]:
             continue
         timers.append(
             DueTimer(
-                row["id"], row["run_id"], row["key"], purpose, row["seq"], row["attempt"], row["fire_at"]
+                row["id"],
+                row["run_id"],
+                row["key"],
+                purpose,
+                row["seq"],
+                row["attempt"],
+                row["fire_at"],
+                row["schedule"],
             )
         )
     return timers

@@ -21,7 +21,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from legato.machine.commands import DEADLINE_TIMER, CancelTimer, Decision, HistoryRecord
 from legato.machine.definition import Priority
-from legato.machine.vocabulary import OPERATOR_ACTIONS, HistoryKind
+from legato.machine.vocabulary import OPERATOR_ACTIONS, HistoryKind, TickOutcome
 from legato.observe import (
     AppliedInput,
     ConflictInput,
@@ -30,6 +30,7 @@ from legato.observe import (
     RateLimitWaitedInput,
     RejectedInput,
     RetentionRanInput,
+    ScheduleFiredInput,
 )
 from legato.worker.execute import StepOutcome
 from legato.worker.middleware import Next, StepCall
@@ -148,6 +149,31 @@ class Metrics:
             buckets=RUN_BUCKETS,
             registry=r,
         )
+        self.schedule_next_fire = Gauge(
+            "legato_schedule_next_fire_timestamp_seconds",
+            "When each schedule's timer fires next (read from the store at scrape time).",
+            ["schedule"],
+            registry=r,
+        )
+        self.schedule_lag = Histogram(
+            "legato_schedule_lag_seconds",
+            "From a tick's nominal time to its run's start (jitter and catch-up included).",
+            ["schedule"],
+            buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600),
+            registry=r,
+        )
+        self.schedule_ticks = Counter(
+            "legato_schedule_ticks",
+            "Schedule ticks by outcome (started, missed, skipped_overlap, buffered, ...).",
+            ["schedule", "outcome"],
+            registry=r,
+        )
+        self.schedule_misses = Counter(
+            "legato_schedule_misses",
+            "Ticks found due beyond the catch-up window, never fired.",
+            ["schedule"],
+            registry=r,
+        )
 
     def observer(self) -> MetricsObserver:
         return MetricsObserver(self)
@@ -260,6 +286,15 @@ class MetricsObserver(Observer):
         for table, rows in ran.removed.items():
             self.metrics.retention_removed.labels(table).inc(rows)
         self.metrics.retention_duration.observe(ran.seconds)
+
+    def schedule_fired(self, fired: ScheduleFiredInput) -> None:
+        m = self.metrics
+        if fired.lag is not None:
+            m.schedule_lag.labels(fired.schedule).observe(max(0.0, fired.lag))
+        for line in fired.lines:
+            m.schedule_ticks.labels(fired.schedule, line.outcome.value).inc(line.count)
+            if line.outcome is TickOutcome.MISSED:
+                m.schedule_misses.labels(fired.schedule).inc(line.count)
 
 
 Count = Callable[[MetricsObserver, Decision, HistoryRecord], None]

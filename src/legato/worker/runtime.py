@@ -33,6 +33,7 @@ from legato.flow.waiting import WaitingRoom
 from legato.lifecycle.archive import Archive
 from legato.lifecycle.retention import Retention, RetentionPolicy
 from legato.observe import Observer
+from legato.scheduling.manage import Schedules
 from legato.store.ports import Store
 from legato.worker.dispatch import Dispatcher
 from legato.worker.eager import Eager
@@ -166,12 +167,14 @@ class Worker:
             app, self.engine, broker, self.clock, self.threads, chain, self.admission, self.eager
         )
         self.triggers = TriggerHandler(app, self.engine, broker, self.clock, self.eager)
+        self.schedules = Schedules(app, self.engine, store, self.clock)
         self.timers = TimerPoller(
             self.engine,
             store,
             self.clock,
             self.settings.timer_poll_interval,
             self.settings.timer_lease,
+            schedules=self.schedules.firer,
         )
         self.relay = OutboxRelay(
             store, broker, self.clock, self.settings.relay_interval, self.settings.relay_grace
@@ -202,6 +205,8 @@ class Worker:
                 applied = await self.store.migrate()
                 if applied:
                     log.info("applied migrations: %s", ", ".join(applied))
+            for name, outcome in (await self.schedules.reconcile()).items():
+                log.info("schedule %s: %s", name, outcome.value)
             await self._serve()
         finally:
             with anyio.CancelScope(shield=True):

@@ -18,6 +18,8 @@ from legato.engine import Engine
 from legato.errors import RunNotFound
 from legato.machine.commands import Rejection
 from legato.machine.events import TimerFired
+from legato.machine.vocabulary import TimerPurpose
+from legato.scheduling.fire import ScheduleFirer
 from legato.store.base import ConsumeTimer, DueTimer
 from legato.store.ports import TimerStore
 
@@ -33,7 +35,9 @@ class TimerPoller:
         poll_interval: float = 1.0,
         lease: float = 30.0,
         batch: int = 100,
+        schedules: ScheduleFirer | None = None,
     ) -> None:
+        self.schedules = schedules
         self.engine = engine
         self.store = store
         self.clock = clock
@@ -68,6 +72,13 @@ class TimerPoller:
         return len(due)
 
     async def _fire(self, timer: DueTimer) -> None:
+        if timer.purpose is TimerPurpose.SCHEDULE:
+            # A schedule's tick: no run yet, it starts one. Without the schedules
+            # (a poller built for runs only) the claim runs out for another worker.
+            if self.schedules is not None:
+                await self.schedules.fire(timer)
+            return
+        assert timer.run_id is not None
         event = TimerFired(timer.key, timer.purpose, timer.seq, timer.attempt)
         try:
             outcome = await self.engine.apply(timer.run_id, event, guard=ConsumeTimer(timer.id))

@@ -7,6 +7,8 @@ POST /api/runs/{id}/{action}             retry | skip | cancel | signal (JSON bo
 GET  /api/dead-letters?status=open|all   dead letters and their failure patterns
 GET  /api/dead-letters/{id}              one dead letter (inspect)
 POST /api/dead-letters/{id}/replay       replay it
+GET  /api/schedules                      schedules with their next fire time
+POST /api/schedules/{name}/{action}      pause | resume | trigger
 GET  /api/workflows                      every workflow's graph
 GET  /api/stream                         server-sent events: ``change`` when data moved
 """
@@ -95,6 +97,8 @@ def dashboard_app(dashboard: Dashboard, watcher: Watcher, settings: HttpSettings
             web.get("/api/dead-letters", api.dead_letters),
             web.get(r"/api/dead-letters/{letter_id:\d+}", api.dead_letter),
             web.post(r"/api/dead-letters/{letter_id:\d+}/replay", api.replay),
+            web.get("/api/schedules", api.schedules),
+            web.post("/api/schedules/{name}/{action}", api.schedule_act),
             web.get("/api/workflows", api.workflows),
             web.get("/api/stream", api.stream),
         ]
@@ -161,6 +165,13 @@ class _Api:
 
     async def replay(self, request: web.Request) -> web.Response:
         return _json(await self.dashboard.replay(int(request.match_info["letter_id"]), actor_of(request)))
+
+    async def schedules(self, request: web.Request) -> web.Response:
+        return _json(await self.dashboard.schedules())
+
+    async def schedule_act(self, request: web.Request) -> web.Response:
+        info = request.match_info
+        return _json(await self.dashboard.schedule_act(info["name"], info["action"], actor_of(request)))
 
     async def workflows(self, request: web.Request) -> web.Response:
         return _json(await self.dashboard.workflows())

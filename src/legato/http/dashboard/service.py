@@ -214,6 +214,23 @@ class Dashboard:
         self._closed.clear()
         return {"run": views.run_summary(run)}
 
+    async def schedules(self) -> list[dict[str, Any]]:
+        found = await self.client("dashboard").schedules.all()
+        return [shapes.schedule_json(s) for s in found]
+
+    async def schedule_act(self, name: str, action: str, actor: str) -> dict[str, Any]:
+        """pause | resume | trigger (a trigger needs the app's workflows)."""
+        schedules = self.client(actor).schedules
+        if action == "pause":
+            return shapes.schedule_json(await schedules.pause(name))
+        if action == "resume":
+            return shapes.schedule_json(await schedules.resume(name))
+        if action == "trigger":
+            fired = await schedules.trigger(name)
+            started = fired.created if fired is not None else ()
+            return {"runs": [c.run.id for c in started]}
+        raise BadRequest(f"unknown schedule action {action!r}: use pause, resume or trigger")
+
     async def replay(self, letter_id: int, actor: str) -> dict[str, Any]:
         run = await self.client(actor).replay(letter_id)
         self._cache.clear()

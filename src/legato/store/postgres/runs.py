@@ -42,22 +42,26 @@ class _Abort(Exception):
 
 class PostgresRuns(PostgresConnection):
     async def create_run(self, decision: Decision, headers: Mapping[str, str] | None = None) -> Created:
-        run = decision.run
-        write = Write(decision, effects(decision), headers)
         async with self._conn() as conn, conn.transaction():
-            inserted = await conn.fetchval(q.INSERT_RUN, *run_args(run))
-            if inserted is None:
-                row = await conn.fetchrow(q.SELECT_RUN_BY_KEY, run.idempotency_key)
-                assert row is not None
-                return Created(run_from_row(row), False, ())
-            if run.idempotency_key is not None:
-                # After the insert: a retention pass that removed the key's run
-                # has committed its retired key by the time the insert got the key.
-                retired = await conn.fetchrow(q.RETIRED_KEY, run.idempotency_key, run.created_at)
-                if retired is not None:
-                    raise KeyRetired(run.idempotency_key, retired["run_id"], retired["expires_at"])
-            written = await write_batch(conn, [write], new=True)
-            rest = await write_rest(conn, write, self.timer_channel)
+            return await self._create_in(conn, decision, headers)
+
+    async def _create_in(self, conn: Conn, decision: Decision, headers: Mapping[str, str] | None) -> Created:
+        """Insert a run and its first transition inside the caller's transaction."""
+        run = decision.run
+        inserted = await conn.fetchval(q.INSERT_RUN, *run_args(run))
+        if inserted is None:
+            row = await conn.fetchrow(q.SELECT_RUN_BY_KEY, run.idempotency_key)
+            assert row is not None
+            return Created(run_from_row(row), False, ())
+        if run.idempotency_key is not None:
+            # After the insert: a retention pass that removed the key's run
+            # has committed its retired key by the time the insert got the key.
+            retired = await conn.fetchrow(q.RETIRED_KEY, run.idempotency_key, run.created_at)
+            if retired is not None:
+                raise KeyRetired(run.idempotency_key, retired["run_id"], retired["expires_at"])
+        write = Write(decision, effects(decision), headers)
+        written = await write_batch(conn, [write], new=True)
+        rest = await write_rest(conn, write, self.timer_channel)
         if write.data is not None:
             run = run.evolve(data=write.data)
         return Created(run, True, (*written.outbox.get(run.id, ()), *rest))

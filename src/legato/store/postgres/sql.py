@@ -171,7 +171,7 @@ WHERE id IN (
     LIMIT $3
     FOR UPDATE SKIP LOCKED
 )
-RETURNING id, run_id, key, purpose, seq, attempt, fire_at
+RETURNING id, run_id, key, purpose, seq, attempt, fire_at, schedule
 """
 
 NEXT_TIMER = "SELECT min(fire_at) FROM timers"
@@ -314,4 +314,58 @@ MAP_ITEMS = """
 SELECT idx, ok, result, error, finished_at FROM map_items
 WHERE run_id = $1 AND map_seq = $2 AND idx >= $3
 ORDER BY idx LIMIT $4
+"""
+
+# Schedules (store/postgres/schedules.py) ------------------------------------
+
+_SCHEDULE_COLUMNS = (
+    "s.name, s.workflow, s.spec, s.input, s.source, s.paused, s.next_tick, s.buffered,"
+    " s.last_run_id::text AS last_run_id, s.created_at, s.updated_at, t.fire_at AS timer_at"
+)
+
+UPSERT_SCHEDULE = """
+INSERT INTO schedules (name, workflow, spec, input, source, paused, next_tick, buffered, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+ON CONFLICT (name) DO UPDATE SET
+    workflow = excluded.workflow, spec = excluded.spec, input = excluded.input,
+    source = excluded.source, paused = excluded.paused, next_tick = excluded.next_tick,
+    buffered = excluded.buffered, updated_at = excluded.updated_at
+"""
+
+DELETE_SCHEDULE_TIMER = "DELETE FROM timers WHERE schedule = $1"
+
+INSERT_SCHEDULE_TIMER = """
+INSERT INTO timers (run_id, key, purpose, fire_at, schedule) VALUES (NULL, 'tick', $2, $3, $1)
+"""
+
+SELECT_SCHEDULES = f"""
+SELECT {_SCHEDULE_COLUMNS}
+FROM schedules s LEFT JOIN timers t ON t.schedule = s.name
+WHERE ($1::text IS NULL OR s.name = $1) AND ($2::text IS NULL OR s.workflow = $2)
+ORDER BY s.name
+"""
+
+DELETE_SCHEDULE = "DELETE FROM schedules WHERE name = $1 RETURNING name"
+
+LOCK_SCHEDULE = "SELECT 1 FROM schedules WHERE name = $1 FOR UPDATE"
+
+UPDATE_SCHEDULE_TICK = """
+UPDATE schedules SET next_tick = $2, buffered = $3, updated_at = $4,
+    last_run_id = coalesce($5::uuid, last_run_id)
+WHERE name = $1
+"""
+
+UPDATE_SCHEDULE_LAST_RUN = """
+UPDATE schedules SET last_run_id = coalesce($2::uuid, last_run_id) WHERE name = $1
+"""
+
+INSERT_SCHEDULE_TICKS = """
+INSERT INTO schedule_ticks (schedule, outcome, nominal, count, run_id, at)
+SELECT $1, o, n, c, r::uuid, $2
+FROM unnest($3::text[], $4::timestamptz[], $5::int[], $6::text[]) AS x (o, n, c, r)
+"""
+
+SELECT_SCHEDULE_TICKS = """
+SELECT schedule, outcome, nominal, count, run_id::text AS run_id, at
+FROM schedule_ticks WHERE schedule = $1 ORDER BY id DESC LIMIT $2
 """

@@ -10,6 +10,7 @@ timers                 :mod:`legato.store.postgres.timers`
 dead letters           :mod:`legato.store.postgres.dead_letters`
 flow                   :mod:`legato.store.postgres.flow`
 retention              :mod:`legato.store.postgres.retention`
+schedules              :mod:`legato.store.postgres.schedules`
 insights               :mod:`legato.store.postgres.insights` (a port of its own)
 =====================  ==========================================
 """
@@ -21,10 +22,17 @@ from legato.store.postgres.flow import PostgresFlow
 from legato.store.postgres.outbox import PostgresOutbox
 from legato.store.postgres.retention import PostgresRetention
 from legato.store.postgres.runs import PostgresRuns
+from legato.store.postgres.schedules import PostgresSchedules
 from legato.store.postgres.timers import PostgresTimers
 
 
 class PostgresStore(
-    PostgresRuns, PostgresOutbox, PostgresTimers, PostgresDeadLetters, PostgresFlow, PostgresRetention
+    PostgresSchedules,
+    PostgresRuns,
+    PostgresOutbox,
+    PostgresTimers,
+    PostgresDeadLetters,
+    PostgresFlow,
+    PostgresRetention,
 ):
     """Every role of :class:`~legato.store.ports.Store` on one pool."""

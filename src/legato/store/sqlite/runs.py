@@ -44,24 +44,32 @@ from legato.store.sqlite.connection import SqliteConnection, dumps, loads
 
 class SqliteRuns(SqliteConnection):
     async def create_run(self, decision: Decision, headers: Mapping[str, str] | None = None) -> Created:
+        async with self._write() as db:
+            created, found = await self._create_in(db, decision, headers)
+        self._wake_timers(found)
+        return created
+
+    async def _create_in(
+        self, db: aiosqlite.Connection, decision: Decision, headers: Mapping[str, str] | None
+    ) -> tuple[Created, Effects]:
+        """Insert a run and its first transition inside the caller's transaction;
+        the caller wakes the timer poller with the effects once it commits."""
         run = decision.run
         found = effects(decision)
-        async with self._write() as db:
-            cursor = await db.execute(q.INSERT_RUN, _run_args(run))
-            if cursor.rowcount == 0:
-                cursor = await db.execute(q.SELECT_RUN_BY_KEY, (run.idempotency_key,))
-                row = await cursor.fetchone()
-                assert row is not None
-                return Created(_run(row), False, ())
-            if run.idempotency_key is not None:
-                cursor = await db.execute(q.RETIRED_KEY, (run.idempotency_key, run.created_at))
-                retired = await cursor.fetchone()
-                if retired is not None:
-                    raise KeyRetired(run.idempotency_key, retired["run_id"], retired["expires_at"])
-            outbox = await self._write_effects(db, run, found, headers)
-            run = await self._write_map(db, run, found)
-        self._wake_timers(found)
-        return Created(run, True, outbox)
+        cursor = await db.execute(q.INSERT_RUN, _run_args(run))
+        if cursor.rowcount == 0:
+            cursor = await db.execute(q.SELECT_RUN_BY_KEY, (run.idempotency_key,))
+            row = await cursor.fetchone()
+            assert row is not None
+            return Created(_run(row), False, ()), Effects((), (), (), (), (), (), (), True)
+        if run.idempotency_key is not None:
+            cursor = await db.execute(q.RETIRED_KEY, (run.idempotency_key, run.created_at))
+            retired = await cursor.fetchone()
+            if retired is not None:
+                raise KeyRetired(run.idempotency_key, retired["run_id"], retired["expires_at"])
+        outbox = await self._write_effects(db, run, found, headers)
+        run = await self._write_map(db, run, found)
+        return Created(run, True, outbox), found
 
     async def load_run(self, run_id: str) -> Run | None:
         canonical = canonical_run_id(run_id)

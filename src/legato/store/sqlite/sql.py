@@ -100,7 +100,7 @@ WHERE id IN (
     WHERE fire_at <= ?2 AND (locked_until IS NULL OR locked_until < ?3)
     ORDER BY fire_at LIMIT ?4
 )
-RETURNING id, run_id, key, purpose, seq, attempt, fire_at
+RETURNING id, run_id, key, purpose, seq, attempt, fire_at, schedule
 """
 
 NEXT_TIMER = "SELECT min(fire_at) FROM timers"
@@ -224,4 +224,48 @@ MAP_ITEMS = """
 SELECT idx, ok, result, error, finished_at FROM map_items
 WHERE run_id = ? AND map_seq = ? AND idx >= ?
 ORDER BY idx LIMIT ?
+"""
+
+# Schedules (store/sqlite/schedules.py) --------------------------------------
+
+UPSERT_SCHEDULE = """
+INSERT INTO schedules (name, workflow, spec, input, source, paused, next_tick, buffered, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (name) DO UPDATE SET
+    workflow = excluded.workflow, spec = excluded.spec, input = excluded.input,
+    source = excluded.source, paused = excluded.paused, next_tick = excluded.next_tick,
+    buffered = excluded.buffered, updated_at = excluded.updated_at
+"""
+
+DELETE_SCHEDULE_TIMER = "DELETE FROM timers WHERE schedule = ?"
+
+INSERT_SCHEDULE_TIMER = """
+INSERT INTO timers (run_id, key, purpose, fire_at, schedule) VALUES (NULL, 'tick', ?2, ?3, ?1)
+"""
+
+SELECT_SCHEDULES = """
+SELECT s.name, s.workflow, s.spec, s.input, s.source, s.paused, s.next_tick, s.buffered,
+       s.last_run_id, s.created_at, s.updated_at, t.fire_at AS timer_at
+FROM schedules s LEFT JOIN timers t ON t.schedule = s.name
+WHERE (?1 IS NULL OR s.name = ?1) AND (?2 IS NULL OR s.workflow = ?2)
+ORDER BY s.name
+"""
+
+DELETE_SCHEDULE = "DELETE FROM schedules WHERE name = ?"
+
+UPDATE_SCHEDULE_TICK = """
+UPDATE schedules SET next_tick = ?2, buffered = ?3, updated_at = ?4,
+    last_run_id = coalesce(?5, last_run_id)
+WHERE name = ?1
+"""
+
+UPDATE_SCHEDULE_LAST_RUN = "UPDATE schedules SET last_run_id = coalesce(?2, last_run_id) WHERE name = ?1"
+
+INSERT_SCHEDULE_TICK = """
+INSERT INTO schedule_ticks (schedule, outcome, nominal, count, run_id, at) VALUES (?, ?, ?, ?, ?, ?)
+"""
+
+SELECT_SCHEDULE_TICKS = """
+SELECT schedule, outcome, nominal, count, run_id, at
+FROM schedule_ticks WHERE schedule = ? ORDER BY id DESC LIMIT ?
 """

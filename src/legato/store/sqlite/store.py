@@ -14,6 +14,7 @@ timers                 :mod:`legato.store.sqlite.timers`
 dead letters           :mod:`legato.store.sqlite.dead_letters`
 flow                   :mod:`legato.store.sqlite.flow`
 retention              :mod:`legato.store.sqlite.retention`
+schedules              :mod:`legato.store.sqlite.schedules`
 insights               :mod:`legato.store.sqlite.insights` (a port of its own)
 =====================  ==========================================
 """
@@ -25,8 +26,11 @@ from legato.store.sqlite.flow import SqliteFlow
 from legato.store.sqlite.outbox import SqliteOutbox
 from legato.store.sqlite.retention import SqliteRetention
 from legato.store.sqlite.runs import SqliteRuns
+from legato.store.sqlite.schedules import SqliteSchedules
 from legato.store.sqlite.timers import SqliteTimers
 
 
-class SqliteStore(SqliteRuns, SqliteOutbox, SqliteTimers, SqliteDeadLetters, SqliteFlow, SqliteRetention):
+class SqliteStore(
+    SqliteSchedules, SqliteRuns, SqliteOutbox, SqliteTimers, SqliteDeadLetters, SqliteFlow, SqliteRetention
+):
     """Every role of :class:`~legato.store.ports.Store` on one connection."""

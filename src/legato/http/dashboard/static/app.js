@@ -414,6 +414,33 @@ async function deadLettersView(root, params) {
       data.letters.length ? letterTable(data.letters) : h("div", { class: "empty", "data-testid": "letters-table" }, "no dead letters")));
 }
 
+// -- views: schedules ---------------------------------------------------------
+
+async function scheduleAct(name, action) {
+  try {
+    const result = await post(`/api/schedules/${encodeURIComponent(name)}/${action}`);
+    toast(action === "trigger" ? `triggered ${name}: run ${(result.runs || []).join(", ")}` : `${name}: ${action}d`);
+    refresh();
+  } catch (err) { toast(`${action} refused: ${err.message}`, true); }
+}
+
+async function schedulesView(root) {
+  const schedules = await api("/api/schedules");
+  const table = schedules.length ? h("table", { "data-testid": "schedules-table" },
+    h("thead", {}, h("tr", {}, ["name", "workflow", "when", "source", "next fire", "last run", ""].map((c) => h("th", {}, c)))),
+    h("tbody", {}, schedules.map((s) => h("tr", { "data-testid": "schedule-row", "data-schedule": s.name },
+      h("td", { class: "mono" }, s.name), h("td", {}, s.workflow), h("td", {}, s.describe), h("td", {}, s.source),
+      h("td", { "data-testid": "schedule-next" }, s.paused ? h("span", { class: "status suspended" }, "paused") : fmtTime(s.next_fire_at)),
+      h("td", {}, s.last_run_id ? h("a", { href: `#/runs/${s.last_run_id}`, class: "mono" }, s.last_run_id.slice(0, 8)) : ""),
+      h("td", {}, h("div", { class: "actions" },
+        s.paused
+          ? h("button", { "data-testid": `resume-${s.name}`, onclick: () => scheduleAct(s.name, "resume") }, "Resume")
+          : h("button", { "data-testid": `pause-${s.name}`, onclick: () => scheduleAct(s.name, "pause") }, "Pause"),
+        h("button", { class: "primary", "data-testid": `trigger-${s.name}`, onclick: () => scheduleAct(s.name, "trigger") }, "Trigger")))))))
+    : h("div", { class: "empty", "data-testid": "schedules-table" }, "no schedules");
+  root.replaceChildren(h("h1", {}, "Schedules"), h("div", { class: "panel" }, table));
+}
+
 // -- routing and live updates -------------------------------------------------
 
 function route() {
@@ -423,6 +450,7 @@ function route() {
   if (parts[0] === "runs" && parts[1]) return { view: runView, nav: "runs", params: { ...params, id: decodeURIComponent(parts[1]) } };
   if (parts[0] === "runs") return { view: runsView, nav: "runs", params };
   if (parts[0] === "dead-letters") return { view: deadLettersView, nav: "dead-letters", params };
+  if (parts[0] === "schedules") return { view: schedulesView, nav: "schedules", params };
   return { view: overviewView, nav: "overview", params };
 }
 
