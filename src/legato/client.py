@@ -31,6 +31,7 @@ from legato.machine.events import (
     SkipRequested,
 )
 from legato.machine.run import TERMINAL_STATUSES, Run, RunStatus
+from legato.machine.signals import EarlySignal
 from legato.machine.values import JSON, unstorable
 from legato.observe import Observer
 from legato.store.base import (
@@ -150,9 +151,41 @@ class Client:
 
     # -- operator actions ---------------------------------------------------------
 
-    async def signal(self, run_id: str, name: str, data: Mapping[str, JSON] | None = None) -> Run:
+    async def signal(
+        self,
+        run_id: str,
+        name: str,
+        data: Mapping[str, JSON] | None = None,
+        *,
+        early: EarlySignal | str = EarlySignal.BUFFER,
+    ) -> Run:
+        """Send the signal ``name`` to a run.
+
+        A run not yet at an approval waiting for it keeps the signal until it
+        gets there (``early="buffer"``, the default) or refuses it
+        (``early="refuse"``); see docs/concepts.md.
+        """
         _check_storable(data, "the signal's data")
-        return await self._act(run_id, SignalReceived(name, dict(data or {}), self.actor))
+        return await self._act(run_id, SignalReceived(name, dict(data or {}), self.actor, EarlySignal(early)))
+
+    async def signal_with_start(
+        self,
+        workflow: str,
+        key: str,
+        name: str,
+        data: Mapping[str, JSON] | None = None,
+        input: Mapping[str, JSON] | None = None,
+        *,
+        priority: Priority | str | int | None = None,
+    ) -> Run:
+        """Start a run of ``workflow`` unless the key ``key`` has one, then
+        deliver the signal ``name`` to it (kept until its approval is reached).
+
+        Calling it again with the same key signals the same run again.
+        """
+        _check_storable(data, "the signal's data")
+        run = await self.start(workflow, input, key=key, priority=priority)
+        return await self.signal(run.id, name, data, early=EarlySignal.BUFFER)
 
     async def retry(
         self, run_id: str, state: str | None = None, data: Mapping[str, JSON] | None = None
@@ -176,12 +209,18 @@ class Client:
         return outcome.run
 
     async def send_signal_message(
-        self, run_id: str, name: str, data: Mapping[str, JSON] | None = None
+        self,
+        run_id: str,
+        name: str,
+        data: Mapping[str, JSON] | None = None,
+        *,
+        early: EarlySignal | str = EarlySignal.BUFFER,
     ) -> None:
         """Send a signal as an AMQP message instead of applying it directly."""
         if self.broker is None:
             raise LegatoError("sending a signal message needs a broker")
-        body = orjson.dumps({"run_id": run_id, "name": name, "data": dict(data or {}), "actor": self.actor})
+        message = {"run_id": run_id, "name": name, "data": dict(data or {}), "actor": self.actor}
+        body = orjson.dumps({**message, "early": EarlySignal(early).value})
         await self.broker.publish_event(SIGNAL_ROUTING_KEY, body)
 
     async def publish_event(

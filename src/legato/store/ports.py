@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from legato.machine.commands import Decision
-from legato.machine.run import Run
+from legato.machine.run import Run, RunStatus
 from legato.store.base import (
     Applied,
     Conflict,
@@ -127,6 +127,22 @@ class TimerStore(Protocol):
         """
 
 
+class RunWatch(Protocol):
+    """Being told when a run's status changes, instead of reading it again and again."""
+
+    async def subscribe_runs(self, watch: Callable[[str, RunStatus], None]) -> None:
+        """Call ``watch(run_id, status)`` when a run's status changes: in any
+        process (Postgres: a trigger's NOTIFY) or in this one (SQLite; the other
+        processes' changes are found by reading).
+
+        Idempotent, and meant to be called again now and then: it reconnects a
+        listener that died with its server. Raises
+        :class:`~legato.errors.StoreError` when it cannot listen.
+        """
+
+    async def unsubscribe_runs(self, watch: Callable[[str, RunStatus], None]) -> None: ...
+
+
 class DeadLetterStore(Protocol):
     """Work that could not be processed, kept for an operator."""
 
@@ -199,7 +215,9 @@ class TransitionStore(RunStore, OutboxStore, DeadLetterStore, Protocol):
     guarded on one; a message that never becomes a transition is kept as one)."""
 
 
-class Store(StoreLifecycle, RunStore, OutboxStore, TimerStore, DeadLetterStore, FlowStore, Protocol):
+class Store(
+    StoreLifecycle, RunStore, OutboxStore, TimerStore, RunWatch, DeadLetterStore, FlowStore, Protocol
+):
     """Every role: what a backend implements, and what wiring code passes around.
 
     Code that uses a store takes the narrowest role (or union of roles) it needs.

@@ -7,6 +7,7 @@ lifecycle              :mod:`legato.store.postgres.connection`
 runs and transitions   :mod:`legato.store.postgres.runs` (writes: :mod:`~legato.store.postgres.write`)
 outbox                 :mod:`legato.store.postgres.outbox`
 timers                 :mod:`legato.store.postgres.timers`
+run watch              :mod:`legato.store.postgres.watch` (LISTEN; migration 0014's trigger)
 dead letters           :mod:`legato.store.postgres.dead_letters`
 flow                   :mod:`legato.store.postgres.flow`
 insights               :mod:`legato.store.postgres.insights` (a port of its own)
@@ -20,7 +21,10 @@ from legato.store.postgres.flow import PostgresFlow
 from legato.store.postgres.outbox import PostgresOutbox
 from legato.store.postgres.runs import PostgresRuns
 from legato.store.postgres.timers import PostgresTimers
+from legato.store.postgres.watch import PostgresRunWatch
 
 
-class PostgresStore(PostgresRuns, PostgresOutbox, PostgresTimers, PostgresDeadLetters, PostgresFlow):
+class PostgresStore(
+    PostgresRuns, PostgresOutbox, PostgresTimers, PostgresRunWatch, PostgresDeadLetters, PostgresFlow
+):
     """Every role of :class:`~legato.store.ports.Store` on one pool."""

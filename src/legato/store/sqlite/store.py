@@ -11,6 +11,7 @@ lifecycle              :mod:`legato.store.sqlite.connection`
 runs and transitions   :mod:`legato.store.sqlite.runs` (with the decision's write-out)
 outbox                 :mod:`legato.store.sqlite.outbox`
 timers                 :mod:`legato.store.sqlite.timers`
+run watch              :mod:`legato.store.sqlite.watch` (in-process only)
 dead letters           :mod:`legato.store.sqlite.dead_letters`
 flow                   :mod:`legato.store.sqlite.flow`
 insights               :mod:`legato.store.sqlite.insights` (a port of its own)
@@ -24,7 +25,8 @@ from legato.store.sqlite.flow import SqliteFlow
 from legato.store.sqlite.outbox import SqliteOutbox
 from legato.store.sqlite.runs import SqliteRuns
 from legato.store.sqlite.timers import SqliteTimers
+from legato.store.sqlite.watch import SqliteRunWatch
 
 
-class SqliteStore(SqliteRuns, SqliteOutbox, SqliteTimers, SqliteDeadLetters, SqliteFlow):
+class SqliteStore(SqliteRuns, SqliteOutbox, SqliteTimers, SqliteRunWatch, SqliteDeadLetters, SqliteFlow):
     """Every role of :class:`~legato.store.ports.Store` on one connection."""

@@ -1,0 +1,33 @@
+"""Workflows for the steps-in-flight tests (early signals, ...), run by real
+worker processes; what a handler waits for is steered by the run's data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+
+from legato import App, Approval, StepContext, Succeed, Task, Workflow
+
+
+async def hold(ctx: StepContext) -> dict[str, Any]:
+    """Run until the file named by the run's ``gate`` exists: the test decides
+    when the run may go on to its approvals."""
+    gate = anyio.Path(str(ctx.data["gate"]))
+    while not await gate.exists():
+        await anyio.sleep(0.02)
+    return {"prepared": True}
+
+
+two_approvals = Workflow(
+    "two_approvals",
+    start="prepare",
+    states={
+        "prepare": Task(hold, next="first"),
+        "first": Approval("approve", next="second"),
+        "second": Approval("approve", next="done"),
+        "done": Succeed(),
+    },
+)
+
+app = App([two_approvals])
