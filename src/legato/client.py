@@ -34,6 +34,7 @@ from legato.machine.run import TERMINAL_STATUSES, Run, RunStatus
 from legato.machine.signals import EarlySignal
 from legato.machine.values import JSON, unstorable
 from legato.observe import Observer
+from legato.results import RunWaiters
 from legato.store.base import (
     DeadLetterGroup,
     DeadLetterRecord,
@@ -41,7 +42,10 @@ from legato.store.base import (
     ResolveDeadLetter,
     RunQuery,
 )
-from legato.store.ports import TransitionStore
+from legato.store.ports import RunWatch, TransitionStore
+
+FALLBACK_POLL = 10.0
+"""Seconds a waiter woken by notifications waits before reading its run anyway."""
 
 
 def _caller_trace() -> dict[str, str] | None:
@@ -88,6 +92,7 @@ class Client:
         self.clock = clock or SystemClock()
         self.actor = actor or default_actor()
         self._engine = Engine(app or App(), store, broker, self.clock, observer) if app is not None else None
+        self._run_waiters: RunWaiters | None = None
 
     @property
     def engine(self) -> Engine:
@@ -140,14 +145,47 @@ class Client:
         timeout: float = 30.0,
         statuses: frozenset[RunStatus] = TERMINAL_STATUSES,
         poll: float = 0.05,
+        fallback: float = FALLBACK_POLL,
     ) -> Run:
-        """Poll until the run reaches one of ``statuses``; TimeoutError otherwise."""
+        """Wait until the run reaches one of ``statuses``; TimeoutError otherwise.
+
+        Woken by the store when the run's status changes (Postgres LISTEN/NOTIFY,
+        see legato/results.py), reading again every ``fallback`` seconds in case
+        a notification was lost; every ``poll`` seconds on a store that cannot
+        tell other processes' changes.
+        """
+        waiters = await self._waiters()
         with anyio.fail_after(timeout):
-            while True:
-                run = await self.get(run_id)
-                if run.status in statuses:
-                    return run
-                await anyio.sleep(poll)
+            if waiters is None:
+                while True:
+                    run = await self.get(run_id)
+                    if run.status in statuses:
+                        return run
+                    await anyio.sleep(poll)
+            with waiters.interest(run_id) as interest:
+                while True:
+                    run = await self.get(run_id)
+                    if run.status in statuses:
+                        return run
+                    await interest.wait(fallback)
+
+    async def result(self, run_id: str, timeout: float = 30.0) -> Run:
+        """The run once it has finished (succeeded, failed, compensated or cancelled)."""
+        return await self.wait(run_id, timeout)
+
+    async def _waiters(self) -> RunWaiters | None:
+        """The process's watch on run changes, when the store tells every process's."""
+        store = self.store
+        if not isinstance(store, RunWatch) or not store.watches_every_process:
+            return None
+        if self._run_waiters is None:
+            self._run_waiters = RunWaiters(store)
+        return self._run_waiters if await self._run_waiters.subscribe() else None
+
+    async def close(self) -> None:
+        """Stop listening for run changes (the store itself stays open)."""
+        if self._run_waiters is not None:
+            await self._run_waiters.close()
 
     # -- operator actions ---------------------------------------------------------
 

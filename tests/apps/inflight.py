@@ -30,4 +30,11 @@ two_approvals = Workflow(
     },
 )
 
-app = App([two_approvals])
+
+async def pause(ctx: StepContext) -> None:
+    await anyio.sleep(float(str(ctx.data.get("hold", 0))))
+
+
+held = Workflow("held", start="pause", states={"pause": Task(pause, next="done"), "done": Succeed()})
+
+app = App([two_approvals, held])

@@ -15,7 +15,7 @@ dead letters) -- all or nothing.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from legato.machine.commands import Decision
 from legato.machine.run import Run, RunStatus
@@ -127,8 +127,12 @@ class TimerStore(Protocol):
         """
 
 
+@runtime_checkable
 class RunWatch(Protocol):
     """Being told when a run's status changes, instead of reading it again and again."""
+
+    watches_every_process: bool
+    """True when the changes other processes make are told too (Postgres)."""
 
     async def subscribe_runs(self, watch: Callable[[str, RunStatus], None]) -> None:
         """Call ``watch(run_id, status)`` when a run's status changes: in any

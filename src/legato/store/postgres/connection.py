@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import asyncpg
 
 from legato.errors import StoreError
@@ -45,6 +46,7 @@ class PostgresConnection:
         self.max_size = max_size
         self._pool: asyncpg.Pool | None = None
         self._listener: asyncpg.Connection | None = None
+        self._listen_lock = anyio.Lock()
         self._users = 0
         self._batch = GroupCommit(self._conn)
         self._timer_watchers: list[Callable[[float], None]] = []
@@ -102,6 +104,12 @@ class PostgresConnection:
         listener = self._listener
         if listener is not None and not listener.is_closed():
             return
+        async with self._listen_lock:  # many waiters may ask at once; connect once
+            if self._listener is not None and not self._listener.is_closed():
+                return
+            await self._connect_listener()
+
+    async def _connect_listener(self) -> None:
         self._listener = None
         try:
             listener = await asyncpg.connect(

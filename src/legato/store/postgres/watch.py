@@ -10,6 +10,8 @@ from legato.store.postgres.connection import PostgresConnection
 
 
 class PostgresRunWatch(PostgresConnection):
+    watches_every_process = True
+
     async def subscribe_runs(self, watch: Callable[[str, RunStatus], None]) -> None:
         if watch not in self._run_watchers:
             self._run_watchers.append(watch)

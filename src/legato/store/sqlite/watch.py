@@ -14,6 +14,8 @@ from legato.store.sqlite.connection import SqliteConnection
 
 
 class SqliteRunWatch(SqliteConnection):
+    watches_every_process = False
+
     async def subscribe_runs(self, watch: Callable[[str, RunStatus], None]) -> None:
         if watch not in self._run_watchers:
             self._run_watchers.append(watch)
