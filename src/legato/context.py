@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from legato.interruption import Interruption
 from legato.machine.run import StepKind
 from legato.machine.values import JSON
 
@@ -27,6 +28,16 @@ class StepContext:
     data: Mapping[str, JSON]
     input: Mapping[str, JSON]
     priority: int
+    interruption: Interruption | None = field(default=None, repr=False, compare=False)
+    """Set by the worker: what ``cancelled`` reads."""
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the worker wants this attempt to stop: the run was cancelled
+        or failed, or the step ran past its timeout. A sync handler checks it
+        between pieces of work and returns (or raises) within the grace period;
+        an async handler is cancelled where it awaits instead."""
+        return self.interruption is not None and self.interruption.requested
 
     @property
     def idempotency_key(self) -> str:

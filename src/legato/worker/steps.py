@@ -14,12 +14,14 @@ from legato.clock import Clock
 from legato.context import StepContext
 from legato.engine import Engine, Local
 from legato.flow.admission import FREE, Admission
+from legato.interruption import Interruption
 from legato.machine.events import StepFailed, StepSucceeded
 from legato.machine.map import item_data
 from legato.messages import MalformedMessage, TaskMessage
 from legato.observe import RejectedInput
 from legato.worker.eager import LocalDelivery
-from legato.worker.execute import StepOutcome, invoke
+from legato.worker.execute import INTERRUPT_GRACE, StepOutcome, invoke
+from legato.worker.inflight import InFlight
 from legato.worker.middleware import Middleware, StepCall, compose
 from legato.worker.poison import dead_letter_message
 
@@ -37,6 +39,8 @@ class StepRunner:
         middleware: Sequence[Middleware] = (),
         admission: Admission | None = None,
         local: Local | None = None,
+        inflight: InFlight | None = None,
+        interrupt_grace: float = INTERRUPT_GRACE,
     ) -> None:
         self.app = app
         self.engine = engine
@@ -46,6 +50,8 @@ class StepRunner:
         self.threads = threads
         self.admission = admission
         self.local = local
+        self.inflight = inflight or InFlight(clock)
+        self.interrupt_grace = interrupt_grace
         self._call = compose(middleware, self._invoke)
 
     async def _invoke(self, call: StepCall) -> StepOutcome:
@@ -56,6 +62,7 @@ class StepRunner:
             self.threads,
             self.clock,
             call.task.output_key,
+            self.interrupt_grace,
         )
 
     async def handle(self, delivery: Delivery) -> None:
@@ -93,6 +100,7 @@ class StepRunner:
         # A map item's step sees its item, not the run's data (and its limits' keys come from it).
         item = item_data(workflow, run, token)
         data = run.data if item is None else item
+        stop = Interruption()
         ctx = StepContext(
             run_id=run.id,
             workflow=run.workflow,
@@ -106,6 +114,7 @@ class StepRunner:
             data=MappingProxyType(data),
             input=MappingProxyType(run.input),
             priority=run.priority,
+            interruption=stop,
         )
         call = StepCall(
             ctx,
@@ -121,7 +130,8 @@ class StepRunner:
         if permit is None:
             return
         try:
-            outcome = await self._call(call)
+            with self.inflight.running(run.id, token.kind, stop):
+                outcome = await self._call(call)
         finally:
             if permit.holds:
                 with anyio.CancelScope(shield=True):
