@@ -37,4 +37,29 @@ async def pause(ctx: StepContext) -> None:
 
 held = Workflow("held", start="pause", states={"pause": Task(pause, next="done"), "done": Succeed()})
 
-app = App([two_approvals, held])
+
+async def book(ctx: StepContext) -> dict[str, Any]:
+    return {"booked": True}
+
+
+async def unbook(ctx: StepContext) -> dict[str, Any]:
+    return {"unbooked": True}
+
+
+async def linger(ctx: StepContext) -> None:
+    """Say it started (a file named by the run's data), then sleep for a minute."""
+    await anyio.Path(str(ctx.data["started"])).touch()
+    await anyio.sleep(60)
+
+
+lingering = Workflow(
+    "lingering",
+    start="book",
+    states={
+        "book": Task(book, compensate=unbook, next="linger"),
+        "linger": Task(linger, next="done"),
+        "done": Succeed(),
+    },
+)
+
+app = App([two_approvals, held, lingering])

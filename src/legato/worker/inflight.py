@@ -76,6 +76,9 @@ class InFlight:
             if not attempts:
                 del self._runs[run_id]
 
+    def running_attempts(self) -> int:
+        return sum(len(attempts) for attempts in self._runs.values())
+
     def run_changed(self, run_id: str, status: RunStatus) -> None:
         """The store's watch: interrupt this run's attempts that ``status`` ends."""
         if status in (RunStatus.RUNNING, RunStatus.PENDING):
