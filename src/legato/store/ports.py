@@ -30,6 +30,9 @@ from legato.store.base import (
     GuardFailed,
     HistoryEntry,
     MapItem,
+    LeaseDetails,
+    LeaseEnd,
+    LeaseGrant,
     OutboxMessage,
     PoisonMessage,
     RunQuery,
@@ -147,6 +150,55 @@ class RunWatch(Protocol):
     async def unsubscribe_runs(self, watch: Callable[[str, RunStatus], None]) -> None: ...
 
 
+class LeaseStore(Protocol):
+    """Leases on running steps (tasks with ``heartbeat_timeout``): who runs the
+    attempt, until when, and what it last reported. Each lease comes with the
+    heartbeat timer ``heartbeat:<seq>``, whose ``fire_at`` moves with the lease's
+    expiry, so the timer fires only when the lease ran out. Time is passed in."""
+
+    async def acquire_lease(
+        self, run_id: str, seq: int, attempt: int, holder: str, now: float, timeout: float
+    ) -> LeaseGrant | None:
+        """Hold the step attempt until ``now + timeout``, and arm its heartbeat timer.
+
+        None when another holder has an unexpired lease on this attempt (a
+        redelivery while it still runs). The grant carries the details the last
+        holder of this step (an earlier attempt) reported.
+        """
+
+    async def renew_lease(
+        self,
+        run_id: str,
+        seq: int,
+        attempt: int,
+        holder: str,
+        now: float,
+        timeout: float,
+        details: LeaseDetails | None = None,
+    ) -> bool:
+        """Extend the lease to ``now + timeout`` (recording ``details`` when given).
+
+        False when the lease is no longer ``holder``'s: it ran out and its
+        timer fired, so the step is being dispatched again.
+        """
+
+    async def release_lease(
+        self, run_id: str, seq: int, attempt: int, holder: str, end: LeaseEnd, now: float
+    ) -> None:
+        """The attempt is over here (``end`` says how); its heartbeat timer goes,
+        except for an abandoned attempt, whose timer fires at once."""
+
+    async def expire_lease(self, run_id: str, seq: int, attempt: int, now: float) -> bool:
+        """The heartbeat timer fired: take the lease from its holder if it ran out.
+
+        True for exactly one caller per expiry; False when the lease was renewed,
+        released or taken over meanwhile.
+        """
+
+    async def lease_details(self, run_id: str, seq: int) -> LeaseDetails | None:
+        """What the step last reported through ``ctx.heartbeat``."""
+
+
 class DeadLetterStore(Protocol):
     """Work that could not be processed, kept for an operator."""
 
@@ -220,7 +272,15 @@ class TransitionStore(RunStore, OutboxStore, DeadLetterStore, Protocol):
 
 
 class Store(
-    StoreLifecycle, RunStore, OutboxStore, TimerStore, RunWatch, DeadLetterStore, FlowStore, Protocol
+    StoreLifecycle,
+    RunStore,
+    OutboxStore,
+    TimerStore,
+    RunWatch,
+    LeaseStore,
+    DeadLetterStore,
+    FlowStore,
+    Protocol,
 ):
     """Every role: what a backend implements, and what wiring code passes around.
 

@@ -8,6 +8,7 @@ runs and transitions   :mod:`legato.store.postgres.runs` (writes: :mod:`~legato.
 outbox                 :mod:`legato.store.postgres.outbox`
 timers                 :mod:`legato.store.postgres.timers`
 run watch              :mod:`legato.store.postgres.watch` (LISTEN; migration 0014's trigger)
+leases                 :mod:`legato.store.postgres.leases`
 dead letters           :mod:`legato.store.postgres.dead_letters`
 flow                   :mod:`legato.store.postgres.flow`
 insights               :mod:`legato.store.postgres.insights` (a port of its own)
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 from legato.store.postgres.dead_letters import PostgresDeadLetters
 from legato.store.postgres.flow import PostgresFlow
+from legato.store.postgres.leases import PostgresLeases
 from legato.store.postgres.outbox import PostgresOutbox
 from legato.store.postgres.runs import PostgresRuns
 from legato.store.postgres.timers import PostgresTimers
@@ -25,6 +27,12 @@ from legato.store.postgres.watch import PostgresRunWatch
 
 
 class PostgresStore(
-    PostgresRuns, PostgresOutbox, PostgresTimers, PostgresRunWatch, PostgresDeadLetters, PostgresFlow
+    PostgresRuns,
+    PostgresOutbox,
+    PostgresTimers,
+    PostgresRunWatch,
+    PostgresLeases,
+    PostgresDeadLetters,
+    PostgresFlow,
 ):
     """Every role of :class:`~legato.store.ports.Store` on one pool."""

@@ -12,6 +12,7 @@ runs and transitions   :mod:`legato.store.sqlite.runs` (with the decision's writ
 outbox                 :mod:`legato.store.sqlite.outbox`
 timers                 :mod:`legato.store.sqlite.timers`
 run watch              :mod:`legato.store.sqlite.watch` (in-process only)
+leases                 :mod:`legato.store.sqlite.leases`
 dead letters           :mod:`legato.store.sqlite.dead_letters`
 flow                   :mod:`legato.store.sqlite.flow`
 insights               :mod:`legato.store.sqlite.insights` (a port of its own)
@@ -22,11 +23,14 @@ from __future__ import annotations
 
 from legato.store.sqlite.dead_letters import SqliteDeadLetters
 from legato.store.sqlite.flow import SqliteFlow
+from legato.store.sqlite.leases import SqliteLeases
 from legato.store.sqlite.outbox import SqliteOutbox
 from legato.store.sqlite.runs import SqliteRuns
 from legato.store.sqlite.timers import SqliteTimers
 from legato.store.sqlite.watch import SqliteRunWatch
 
 
-class SqliteStore(SqliteRuns, SqliteOutbox, SqliteTimers, SqliteRunWatch, SqliteDeadLetters, SqliteFlow):
+class SqliteStore(
+    SqliteRuns, SqliteOutbox, SqliteTimers, SqliteRunWatch, SqliteLeases, SqliteDeadLetters, SqliteFlow
+):
     """Every role of :class:`~legato.store.ports.Store` on one connection."""

@@ -18,3 +18,19 @@ CREATE TRIGGER runs_status_changed
     FOR EACH ROW
     WHEN (OLD.status IS DISTINCT FROM NEW.status)
     EXECUTE FUNCTION legato_run_status_changed();
+
+-- Step leases: a step whose task sets heartbeat_timeout is held by the worker
+-- running it, which renews the lease (and the heartbeat timer's fire_at with
+-- it) while the handler runs. When the timer fires, the lease ran out: the
+-- worker is gone, and the step is dispatched again. ``details`` is what the
+-- handler last gave ctx.heartbeat(); a later attempt reads it to resume.
+CREATE TABLE step_leases (
+    run_id       uuid        NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    seq          integer     NOT NULL,
+    attempt      integer     NOT NULL,
+    holder       text,
+    expires_at   timestamptz NOT NULL,
+    heartbeat_at timestamptz,
+    details      jsonb,
+    PRIMARY KEY (run_id, seq)
+);
