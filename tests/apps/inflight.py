@@ -7,7 +7,7 @@ from typing import Any
 
 import anyio
 
-from legato import App, Approval, StepContext, Succeed, Task, Workflow
+from legato import App, Approval, RetryPolicy, StepContext, Succeed, Task, Workflow
 
 
 async def hold(ctx: StepContext) -> dict[str, Any]:
@@ -62,4 +62,32 @@ lingering = Workflow(
     },
 )
 
-app = App([two_approvals, held, lingering])
+
+async def crawl(ctx: StepContext) -> dict[str, Any]:
+    """Work through ``pages`` pages of ``page_time`` seconds, resuming after the
+    last page an earlier attempt reported; say each start in the ``log`` file.
+    With ``hang_at``, the first attempt stops at that page until the ``gate`` file
+    exists (a worker to kill mid-step)."""
+    first = int((ctx.heartbeat_details or {}).get("page", 0)) + 1
+    log = anyio.Path(str(ctx.data["log"]))
+    async with await anyio.open_file(str(log), "a") as out:
+        await out.write(f"{ctx.attempt} {first}\n")
+    for page in range(first, int(str(ctx.data["pages"])) + 1):
+        if ctx.attempt == 1 and page == ctx.data.get("hang_at"):
+            gate = anyio.Path(str(ctx.data["gate"]))
+            while not await gate.exists():
+                await anyio.sleep(0.05)
+        await anyio.sleep(float(str(ctx.data["page_time"])))
+        if ctx.data.get("beat", True):
+            ctx.heartbeat({"page": page})
+    return {"crawled_from": first}
+
+
+leased = Workflow(
+    "leased",
+    start="crawl",
+    retry=RetryPolicy(max_attempts=3, initial_delay=0.1, jitter=0),
+    states={"crawl": Task(crawl, heartbeat_timeout=1.0, next="done"), "done": Succeed()},
+)
+
+app = App([two_approvals, held, lingering, leased])

@@ -161,6 +161,7 @@ class Worker:
             self.eager,
             self.inflight,
             self.settings.interrupt_grace,
+            store,
         )
         self.triggers = TriggerHandler(app, self.engine, broker, self.clock, self.eager)
         self.timers = TimerPoller(
