@@ -19,7 +19,8 @@ async def heartbeat_timer(store: Store, run_id: str, at: float) -> list[tuple[st
 async def test_a_lease_is_held_renewed_and_its_timer_fires_only_when_it_ran_out(store: Store) -> None:
     run_id = await _run(store)
     grant = await store.acquire_lease(run_id, 1, 1, "w1", NOW, 10)
-    assert grant is not None and grant.details is None
+    assert grant is not None
+    assert grant.details is None
     # Another worker (a redelivery) cannot take the attempt while the lease is live.
     assert await store.acquire_lease(run_id, 1, 1, "w2", NOW + 5, 10) is None
     assert await store.renew_lease(run_id, 1, 1, "w1", NOW + 8, 10, {"done": 3})
@@ -35,7 +36,8 @@ async def test_a_lease_is_held_renewed_and_its_timer_fires_only_when_it_ran_out(
     assert not await store.renew_lease(run_id, 1, 1, "w1", NOW + 19, 10)
     # The next attempt takes the lease and reads what the last one reported.
     again = await store.acquire_lease(run_id, 1, 2, "w2", NOW + 20, 10)
-    assert again is not None and again.details == {"done": 3}
+    assert again is not None
+    assert again.details == {"done": 3}
 
 
 async def test_a_lease_that_ran_out_can_be_taken_over_but_not_renewed(store: Store) -> None:
@@ -61,7 +63,8 @@ async def test_releasing_a_lease_ends_or_keeps_it_as_the_attempt_ended(store: St
     assert await heartbeat_timer(store, failed, NOW + 100) == []
     assert await store.expire_lease(failed, 1, 1, NOW + 100) is False
     retried = await store.acquire_lease(failed, 1, 2, "w2", NOW + 3, 10)
-    assert retried is not None and retried.details == {"page": 2}
+    assert retried is not None
+    assert retried.details == {"page": 2}
 
     abandoned = await _run(store)
     assert await store.acquire_lease(abandoned, 1, 1, "w1", NOW, 10) is not None
