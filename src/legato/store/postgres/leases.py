@@ -14,7 +14,7 @@ WITH lease AS (
     VALUES ($1, $2, $3, $4, to_timestamp($6))
     ON CONFLICT (run_id, seq) DO UPDATE SET
         attempt = excluded.attempt, holder = excluded.holder, expires_at = excluded.expires_at
-    WHERE l.attempt < excluded.attempt OR l.holder IS NULL OR l.holder = excluded.holder
+    WHERE l.attempt < excluded.attempt OR l.holder IS NULL
         OR l.expires_at <= to_timestamp($5)
     RETURNING l.details
 ), timer AS (
