@@ -10,6 +10,9 @@ true and has a grace period to return before the worker stops waiting for it.
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import anyio
 
 
@@ -17,27 +20,39 @@ class Interruption:
     """One attempt's stop switch: made per attempt by the worker, reached by the
     handler through ``ctx.cancelled``."""
 
-    __slots__ = ("_requested", "_scope", "reason", "timed_out")
+    __slots__ = ("_requested", "_task", "cancelled_task", "kind", "reason", "timed_out")
 
-    def __init__(self) -> None:
+    def __init__(self, kind: object = None) -> None:
+        self.kind = kind
+        """What the attempt runs (a step or a compensation), for whoever interrupts it."""
         self.reason: str | None = None
         """Why the attempt was interrupted; None while it was not."""
         self.timed_out = False
-        self._scope: anyio.CancelScope | None = None
+        self.cancelled_task = False
+        """The handler's task was cancelled by :meth:`interrupt` (the caller uncancels it)."""
+        self._task: asyncio.Task[Any] | None = None
         self._requested: anyio.Event | None = None
 
     @property
     def requested(self) -> bool:
         return self.reason is not None
 
-    def arm(self, scope: anyio.CancelScope) -> None:
-        """The attempt's async handler runs in ``scope``: interrupting cancels it."""
-        self._scope = scope
+    def arm(self, task: asyncio.Task[Any]) -> None:
+        """The attempt's async handler runs in ``task``: interrupting cancels it.
+
+        A plain task cancel, not a cancel scope: a scope per attempt costs about
+        ten microseconds, and interruptions are rare."""
+        self._task = task
         if self.reason is not None:
-            scope.cancel()
+            self._cancel()
 
     def disarm(self) -> None:
-        self._scope = None
+        self._task = None
+
+    def _cancel(self) -> None:
+        if self._task is not None and not self.cancelled_task:
+            self.cancelled_task = True
+            self._task.cancel(f"interrupted: {self.reason}")
 
     def event(self) -> anyio.Event:
         """Set when the attempt is interrupted (for the wait on a sync handler)."""
@@ -53,7 +68,6 @@ class Interruption:
             return
         self.reason = reason
         self.timed_out = timed_out
-        if self._scope is not None:
-            self._scope.cancel()
+        self._cancel()
         if self._requested is not None:
             self._requested.set()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import traceback
 from collections.abc import Mapping
@@ -116,22 +117,31 @@ async def invoke(
 async def _call_async(
     handler: ResolvedHandler, ctx: StepContext, stop: Interruption, timeout: float | None
 ) -> tuple[JSON, bool]:
-    """Run an async handler in a scope its interruption cancels; True if it did."""
-    output: JSON = None
-    with anyio.CancelScope() as scope:
-        stop.arm(scope)
-        try:
-            if timeout is None:
+    """Run an async handler; its interruption cancels its task. True if it did."""
+    task = asyncio.current_task()
+    assert task is not None
+    stop.arm(task)
+    try:
+        if timeout is None:
+            output = await handler.function(ctx)
+        else:
+            with anyio.move_on_after(timeout) as timer:
                 output = await handler.function(ctx)
-            else:
-                with anyio.move_on_after(timeout) as timer:
-                    output = await handler.function(ctx)
-                if timer.cancelled_caught:
-                    stop.disarm()  # over already: nothing left to cancel
-                    stop.interrupt(f"ran past its timeout of {timeout}s", timed_out=True)
-        finally:
-            stop.disarm()
-    return output, scope.cancelled_caught or stop.timed_out
+            if timer.cancelled_caught:
+                stop.disarm()  # over already: nothing left to cancel
+                stop.interrupt(f"ran past its timeout of {timeout}s", timed_out=True)
+                return None, True
+    except asyncio.CancelledError:
+        if not stop.cancelled_task:
+            raise  # shutdown, or a timeout's scope: not ours
+        task.uncancel()
+        return None, True
+    finally:
+        stop.disarm()
+    if stop.cancelled_task:
+        # The handler swallowed the cancellation and returned: its result stands.
+        task.uncancel()
+    return output, False
 
 
 async def _call_sync(

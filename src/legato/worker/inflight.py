@@ -16,9 +16,7 @@ as it registers.
 from __future__ import annotations
 
 import collections
-import contextlib
 import logging
-from collections.abc import Iterator
 from typing import assert_never
 
 import anyio
@@ -57,24 +55,28 @@ def interrupts(status: RunStatus, kind: StepKind) -> str | None:
 class InFlight:
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
-        self._runs: dict[str, dict[Interruption, StepKind]] = {}
+        self._runs: dict[str, list[Interruption]] = {}
         self._ended: collections.OrderedDict[str, tuple[RunStatus, float]] = collections.OrderedDict()
         self.interrupted = 0
         """Attempts interrupted so far (for tests and logs)."""
 
-    @contextlib.contextmanager
-    def running(self, run_id: str, kind: StepKind, stop: Interruption) -> Iterator[None]:
-        attempts = self._runs.setdefault(run_id, {})
-        attempts[stop] = kind
-        ended = self._ended.get(run_id)
-        if ended is not None and self.clock.monotonic() - ended[1] < REMEMBER_FOR:
-            self._stop(stop, ended[0], kind)
-        try:
-            yield
-        finally:
-            del attempts[stop]
-            if not attempts:
-                del self._runs[run_id]
+    def add(self, run_id: str, stop: Interruption) -> None:
+        """An attempt of ``run_id`` starts here; ``stop.kind`` says what it runs."""
+        attempts = self._runs.get(run_id)
+        if attempts is None:
+            self._runs[run_id] = [stop]
+        else:
+            attempts.append(stop)
+        if self._ended:
+            ended = self._ended.get(run_id)
+            if ended is not None and self.clock.monotonic() - ended[1] < REMEMBER_FOR:
+                self._stop(stop, ended[0])
+
+    def remove(self, run_id: str, stop: Interruption) -> None:
+        attempts = self._runs[run_id]
+        attempts.remove(stop)
+        if not attempts:
+            del self._runs[run_id]
 
     def running_attempts(self) -> int:
         return sum(len(attempts) for attempts in self._runs.values())
@@ -88,10 +90,11 @@ class InFlight:
             self._ended.move_to_end(run_id)
             while len(self._ended) > REMEMBER_AT_MOST:
                 self._ended.popitem(last=False)
-        for stop, kind in list(self._runs.get(run_id, {}).items()):
-            self._stop(stop, status, kind)
+        for stop in list(self._runs.get(run_id, ())):
+            self._stop(stop, status)
 
-    def _stop(self, stop: Interruption, status: RunStatus, kind: StepKind) -> None:
+    def _stop(self, stop: Interruption, status: RunStatus) -> None:
+        kind = stop.kind if isinstance(stop.kind, StepKind) else StepKind.STEP
         reason = interrupts(status, kind)
         if reason is not None and not stop.requested:
             self.interrupted += 1

@@ -108,7 +108,7 @@ class StepRunner:
         # A map item's step sees its item, not the run's data (and its limits' keys come from it).
         item = item_data(workflow, run, token)
         data = run.data if item is None else item
-        stop = Interruption()
+        stop = Interruption(token.kind)
         ctx = StepContext(
             run_id=run.id,
             workflow=run.workflow,
@@ -145,10 +145,11 @@ class StepRunner:
                     await permit.release()
                 return
             call = replace(call, ctx=replace(ctx, lease=lease, heartbeat_details=lease.previous))
+        self.inflight.add(run.id, stop)
         try:
-            with self.inflight.running(run.id, token.kind, stop):
-                outcome = await self._run(call, lease)
+            outcome = await self._run(call, lease)
         finally:
+            self.inflight.remove(run.id, stop)
             if permit.holds:
                 with anyio.CancelScope(shield=True):
                     await permit.release()
