@@ -55,6 +55,7 @@ def test_the_stored_spelling_of_every_kind_and_purpose_is_pinned() -> None:
             "step_failed",
             "retry_scheduled",
             "retry_started",
+            "lease_expired",
             "dead_lettered",
             "suspended",
             "choice_made",
@@ -70,6 +71,8 @@ def test_the_stored_spelling_of_every_kind_and_purpose_is_pinned() -> None:
             "wait_elapsed",
             "awaiting_signal",
             "signal_received",
+            "signal_buffered",
+            "step_interrupted",
             "approval_timed_out",
             "state_reached",
             "compensation_started",
@@ -82,7 +85,7 @@ def test_the_stored_spelling_of_every_kind_and_purpose_is_pinned() -> None:
             "rejected",
         ]
     )
-    assert sorted(PURPOSES) == ["approval", "deadline", "retry", "wait"]
+    assert sorted(PURPOSES) == ["approval", "deadline", "heartbeat", "retry", "wait"]
 
 
 def test_the_named_sets_fit_together() -> None:

@@ -19,12 +19,11 @@ from legato.engine import Engine
 from legato.errors import RunNotFound
 from legato.machine.commands import Rejection
 from legato.machine.events import TimerFired
+from legato.machine.vocabulary import TimerPurpose
 from legato.store.base import ConsumeTimer, DueTimer
 from legato.store.ports import LeaseStore, TimerStore
 
 log = logging.getLogger("legato.timers")
-
-HEARTBEAT = "heartbeat"
 
 
 class TimersAndLeases(TimerStore, LeaseStore, Protocol):
@@ -75,7 +74,7 @@ class TimerPoller:
         return len(due)
 
     async def _fire(self, timer: DueTimer) -> None:
-        if timer.purpose == HEARTBEAT and not await self._lease_ran_out(timer):
+        if timer.purpose == TimerPurpose.HEARTBEAT and not await self._lease_ran_out(timer):
             return
         event = TimerFired(timer.key, timer.purpose, timer.seq, timer.attempt)
         try:

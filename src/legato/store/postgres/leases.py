@@ -3,10 +3,9 @@ each change one statement (docs/concepts.md, "Leases and heartbeats")."""
 
 from __future__ import annotations
 
+from legato.machine.vocabulary import TimerPurpose
 from legato.store.base import LeaseDetails, LeaseEnd, LeaseGrant, heartbeat_timer_key
 from legato.store.postgres.connection import PostgresConnection
-
-HEARTBEAT = "heartbeat"  # the timer purpose (machine/vocabulary.py)
 
 ACQUIRE = """
 WITH lease AS (
@@ -86,7 +85,15 @@ class PostgresLeases(PostgresConnection):
     ) -> LeaseGrant | None:
         async with self._conn() as conn:
             row = await conn.fetchrow(
-                ACQUIRE, run_id, seq, attempt, holder, now, now + timeout, heartbeat_timer_key(seq), HEARTBEAT
+                ACQUIRE,
+                run_id,
+                seq,
+                attempt,
+                holder,
+                now,
+                now + timeout,
+                heartbeat_timer_key(seq),
+                TimerPurpose.HEARTBEAT,
             )
         return None if row is None else LeaseGrant(row["details"])
 

@@ -3,10 +3,9 @@ one write transaction each."""
 
 from __future__ import annotations
 
+from legato.machine.vocabulary import TimerPurpose
 from legato.store.base import LeaseDetails, LeaseEnd, LeaseGrant, heartbeat_timer_key
 from legato.store.sqlite.connection import SqliteConnection, dumps, loads
-
-HEARTBEAT = "heartbeat"  # the timer purpose (machine/vocabulary.py)
 
 TAKE = """
 INSERT INTO step_leases AS l (run_id, seq, attempt, holder, expires_at)
@@ -42,7 +41,9 @@ class SqliteLeases(SqliteConnection):
             cursor = await db.execute(TAKE, (run_id, seq, attempt, holder, expires, now))
             if cursor.rowcount != 1:
                 return None
-            await db.execute(ARM, (run_id, heartbeat_timer_key(seq), HEARTBEAT, seq, attempt, expires))
+            await db.execute(
+                ARM, (run_id, heartbeat_timer_key(seq), TimerPurpose.HEARTBEAT, seq, attempt, expires)
+            )
             cursor = await db.execute(
                 "SELECT details FROM step_leases WHERE run_id = ? AND seq = ?", (run_id, seq)
             )
