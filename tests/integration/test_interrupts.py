@@ -110,7 +110,7 @@ async def test_a_sync_handler_sees_ctx_cancelled_when_its_run_is_cancelled(
     assert worker.inflight.interrupted == 1
     done = await client.get(run.id)
     assert done.status is RunStatus.CANCELLED
-    kinds = [e.kind for e in await client.history(run.id)]
+    kinds = [str(e.kind) for e in await client.history(run.id)]
     assert "step_interrupted" in kinds
 
 
@@ -145,7 +145,7 @@ async def test_a_run_deadline_that_fails_the_run_interrupts_its_handler(
         assert done.status is RunStatus.FAILED
         await eventually(lambda: not worker.inflight.running_attempts(), timeout=5)
     assert worker.inflight.interrupted == 1
-    kinds = [e.kind for e in await client.history(run.id)]
+    kinds = [str(e.kind) for e in await client.history(run.id)]
     assert kinds.index("sla_missed") < kinds.index("step_interrupted")
 
 
