@@ -12,7 +12,7 @@ from legato.app import load_app
 from legato.broker.rabbitmq import RabbitMQBroker
 from legato.store.postgres import PostgresStore
 from tests.conftest import worker_env
-from tests.integration.harness import spawn_worker
+from tests.integration.harness import eventually, running, spawn_worker
 
 APP = "tests.apps.inflight:app"
 
@@ -77,3 +77,30 @@ async def test_signal_with_start_starts_the_run_once_and_delivers_each_signal(
     assert done.status is RunStatus.SUCCEEDED, log.read_text()
     assert done.data["n"] == 2
     assert done.input == {"gate": str(gate)}
+
+
+async def test_signal_messages_that_come_early_are_kept_or_refused_as_they_ask(
+    pg_store: PostgresStore, rabbit: RabbitMQBroker, tmp_path: Path
+) -> None:
+    app = load_app(APP)
+    client = Client(pg_store, rabbit, app, actor="crm")
+    gate = tmp_path / "gate"
+    async with running(app, pg_store, rabbit):
+        run = await client.start("two_approvals", {"gate": str(gate)})
+        # One at a time: messages on the trigger queue may be handled side by side.
+        await client.send_signal_message(run.id, "approve", {"n": 1})
+        await eventually(lambda: _kept(pg_store, run.id, 1))
+        await client.send_signal_message(run.id, "approve", {"n": 0}, early="refuse")
+        [letter] = await eventually(pg_store.list_dead_letters)
+        await client.send_signal_message(run.id, "approve", {"n": 2})
+        await eventually(lambda: _kept(pg_store, run.id, 2))
+        gate.touch()
+        done = await client.result(run.id, timeout=30)
+    assert "is not waiting for signal 'approve'" in letter.reason
+    assert done.status is RunStatus.SUCCEEDED
+    assert done.data["n"] == 2
+
+
+async def _kept(store: PostgresStore, run_id: str, count: int) -> bool:
+    run = await store.load_run(run_id)
+    return run is not None and len(run.signals) == count
