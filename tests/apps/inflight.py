@@ -90,4 +90,11 @@ leased = Workflow(
     states={"crawl": Task(crawl, heartbeat_timeout=1.0, next="done"), "done": Succeed()},
 )
 
-app = App([two_approvals, held, lingering, leased])
+patient = Workflow(
+    "patient",
+    start="crawl",
+    retry=RetryPolicy(max_attempts=3, initial_delay=0.1, jitter=0),
+    states={"crawl": Task(crawl, heartbeat_timeout=60, next="done"), "done": Succeed()},
+)
+
+app = App([two_approvals, held, lingering, leased, patient])

@@ -34,6 +34,8 @@ async def test_a_lease_is_held_renewed_and_its_timer_fires_only_when_it_ran_out(
     assert await store.expire_lease(run_id, 1, 1, NOW + 19) is True
     assert await store.expire_lease(run_id, 1, 1, NOW + 19) is False
     assert not await store.renew_lease(run_id, 1, 1, "w1", NOW + 19, 10)
+    # Nor can a redelivery of the same attempt take it: a new attempt is coming.
+    assert await store.acquire_lease(run_id, 1, 1, "w3", NOW + 19, 10) is None
     # The next attempt takes the lease and reads what the last one reported.
     again = await store.acquire_lease(run_id, 1, 2, "w2", NOW + 20, 10)
     assert again is not None
@@ -62,6 +64,7 @@ async def test_releasing_a_lease_ends_or_keeps_it_as_the_attempt_ended(store: St
     await store.release_lease(failed, 1, 1, "w1", LeaseEnd.FAILED, NOW + 2)
     assert await heartbeat_timer(store, failed, NOW + 100) == []
     assert await store.expire_lease(failed, 1, 1, NOW + 100) is False
+    assert await store.acquire_lease(failed, 1, 1, "w3", NOW + 100, 10) is None
     retried = await store.acquire_lease(failed, 1, 2, "w2", NOW + 3, 10)
     assert retried is not None
     assert retried.details == {"page": 2}

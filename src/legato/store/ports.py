@@ -161,9 +161,11 @@ class LeaseStore(Protocol):
     ) -> LeaseGrant | None:
         """Hold the step attempt until ``now + timeout``, and arm its heartbeat timer.
 
-        None when another holder has an unexpired lease on this attempt (a
-        redelivery while it still runs). The grant carries the details the last
-        holder of this step (an earlier attempt) reported.
+        None when the attempt is held (a redelivery while it still runs), or was
+        let go: released, or taken by its heartbeat timer (the step is being
+        dispatched again as a new attempt). A lease that ran out and was not
+        taken yet can be taken over; then its timer moves on with it. The grant
+        carries the details the last holder of this step reported.
         """
 
     async def renew_lease(

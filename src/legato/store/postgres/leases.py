@@ -13,8 +13,8 @@ WITH lease AS (
     VALUES ($1, $2, $3, $4, to_timestamp($6))
     ON CONFLICT (run_id, seq) DO UPDATE SET
         attempt = excluded.attempt, holder = excluded.holder, expires_at = excluded.expires_at
-    WHERE l.attempt < excluded.attempt OR l.holder IS NULL
-        OR l.expires_at <= to_timestamp($5)
+    WHERE l.attempt < excluded.attempt
+        OR (l.holder IS NOT NULL AND l.expires_at <= to_timestamp($5))
     RETURNING l.details
 ), timer AS (
     INSERT INTO timers (run_id, key, purpose, seq, attempt, fire_at)

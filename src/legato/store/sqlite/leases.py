@@ -12,7 +12,7 @@ INSERT INTO step_leases AS l (run_id, seq, attempt, holder, expires_at)
 VALUES (?, ?, ?, ?, ?)
 ON CONFLICT (run_id, seq) DO UPDATE SET
     attempt = excluded.attempt, holder = excluded.holder, expires_at = excluded.expires_at
-WHERE l.attempt < excluded.attempt OR l.holder IS NULL OR l.expires_at <= ?
+WHERE l.attempt < excluded.attempt OR (l.holder IS NOT NULL AND l.expires_at <= ?)
 """
 ARM = """
 INSERT INTO timers (run_id, key, purpose, seq, attempt, fire_at) VALUES (?, ?, ?, ?, ?, ?)
