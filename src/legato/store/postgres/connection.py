@@ -116,12 +116,23 @@ class PostgresConnection:
                 self.dsn,
                 server_settings={"search_path": self.schema, "application_name": self.application_name},
             )
-            await listener.add_listener(self.timer_channel, self._on_timer_notify)
-            await listener.add_listener(self.runs_channel, self._on_run_notify)
         except CONNECTION_LOST as exc:
             raise StoreError(f"cannot open the listener: {exc}") from exc
         except asyncpg.PostgresError as exc:
             raise StoreError(f"cannot open the listener: {exc}") from exc
+        try:
+            await listener.add_listener(self.timer_channel, self._on_timer_notify)
+            await listener.add_listener(self.runs_channel, self._on_run_notify)
+        except BaseException as exc:
+            # Cancelled (a worker stopping) or cut off: this connection is nobody's.
+            with anyio.CancelScope(shield=True):
+                await listener.close(timeout=5)
+            if isinstance(exc, (*CONNECTION_LOST, asyncpg.PostgresError)):
+                raise StoreError(f"cannot open the listener: {exc}") from exc
+            raise
+        if self._pool is None:  # closed while it connected
+            await listener.close(timeout=5)
+            return
         self._listener = listener
 
     def _on_timer_notify(self, _conn: Any, _pid: int, _channel: str, payload: object) -> None:
