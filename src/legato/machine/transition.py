@@ -220,14 +220,8 @@ class Transition:
                 enter_map(self, name, state, parent, branch)
             case Wait():
                 self.enter_wait(name, state, parent, branch)
-            case Approval() if self.signals and self.take_kept_signal(name, state, parent, branch):
-                pass
             case Approval():
-                wake_at = self.now + state.timeout if state.timeout is not None else None
-                token = self.new_token(name, Phase.AWAITING_SIGNAL, parent, branch, wake_at=wake_at)
-                self.note(HistoryKind.AWAITING_SIGNAL, name, signal=state.signal, timeout_at=wake_at)
-                if wake_at is not None:
-                    self.schedule(token, TimerPurpose.APPROVAL, wake_at)
+                self.enter_approval(name, state, parent, branch)
             case Succeed():
                 self.note(HistoryKind.STATE_REACHED, name)
                 self.scope_done(parent, branch)
@@ -246,6 +240,15 @@ class Transition:
         token = self.new_token(name, Phase.RUNNING, parent, branch, attempt=1)
         self.note(HistoryKind.STEP_SCHEDULED, name, 1, seq=token.seq)
         self.dispatch(token)
+
+    def enter_approval(self, name: str, state: Approval, parent: int | None, branch: int | None) -> None:
+        if self.signals and self.take_kept_signal(name, state, parent, branch):
+            return
+        wake_at = self.now + state.timeout if state.timeout is not None else None
+        token = self.new_token(name, Phase.AWAITING_SIGNAL, parent, branch, wake_at=wake_at)
+        self.note(HistoryKind.AWAITING_SIGNAL, name, signal=state.signal, timeout_at=wake_at)
+        if wake_at is not None:
+            self.schedule(token, TimerPurpose.APPROVAL, wake_at)
 
     def keep_signal(self, name: str, data: Mapping[str, JSON], actor: str) -> None:
         """A signal came before the run waits for it: keep it (machine/signals.py)."""
