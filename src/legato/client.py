@@ -32,8 +32,10 @@ from legato.machine.events import (
     SkipRequested,
 )
 from legato.machine.run import TERMINAL_STATUSES, Run, RunStatus
+from legato.machine.signals import EarlySignal
 from legato.machine.values import JSON, unstorable
 from legato.observe import Observer
+from legato.results import RunWaiters
 from legato.scheduling.manage import Schedules, SchedulingStore
 from legato.store.base import (
     DeadLetterGroup,
@@ -42,7 +44,10 @@ from legato.store.base import (
     ResolveDeadLetter,
     RunQuery,
 )
-from legato.store.ports import TransitionStore
+from legato.store.ports import RunWatch, TransitionStore
+
+FALLBACK_POLL = 10.0
+"""Seconds a waiter woken by notifications waits before reading its run anyway."""
 
 
 def _caller_trace() -> dict[str, str] | None:
@@ -89,6 +94,7 @@ class Client:
         self.clock = clock or SystemClock()
         self.actor = actor or default_actor()
         self._engine = Engine(app or App(), store, broker, self.clock, observer) if app is not None else None
+        self._run_waiters: RunWaiters | None = None
 
     @property
     def engine(self) -> Engine:
@@ -151,20 +157,85 @@ class Client:
         timeout: float = 30.0,
         statuses: frozenset[RunStatus] = TERMINAL_STATUSES,
         poll: float = 0.05,
+        fallback: float = FALLBACK_POLL,
     ) -> Run:
-        """Poll until the run reaches one of ``statuses``; TimeoutError otherwise."""
+        """Wait until the run reaches one of ``statuses``; TimeoutError otherwise.
+
+        Woken by the store when the run's status changes (Postgres LISTEN/NOTIFY,
+        see legato/results.py), reading again every ``fallback`` seconds in case
+        a notification was lost; every ``poll`` seconds on a store that cannot
+        tell other processes' changes.
+        """
+        waiters = await self._waiters()
         with anyio.fail_after(timeout):
-            while True:
-                run = await self.get(run_id)
-                if run.status in statuses:
-                    return run
-                await anyio.sleep(poll)
+            if waiters is None:
+                while True:
+                    run = await self.get(run_id)
+                    if run.status in statuses:
+                        return run
+                    await anyio.sleep(poll)
+            with waiters.interest(run_id) as interest:
+                while True:
+                    run = await self.get(run_id)
+                    if run.status in statuses:
+                        return run
+                    await interest.wait(fallback)
+
+    async def result(self, run_id: str, timeout: float = 30.0) -> Run:
+        """The run once it has finished (succeeded, failed, compensated or cancelled)."""
+        return await self.wait(run_id, timeout)
+
+    async def _waiters(self) -> RunWaiters | None:
+        """The process's watch on run changes, when the store tells every process's."""
+        store = self.store
+        if not isinstance(store, RunWatch) or not store.watches_every_process:
+            return None
+        if self._run_waiters is None:
+            self._run_waiters = RunWaiters(store)
+        return self._run_waiters if await self._run_waiters.subscribe() else None
+
+    async def close(self) -> None:
+        """Stop listening for run changes (the store itself stays open)."""
+        if self._run_waiters is not None:
+            await self._run_waiters.close()
 
     # -- operator actions ---------------------------------------------------------
 
-    async def signal(self, run_id: str, name: str, data: Mapping[str, JSON] | None = None) -> Run:
+    async def signal(
+        self,
+        run_id: str,
+        name: str,
+        data: Mapping[str, JSON] | None = None,
+        *,
+        early: EarlySignal | str = EarlySignal.BUFFER,
+    ) -> Run:
+        """Send the signal ``name`` to a run.
+
+        A run not yet at an approval waiting for it keeps the signal until it
+        gets there (``early="buffer"``, the default) or refuses it
+        (``early="refuse"``); see docs/concepts.md.
+        """
         _check_storable(data, "the signal's data")
-        return await self._act(run_id, SignalReceived(name, dict(data or {}), self.actor))
+        return await self._act(run_id, SignalReceived(name, dict(data or {}), self.actor, EarlySignal(early)))
+
+    async def signal_with_start(
+        self,
+        workflow: str,
+        key: str,
+        name: str,
+        data: Mapping[str, JSON] | None = None,
+        input: Mapping[str, JSON] | None = None,
+        *,
+        priority: Priority | str | int | None = None,
+    ) -> Run:
+        """Start a run of ``workflow`` unless the key ``key`` has one, then
+        deliver the signal ``name`` to it (kept until its approval is reached).
+
+        Calling it again with the same key signals the same run again.
+        """
+        _check_storable(data, "the signal's data")
+        run = await self.start(workflow, input, key=key, priority=priority)
+        return await self.signal(run.id, name, data, early=EarlySignal.BUFFER)
 
     async def retry(
         self, run_id: str, state: str | None = None, data: Mapping[str, JSON] | None = None
@@ -188,12 +259,18 @@ class Client:
         return outcome.run
 
     async def send_signal_message(
-        self, run_id: str, name: str, data: Mapping[str, JSON] | None = None
+        self,
+        run_id: str,
+        name: str,
+        data: Mapping[str, JSON] | None = None,
+        *,
+        early: EarlySignal | str = EarlySignal.BUFFER,
     ) -> None:
         """Send a signal as an AMQP message instead of applying it directly."""
         if self.broker is None:
             raise LegatoError("sending a signal message needs a broker")
-        body = orjson.dumps({"run_id": run_id, "name": name, "data": dict(data or {}), "actor": self.actor})
+        message = {"run_id": run_id, "name": name, "data": dict(data or {}), "actor": self.actor}
+        body = orjson.dumps({**message, "early": EarlySignal(early).value})
         await self.broker.publish_event(SIGNAL_ROUTING_KEY, body)
 
     async def publish_event(

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Protocol
 
+from legato.interruption import Interruption
 from legato.machine.run import StepKind
 from legato.machine.values import JSON
+
+
+class Beats(Protocol):
+    def beat(self, details: Mapping[str, JSON] | None = None) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -27,6 +33,32 @@ class StepContext:
     data: Mapping[str, JSON]
     input: Mapping[str, JSON]
     priority: int
+    interruption: Interruption | None = field(default=None, repr=False, compare=False)
+    """Set by the worker: what ``cancelled`` reads."""
+    heartbeat_details: Mapping[str, JSON] | None = None
+    """What an earlier attempt of this step last reported through :meth:`heartbeat`
+    (tasks with ``heartbeat_timeout``), to resume from; None on a first attempt."""
+    lease: Beats | None = field(default=None, repr=False, compare=False)
+    """Set by the worker for tasks with ``heartbeat_timeout``."""
+
+    def heartbeat(self, details: Mapping[str, JSON] | None = None) -> None:
+        """Say the attempt is alive and, with ``details``, how far it got.
+
+        For a task with ``heartbeat_timeout`` this extends the step's lease and
+        keeps ``details`` (a JSON object) for a later attempt to resume from
+        (``ctx.heartbeat_details``); for other tasks it does nothing. Any thread
+        may call it; it does not block.
+        """
+        if self.lease is not None:
+            self.lease.beat(details)
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the worker wants this attempt to stop: the run was cancelled
+        or failed, or the step ran past its timeout. A sync handler checks it
+        between pieces of work and returns (or raises) within the grace period;
+        an async handler is cancelled where it awaits instead."""
+        return self.interruption is not None and self.interruption.requested
 
     @property
     def idempotency_key(self) -> str:

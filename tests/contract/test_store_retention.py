@@ -152,16 +152,16 @@ async def test_resolved_dead_letters_of_no_run_go_open_ones_stay(store: Store) -
 
 
 async def test_one_holder_at_a_time_has_a_lease_until_it_expires(store: Store) -> None:
-    assert await store.take_lease("retention", "a", NOW, 60)
-    assert not await store.take_lease("retention", "b", NOW + 30, 60)
-    assert await store.take_lease("retention", "a", NOW + 30, 60)  # renewed: until NOW + 90
-    assert not await store.take_lease("retention", "b", NOW + 89, 60)
-    assert await store.take_lease("retention", "b", NOW + 90, 60)  # a died: its lease ran out
-    await store.release_lease("retention", "a")  # no longer a's: nothing happens
-    assert not await store.take_lease("retention", "a", NOW + 91, 60)
-    await store.release_lease("retention", "b")
-    assert await store.take_lease("retention", "a", NOW + 92, 60)
-    assert await store.take_lease("other", "b", NOW + 92, 60)
+    assert await store.take_maintenance_lease("retention", "a", NOW, 60)
+    assert not await store.take_maintenance_lease("retention", "b", NOW + 30, 60)
+    assert await store.take_maintenance_lease("retention", "a", NOW + 30, 60)  # renewed: until NOW + 90
+    assert not await store.take_maintenance_lease("retention", "b", NOW + 89, 60)
+    assert await store.take_maintenance_lease("retention", "b", NOW + 90, 60)  # a died: its lease ran out
+    await store.release_maintenance_lease("retention", "a")  # no longer a's: nothing happens
+    assert not await store.take_maintenance_lease("retention", "a", NOW + 91, 60)
+    await store.release_maintenance_lease("retention", "b")
+    assert await store.take_maintenance_lease("retention", "a", NOW + 92, 60)
+    assert await store.take_maintenance_lease("other", "b", NOW + 92, 60)
 
 
 async def test_finished_runs_of_a_day_come_in_pages_by_finish_time(store: Store) -> None:

@@ -83,12 +83,12 @@ def _lines(path: Path) -> list[dict]:  # type: ignore[type-arg]
 async def test_only_one_process_runs_a_pass_at_a_time(pg_store: PostgresStore) -> None:
     clock = _days_later(0)
     mine = Retention(pg_store, RetentionPolicy(default=DAY), clock, holder="mine")
-    assert await pg_store.take_lease(LEASE, "theirs", clock.now(), 60)
+    assert await pg_store.take_maintenance_lease(LEASE, "theirs", clock.now(), 60)
     assert await mine.run() is None
-    await pg_store.release_lease(LEASE, "theirs")
+    await pg_store.release_maintenance_lease(LEASE, "theirs")
     assert await mine.run() is not None
     # A pass gives the lease back when it is done.
-    assert await pg_store.take_lease(LEASE, "theirs", clock.now(), 60)
+    assert await pg_store.take_maintenance_lease(LEASE, "theirs", clock.now(), 60)
 
 
 async def quick(ctx: object) -> dict[str, bool]:
@@ -173,7 +173,7 @@ async def test_the_cli_shows_what_would_go_then_removes_it(
     assert "retired idempotency keys: 1 (0 past their window)" in shown
     assert "expired runs kept for an open dead letter: 0" in shown
     # A worker's pass holds the lease: the command says so and fails.
-    assert await pg_store.take_lease(LEASE, "a worker", time.time(), 60)
+    assert await pg_store.take_maintenance_lease(LEASE, "a worker", time.time(), 60)
     _, refused = await text("retention", "run", code=1)
     assert "another process is running a retention pass" in refused
 

@@ -56,6 +56,7 @@ def test_the_stored_spelling_of_every_kind_and_purpose_is_pinned() -> None:
             "step_failed",
             "retry_scheduled",
             "retry_started",
+            "lease_expired",
             "dead_lettered",
             "suspended",
             "choice_made",
@@ -71,6 +72,8 @@ def test_the_stored_spelling_of_every_kind_and_purpose_is_pinned() -> None:
             "wait_elapsed",
             "awaiting_signal",
             "signal_received",
+            "signal_buffered",
+            "step_interrupted",
             "approval_timed_out",
             "state_reached",
             "compensation_started",
@@ -83,7 +86,7 @@ def test_the_stored_spelling_of_every_kind_and_purpose_is_pinned() -> None:
             "rejected",
         ]
     )
-    assert sorted(PURPOSES) == ["approval", "deadline", "retry", "schedule", "wait"]
+    assert sorted(PURPOSES) == ["approval", "deadline", "heartbeat", "retry", "schedule", "wait"]
     assert sorted(o.value for o in TickOutcome) == [
         "buffered",
         "cancelled_other",

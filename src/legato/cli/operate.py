@@ -10,6 +10,7 @@ from legato.cli.runner import client, parse_json_object, run_async, settings_of
 from legato.client import Client
 from legato.config import Settings
 from legato.machine.run import Run
+from legato.machine.signals import EarlySignal
 
 
 def _act(settings: Settings, action: Callable[[Client], Awaitable[Run]]) -> None:
@@ -26,11 +27,37 @@ def _act(settings: Settings, action: Callable[[Client], Awaitable[Run]]) -> None
 @click.argument("run_id")
 @click.argument("name")
 @click.option("--data", metavar="JSON", help="Data to merge into the run: a JSON object.")
+@click.option(
+    "--refuse-early",
+    is_flag=True,
+    help="Refuse the signal if the run is not waiting for it now, instead of keeping it until it is.",
+)
 @click.pass_context
-def signal(ctx: click.Context, run_id: str, name: str, data: str | None) -> None:
-    """Send the signal NAME to a run waiting at an approval state."""
+def signal(ctx: click.Context, run_id: str, name: str, data: str | None, refuse_early: bool) -> None:
+    """Send the signal NAME to a run's approval state: consumed at once if the
+    run waits for it, else kept until the run gets there (unless --refuse-early)."""
     payload = parse_json_object(data, "--data")
-    _act(settings_of(ctx), lambda api: api.signal(run_id, name, payload))
+    early = EarlySignal.REFUSE if refuse_early else EarlySignal.BUFFER
+    _act(settings_of(ctx), lambda api: api.signal(run_id, name, payload, early=early))
+
+
+@click.command("signal-with-start")
+@click.argument("workflow")
+@click.argument("key")
+@click.argument("name")
+@click.option("--data", metavar="JSON", help="The signal's data: a JSON object.")
+@click.option("--input", "input_", metavar="JSON", help="The input of the run, if it is started.")
+@click.pass_context
+def signal_with_start(
+    ctx: click.Context, workflow: str, key: str, name: str, data: str | None, input_: str | None
+) -> None:
+    """Start a run of WORKFLOW unless KEY has one, then send it the signal NAME."""
+    payload = parse_json_object(data, "--data")
+    start_input = parse_json_object(input_, "--input")
+    _act(
+        settings_of(ctx),
+        lambda api: api.signal_with_start(workflow, key, name, payload, start_input),
+    )
 
 
 @click.command()
@@ -65,4 +92,4 @@ def cancel(ctx: click.Context, run_id: str, no_compensate: bool, reason: str) ->
     _act(settings_of(ctx), lambda api: api.cancel(run_id, not no_compensate, reason))
 
 
-COMMANDS = [signal, retry, skip, cancel]
+COMMANDS = [signal, signal_with_start, retry, skip, cancel]

@@ -99,7 +99,7 @@ class Retention:
     async def run(self) -> RetentionReport | None:
         """One pass; None when another process holds the lease (its pass is running)."""
         now = self.clock.now()
-        if not await self.store.take_lease(LEASE, self.holder, now, LEASE_SECONDS):
+        if not await self.store.take_maintenance_lease(LEASE, self.holder, now, LEASE_SECONDS):
             return None
         started = self.clock.monotonic()
         progress = _Progress()
@@ -111,7 +111,7 @@ class Retention:
             seconds = self.clock.monotonic() - started
             self.observer.retention_ran(RetentionRanInput(progress.removed.by_table(), seconds))
             with anyio.CancelScope(shield=True):
-                await self.store.release_lease(LEASE, self.holder)
+                await self.store.release_maintenance_lease(LEASE, self.holder)
         removed = progress.removed
         if removed.runs or removed.dead_letters or removed.retired_keys:
             log.info("retention removed %s in %.1fs", removed.by_table(), seconds)
@@ -133,7 +133,7 @@ class Retention:
             removed = await self.store.remove_runs([self._removal(e, by_workflow, now) for e in expired])
             progress.removed += removed
             # Renewed every batch: a long pass keeps the lease, a dead one loses it.
-            await self.store.take_lease(LEASE, self.holder, self.clock.now(), LEASE_SECONDS)
+            await self.store.take_maintenance_lease(LEASE, self.holder, self.clock.now(), LEASE_SECONDS)
             if removed.runs == 0:
                 break  # each was resumed or dead-lettered since it was found
         if self.policy.default is not None:

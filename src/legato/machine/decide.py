@@ -29,6 +29,7 @@ from legato.machine.events import (
 from legato.machine.map import failing
 from legato.machine.policies import decide_retry, spread_for
 from legato.machine.run import Phase, Run, RunStatus, StepKind, Token
+from legato.machine.signals import MAX_BUFFERED_SIGNALS, EarlySignal, awaited_signals
 from legato.machine.states import Approval
 from legato.machine.transition import Transition
 from legato.machine.values import JSON
@@ -240,9 +241,27 @@ def _timer_fired(tx: Transition, event: TimerFired) -> Rejection | None:
         case TimerPurpose.SCHEDULE:
             # A schedule's timer has no run: the timer poller hands it to the schedules.
             return Rejection(f"timer {event.key} is a schedule's; it starts runs, it fires in none")
+        case TimerPurpose.HEARTBEAT:
+            return _lease_ran_out(tx, event)
         case _:
             assert_never(purpose)
     return None
+
+
+def _lease_ran_out(tx: Transition, event: TimerFired) -> Rejection | None:
+    """A leased step's worker stopped renewing: the attempt failed (the policy retries it)."""
+    token = _timed(tx, event, Phase.RUNNING)
+    if isinstance(token, Rejection):
+        return token
+    if token.attempt != event.attempt:
+        return Rejection(f"stale timer {event.key}: attempt {event.attempt} is not running")
+    timeout = tx.workflow.task(token.state).heartbeat_timeout
+    tx.note(HistoryKind.LEASE_EXPIRED, token.state, token.attempt, seq=token.seq, timeout=timeout)
+    error = ErrorInfo.of(
+        "HeartbeatTimeout",
+        f"attempt {token.attempt} of {token.state!r} was not renewed for {timeout}s: its worker is gone",
+    )
+    return _step_failed(tx, StepFailed(token.seq, token.attempt, error, token.kind))
 
 
 def _timed(tx: Transition, event: TimerFired, phase: Phase) -> Token | Rejection:
@@ -273,9 +292,7 @@ def _signal(tx: Transition, event: SignalReceived) -> Rejection | None:
         t for t in tx.tokens.values() if t.phase is Phase.AWAITING_SIGNAL and _signal_of(tx, t) == event.name
     ]
     if not waiting:
-        expected = sorted({s for t in tx.tokens.values() if (s := _signal_of(tx, t))})
-        hint = f"it waits for {', '.join(map(repr, expected))}" if expected else "it waits for no signal now"
-        return Rejection(f"run {tx.run.id} is not waiting for signal {event.name!r}; {hint}")
+        return _early(tx, event)
     tx.note(
         HistoryKind.SIGNAL_RECEIVED,
         waiting[0].state,
@@ -287,6 +304,23 @@ def _signal(tx: Transition, event: SignalReceived) -> Rejection | None:
         tx.merge(dict(event.data))
     for token in waiting:
         tx.advance(token, None)
+    return None
+
+
+def _early(tx: Transition, event: SignalReceived) -> Rejection | None:
+    """A signal the run does not wait for now: keep it for later, or refuse it."""
+    expected = sorted({s for t in tx.tokens.values() if (s := _signal_of(tx, t))})
+    hint = f"it waits for {', '.join(map(repr, expected))}" if expected else "it waits for no signal now"
+    refusal = f"run {tx.run.id} is not waiting for signal {event.name!r}; {hint}"
+    if event.early is EarlySignal.REFUSE:
+        return Rejection(refusal)
+    if event.name not in awaited_signals(tx.workflow):
+        return Rejection(f"{refusal}, and no approval of {tx.workflow.name!r} ever does")
+    if tx.compensating:
+        return Rejection(f"{refusal}, and it is compensating")
+    if len(tx.signals) >= MAX_BUFFERED_SIGNALS:
+        return Rejection(f"{refusal}, and it keeps {MAX_BUFFERED_SIGNALS} signals already")
+    tx.keep_signal(event.name, event.data, event.actor)
     return None
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from legato.machine.errors import ErrorInfo
 from legato.machine.run import StepKind
+from legato.machine.signals import EarlySignal
 from legato.machine.values import JSON
 from legato.machine.vocabulary import TimerPurpose
 
@@ -53,9 +54,13 @@ class TimerFired:
 
 @dataclass(frozen=True)
 class SignalReceived:
+    """A signal for an approval. ``early`` says what to do when the run does not
+    wait for it yet: keep it until it does, or refuse it."""
+
     name: str
     data: Mapping[str, JSON] = field(default_factory=dict)
     actor: str = "unknown"
+    early: EarlySignal = EarlySignal.REFUSE
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from legato.machine.errors import ErrorInfo
+from legato.machine.signals import BufferedSignal
 from legato.machine.values import JSON
 from legato.machine.vocabulary import TimerPurpose
 
@@ -248,6 +249,8 @@ class Run:
     compensating: bool = False
     cancel_requested: bool = False
     compensated: int = 0
+    signals: tuple[BufferedSignal, ...] = ()
+    """Signals sent before the run waited for them, oldest first (machine/signals.py)."""
     extra: Mapping[str, JSON] = field(default_factory=dict)
 
     @property
@@ -303,6 +306,8 @@ class Run:
             raw["cancel_requested"] = True
         if self.compensated:
             raw["compensated"] = self.compensated
+        if self.signals:
+            raw["signals"] = [s.to_json() for s in self.signals]
         if self.extra:
             raw["extra"] = dict(self.extra)
         return raw
@@ -316,6 +321,7 @@ class Run:
             compensating=raw.get("compensating", False),
             cancel_requested=raw.get("cancel_requested", False),
             compensated=raw.get("compensated", 0),
+            signals=tuple(BufferedSignal.from_json(s) for s in raw.get("signals", ())),
             extra=raw.get("extra", {}),
         )
 

@@ -41,6 +41,12 @@ class Task:
     (docs/flow-control.md); ``rate_key`` and ``concurrency_key`` are data paths
     whose value splits the limit into one bucket per value (per customer, say).
     Every attempt of the task, compensation included, goes through them.
+
+    ``heartbeat_timeout`` makes a running attempt hold a lease in the store,
+    renewed by its worker (and by ``ctx.heartbeat``): its broker delivery is
+    settled as soon as the lease is held, so no broker timeout bounds the step,
+    and if the worker dies the step is dispatched again once the lease has
+    gone this long without renewal (docs/concepts.md, "Leases and heartbeats").
     """
 
     handler: Handler
@@ -55,6 +61,7 @@ class Task:
     rate_key: str | None = None
     concurrency_limit: str | None = None
     concurrency_key: str | None = None
+    heartbeat_timeout: float | None = None
 
     def limit_uses(self) -> tuple[LimitUse, ...]:
         """The limits a step of this task passes, in the order it takes them."""
@@ -70,6 +77,8 @@ class Task:
             yield "a task needs a handler"
         if self.timeout is not None and self.timeout <= 0:
             yield f"timeout must be positive, got {self.timeout}"
+        if self.heartbeat_timeout is not None and self.heartbeat_timeout <= 0:
+            yield f"heartbeat_timeout must be positive, got {self.heartbeat_timeout}"
         for label, policy in (("retry", self.retry), ("compensate_retry", self.compensate_retry)):
             if policy is not None:
                 yield from policy_problems(label, policy)

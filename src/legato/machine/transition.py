@@ -35,6 +35,7 @@ from legato.machine.run import (
     StepKind,
     Token,
 )
+from legato.machine.signals import BufferedSignal, take_first
 from legato.machine.states import (
     Approval,
     Choice,
@@ -47,6 +48,9 @@ from legato.machine.states import (
 )
 from legato.machine.values import JSON, lookup
 from legato.machine.vocabulary import HistoryKind, TimerPurpose
+
+ALL_KINDS = frozenset(StepKind)
+STEPS_ONLY = frozenset({StepKind.STEP})
 
 MAX_ENTER_DEPTH = 256
 """States entered within one transition; past it, the definition loops."""
@@ -70,6 +74,7 @@ class Transition:
         self.finished_at = run.finished_at
         self.commands: list[Command] = []
         self.history: list[HistoryRecord] = []
+        self.signals = list(run.signals)
         self._depth = 0
 
     @classmethod
@@ -216,11 +221,7 @@ class Transition:
             case Wait():
                 self.enter_wait(name, state, parent, branch)
             case Approval():
-                wake_at = self.now + state.timeout if state.timeout is not None else None
-                token = self.new_token(name, Phase.AWAITING_SIGNAL, parent, branch, wake_at=wake_at)
-                self.note(HistoryKind.AWAITING_SIGNAL, name, signal=state.signal, timeout_at=wake_at)
-                if wake_at is not None:
-                    self.schedule(token, TimerPurpose.APPROVAL, wake_at)
+                self.enter_approval(name, state, parent, branch)
             case Succeed():
                 self.note(HistoryKind.STATE_REACHED, name)
                 self.scope_done(parent, branch)
@@ -239,6 +240,50 @@ class Transition:
         token = self.new_token(name, Phase.RUNNING, parent, branch, attempt=1)
         self.note(HistoryKind.STEP_SCHEDULED, name, 1, seq=token.seq)
         self.dispatch(token)
+
+    def enter_approval(self, name: str, state: Approval, parent: int | None, branch: int | None) -> None:
+        if self.signals and self.take_kept_signal(name, state, parent, branch):
+            return
+        wake_at = self.now + state.timeout if state.timeout is not None else None
+        token = self.new_token(name, Phase.AWAITING_SIGNAL, parent, branch, wake_at=wake_at)
+        self.note(HistoryKind.AWAITING_SIGNAL, name, signal=state.signal, timeout_at=wake_at)
+        if wake_at is not None:
+            self.schedule(token, TimerPurpose.APPROVAL, wake_at)
+
+    def keep_signal(self, name: str, data: Mapping[str, JSON], actor: str) -> None:
+        """A signal came before the run waits for it: keep it (machine/signals.py)."""
+        self.signals.append(BufferedSignal(name, dict(data), actor, self.now))
+        self.note(
+            HistoryKind.SIGNAL_BUFFERED, actor=actor, signal=name, data=dict(data), kept=len(self.signals)
+        )
+
+    def take_kept_signal(self, name: str, state: Approval, parent: int | None, branch: int | None) -> bool:
+        """Entering an approval: consume the oldest kept signal it waits for, if any."""
+        kept = take_first(self.signals, state.signal)
+        if kept is None:
+            return False
+        token = self.new_token(name, Phase.AWAITING_SIGNAL, parent, branch)
+        self.note(
+            HistoryKind.SIGNAL_RECEIVED,
+            name,
+            actor=kept.actor,
+            signal=kept.name,
+            data=dict(kept.data),
+            sent_at=kept.at,
+        )
+        if kept.data:
+            self.merge(dict(kept.data))
+        self.advance(token, None)
+        return True
+
+    def interrupting(self, reason: str, kinds: frozenset[StepKind]) -> None:
+        """Record that the handlers of the running attempts are being interrupted
+        (the workers learn it from the run's status change: worker/inflight.py)."""
+        for token in self.tokens.values():
+            if token.phase is Phase.RUNNING and token.kind in kinds and not token.draining:
+                self.note(
+                    HistoryKind.STEP_INTERRUPTED, token.state, token.attempt, seq=token.seq, reason=reason
+                )
 
     def enter_wait(self, name: str, state: Wait, parent: int | None, branch: int | None) -> None:
         if state.seconds is not None:
@@ -450,6 +495,7 @@ class Transition:
         run already unwinding abandons the compensations left."""
         self.note(HistoryKind.OPERATOR_CANCEL, actor=actor, compensate=compensate, reason=reason)
         self.cancel_requested = True
+        self.interrupting("the run was cancelled", ALL_KINDS if self.compensating else STEPS_ONLY)
         if self.compensating:
             self.finish(RunStatus.CANCELLED)
             return
@@ -479,6 +525,7 @@ class Transition:
         self.sla_met = False
         self.note(HistoryKind.SLA_MISSED, deadline=self.run.deadline)
         if self.workflow.on_deadline is OnDeadline.FAIL and not self.compensating:
+            self.interrupting("the run missed its deadline", STEPS_ONLY)
             self.fail_run(
                 ErrorInfo.of("DeadlineExceeded", f"run missed its deadline of {self.workflow.sla}s")
             )
@@ -515,6 +562,7 @@ class Transition:
             compensating=self.compensating,
             cancel_requested=self.cancel_requested,
             compensated=self.compensated,
+            signals=tuple(self.signals),
         )
         return Decision(new, tuple(self.commands), tuple(self.history), run.version)
 

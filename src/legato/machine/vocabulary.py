@@ -28,8 +28,12 @@ class HistoryKind(StrEnum):
     STEP_SCHEDULED = "step_scheduled"
     STEP_SUCCEEDED = "step_succeeded"
     STEP_FAILED = "step_failed"
+    STEP_INTERRUPTED = "step_interrupted"
+    """The run was cancelled or failed while this step ran: its handler is interrupted."""
     RETRY_SCHEDULED = "retry_scheduled"
     RETRY_STARTED = "retry_started"
+    LEASE_EXPIRED = "lease_expired"
+    """A leased step's worker stopped renewing its lease (its heartbeat timer fired)."""
     DEAD_LETTERED = "dead_lettered"
     SUSPENDED = "suspended"
 
@@ -48,6 +52,8 @@ class HistoryKind(StrEnum):
     WAIT_ELAPSED = "wait_elapsed"
     AWAITING_SIGNAL = "awaiting_signal"
     SIGNAL_RECEIVED = "signal_received"
+    SIGNAL_BUFFERED = "signal_buffered"
+    """A signal came before the run waited for it; it is kept until an approval takes it."""
     APPROVAL_TIMED_OUT = "approval_timed_out"
     STATE_REACHED = "state_reached"
 
@@ -73,6 +79,9 @@ class TimerPurpose(StrEnum):
     DEADLINE = "deadline"
     SCHEDULE = "schedule"
     """A schedule's next tick: a timer of no run, that starts one (legato.scheduling)."""
+
+    HEARTBEAT = "heartbeat"
+    """A leased step's lease ran out (its ``fire_at`` moves with every renewal)."""
 
 
 class TickOutcome(StrEnum):
@@ -116,6 +125,7 @@ TIMER_FIRINGS: dict[HistoryKind, TimerPurpose] = {
     K.RETRY_STARTED: TimerPurpose.RETRY,
     K.APPROVAL_TIMED_OUT: TimerPurpose.APPROVAL,
     K.SLA_MISSED: TimerPurpose.DEADLINE,
+    K.LEASE_EXPIRED: TimerPurpose.HEARTBEAT,
 }
 """Lines written when a durable timer fired, by the timer's purpose. (A wait's
 ``wait_elapsed`` is not among them: a wait already due never had a timer.)"""

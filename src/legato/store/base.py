@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from legato.machine.commands import Decision
 from legato.machine.errors import ErrorInfo
@@ -99,6 +100,37 @@ class ResolveDeadLetter:
 
 
 Guard = ConsumeTimer | ResolveDeadLetter
+
+
+LeaseDetails = dict[str, Any]
+"""What a handler reports with ``ctx.heartbeat(details=...)``: a JSON object."""
+
+
+@dataclass(frozen=True)
+class LeaseGrant:
+    """A lease on a step attempt was taken; ``details`` is what the step last
+    reported (in an earlier attempt), or None."""
+
+    details: LeaseDetails | None
+
+
+class LeaseEnd(StrEnum):
+    """How a leased attempt ended in its worker."""
+
+    DONE = "done"
+    """It succeeded: the lease and its details go."""
+    FAILED = "failed"
+    """It failed (or was interrupted): the lease goes, its details stay for the next attempt."""
+    ABANDONED = "abandoned"
+    """The worker stops without an outcome (shutdown): the lease runs out now, so
+    the heartbeat timer dispatches the step again at once."""
+
+
+HEARTBEAT_TIMER_PREFIX = "heartbeat:"
+
+
+def heartbeat_timer_key(seq: int) -> str:
+    return f"{HEARTBEAT_TIMER_PREFIX}{seq}"
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,10 @@ dead letters) -- all or nothing.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from legato.machine.commands import Decision
-from legato.machine.run import Run
+from legato.machine.run import Run, RunStatus
 from legato.store.base import (
     Applied,
     Conflict,
@@ -30,6 +30,9 @@ from legato.store.base import (
     Guard,
     GuardFailed,
     HistoryEntry,
+    LeaseDetails,
+    LeaseEnd,
+    LeaseGrant,
     MapItem,
     OutboxMessage,
     PoisonMessage,
@@ -132,6 +135,77 @@ class TimerStore(Protocol):
         """
 
 
+@runtime_checkable
+class RunWatch(Protocol):
+    """Being told when a run's status changes, instead of reading it again and again."""
+
+    watches_every_process: bool
+    """True when the changes other processes make are told too (Postgres)."""
+
+    async def subscribe_runs(self, watch: Callable[[str, RunStatus], None]) -> None:
+        """Call ``watch(run_id, status)`` when a run's status changes: in any
+        process (Postgres: a trigger's NOTIFY) or in this one (SQLite; the other
+        processes' changes are found by reading).
+
+        Idempotent, and meant to be called again now and then: it reconnects a
+        listener that died with its server. Raises
+        :class:`~legato.errors.StoreError` when it cannot listen.
+        """
+
+    async def unsubscribe_runs(self, watch: Callable[[str, RunStatus], None]) -> None: ...
+
+
+class LeaseStore(Protocol):
+    """Leases on running steps (tasks with ``heartbeat_timeout``): who runs the
+    attempt, until when, and what it last reported. Each lease comes with the
+    heartbeat timer ``heartbeat:<seq>``, whose ``fire_at`` moves with the lease's
+    expiry, so the timer fires only when the lease ran out. Time is passed in."""
+
+    async def acquire_lease(
+        self, run_id: str, seq: int, attempt: int, holder: str, now: float, timeout: float
+    ) -> LeaseGrant | None:
+        """Hold the step attempt until ``now + timeout``, and arm its heartbeat timer.
+
+        None when the attempt is held (a redelivery while it still runs), or was
+        let go: released, or taken by its heartbeat timer (the step is being
+        dispatched again as a new attempt). A lease that ran out and was not
+        taken yet can be taken over; then its timer moves on with it. The grant
+        carries the details the last holder of this step reported.
+        """
+
+    async def renew_lease(
+        self,
+        run_id: str,
+        seq: int,
+        attempt: int,
+        holder: str,
+        now: float,
+        timeout: float,
+        details: LeaseDetails | None = None,
+    ) -> bool:
+        """Extend the lease to ``now + timeout`` (recording ``details`` when given).
+
+        False when the lease is no longer ``holder``'s: it ran out and its
+        timer fired, so the step is being dispatched again.
+        """
+
+    async def release_lease(
+        self, run_id: str, seq: int, attempt: int, holder: str, end: LeaseEnd, now: float
+    ) -> None:
+        """The attempt is over here (``end`` says how); its heartbeat timer goes,
+        except for an abandoned attempt, whose timer fires at once."""
+
+    async def expire_lease(self, run_id: str, seq: int, attempt: int, now: float) -> bool:
+        """The heartbeat timer fired: take the lease from its holder if it ran out.
+
+        True for exactly one caller per expiry; False when the lease was renewed,
+        released or taken over meanwhile.
+        """
+
+    async def lease_details(self, run_id: str, seq: int) -> LeaseDetails | None:
+        """What the step last reported through ``ctx.heartbeat``."""
+
+
 class DeadLetterStore(Protocol):
     """Work that could not be processed, kept for an operator."""
 
@@ -232,6 +306,8 @@ class Store(
     RunStore,
     OutboxStore,
     TimerStore,
+    RunWatch,
+    LeaseStore,
     DeadLetterStore,
     FlowStore,
     RetentionStore,

@@ -127,8 +127,8 @@ class RetentionStore(Protocol):
 
     async def retention_status(self, cutoffs: Sequence[Cutoff], now: float) -> RetentionStatus: ...
 
-    async def take_lease(self, name: str, holder: str, now: float, seconds: float) -> bool:
+    async def take_maintenance_lease(self, name: str, holder: str, now: float, seconds: float) -> bool:
         """Take (or extend) the lease ``name`` for ``holder``, unless another holds it unexpired."""
 
-    async def release_lease(self, name: str, holder: str) -> None:
+    async def release_maintenance_lease(self, name: str, holder: str) -> None:
         """Give the lease back (a no-op when ``holder`` no longer holds it)."""

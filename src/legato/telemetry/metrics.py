@@ -336,6 +336,7 @@ def _count_for(kind: HistoryKind) -> Count | None:
             | HistoryKind.STEP_SUCCEEDED  # attempts are counted by StepMetrics, where they run
             | HistoryKind.STEP_FAILED
             | HistoryKind.RETRY_STARTED
+            | HistoryKind.LEASE_EXPIRED  # its step_failed is counted
             | HistoryKind.SUSPENDED
             | HistoryKind.CHOICE_MADE
             | HistoryKind.PARALLEL_STARTED
@@ -352,6 +353,8 @@ def _count_for(kind: HistoryKind) -> Count | None:
             | HistoryKind.COMPENSATION_FAILED
             | HistoryKind.MAP_FAILING  # the items that failed are counted
             | HistoryKind.REJECTED  # counted by the ``rejected`` hook
+            | HistoryKind.SIGNAL_BUFFERED  # counted (drawn) once taken, as signal_received
+            | HistoryKind.STEP_INTERRUPTED  # the attempt's own outcome follows
         ):
             return None
         case _:

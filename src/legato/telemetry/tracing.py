@@ -372,7 +372,12 @@ def _span_for(kind: HistoryKind) -> Draw | None:
             return _retry_wait
         case HistoryKind.WAITING:
             return _wait
-        case HistoryKind.RETRY_STARTED | HistoryKind.APPROVAL_TIMED_OUT | HistoryKind.SLA_MISSED:
+        case (
+            HistoryKind.RETRY_STARTED
+            | HistoryKind.APPROVAL_TIMED_OUT
+            | HistoryKind.SLA_MISSED
+            | HistoryKind.LEASE_EXPIRED
+        ):
             return _timer
         case (
             HistoryKind.OPERATOR_RETRY
@@ -409,6 +414,8 @@ def _span_for(kind: HistoryKind) -> Draw | None:
             | HistoryKind.ITEM_STOPPED
             | HistoryKind.MAP_FAILING
             | HistoryKind.REJECTED  # drawn by the ``rejected`` hook
+            | HistoryKind.SIGNAL_BUFFERED  # counted (drawn) once taken, as signal_received
+            | HistoryKind.STEP_INTERRUPTED  # the attempt's own outcome follows
         ):
             return None
         case _:

@@ -1,10 +1,12 @@
-"""Calling a step handler: async inline, sync in a thread, bounded in time."""
+"""Calling a step handler: async inline, sync in a thread, bounded in time, interruptible."""
 
 from __future__ import annotations
 
+import asyncio
+import math
 import traceback
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import anyio
 
@@ -12,12 +14,21 @@ from legato.app import ResolvedHandler
 from legato.clock import Clock
 from legato.context import StepContext
 from legato.errors import NonRetryableError, RetryAfter
+from legato.interruption import Interruption
 from legato.machine.errors import ErrorInfo, bound_traceback, type_name
 from legato.machine.values import JSON, unstorable
 
 
 class StepTimeout(Exception):
     """A step attempt ran past its ``timeout``; it counts as a failed attempt."""
+
+
+class HandlerInterrupted(Exception):
+    """The worker interrupted the attempt: its run was cancelled or failed meanwhile."""
+
+
+INTERRUPT_GRACE = 5.0
+"""Seconds a sync handler has to return once it is interrupted (``ctx.cancelled``)."""
 
 
 class InvalidOutput(Exception):
@@ -66,28 +77,110 @@ async def invoke(
     threads: anyio.CapacityLimiter,
     clock: Clock,
     output_key: str | None = None,
+    grace: float = INTERRUPT_GRACE,
 ) -> StepOutcome:
     """Run the handler once and describe what happened.
 
-    Cancellation (shutdown) is not an outcome: it propagates, and the caller
-    returns the task to the queue.
+    The attempt can be interrupted (``ctx.interruption``, legato/interruption.py):
+    by its ``timeout``, or by the worker when the run no longer wants it. An
+    interrupted attempt fails with :class:`StepTimeout` or
+    :class:`HandlerInterrupted`, unless a sync handler returned within ``grace``
+    of a run's interruption, which is then its outcome. Cancellation (shutdown)
+    is not an outcome: it propagates, and the caller returns the task to the queue.
     """
     started = clock.now()
+    stop = ctx.interruption
+    if stop is None:
+        stop = Interruption()
+        ctx = replace(ctx, interruption=stop)
     try:
-        if timeout is None:
-            output = await _call(handler, ctx, threads)
+        if handler.is_async:
+            output, stopped = await _call_async(handler, ctx, stop, timeout)
         else:
-            with anyio.move_on_after(timeout) as scope:
-                output = await _call(handler, ctx, threads)
-        if timeout is not None and scope.cancelled_caught:
+            output, stopped = await _call_sync(handler, ctx, threads, stop, timeout, grace)
+        if stop.timed_out:
             timed_out = StepTimeout(
                 f"attempt {ctx.attempt} of {ctx.state!r} ran past its timeout of {timeout}s"
             )
             return StepOutcome(started, clock.now(), error=error_info(timed_out))
+        if stopped:
+            interrupted = HandlerInterrupted(
+                f"attempt {ctx.attempt} of {ctx.state!r} interrupted: {stop.reason}"
+            )
+            return StepOutcome(started, clock.now(), error=error_info(interrupted), non_retryable=True)
         check_output(output, output_key)
     except Exception as exc:
         return failed(exc, started, clock.now())
     return StepOutcome(started, clock.now(), output=output)
+
+
+async def _call_async(
+    handler: ResolvedHandler, ctx: StepContext, stop: Interruption, timeout: float | None
+) -> tuple[JSON, bool]:
+    """Run an async handler; its interruption cancels its task. True if it did."""
+    task = asyncio.current_task()
+    assert task is not None
+    stop.arm(task)
+    try:
+        if timeout is None:
+            output = await handler.function(ctx)
+        else:
+            with anyio.move_on_after(timeout) as timer:
+                output = await handler.function(ctx)
+            if timer.cancelled_caught:
+                stop.disarm()  # over already: nothing left to cancel
+                stop.interrupt(f"ran past its timeout of {timeout}s", timed_out=True)
+                return None, True
+    except asyncio.CancelledError:
+        if not stop.cancelled_task:
+            raise  # shutdown, or a timeout's scope: not ours
+        task.uncancel()
+        return None, True
+    finally:
+        stop.disarm()
+    if stop.cancelled_task:
+        # The handler swallowed the cancellation and returned: its result stands.
+        task.uncancel()
+    return output, False
+
+
+async def _call_sync(
+    handler: ResolvedHandler,
+    ctx: StepContext,
+    threads: anyio.CapacityLimiter,
+    stop: Interruption,
+    timeout: float | None,
+    grace: float,
+) -> tuple[JSON, bool]:
+    """Run a sync handler in a thread. When it is interrupted (or times out),
+    ``ctx.cancelled`` turns true and the thread has ``grace`` seconds to return;
+    then the worker stops waiting for it (a thread cannot be stopped: it is
+    abandoned, and its result dropped). True if it was abandoned."""
+    returned: list[JSON] = []
+    raised: list[Exception] = []
+
+    async def run() -> None:
+        try:
+            returned.append(
+                await anyio.to_thread.run_sync(handler.function, ctx, abandon_on_cancel=True, limiter=threads)
+            )
+        except Exception as exc:
+            raised.append(exc)
+        group.cancel_scope.cancel()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(run)
+        with anyio.move_on_after(timeout if timeout is not None else math.inf) as timer:
+            await stop.event().wait()
+        if timer.cancelled_caught:
+            stop.interrupt(f"ran past its timeout of {timeout}s", timed_out=True)
+        await anyio.sleep(grace)
+        group.cancel_scope.cancel()
+    if raised:
+        raise raised[0]
+    if returned:
+        return returned[0], False
+    return None, True
 
 
 def failed(exc: Exception, started: float, finished: float) -> StepOutcome:
@@ -99,14 +192,6 @@ def failed(exc: Exception, started: float, finished: float) -> StepOutcome:
     if isinstance(exc, NonRetryableError | InvalidOutput):
         return StepOutcome(started, finished, error=error_info(exc), non_retryable=True)
     return StepOutcome(started, finished, error=error_info(exc))
-
-
-async def _call(handler: ResolvedHandler, ctx: StepContext, threads: anyio.CapacityLimiter) -> JSON:
-    if handler.is_async:
-        return await handler.function(ctx)
-    # abandon_on_cancel: a thread cannot be interrupted; on timeout we stop
-    # waiting for it and the attempt counts as failed.
-    return await anyio.to_thread.run_sync(handler.function, ctx, abandon_on_cancel=True, limiter=threads)
 
 
 def check_output(output: JSON, output_key: str | None) -> None:

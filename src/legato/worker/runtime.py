@@ -37,6 +37,8 @@ from legato.scheduling.manage import Schedules
 from legato.store.ports import Store
 from legato.worker.dispatch import Dispatcher
 from legato.worker.eager import Eager
+from legato.worker.execute import INTERRUPT_GRACE
+from legato.worker.inflight import InFlight
 from legato.worker.middleware import Middleware, with_app_middleware
 from legato.worker.poison import dead_letter_message
 from legato.worker.relay import OutboxRelay
@@ -84,6 +86,9 @@ class WorkerSettings:
     """Runs removed per transaction."""
     archive_dir: str | None = None
     """Write every run to JSON Lines files here before removing it; off when unset."""
+    interrupt_grace: float = INTERRUPT_GRACE
+    """Seconds a sync handler has to return once interrupted (``ctx.cancelled``):
+    its run was cancelled or failed, or it ran past its timeout."""
 
 
 class SideTaskDied(LegatoError):
@@ -163,8 +168,19 @@ class Worker:
             else None
         )
         chain = with_app_middleware(middleware, app.middleware, self.clock)
+        self.inflight = InFlight(self.clock)
         self.steps = StepRunner(
-            app, self.engine, broker, self.clock, self.threads, chain, self.admission, self.eager
+            app,
+            self.engine,
+            broker,
+            self.clock,
+            self.threads,
+            chain,
+            self.admission,
+            self.eager,
+            self.inflight,
+            self.settings.interrupt_grace,
+            store,
         )
         self.triggers = TriggerHandler(app, self.engine, broker, self.clock, self.eager)
         self.schedules = Schedules(app, self.engine, store, self.clock)
@@ -218,6 +234,7 @@ class Worker:
         async with anyio.create_task_group() as side:
             side.start_soon(supervised, "timers", self.timers.run, name="timers")
             side.start_soon(supervised, "outbox-relay", self.relay.run, name="outbox-relay")
+            side.start_soon(supervised, "run-watch", self._watch_runs, name="run-watch")
             await side.start(self.admission.run, name="admission")
             if self.eager is not None:
                 side.start_soon(supervised, "eager-claims", self.eager.keep_claims, name="eager-claims")
@@ -239,6 +256,9 @@ class Worker:
                     with anyio.CancelScope(shield=True):
                         await self._shutdown(steps)
             side.cancel_scope.cancel()
+
+    async def _watch_runs(self) -> None:
+        await self.inflight.watch(self.store)
 
     async def _consume(self, prefetch: int) -> None:
         self.consuming = True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from types import MappingProxyType
 
 import anyio
@@ -14,12 +15,18 @@ from legato.clock import Clock
 from legato.context import StepContext
 from legato.engine import Engine, Local
 from legato.flow.admission import FREE, Admission
-from legato.machine.events import StepFailed, StepSucceeded
+from legato.interruption import Interruption
+from legato.machine.events import StepFailed, StepSucceeded, Waited
 from legato.machine.map import item_data
+from legato.machine.run import Run, Token
 from legato.messages import MalformedMessage, TaskMessage
 from legato.observe import RejectedInput
+from legato.store.base import LeaseEnd
+from legato.store.ports import LeaseStore
 from legato.worker.eager import LocalDelivery
-from legato.worker.execute import StepOutcome, invoke
+from legato.worker.execute import INTERRUPT_GRACE, StepOutcome, invoke
+from legato.worker.inflight import InFlight
+from legato.worker.leases import StepLease, holder_id
 from legato.worker.middleware import Middleware, StepCall, compose
 from legato.worker.poison import dead_letter_message
 
@@ -37,6 +44,9 @@ class StepRunner:
         middleware: Sequence[Middleware] = (),
         admission: Admission | None = None,
         local: Local | None = None,
+        inflight: InFlight | None = None,
+        interrupt_grace: float = INTERRUPT_GRACE,
+        leases: LeaseStore | None = None,
     ) -> None:
         self.app = app
         self.engine = engine
@@ -46,6 +56,10 @@ class StepRunner:
         self.threads = threads
         self.admission = admission
         self.local = local
+        self.inflight = inflight or InFlight(clock)
+        self.interrupt_grace = interrupt_grace
+        self.leases = leases
+        self.holder = holder_id()
         self._call = compose(middleware, self._invoke)
 
     async def _invoke(self, call: StepCall) -> StepOutcome:
@@ -56,6 +70,7 @@ class StepRunner:
             self.threads,
             self.clock,
             call.task.output_key,
+            self.interrupt_grace,
         )
 
     async def handle(self, delivery: Delivery) -> None:
@@ -93,6 +108,7 @@ class StepRunner:
         # A map item's step sees its item, not the run's data (and its limits' keys come from it).
         item = item_data(workflow, run, token)
         data = run.data if item is None else item
+        stop = Interruption(token.kind)
         ctx = StepContext(
             run_id=run.id,
             workflow=run.workflow,
@@ -106,6 +122,7 @@ class StepRunner:
             data=MappingProxyType(data),
             input=MappingProxyType(run.input),
             priority=run.priority,
+            interruption=stop,
         )
         call = StepCall(
             ctx,
@@ -120,40 +137,88 @@ class StepRunner:
         permit = await self.admission.admit(delivery, task, data) if self.admission else FREE
         if permit is None:
             return
+        lease = None
+        if task.heartbeat_timeout is not None and self.leases is not None:
+            lease = await self._lease(delivery, run, token, task.heartbeat_timeout, stop)
+            if lease is None:
+                if permit.holds:
+                    await permit.release()
+                return
+            call = replace(call, ctx=replace(ctx, lease=lease, heartbeat_details=lease.previous))
+        self.inflight.add(run.id, stop)
         try:
-            outcome = await self._call(call)
+            outcome = await self._run(call, lease)
         finally:
+            self.inflight.remove(run.id, stop)
             if permit.holds:
                 with anyio.CancelScope(shield=True):
                     await permit.release()
-        if outcome.ok:
-            event: StepSucceeded | StepFailed = StepSucceeded(
-                token.seq,
-                token.attempt,
-                outcome.output,
-                token.kind,
-                outcome.started_at,
-                outcome.finished_at,
-                permit.waited,
-            )
-        else:
-            assert outcome.error is not None
-            event = StepFailed(
-                token.seq,
-                token.attempt,
-                outcome.error,
-                token.kind,
-                outcome.started_at,
-                outcome.finished_at,
-                outcome.retry_after,
-                outcome.non_retryable,
-                permit.waited,
-            )
+        event = _event(token, outcome, permit.waited)
         # The outcome must be recorded even if shutdown cancels us now: the
         # handler's effects happened, and recording is quick.
         with anyio.CancelScope(shield=True):
             await self.engine.apply(run, event, local=self.local)
+            if lease is not None:
+                await lease.release(LeaseEnd.DONE if outcome.ok else LeaseEnd.FAILED)
             await delivery.ack()
+
+    async def _run(self, call: StepCall, lease: StepLease | None) -> StepOutcome:
+        if lease is None:
+            return await self._call(call)
+        try:
+            async with lease.kept():
+                return await self._call(call)
+        except anyio.get_cancelled_exc_class():
+            # Shutdown: the delivery is settled already, so the lease runs out
+            # now and the heartbeat timer dispatches the step again at once.
+            await lease.release(LeaseEnd.ABANDONED)
+            raise
+
+    async def _lease(
+        self, delivery: Delivery, run: Run, token: Token, timeout: float, stop: Interruption
+    ) -> StepLease | None:
+        """Take the step's lease, then settle its delivery; None if another worker holds it."""
+        assert self.leases is not None
+        lease = StepLease(
+            self.leases, self.clock, (run.id, token.seq, token.attempt), self.holder, timeout, stop
+        )
+        if not await lease.acquire():
+            reason = (
+                f"step #{token.seq} attempt {token.attempt} is running in another worker (it holds the lease)"
+            )
+            await self.store.record_rejection(run, "TaskMessage", reason, self.clock.now())
+            self.engine.observer.rejected(RejectedInput(run, "TaskMessage", reason))
+            await delivery.ack()
+            return None
+        # From here the lease, not the delivery, says the step is being run.
+        await delivery.ack()
+        return lease
 
     async def _poison(self, delivery: Delivery, reason: str) -> None:
         await dead_letter_message(delivery, reason, self.store, self.broker, self.clock, self.engine.observer)
+
+
+def _event(token: Token, outcome: StepOutcome, waited: Waited) -> StepSucceeded | StepFailed:
+    """The attempt's outcome as the event the run is told."""
+    if outcome.ok:
+        return StepSucceeded(
+            token.seq,
+            token.attempt,
+            outcome.output,
+            token.kind,
+            outcome.started_at,
+            outcome.finished_at,
+            waited,
+        )
+    assert outcome.error is not None
+    return StepFailed(
+        token.seq,
+        token.attempt,
+        outcome.error,
+        token.kind,
+        outcome.started_at,
+        outcome.finished_at,
+        outcome.retry_after,
+        outcome.non_retryable,
+        waited,
+    )

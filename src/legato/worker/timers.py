@@ -9,6 +9,7 @@ timer whose worker died is claimed again when the lease runs out.
 from __future__ import annotations
 
 import logging
+from typing import Protocol
 
 import anyio
 
@@ -21,16 +22,20 @@ from legato.machine.events import TimerFired
 from legato.machine.vocabulary import TimerPurpose
 from legato.scheduling.fire import ScheduleFirer
 from legato.store.base import ConsumeTimer, DueTimer
-from legato.store.ports import TimerStore
+from legato.store.ports import LeaseStore, TimerStore
 
 log = logging.getLogger("legato.timers")
+
+
+class TimersAndLeases(TimerStore, LeaseStore, Protocol):
+    """The poller fires timers; a step lease's heartbeat timer, only once the lease ran out."""
 
 
 class TimerPoller:
     def __init__(
         self,
         engine: Engine,
-        store: TimerStore,
+        store: TimersAndLeases,
         clock: Clock,
         poll_interval: float = 1.0,
         lease: float = 30.0,
@@ -78,7 +83,9 @@ class TimerPoller:
             if self.schedules is not None:
                 await self.schedules.fire(timer)
             return
-        assert timer.run_id is not None
+        assert timer.run_id is not None  # every other purpose belongs to a run
+        if timer.purpose is TimerPurpose.HEARTBEAT and not await self._lease_ran_out(timer.run_id, timer):
+            return
         event = TimerFired(timer.key, timer.purpose, timer.seq, timer.attempt)
         try:
             outcome = await self.engine.apply(timer.run_id, event, guard=ConsumeTimer(timer.id))
@@ -94,6 +101,13 @@ class TimerPoller:
             # it would be claimed again after every lease.
             log.debug("timer %s of run %s dropped: %s", timer.key, timer.run_id, outcome.reason)
             await self.store.drop_timer(timer.id)
+
+    async def _lease_ran_out(self, run_id: str, timer: DueTimer) -> bool:
+        """A heartbeat timer fires only for a lease that ran out, and only once per
+        expiry. A lease renewed meanwhile moved the timer on already: leave it."""
+        if timer.seq is None or timer.attempt is None:
+            return True  # not one of ours; decide refuses it
+        return await self.store.expire_lease(run_id, timer.seq, timer.attempt, self.clock.now())
 
     async def _sleep(self) -> None:
         # Reset the wake-up before reading the next due time: a timer committed

@@ -15,6 +15,7 @@ from legato.errors import KeyRetired, RunNotFound
 from legato.machine.commands import Rejection
 from legato.machine.definition import Priority
 from legato.machine.events import SignalReceived
+from legato.machine.signals import EarlySignal
 from legato.messages import MalformedMessage, decode_json_object
 from legato.worker.poison import dead_letter_message
 
@@ -114,12 +115,13 @@ class TriggerHandler:
             data = body.get("data") or {}
             if not isinstance(run_id, str) or not isinstance(name, str) or not isinstance(data, dict):
                 raise MalformedMessage("run_id and name must be strings, data an object")
-        except (MalformedMessage, KeyError) as exc:
+            early = EarlySignal(body.get("early") or EarlySignal.BUFFER)
+        except (MalformedMessage, KeyError, ValueError) as exc:
             await self._poison(delivery, f"signal message: {exc} (expected {{run_id, name, data}})")
             return
         actor = str(body.get("actor") or f"amqp:{delivery.message_id or 'anonymous'}")
         try:
-            outcome = await self.engine.apply(run_id, SignalReceived(name, data, actor))
+            outcome = await self.engine.apply(run_id, SignalReceived(name, data, actor, early))
         except RunNotFound as exc:
             await self._poison(delivery, f"signal {name!r}: {exc}")
             return

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import anyio
 import asyncpg
 
 from legato.errors import StoreError
+from legato.machine.run import RunStatus
 from legato.redact import redact
 from legato.store.migrations import migrations
 from legato.store.postgres import sql as q
@@ -44,10 +46,13 @@ class PostgresConnection:
         self.max_size = max_size
         self._pool: asyncpg.Pool | None = None
         self._listener: asyncpg.Connection | None = None
+        self._listen_lock = anyio.Lock()
         self._users = 0
         self._batch = GroupCommit(self._conn)
         self._timer_watchers: list[Callable[[float], None]] = []
+        self._run_watchers: list[Callable[[str, RunStatus], None]] = []
         self.timer_channel = f"{schema}_timers"
+        self.runs_channel = f"{schema}_runs"  # migration 0014's trigger
         # Tagged with the schema so that operators (and tests) can tell processes apart.
         self.application_name = (application_name or f"legato {schema}")[:63]
 
@@ -89,6 +94,63 @@ class PostgresConnection:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+
+    async def _listen(self) -> None:
+        """Have the one listening connection of this process, on every channel.
+
+        Opened on first use, and again when it died with its server: its users
+        (the timer poller, the run watchers) call again after an outage.
+        """
+        listener = self._listener
+        if listener is not None and not listener.is_closed():
+            return
+        async with self._listen_lock:  # many waiters may ask at once; connect once
+            if self._listener is not None and not self._listener.is_closed():
+                return
+            await self._connect_listener()
+
+    async def _connect_listener(self) -> None:
+        self._listener = None
+        try:
+            listener = await asyncpg.connect(
+                self.dsn,
+                server_settings={"search_path": self.schema, "application_name": self.application_name},
+            )
+        except CONNECTION_LOST as exc:
+            raise StoreError(f"cannot open the listener: {exc}") from exc
+        except asyncpg.PostgresError as exc:
+            raise StoreError(f"cannot open the listener: {exc}") from exc
+        try:
+            await listener.add_listener(self.timer_channel, self._on_timer_notify)
+            await listener.add_listener(self.runs_channel, self._on_run_notify)
+        except BaseException as exc:
+            # Cancelled (a worker stopping) or cut off: this connection is nobody's.
+            with anyio.CancelScope(shield=True):
+                await listener.close(timeout=5)
+            if isinstance(exc, (*CONNECTION_LOST, asyncpg.PostgresError)):
+                raise StoreError(f"cannot open the listener: {exc}") from exc
+            raise
+        if self._pool is None:  # closed while it connected
+            await listener.close(timeout=5)
+            return
+        self._listener = listener
+
+    def _on_timer_notify(self, _conn: Any, _pid: int, _channel: str, payload: object) -> None:
+        try:
+            fire_at = float(str(payload))
+        except (ValueError, TypeError):
+            return
+        for wake in self._timer_watchers:
+            wake(fire_at)
+
+    def _on_run_notify(self, _conn: Any, _pid: int, _channel: str, payload: object) -> None:
+        run_id, _, status = str(payload).partition(" ")
+        try:
+            changed = RunStatus(status)
+        except ValueError:
+            return
+        for watch in list(self._run_watchers):
+            watch(run_id, changed)
 
     @property
     def pool(self) -> asyncpg.Pool:

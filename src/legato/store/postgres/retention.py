@@ -225,10 +225,10 @@ class PostgresRetention(PostgresConnection):
             oldest_history=oldest["history"],
         )
 
-    async def take_lease(self, name: str, holder: str, now: float, seconds: float) -> bool:
+    async def take_maintenance_lease(self, name: str, holder: str, now: float, seconds: float) -> bool:
         async with self._conn() as conn:
             return await conn.fetchval(_TAKE_LEASE, name, holder, now + seconds, now) is not None
 
-    async def release_lease(self, name: str, holder: str) -> None:
+    async def release_maintenance_lease(self, name: str, holder: str) -> None:
         async with self._conn() as conn:
             await conn.execute(_RELEASE_LEASE, name, holder)

@@ -7,6 +7,8 @@ lifecycle              :mod:`legato.store.postgres.connection`
 runs and transitions   :mod:`legato.store.postgres.runs` (writes: :mod:`~legato.store.postgres.write`)
 outbox                 :mod:`legato.store.postgres.outbox`
 timers                 :mod:`legato.store.postgres.timers`
+run watch              :mod:`legato.store.postgres.watch` (LISTEN; migration 0014's trigger)
+leases                 :mod:`legato.store.postgres.leases`
 dead letters           :mod:`legato.store.postgres.dead_letters`
 flow                   :mod:`legato.store.postgres.flow`
 retention              :mod:`legato.store.postgres.retention`
@@ -19,11 +21,13 @@ from __future__ import annotations
 
 from legato.store.postgres.dead_letters import PostgresDeadLetters
 from legato.store.postgres.flow import PostgresFlow
+from legato.store.postgres.leases import PostgresLeases
 from legato.store.postgres.outbox import PostgresOutbox
 from legato.store.postgres.retention import PostgresRetention
 from legato.store.postgres.runs import PostgresRuns
 from legato.store.postgres.schedules import PostgresSchedules
 from legato.store.postgres.timers import PostgresTimers
+from legato.store.postgres.watch import PostgresRunWatch
 
 
 class PostgresStore(
@@ -31,6 +35,8 @@ class PostgresStore(
     PostgresRuns,
     PostgresOutbox,
     PostgresTimers,
+    PostgresRunWatch,
+    PostgresLeases,
     PostgresDeadLetters,
     PostgresFlow,
     PostgresRetention,

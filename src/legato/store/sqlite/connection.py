@@ -20,6 +20,7 @@ import anyio
 import orjson
 
 from legato.errors import StoreError
+from legato.machine.run import RunStatus
 from legato.store.migrations import migrations
 from legato.store.sqlite import sql as q
 
@@ -39,6 +40,7 @@ class SqliteConnection:
         self._db: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
         self._timer_watchers: list[Callable[[float], None]] = []
+        self._run_watchers: list[Callable[[str, RunStatus], None]] = []
         self._users = 0
 
     async def open(self) -> None:

@@ -176,13 +176,13 @@ class SqliteRetention(SqliteConnection):
             oldest_history=oldest[2],
         )
 
-    async def take_lease(self, name: str, holder: str, now: float, seconds: float) -> bool:
+    async def take_maintenance_lease(self, name: str, holder: str, now: float, seconds: float) -> bool:
         async with self._write() as db:
             await db.execute(_TAKE_LEASE, (name, holder, now + seconds, now))
             cursor = await db.execute("SELECT holder FROM maintenance_leases WHERE name = ?", (name,))
             row = await cursor.fetchone()
         return row is not None and row[0] == holder
 
-    async def release_lease(self, name: str, holder: str) -> None:
+    async def release_maintenance_lease(self, name: str, holder: str) -> None:
         async with self._write() as db:
             await db.execute("DELETE FROM maintenance_leases WHERE name = ? AND holder = ?", (name, holder))

@@ -99,6 +99,8 @@ class SqliteRuns(SqliteConnection):
                 await db.execute("COMMIT" if isinstance(result, Applied) else "ROLLBACK")
         if isinstance(result, Applied):
             self._wake_timers(found)
+            for watch in list(self._run_watchers):
+                watch(result.run.id, result.run.status)
             return result
         return result
 
