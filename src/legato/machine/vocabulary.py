@@ -79,7 +79,6 @@ class TimerPurpose(StrEnum):
     DEADLINE = "deadline"
     SCHEDULE = "schedule"
     """A schedule's next tick: a timer of no run, that starts one (legato.scheduling)."""
-
     HEARTBEAT = "heartbeat"
     """A leased step's lease ran out (its ``fire_at`` moves with every renewal)."""
 
