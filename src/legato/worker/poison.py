@@ -6,8 +6,9 @@ import logging
 
 from legato.broker.base import Broker, Delivery
 from legato.clock import Clock
+from legato.messages import MalformedMessage, TaskMessage
 from legato.observe import Observer, PoisonedInput
-from legato.store.base import PoisonMessage
+from legato.store.base import PoisonedStep, PoisonMessage
 from legato.store.ports import DeadLetterStore
 from legato.store.rows import poison_fingerprint
 
@@ -32,6 +33,7 @@ async def dead_letter_message(
         message_id=delivery.message_id,
         headers={k: _plain(v) for k, v in delivery.headers.items()},
         fingerprint=fingerprint,
+        step=_step_of(delivery) if delivery.queue in broker.topology.task_queues else None,
     )
     await store.record_poison(poison, clock.now())
     await broker.dead_letter(delivery, reason)
@@ -46,3 +48,12 @@ def _plain(value: object) -> object:
     if isinstance(value, str | int | float | bool) or value is None:
         return value
     return str(value)
+
+
+def _step_of(delivery: Delivery) -> PoisonedStep | None:
+    """The step a task message names, so that its dead letter says which run it stopped."""
+    try:
+        task = TaskMessage.decode(delivery.body)
+    except MalformedMessage:
+        return None
+    return PoisonedStep(task.run_id, task.state, task.seq, task.attempt)

@@ -39,6 +39,7 @@ from legato.worker.eager import Eager
 from legato.worker.middleware import Middleware, with_app_middleware
 from legato.worker.poison import dead_letter_message
 from legato.worker.relay import OutboxRelay
+from legato.worker.startup import Patience
 from legato.worker.steps import StepRunner
 from legato.worker.timers import TimerPoller
 from legato.worker.triggers import TriggerHandler
@@ -83,6 +84,9 @@ class WorkerSettings:
     """Runs removed per transaction."""
     archive_dir: str | None = None
     """Write every run to JSON Lines files here before removing it; off when unset."""
+    startup_timeout: float = 60.0
+    """Seconds a starting worker waits for a database or broker that is down or
+    starting, trying again with backoff, before it exits with the error."""
 
 
 class SideTaskDied(LegatoError):
@@ -94,12 +98,13 @@ class SideTaskDied(LegatoError):
 
 
 async def supervised(
-    name: str, run: Callable[[], Awaitable[None]], first_backoff: float = 0.5, max_backoff: float = 30.0
+    name: str, run: Callable[[], Awaitable[None]], first_backoff: float = 0.5, max_backoff: float = 2.0
 ) -> None:
     """Run a side task; ride out a database or broker outage, die loudly on anything else.
 
     An outage is expected and temporary: the task waits and tries again (readiness
-    probes report the outage meanwhile). Any other error is a bug or a broken
+    probes report the outage meanwhile), never long, so that it is back at work
+    within moments of the server's return. Any other error is a bug or a broken
     deployment, and limping on would hide it, so the worker stops.
     """
     backoff = first_backoff
@@ -194,18 +199,25 @@ class Worker:
         self._stopping.set()
 
     async def run(self) -> None:
-        """Run until :meth:`stop` (or cancellation, which is a graceful stop too)."""
-        await self.store.open()
-        await self.broker.connect()
+        """Run until :meth:`stop` (or cancellation, which is a graceful stop too).
+
+        Servers that are down or starting are waited for (``startup_timeout``).
+        """
+        patience = Patience(self.settings.startup_timeout)
+        await patience.wait_for("the database", self.store.open)
         try:
-            if self.settings.migrate:
-                applied = await self.store.migrate()
-                if applied:
-                    log.info("applied migrations: %s", ", ".join(applied))
-            await self._serve()
+            await patience.wait_for("the broker", self.broker.connect)
+            try:
+                if self.settings.migrate:
+                    applied = await patience.wait_for("the migrations", self.store.migrate)
+                    if applied:
+                        log.info("applied migrations: %s", ", ".join(applied))
+                await self._serve()
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await self.broker.close()
         finally:
             with anyio.CancelScope(shield=True):
-                await self.broker.close()
                 await self.store.close()
 
     async def _serve(self) -> None:
