@@ -112,7 +112,7 @@ async def test_a_task_dead_letter_names_its_run_workflow_and_state(pg_store: Pos
         async def __call__(self, call: StepCall, call_next: Next) -> Outcome:
             raise RuntimeError("a bug")
 
-    workflow = Workflow("w", start="a", states={"a": Task(noop, retry=RetryPolicy.none())}, triggers=["w"])
+    workflow = Workflow("w", start="a", states={"a": Task(noop, retry=RetryPolicy.none())}, triggers=("w",))
     app = App([workflow])
     broker = MemoryBroker()
     await broker.connect()
