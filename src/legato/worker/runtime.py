@@ -112,13 +112,29 @@ async def supervised(
         try:
             await run()
             return
-        except (StoreError, BrokerError) as exc:
-            log.warning("%s: %s; trying again in %.1fs", name, exc, backoff)
+        except Exception as exc:
+            if not is_outage(exc):
+                log.exception("the %s task died", name)
+                raise SideTaskDied(name, exc) from exc
+            log.warning("%s: %s; trying again in %.1fs", name, _first_line(exc), backoff)
             await anyio.sleep(backoff)
             backoff = min(backoff * 2, max_backoff)
-        except Exception as exc:
-            log.exception("the %s task died", name)
-            raise SideTaskDied(name, exc) from exc
+
+
+def is_outage(exc: BaseException) -> bool:
+    """A database or broker outage, also when concurrent work met it together
+    (an exception group of outages, from a task group)."""
+    if isinstance(exc, StoreError | BrokerError):
+        return True
+    if isinstance(exc, BaseExceptionGroup):
+        return all(is_outage(inner) for inner in exc.exceptions)
+    return False
+
+
+def _first_line(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
 
 
 class Worker:
@@ -286,23 +302,27 @@ class Worker:
             with anyio.CancelScope(shield=True):
                 await delivery.requeue()
             raise
-        except (StoreError, BrokerError) as exc:
-            # Transient: the database or broker is away. Hold the slot a moment
-            # (which slows intake) and give the message back.
-            log.warning("could not process a delivery from %s (%s); requeued", delivery.queue, exc)
-            with anyio.CancelScope(shield=True):
-                await anyio.sleep(self.settings.retry_pause)
-                try:
-                    await delivery.requeue()
-                except Exception:
-                    log.exception("could not give a delivery back to %s", delivery.queue)
         except Exception as exc:
-            # A bug, not a handler failure (those are outcomes). One bad delivery
-            # must not take the worker down: it is retried once, then kept as a
-            # dead letter with the error, so it can be inspected and replayed.
-            log.exception("failed to process a delivery from %s", delivery.queue)
             with anyio.CancelScope(shield=True):
+                if is_outage(exc):
+                    await self._give_back(delivery, exc)
+                    return
+                # A bug, not a handler failure (those are outcomes). One bad delivery
+                # must not take the worker down: it is retried once, then kept as a
+                # dead letter with the error, so it can be inspected and replayed.
+                log.exception("failed to process a delivery from %s", delivery.queue)
                 await self._set_aside(delivery, f"internal error: {type(exc).__name__}: {exc}")
+
+    async def _give_back(self, delivery: Delivery, exc: BaseException) -> None:
+        """The database or broker is away: hold the slot a moment (which slows
+        intake) and give the message back; an outage never counts towards
+        dead-lettering it."""
+        log.warning("could not process a delivery from %s (%s); requeued", delivery.queue, _first_line(exc))
+        await anyio.sleep(self.settings.retry_pause)
+        try:
+            await delivery.requeue()
+        except Exception:
+            log.exception("could not give a delivery back to %s", delivery.queue)
 
     async def _set_aside(self, delivery: Delivery, reason: str) -> None:
         """Retry a delivery that hit a bug once, then keep it as a dead letter.
