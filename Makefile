@@ -31,7 +31,7 @@ typecheck: install
 unit: install
 	$(BIN)/pytest tests/unit -q
 
-# Every tier: unit, and contract, integration and browser against the real
+# Every tier: unit, and contract, integration, browser and outages against the real
 # Postgres and RabbitMQ (tests/shared_servers.py), which `services` starts.
 test: install services lint typecheck
 	$(BIN)/pytest -q

@@ -1,4 +1,9 @@
-"""Servers of a test's own (tests/servers.py), for tests that take them away."""
+"""Outages: servers taken away under real workers.
+
+A test that stops, kills or restarts a server does it to a server of its own
+(tests/servers.py); the rest of the tier runs on the shared servers, as the
+integration tier does, and fails the same way when they are down.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,9 @@ from collections.abc import Iterator
 import pytest
 
 from tests.servers import OwnPostgres, OwnRabbitMQ
+from tests.shared_servers import namespace, pg_schema, pg_store, rabbit, shared_servers
+
+__all__ = ["namespace", "own_postgres", "own_rabbitmq", "pg_schema", "pg_store", "rabbit", "shared_servers"]
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The short chaos session: a few hundred events, every fault once, in about two minutes."""
+"""The short chaos session (tests/chaos): a few hundred events, every fault once, in about two minutes."""
 
 from __future__ import annotations
 
