@@ -121,14 +121,14 @@ class Injector:
             self.faults.sessions_killed += len(killed)
 
 
-def schedule(kinds: tuple[Fault, ...], rounds: int, rng: random.Random) -> list[Fault]:
-    """``rounds`` passes over ``kinds``, each in a shuffled order, worker kills in between."""
+def schedule(kinds: tuple[Fault, ...], rng: random.Random, kills_between: bool) -> list[Fault]:
+    """One pass over ``kinds`` in a shuffled order; with ``kills_between``, a worker
+    is also killed after each of the other faults (a kill every 10-20 s or so)."""
+    order = list(kinds)
+    rng.shuffle(order)
     plan: list[Fault] = []
-    for _ in range(rounds):
-        order = list(kinds)
-        rng.shuffle(order)
-        for fault in order:
-            plan.append(fault)
-            if fault is not Fault.WORKER_KILL and Fault.WORKER_KILL in kinds and rounds > 1:
-                plan.append(Fault.WORKER_KILL)
+    for fault in order:
+        plan.append(fault)
+        if kills_between and fault is not Fault.WORKER_KILL:
+            plan.append(Fault.WORKER_KILL)
     return plan

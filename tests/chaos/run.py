@@ -45,6 +45,8 @@ class Plan:
     faults: tuple[Fault, ...] = EVERY_FAULT
     rounds: int = 0
     """Passes over ``faults``; 0: as many as fit while events are published."""
+    kills_between: bool = True
+    """Also kill a worker after each other fault."""
     gap: tuple[float, float] = (4.0, 8.0)
     outage: float = 20.0
     storm: float = 20.0
@@ -56,7 +58,9 @@ SCENARIOS = {
     # What `make chaos` runs: every fault, over and over, while 10,000 events go in.
     "all": Plan(),
     # The short one in the test suite: a few hundred events, every fault once.
-    "short": Plan(events=300, rate=4.0, rounds=1, gap=(1.5, 3.0), storm=10.0, drain=180.0),
+    "short": Plan(
+        events=300, rate=4.0, rounds=1, kills_between=False, gap=(1.5, 3.0), storm=10.0, drain=180.0
+    ),
     # Issue 15's acceptance: a session killed every 0.5-2 s while 1,500 events go in.
     "storm": Plan(events=1500, rate=15.0, faults=(Fault.SESSION_STORM,)),
 }
@@ -210,7 +214,7 @@ async def _faults(plan: Plan, injector: Injector, publisher: Publisher, rng: ran
         return
     passes = 0
     while True:
-        for fault in schedule(plan.faults, 1, rng):
+        for fault in schedule(plan.faults, rng, plan.kills_between):
             await anyio.sleep(rng.uniform(*plan.gap))
             await injector.inject(fault)
         passes += 1
