@@ -16,7 +16,7 @@ from legato.broker.rabbitmq import RabbitMQBroker
 from legato.errors import StoreError
 from legato.messages import TaskMessage
 from legato.store.postgres import PostgresStore
-from legato.worker.execute import Outcome
+from legato.worker.execute import StepOutcome
 from legato.worker.middleware import Next, StepCall
 from legato.worker.runtime import WorkerSettings
 from tests.conftest import PG_DSN, worker_env
@@ -109,7 +109,7 @@ async def test_a_task_dead_letter_names_its_run_workflow_and_state(pg_store: Pos
     class Broken:
         """A bug below the handler: every attempt to process the task raises."""
 
-        async def __call__(self, call: StepCall, call_next: Next) -> Outcome:
+        async def __call__(self, call: StepCall, call_next: Next) -> StepOutcome:
             raise RuntimeError("a bug")
 
     workflow = Workflow("w", start="a", states={"a": Task(noop, retry=RetryPolicy.none())}, triggers=("w",))

@@ -219,7 +219,7 @@ class Worker:
 
         Servers that are down or starting are waited for (``startup_timeout``).
         """
-        patience = Patience(self.settings.startup_timeout)
+        patience = Patience(self.settings.startup_timeout, self.clock)
         await patience.wait_for("the database", self.store.open)
         try:
             await patience.wait_for("the broker", self.broker.connect)

@@ -14,6 +14,7 @@ from typing import TypeVar
 
 import anyio
 
+from legato.clock import Clock
 from legato.errors import BrokerError, StoreError
 
 log = logging.getLogger("legato.worker")
@@ -27,8 +28,9 @@ MAX_BACKOFF = 5.0
 class Patience:
     """One deadline shared by every step of a start."""
 
-    def __init__(self, timeout: float) -> None:
-        self.deadline = anyio.current_time() + timeout
+    def __init__(self, timeout: float, clock: Clock) -> None:
+        self.clock = clock
+        self.deadline = clock.monotonic() + timeout
 
     async def wait_for(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
         """``attempt()`` until it gets through an outage, or the deadline passes."""
@@ -38,7 +40,7 @@ class Patience:
             try:
                 return await attempt()
             except (StoreError, BrokerError) as exc:
-                left = self.deadline - anyio.current_time()
+                left = self.deadline - self.clock.monotonic()
                 if left <= 0:
                     raise
                 pause = min(backoff, left)
