@@ -125,3 +125,31 @@ async def test_a_task_dead_letter_names_its_run_workflow_and_state(pg_store: Pos
     assert "internal error: RuntimeError: a bug" in letter.reason
     assert (letter.run_id, letter.workflow, letter.state) == (run.id, "w", "a")
     assert TaskMessage.decode(str((letter.message or {})["body"]).encode()).run_id == run.id
+
+
+async def test_an_outage_does_not_count_towards_dead_lettering(pg_store: PostgresStore) -> None:
+    async def noop(ctx: StepContext) -> None:
+        return None
+
+    class OutageThenBug:
+        """The first try meets an outage, the second a bug, the third goes through."""
+
+        def __init__(self) -> None:
+            self.failures: list[Exception] = [StoreError("Postgres restarting"), RuntimeError("a bug")]
+
+        async def __call__(self, call: StepCall, call_next: Next) -> StepOutcome:
+            if self.failures:
+                raise self.failures.pop(0)
+            return await call_next(call)
+
+    workflow = Workflow("w", start="a", states={"a": Task(noop, retry=RetryPolicy.none())}, triggers=("w",))
+    broker = MemoryBroker()
+    await broker.connect()
+    # Not eager: the step comes from the broker, which marks it redelivered after the outage.
+    settings = WorkerSettings(concurrency=2, retry_pause=0.01, timer_poll_interval=0.05, eager=False)
+    async with running(App([workflow]), pg_store, broker, settings, middleware=[OutageThenBug()]):
+        await broker.publish_event("w", b"{}", message_id="e-1")
+        [run] = await wait_finished(pg_store, 1, timeout=30)
+    assert run.status.value == "succeeded"
+    # Requeued after the outage it came back redelivered; its first bug was still only its first.
+    assert await pg_store.list_dead_letters() == []

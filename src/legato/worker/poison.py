@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import logging
 
 from legato.broker.base import Broker, Delivery
@@ -40,6 +41,31 @@ async def dead_letter_message(
     await delivery.ack()
     observer.poisoned(PoisonedInput(delivery.queue, reason))
     log.warning("dead-lettered a message from %s: %s", delivery.queue, reason)
+
+
+class BugLedger:
+    """Deliveries that met a bug in this process, so the second time is the last.
+
+    Counted here rather than by the broker's ``redelivered`` flag, which an
+    outage sets too (the delivery went back to the queue): an outage never counts
+    towards dead-lettering. A delivery seen by several workers may get one try
+    in each; bounded, the oldest forgotten first.
+    """
+
+    def __init__(self, size: int = 10_000) -> None:
+        self.size = size
+        self._seen: collections.OrderedDict[str, None] = collections.OrderedDict()
+
+    def second_time(self, delivery: Delivery) -> bool:
+        """Note a bug with ``delivery``; True when it met one here before."""
+        key = poison_fingerprint(delivery.queue, delivery.routing_key, delivery.message_id, delivery.body)
+        if key in self._seen:
+            del self._seen[key]
+            return True
+        self._seen[key] = None
+        if len(self._seen) > self.size:
+            self._seen.popitem(last=False)
+        return False
 
 
 def _plain(value: object) -> object:

@@ -37,7 +37,7 @@ from legato.store.ports import Store
 from legato.worker.dispatch import Dispatcher
 from legato.worker.eager import Eager
 from legato.worker.middleware import Middleware, with_app_middleware
-from legato.worker.poison import dead_letter_message
+from legato.worker.poison import BugLedger, dead_letter_message
 from legato.worker.relay import OutboxRelay
 from legato.worker.startup import Patience
 from legato.worker.steps import StepRunner
@@ -206,6 +206,7 @@ class Worker:
             archive=Archive(self.settings.archive_dir) if self.settings.archive_dir else None,
             observer=self.engine.observer,
         )
+        self.bugs = BugLedger()
         self._stopping = anyio.Event()
         self.started = anyio.Event()
         self.consuming = False
@@ -333,7 +334,7 @@ class Worker:
         back when the channel closes.
         """
         try:
-            if delivery.redelivered:
+            if self.bugs.second_time(delivery):
                 await dead_letter_message(
                     delivery, reason, self.store, self.broker, self.clock, self.engine.observer
                 )
