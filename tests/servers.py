@@ -206,3 +206,14 @@ def _rabbitmq_script() -> str:
         if candidate and Path(candidate).exists():
             return candidate
     raise ServerError("no rabbitmq-server: install RabbitMQ")
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 30.0) -> int:
+    """SIGTERM, and SIGKILL if it has not exited within ``timeout``: a test never
+    leaves a worker behind. Returns the exit status (negative when killed)."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait(10)

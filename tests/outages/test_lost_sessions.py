@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import collections
 import random
-import signal
 from pathlib import Path
 
 import anyio
@@ -23,6 +22,7 @@ from tests.conftest import PG_DSN, worker_env
 from tests.integration.harness import all_runs, eventually, running, spawn_worker, wait_finished
 from tests.integration.test_connections import terminate_postgres_backends
 from tests.integration.test_processes import APP, assert_each_transition_once, publish_orders
+from tests.servers import stop_process
 
 
 async def test_every_error_of_a_terminated_session_is_an_outage(pg_schema: str) -> None:
@@ -93,8 +93,7 @@ async def test_a_worker_rides_out_a_storm_of_terminated_sessions(
         runs = await wait_finished(pg_store, count, timeout=120)
         assert worker.poll() is None, log.read_text()[-3000:]  # no side task died
     finally:
-        worker.send_signal(signal.SIGTERM)
-        code = await anyio.to_thread.run_sync(worker.wait, 30)
+        code = await anyio.to_thread.run_sync(stop_process, worker)
     assert killed >= 10
     assert code == 0, log.read_text()[-3000:]
     assert await pg_store.list_dead_letters() == [], log.read_text()[-3000:]

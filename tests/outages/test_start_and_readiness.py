@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -16,7 +15,7 @@ from legato.broker.rabbitmq import RabbitMQBroker
 from legato.store.postgres import PostgresStore
 from tests.conftest import PG_DSN, worker_env
 from tests.integration.harness import eventually, spawn_worker, wait_finished
-from tests.servers import OwnPostgres, OwnRabbitMQ, free_port
+from tests.servers import OwnPostgres, OwnRabbitMQ, free_port, stop_process
 
 
 async def test_thirty_workers_migrating_an_empty_database_at_once_all_succeed(pg_schema: str) -> None:
@@ -75,8 +74,7 @@ async def test_readiness_reports_a_broker_that_is_away_while_liveness_stays_up(
         await eventually(lambda: _ready(base, 200), timeout=60)
         assert worker.poll() is None, log.read_text()[-2000:]
     finally:
-        worker.send_signal(signal.SIGTERM)
-        code = await anyio.to_thread.run_sync(worker.wait, 30)
+        code = await anyio.to_thread.run_sync(stop_process, worker)
     assert code == 0, log.read_text()[-2000:]
 
 
@@ -120,8 +118,7 @@ async def test_a_worker_waits_for_servers_that_are_down_at_its_start(
             await broker.close()
             await store.close()
     finally:
-        worker.send_signal(signal.SIGTERM)
-        code = await anyio.to_thread.run_sync(worker.wait, 30)
+        code = await anyio.to_thread.run_sync(stop_process, worker)
     assert code == 0, log.read_text()[-3000:]
 
 
