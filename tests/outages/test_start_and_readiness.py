@@ -5,9 +5,11 @@ from __future__ import annotations
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import anyio
+import anyio.lowlevel
 import orjson
 
 from legato.broker.base import Topology
@@ -66,7 +68,11 @@ async def test_readiness_reports_a_broker_that_is_away_while_liveness_stays_up(
         await eventually(lambda: _ready(base, 200), timeout=60)
         await anyio.to_thread.run_sync(own_rabbitmq.stop)
         # The robust connection is reconnecting, not closed: readiness must see it.
-        _, body = await eventually(lambda: _ready(base, 503), timeout=30)
+        try:
+            _, body = await eventually(lambda: _ready(base, 503), timeout=30)
+        except TimeoutError:
+            last = await _status(f"{base}/readyz")
+            raise AssertionError(f"/readyz {last} with the broker down:\n{log.read_text()[-4000:]}") from None
         assert body["checks"]["broker"] != "ok", body
         assert (await _get(f"{base}/healthz"))[0] == 200  # alive: riding out the outage
         assert worker.poll() is None, log.read_text()[-2000:]
@@ -150,3 +156,52 @@ async def test_a_worker_gives_up_on_a_server_that_stays_down_with_one_line(
         assert f"Error: cannot connect to {server}" in text.splitlines()[-1], text
         assert "Traceback" not in text, text
         assert "Reconnecting after" not in text, text  # no promise just before giving up
+
+
+class _HeldMigration(PostgresStore):
+    """Migrates only when the test says so: the broker is taken away meanwhile,
+    between the worker's connecting and its consuming."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.migrating = anyio.Event()
+        self.go_on = anyio.Event()
+
+    async def migrate(self) -> list[str]:
+        self.migrating.set()
+        await self.go_on.wait()
+        return await super().migrate()
+
+
+async def test_a_broker_that_goes_away_as_the_worker_starts_consuming_is_waited_for(
+    own_rabbitmq: OwnRabbitMQ, pg_store: PostgresStore, pg_schema: str, namespace: str
+) -> None:
+    from legato import App, StepContext, Task, Workflow
+    from legato.worker.runtime import Worker, WorkerSettings
+
+    async def noop(ctx: StepContext) -> None:
+        return None
+
+    app = App([Workflow("w", start="a", states={"a": Task(noop)}, triggers=("w",))])
+    store = _HeldMigration(PG_DSN, pg_schema, min_size=1, max_size=4)
+    broker = RabbitMQBroker(own_rabbitmq.url, Topology(namespace))
+    worker = Worker(app, store, broker, WorkerSettings(concurrency=4, timer_poll_interval=0.05))
+    async with anyio.create_task_group() as group:
+        group.start_soon(worker.run)
+        with anyio.fail_after(60):
+            await store.migrating.wait()
+        await anyio.to_thread.run_sync(own_rabbitmq.stop)
+        store.go_on.set()  # it consumes now, with the broker away
+        with anyio.fail_after(30):
+            await worker.started.wait()
+        await anyio.lowlevel.checkpoint()  # the consumer meets the outage (it used to end the worker here)
+        await anyio.to_thread.run_sync(own_rabbitmq.start)
+        publisher = RabbitMQBroker(own_rabbitmq.url, Topology(namespace))
+        await publisher.connect()
+        try:
+            await publisher.publish_event("w", b"{}", message_id="e-1")
+            [run] = await wait_finished(pg_store, 1, timeout=60)
+        finally:
+            await publisher.close()
+        assert run.status.value == "succeeded"
+        worker.stop()

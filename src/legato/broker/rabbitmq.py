@@ -275,23 +275,44 @@ class RabbitMQBroker:
         if self._connection is None:
             raise BrokerError("the broker is not connected")
         self._stop.clear()
-        channel = await self._connection.channel(publisher_confirms=False)
-        self._consume_channel = channel
-        await channel.set_qos(prefetch_count=prefetch)
-        topo = self.topology
-        for name in (*topo.task_queues, topo.triggers_queue):
-            queue = await channel.get_queue(name, ensure=True)
-            intake = _Intake(name, queue, prefetch, waiting_room, on_delivery)
-            self._intakes[name] = intake
-            await self._subscribe(intake)
-            # Deliveries can arrive, and be parked, before the subscription has
-            # returned its tag; the rotation check skipped them then, so look again.
-            await self._rotate(intake)
+        await self._start_consuming(self._connection, on_delivery, prefetch, waiting_room)
         try:
             await self._stop.wait()
         finally:
             await self._cancel_consumers()
             self._intakes.clear()
+
+    async def _start_consuming(
+        self,
+        connection: AbstractRobustConnection,
+        on_delivery: DeliveryHandler,
+        prefetch: int,
+        waiting_room: int,
+    ) -> None:
+        if not connection.connected.is_set():  # reconnecting: no channel can be opened
+            raise BrokerError("could not start consuming: not connected to RabbitMQ")
+        channel = connection.channel(publisher_confirms=False)
+        try:
+            await channel  # opens it; fails too if the broker went away meanwhile
+            self._consume_channel = channel
+            await channel.set_qos(prefetch_count=prefetch)
+            topo = self.topology
+            for name in (*topo.task_queues, topo.triggers_queue):
+                queue = await channel.get_queue(name, ensure=True)
+                intake = _Intake(name, queue, prefetch, waiting_room, on_delivery)
+                self._intakes[name] = intake
+                await self._subscribe(intake)
+                # Deliveries can arrive, and be parked, before the subscription has
+                # returned its tag; the rotation check skipped them then, so look again.
+                await self._rotate(intake)
+        except _BROKER_ERRORS as exc:
+            # The broker went away while we subscribed: drop the half-made channel
+            # (a robust channel would restore its consumers beside the next attempt's).
+            self._consumers.clear()
+            self._intakes.clear()
+            with contextlib.suppress(*_BROKER_ERRORS):
+                await channel.close()
+            raise BrokerError(f"could not start consuming: {exc or type(exc).__name__}") from exc
 
     async def _subscribe(self, intake: _Intake) -> None:
         """Give ``intake`` a new consumer (and so a fresh prefetch); cancel the old one."""

@@ -270,7 +270,14 @@ class Worker:
             waiting_room = self.settings.waiting_room
             if waiting_room is None:
                 waiting_room = 4 * prefetch
-            await self.broker.consume(self.dispatcher.submit, prefetch, waiting_room)
+
+            async def until_stopped() -> None:
+                if not self._stopping.is_set():  # a retry after stop() must not consume again
+                    await self.broker.consume(self.dispatcher.submit, prefetch, waiting_room)
+
+            # The broker can go away while the consumers are being set up (a restart
+            # just as the worker starts): an outage like any other, tried again.
+            await supervised("consumer", until_stopped)
         finally:
             self.consuming = False
 
