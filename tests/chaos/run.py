@@ -74,6 +74,7 @@ class Cluster:
     env: dict[str, str]
     folder: Path
     processes: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
+    logs: dict[int, Path] = field(default_factory=dict)
     expected: set[int] = field(default_factory=set)
     exited: list[str] = field(default_factory=list)
     started = 0
@@ -81,6 +82,7 @@ class Cluster:
     def spawn(self, slot: int) -> None:
         self.started += 1
         path = self.folder / f"worker-{slot}-{self.started}.log"
+        self.logs[slot] = path
         with path.open("ab") as output:
             self.processes[slot] = subprocess.Popen(
                 [sys.executable, "-m", "legato", "worker", "tests.chaos.app:app"],
@@ -106,7 +108,19 @@ class Cluster:
         await anyio.to_thread.run_sync(process.wait)
         self.spawn(slot)
 
+    def serving(self, slot: int) -> bool:
+        """Whether the worker in ``slot`` has started (a fresh one may still be
+        importing, and SIGTERM before its handler is set ends it as a signal does)."""
+        return "worker started" in self.logs[slot].read_text(errors="replace")
+
+    async def until_serving(self, slots: list[int], timeout: float = 120.0) -> None:
+        with anyio.move_on_after(timeout):
+            while not all(self.serving(s) or self.processes[s].poll() is not None for s in slots):
+                await anyio.sleep(0.2)
+
     async def stop_one(self, rng: random.Random) -> None:
+        """Stop a serving worker gracefully: that is the fault worth making."""
+        await self.until_serving(sorted(self.processes))
         slot = rng.choice(sorted(self.processes))
         process = self.processes[slot]
         self.expected.add(process.pid)
@@ -124,6 +138,7 @@ class Cluster:
             return await anyio.to_thread.run_sync(process.wait)
 
     async def stop_all(self) -> None:
+        await self.until_serving(sorted(self.processes))
         for process in self.processes.values():
             self.expected.add(process.pid)
         for process in self.processes.values():
