@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit services bench bench-quick bench-profile bench-ingress clean
+.PHONY: install demo test lint typecheck unit services bench bench-quick bench-profile bench-ingress chaos clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +31,7 @@ typecheck: install
 unit: install
 	$(BIN)/pytest tests/unit -q
 
-# Every tier: unit, and contract, integration and browser against the real
+# Every tier: unit, and contract, integration, browser and outages against the real
 # Postgres and RabbitMQ (tests/shared_servers.py), which `services` starts.
 test: install services lint typecheck
 	$(BIN)/pytest -q
@@ -56,3 +56,8 @@ bench-ingress: install services
 
 clean:
 	rm -rf $(VENV) .legato .pytest_cache .mypy_cache .ruff_cache
+
+# legato's chaos suite on a Postgres and a RabbitMQ of its own: 10,000 events, every fault
+# (docs/operations.md). CHAOS="--scenario storm" for the session-kill storm, --events N to size it.
+chaos: install
+	$(BIN)/python -m tests.chaos $(CHAOS)

@@ -1,8 +1,9 @@
 """What every tier shares; nothing here connects to a server.
 
 The tests come in tiers. tests/unit needs no server: it runs with Postgres and
-RabbitMQ stopped (`make unit`). tests/contract, tests/integration and
-tests/browser run against the real Postgres and RabbitMQ; their conftest.py
+RabbitMQ stopped (`make unit`). tests/contract, tests/integration,
+tests/browser and tests/outages run against the real Postgres and RabbitMQ
+(tests/outages also on servers of its own, tests/servers.py); their conftest.py
 takes the fixtures of tests/shared_servers.py, which fail the session with a
 clear message -- never skip -- when a server cannot be reached.
 """

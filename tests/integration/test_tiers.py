@@ -19,7 +19,7 @@ import pytest
 from tests.conftest import ROOT
 
 # The tiers whose conftest.py takes tests/shared_servers.py; every other tier is unit.
-SERVER_TIERS = ["contract", "integration", "browser"]
+SERVER_TIERS = ["contract", "integration", "browser", "outages"]
 
 
 @contextlib.contextmanager

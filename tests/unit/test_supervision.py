@@ -28,3 +28,27 @@ async def test_any_other_error_stops_the_worker_with_the_reason() -> None:
 
     with pytest.raises(SideTaskDied, match="worker stopped: its timers task died: KeyError: 'token'"):
         await supervised("timers", broken, first_backoff=0.001)
+
+
+async def test_outages_met_by_concurrent_work_together_are_an_outage() -> None:
+    # The timer poller fires due timers in a task group: a database restart fails
+    # them all at once, and they arrive as one exception group.
+    failures = [ExceptionGroup("timers", [StoreError("restart"), StoreError("restart")])]
+    calls = 0
+
+    async def firing() -> None:
+        nonlocal calls
+        calls += 1
+        if failures:
+            raise failures.pop(0)
+
+    await supervised("timers", firing, first_backoff=0.001)
+    assert calls == 2
+
+
+async def test_a_bug_among_outages_still_stops_the_worker() -> None:
+    async def firing() -> None:
+        raise ExceptionGroup("timers", [StoreError("restart"), KeyError("token")])
+
+    with pytest.raises(SideTaskDied, match="its timers task died"):
+        await supervised("timers", firing, first_backoff=0.001)

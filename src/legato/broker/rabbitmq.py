@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -51,6 +52,10 @@ from legato.redact import redact
 
 log = logging.getLogger("legato.broker")
 
+RECONNECT_INTERVAL = 1.0
+"""Seconds between attempts to reconnect to a broker that went away (aio-pika's
+default, 5, keeps a worker idle that long after the broker is back)."""
+
 _BROKER_ERRORS = (
     aio_pika.exceptions.AMQPError,
     aiormq.exceptions.AMQPError,
@@ -59,6 +64,20 @@ _BROKER_ERRORS = (
     OSError,
     asyncio.TimeoutError,
 )
+
+
+def _not_reconnecting(record: logging.LogRecord) -> bool:
+    return "Reconnecting after" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _quiet_reconnects() -> Iterator[None]:
+    robust = logging.getLogger("aio_pika.robust_connection")
+    robust.addFilter(_not_reconnecting)
+    try:
+        yield
+    finally:
+        robust.removeFilter(_not_reconnecting)
 
 
 class RabbitMQBroker:
@@ -89,21 +108,25 @@ class RabbitMQBroker:
         self._users += 1
         if self._connection is not None:
             return
-        try:
-            self._connection = await aio_pika.connect_robust(
-                self.url,
-                timeout=self.connect_timeout,
-                client_properties={"connection_name": f"legato:{self.topology.namespace}"},
-            )
-            self._publish_channel = await self._connection.channel(
-                publisher_confirms=True, on_return_raises=True
-            )
-            await self._declare(self._publish_channel)
-        except _BROKER_ERRORS as exc:
-            await self.close()
-            raise BrokerError(
-                f"cannot connect to RabbitMQ at {redact(self.url)}: {exc or type(exc).__name__}; check LEGATO_BROKER_URL"
-            ) from exc
+        # Until the first connection is up, failures are legato's to report (and
+        # retry): aio-pika's "Reconnecting after 5 seconds" would be untrue.
+        with _quiet_reconnects():
+            try:
+                self._connection = await aio_pika.connect_robust(
+                    self.url,
+                    timeout=self.connect_timeout,
+                    reconnect_interval=RECONNECT_INTERVAL,
+                    client_properties={"connection_name": f"legato:{self.topology.namespace}"},
+                )
+                self._publish_channel = await self._connection.channel(
+                    publisher_confirms=True, on_return_raises=True
+                )
+                await self._declare(self._publish_channel)
+            except _BROKER_ERRORS as exc:
+                await self.close()
+                raise BrokerError(
+                    f"cannot connect to RabbitMQ at {redact(self.url)}: {exc or type(exc).__name__}; check LEGATO_BROKER_URL"
+                ) from exc
 
     async def _declare(self, channel: AbstractChannel) -> None:
         topo = self.topology
@@ -155,7 +178,9 @@ class RabbitMQBroker:
         return self._events, self._tasks, self._dead
 
     async def ping(self) -> None:
-        if self._connection is None or self._connection.is_closed:
+        connection = self._connection
+        # A robust connection that is reconnecting is not closed, only not connected.
+        if connection is None or connection.is_closed or not connection.connected.is_set():
             raise BrokerError("not connected to RabbitMQ")
 
     def _timestamp(self) -> datetime:
@@ -250,23 +275,44 @@ class RabbitMQBroker:
         if self._connection is None:
             raise BrokerError("the broker is not connected")
         self._stop.clear()
-        channel = await self._connection.channel(publisher_confirms=False)
-        self._consume_channel = channel
-        await channel.set_qos(prefetch_count=prefetch)
-        topo = self.topology
-        for name in (*topo.task_queues, topo.triggers_queue):
-            queue = await channel.get_queue(name, ensure=True)
-            intake = _Intake(name, queue, prefetch, waiting_room, on_delivery)
-            self._intakes[name] = intake
-            await self._subscribe(intake)
-            # Deliveries can arrive, and be parked, before the subscription has
-            # returned its tag; the rotation check skipped them then, so look again.
-            await self._rotate(intake)
+        await self._start_consuming(self._connection, on_delivery, prefetch, waiting_room)
         try:
             await self._stop.wait()
         finally:
             await self._cancel_consumers()
             self._intakes.clear()
+
+    async def _start_consuming(
+        self,
+        connection: AbstractRobustConnection,
+        on_delivery: DeliveryHandler,
+        prefetch: int,
+        waiting_room: int,
+    ) -> None:
+        if not connection.connected.is_set():  # reconnecting: no channel can be opened
+            raise BrokerError("could not start consuming: not connected to RabbitMQ")
+        channel = connection.channel(publisher_confirms=False)
+        try:
+            await channel  # opens it; fails too if the broker went away meanwhile
+            self._consume_channel = channel
+            await channel.set_qos(prefetch_count=prefetch)
+            topo = self.topology
+            for name in (*topo.task_queues, topo.triggers_queue):
+                queue = await channel.get_queue(name, ensure=True)
+                intake = _Intake(name, queue, prefetch, waiting_room, on_delivery)
+                self._intakes[name] = intake
+                await self._subscribe(intake)
+                # Deliveries can arrive, and be parked, before the subscription has
+                # returned its tag; the rotation check skipped them then, so look again.
+                await self._rotate(intake)
+        except _BROKER_ERRORS as exc:
+            # The broker went away while we subscribed: drop the half-made channel
+            # (a robust channel would restore its consumers beside the next attempt's).
+            self._consumers.clear()
+            self._intakes.clear()
+            with contextlib.suppress(*_BROKER_ERRORS):
+                await channel.close()
+            raise BrokerError(f"could not start consuming: {exc or type(exc).__name__}") from exc
 
     async def _subscribe(self, intake: _Intake) -> None:
         """Give ``intake`` a new consumer (and so a fresh prefetch); cancel the old one."""

@@ -168,6 +168,18 @@ class PoisonMessage:
     message_id: str | None
     headers: Mapping[str, JSON]
     fingerprint: str
+    step: PoisonedStep | None = None
+    """The step a task message was for; the store adds the run's workflow."""
+
+
+@dataclass(frozen=True, slots=True)
+class PoisonedStep:
+    """What a dead-lettered task message names: its run, state, visit and attempt."""
+
+    run_id: str
+    state: str
+    seq: int
+    attempt: int
 
 
 @dataclass(frozen=True)

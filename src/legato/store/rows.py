@@ -16,7 +16,7 @@ from legato.machine.errors import ErrorInfo
 from legato.machine.run import Run, RunStatus
 from legato.machine.values import JSON
 from legato.machine.vocabulary import HistoryKind, TimerPurpose
-from legato.store.base import DeadLetterRecord, DueTimer, HistoryEntry
+from legato.store.base import DeadLetterRecord, DueTimer, HistoryEntry, PoisonMessage
 
 log = logging.getLogger("legato.store")
 
@@ -143,6 +143,14 @@ def run_from_columns(
         error=ErrorInfo.from_json(error) if error else None,
     )
     return run.with_machine(machine)
+
+
+def poisoned_step(poison: PoisonMessage) -> tuple[str | None, str | None, int | None, int | None]:
+    """The run id, state, seq and attempt columns of a poison message's dead letter."""
+    step = poison.step
+    if step is None:
+        return None, None, None, None
+    return canonical_run_id(step.run_id), step.state, step.seq, step.attempt
 
 
 def poison_fingerprint(queue: str, routing_key: str, message_id: str | None, body: bytes) -> str:

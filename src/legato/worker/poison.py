@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import collections
 import logging
 
 from legato.broker.base import Broker, Delivery
 from legato.clock import Clock
+from legato.messages import MalformedMessage, TaskMessage
 from legato.observe import Observer, PoisonedInput
-from legato.store.base import PoisonMessage
+from legato.store.base import PoisonedStep, PoisonMessage
 from legato.store.ports import DeadLetterStore
 from legato.store.rows import poison_fingerprint
 
@@ -32,6 +34,7 @@ async def dead_letter_message(
         message_id=delivery.message_id,
         headers={k: _plain(v) for k, v in delivery.headers.items()},
         fingerprint=fingerprint,
+        step=_step_of(delivery) if delivery.queue in broker.topology.task_queues else None,
     )
     await store.record_poison(poison, clock.now())
     await broker.dead_letter(delivery, reason)
@@ -40,9 +43,43 @@ async def dead_letter_message(
     log.warning("dead-lettered a message from %s: %s", delivery.queue, reason)
 
 
+class BugLedger:
+    """Deliveries that met a bug in this process, so the second time is the last.
+
+    Counted here rather than by the broker's ``redelivered`` flag, which an
+    outage sets too (the delivery went back to the queue): an outage never counts
+    towards dead-lettering. A delivery seen by several workers may get one try
+    in each; bounded, the oldest forgotten first.
+    """
+
+    def __init__(self, size: int = 10_000) -> None:
+        self.size = size
+        self._seen: collections.OrderedDict[str, None] = collections.OrderedDict()
+
+    def second_time(self, delivery: Delivery) -> bool:
+        """Note a bug with ``delivery``; True when it met one here before."""
+        key = poison_fingerprint(delivery.queue, delivery.routing_key, delivery.message_id, delivery.body)
+        if key in self._seen:
+            del self._seen[key]
+            return True
+        self._seen[key] = None
+        if len(self._seen) > self.size:
+            self._seen.popitem(last=False)
+        return False
+
+
 def _plain(value: object) -> object:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     if isinstance(value, str | int | float | bool) or value is None:
         return value
     return str(value)
+
+
+def _step_of(delivery: Delivery) -> PoisonedStep | None:
+    """The step a task message names, so that its dead letter says which run it stopped."""
+    try:
+        task = TaskMessage.decode(delivery.body)
+    except MalformedMessage:
+        return None
+    return PoisonedStep(task.run_id, task.state, task.seq, task.attempt)

@@ -55,6 +55,9 @@ class OutboxRelay:
             await self.broker.publish(messages)
         except BrokerError as exc:
             log.warning("outbox relay could not publish %d messages: %s", len(messages), exc)
+            # Give the claim back, so that the next pass (once the broker is back)
+            # publishes them, not the first one after the lease.
+            await self.store.claim_outbox_rows([m.id for m in messages], now)
             return 0
         await self.store.outbox_done([m.id for m in messages])
         self.relayed += len(messages)

@@ -40,8 +40,9 @@ from legato.worker.eager import Eager
 from legato.worker.execute import INTERRUPT_GRACE
 from legato.worker.inflight import InFlight
 from legato.worker.middleware import Middleware, with_app_middleware
-from legato.worker.poison import dead_letter_message
+from legato.worker.poison import BugLedger, dead_letter_message
 from legato.worker.relay import OutboxRelay
+from legato.worker.startup import Patience
 from legato.worker.steps import StepRunner
 from legato.worker.timers import TimerPoller
 from legato.worker.triggers import TriggerHandler
@@ -89,6 +90,9 @@ class WorkerSettings:
     interrupt_grace: float = INTERRUPT_GRACE
     """Seconds a sync handler has to return once interrupted (``ctx.cancelled``):
     its run was cancelled or failed, or it ran past its timeout."""
+    startup_timeout: float = 60.0
+    """Seconds a starting worker waits for a database or broker that is down or
+    starting, trying again with backoff, before it exits with the error."""
 
 
 class SideTaskDied(LegatoError):
@@ -100,12 +104,13 @@ class SideTaskDied(LegatoError):
 
 
 async def supervised(
-    name: str, run: Callable[[], Awaitable[None]], first_backoff: float = 0.5, max_backoff: float = 30.0
+    name: str, run: Callable[[], Awaitable[None]], first_backoff: float = 0.5, max_backoff: float = 2.0
 ) -> None:
     """Run a side task; ride out a database or broker outage, die loudly on anything else.
 
     An outage is expected and temporary: the task waits and tries again (readiness
-    probes report the outage meanwhile). Any other error is a bug or a broken
+    probes report the outage meanwhile), never long, so that it is back at work
+    within moments of the server's return. Any other error is a bug or a broken
     deployment, and limping on would hide it, so the worker stops.
     """
     backoff = first_backoff
@@ -113,13 +118,29 @@ async def supervised(
         try:
             await run()
             return
-        except (StoreError, BrokerError) as exc:
-            log.warning("%s: %s; trying again in %.1fs", name, exc, backoff)
+        except Exception as exc:
+            if not is_outage(exc):
+                log.exception("the %s task died", name)
+                raise SideTaskDied(name, exc) from exc
+            log.warning("%s: %s; trying again in %.1fs", name, _first_line(exc), backoff)
             await anyio.sleep(backoff)
             backoff = min(backoff * 2, max_backoff)
-        except Exception as exc:
-            log.exception("the %s task died", name)
-            raise SideTaskDied(name, exc) from exc
+
+
+def is_outage(exc: BaseException) -> bool:
+    """A database or broker outage, also when concurrent work met it together
+    (an exception group of outages, from a task group)."""
+    if isinstance(exc, StoreError | BrokerError):
+        return True
+    if isinstance(exc, BaseExceptionGroup):
+        return all(is_outage(inner) for inner in exc.exceptions)
+    return False
+
+
+def _first_line(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
 
 
 class Worker:
@@ -204,6 +225,7 @@ class Worker:
             archive=Archive(self.settings.archive_dir) if self.settings.archive_dir else None,
             observer=self.engine.observer,
         )
+        self.bugs = BugLedger()
         self._stopping = anyio.Event()
         self.started = anyio.Event()
         self.consuming = False
@@ -213,20 +235,27 @@ class Worker:
         self._stopping.set()
 
     async def run(self) -> None:
-        """Run until :meth:`stop` (or cancellation, which is a graceful stop too)."""
-        await self.store.open()
-        await self.broker.connect()
+        """Run until :meth:`stop` (or cancellation, which is a graceful stop too).
+
+        Servers that are down or starting are waited for (``startup_timeout``).
+        """
+        patience = Patience(self.settings.startup_timeout, self.clock)
+        await patience.wait_for("the database", self.store.open)
         try:
-            if self.settings.migrate:
-                applied = await self.store.migrate()
-                if applied:
-                    log.info("applied migrations: %s", ", ".join(applied))
-            for name, outcome in (await self.schedules.reconcile()).items():
-                log.info("schedule %s: %s", name, outcome.value)
-            await self._serve()
+            await patience.wait_for("the broker", self.broker.connect)
+            try:
+                if self.settings.migrate:
+                    applied = await patience.wait_for("the migrations", self.store.migrate)
+                    if applied:
+                        log.info("applied migrations: %s", ", ".join(applied))
+                for name, outcome in (await self.schedules.reconcile()).items():
+                    log.info("schedule %s: %s", name, outcome.value)
+                await self._serve()
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await self.broker.close()
         finally:
             with anyio.CancelScope(shield=True):
-                await self.broker.close()
                 await self.store.close()
 
     async def _serve(self) -> None:
@@ -266,7 +295,14 @@ class Worker:
             waiting_room = self.settings.waiting_room
             if waiting_room is None:
                 waiting_room = 4 * prefetch
-            await self.broker.consume(self.dispatcher.submit, prefetch, waiting_room)
+
+            async def until_stopped() -> None:
+                if not self._stopping.is_set():  # a retry after stop() must not consume again
+                    await self.broker.consume(self.dispatcher.submit, prefetch, waiting_room)
+
+            # The broker can go away while the consumers are being set up (a restart
+            # just as the worker starts): an outage like any other, tried again.
+            await supervised("consumer", until_stopped)
         finally:
             self.consuming = False
 
@@ -299,23 +335,27 @@ class Worker:
             with anyio.CancelScope(shield=True):
                 await delivery.requeue()
             raise
-        except (StoreError, BrokerError) as exc:
-            # Transient: the database or broker is away. Hold the slot a moment
-            # (which slows intake) and give the message back.
-            log.warning("could not process a delivery from %s (%s); requeued", delivery.queue, exc)
-            with anyio.CancelScope(shield=True):
-                await anyio.sleep(self.settings.retry_pause)
-                try:
-                    await delivery.requeue()
-                except Exception:
-                    log.exception("could not give a delivery back to %s", delivery.queue)
         except Exception as exc:
-            # A bug, not a handler failure (those are outcomes). One bad delivery
-            # must not take the worker down: it is retried once, then kept as a
-            # dead letter with the error, so it can be inspected and replayed.
-            log.exception("failed to process a delivery from %s", delivery.queue)
             with anyio.CancelScope(shield=True):
+                if is_outage(exc):
+                    await self._give_back(delivery, exc)
+                    return
+                # A bug, not a handler failure (those are outcomes). One bad delivery
+                # must not take the worker down: it is retried once, then kept as a
+                # dead letter with the error, so it can be inspected and replayed.
+                log.exception("failed to process a delivery from %s", delivery.queue)
                 await self._set_aside(delivery, f"internal error: {type(exc).__name__}: {exc}")
+
+    async def _give_back(self, delivery: Delivery, exc: BaseException) -> None:
+        """The database or broker is away: hold the slot a moment (which slows
+        intake) and give the message back; an outage never counts towards
+        dead-lettering it."""
+        log.warning("could not process a delivery from %s (%s); requeued", delivery.queue, _first_line(exc))
+        await anyio.sleep(self.settings.retry_pause)
+        try:
+            await delivery.requeue()
+        except Exception:
+            log.exception("could not give a delivery back to %s", delivery.queue)
 
     async def _set_aside(self, delivery: Delivery, reason: str) -> None:
         """Retry a delivery that hit a bug once, then keep it as a dead letter.
@@ -326,7 +366,7 @@ class Worker:
         back when the channel closes.
         """
         try:
-            if delivery.redelivered:
+            if self.bugs.second_time(delivery):
                 await dead_letter_message(
                     delivery, reason, self.store, self.broker, self.clock, self.engine.observer
                 )

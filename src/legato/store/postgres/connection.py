@@ -16,7 +16,7 @@ from legato.redact import redact
 from legato.store.migrations import migrations
 from legato.store.postgres import sql as q
 from legato.store.postgres.batching import GroupCommit
-from legato.store.postgres.rows import CONNECTION_LOST, init_connection, keep_session
+from legato.store.postgres.rows import CONNECTION_LOST, connection_lost, init_connection, keep_session
 
 if TYPE_CHECKING:
     from legato.store.postgres.rows import Conn
@@ -25,6 +25,10 @@ STATEMENT_TIMEOUT = 60.0
 """Seconds any one statement may take before it fails as an outage."""
 
 _MIGRATION_LOCK = 0x1E6A70  # advisory lock id: one migrator at a time
+
+
+def _outage(exc: BaseException) -> StoreError:
+    return StoreError(f"Postgres cannot take this now ({type(exc).__name__}: {exc})")
 
 
 class PostgresConnection:
@@ -74,7 +78,7 @@ class PostgresConnection:
                 command_timeout=STATEMENT_TIMEOUT,
                 server_settings={"search_path": self.schema, "application_name": self.application_name},
             )
-        except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
+        except (TimeoutError, asyncpg.PostgresError, *CONNECTION_LOST) as exc:
             self._users -= 1
             raise StoreError(
                 f"cannot connect to Postgres at {redact(self.dsn)}: {exc}; check LEGATO_DATABASE_URL"
@@ -162,9 +166,16 @@ class PostgresConnection:
     async def _conn(self) -> AsyncIterator[Conn]:
         try:
             async with self.pool.acquire() as conn:
-                yield conn
-        except CONNECTION_LOST as exc:
-            raise StoreError(f"Postgres cannot take this now ({type(exc).__name__}: {exc})") from exc
+                try:
+                    yield conn
+                except Exception as exc:
+                    if isinstance(exc, asyncpg.exceptions.InternalClientError) and not conn.is_closed():
+                        conn.terminate()  # its protocol state is unknown: never hand it out again
+                    if connection_lost(exc, conn):
+                        raise _outage(exc) from exc
+                    raise
+        except CONNECTION_LOST as exc:  # taking or giving back the connection
+            raise _outage(exc) from exc
 
     async def ping(self) -> None:
         async with self._conn() as conn:
@@ -173,8 +184,10 @@ class PostgresConnection:
     async def migrate(self) -> list[str]:
         applied: list[str] = []
         async with self._conn() as conn, conn.transaction():
-            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+            # The lock first: workers starting together on an empty database would
+            # otherwise race to create the schema (a unique violation in pg_namespace).
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
             await conn.execute(q.CREATE_MIGRATIONS_TABLE)
             done = {row["number"] for row in await conn.fetch(q.APPLIED_MIGRATIONS)}
             for migration in migrations("postgres"):

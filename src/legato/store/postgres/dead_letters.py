@@ -7,6 +7,7 @@ from legato.store.base import DeadLetterGroup, DeadLetterRecord, PoisonMessage
 from legato.store.postgres import sql as q
 from legato.store.postgres.connection import PostgresConnection
 from legato.store.postgres.rows import dead_letter_from_row
+from legato.store.rows import poisoned_step
 
 
 class PostgresDeadLetters(PostgresConnection):
@@ -20,7 +21,7 @@ class PostgresDeadLetters(PostgresConnection):
         }
         async with self._conn() as conn:
             dead_letter_id: int = await conn.fetchval(
-                q.INSERT_POISON, poison.reason, at, message, poison.fingerprint
+                q.INSERT_POISON, poison.reason, at, message, poison.fingerprint, *poisoned_step(poison)
             )
         return dead_letter_id
 

@@ -70,10 +70,25 @@ CONNECTION_LOST = (
     asyncpg.exceptions.TransactionRollbackError,  # class 40: deadlock, serialization; rolled back whole
     asyncpg.exceptions.ReadOnlySQLTransactionError,  # a failover left us on a read-only server
     asyncpg.exceptions.InterfaceError,  # "connection is closed" on a pooled connection
+    # "cannot switch to state 12; another operation (2) is in progress": what asyncpg
+    # raises instead of a connection error in about a quarter of the cases where its
+    # backend is terminated while a query is in flight (restart, pg_terminate_backend).
+    asyncpg.exceptions.InternalClientError,
 )
 """Errors that mean "the database cannot take this now, try again", not "the
 statement was wrong": each becomes a StoreError, which the worker treats as an
 outage (the delivery goes back to the queue; side tasks back off)."""
+
+
+def connection_lost(exc: BaseException, conn: asyncpg.Connection | Conn | None) -> bool:
+    """Whether ``exc`` means the connection (or the database) is gone for now.
+
+    Besides the known kinds, any error after which the connection is closed was
+    caused by its loss: whatever asyncpg happened to raise, it is an outage.
+    """
+    if isinstance(exc, CONNECTION_LOST):
+        return True
+    return isinstance(exc, Exception) and conn is not None and conn.is_closed()
 
 
 def run_args(run: Run) -> tuple[Any, ...]:

@@ -186,8 +186,8 @@ RETURNING id
 
 INSERT_POISON = """
 WITH inserted AS (
-    INSERT INTO dead_letters (source, reason, created_at, message, fingerprint)
-    VALUES ('message', $1, $2, $3, $4)
+    INSERT INTO dead_letters (source, reason, created_at, message, fingerprint, run_id, workflow, state, seq, attempt)
+    VALUES ('message', $1, $2, $3, $4, $5, (SELECT workflow FROM runs WHERE id = $5), $6, $7, $8)
     ON CONFLICT (fingerprint) DO NOTHING
     RETURNING id
 )

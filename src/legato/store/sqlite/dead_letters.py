@@ -4,7 +4,7 @@ their transition: :mod:`legato.store.sqlite.runs`)."""
 from __future__ import annotations
 
 from legato.store.base import DeadLetterGroup, DeadLetterRecord, PoisonMessage
-from legato.store.rows import Row, dead_letter_from_columns
+from legato.store.rows import Row, dead_letter_from_columns, poisoned_step
 from legato.store.sqlite import sql as q
 from legato.store.sqlite.connection import SqliteConnection, dumps, loads
 
@@ -19,7 +19,10 @@ class SqliteDeadLetters(SqliteConnection):
             "body": poison.body.decode("utf-8", "replace"),
         }
         async with self._write() as db:
-            await db.execute(q.INSERT_POISON, (poison.reason, at, dumps(message), poison.fingerprint))
+            await db.execute(
+                q.INSERT_POISON,
+                (poison.reason, at, dumps(message), poison.fingerprint, *poisoned_step(poison)),
+            )
             cursor = await db.execute(q.POISON_BY_FINGERPRINT, (poison.fingerprint,))
             row = await cursor.fetchone()
         assert row is not None
