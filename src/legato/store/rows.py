@@ -16,7 +16,7 @@ from legato.machine.errors import ErrorInfo
 from legato.machine.run import Run, RunStatus
 from legato.machine.values import JSON
 from legato.machine.vocabulary import HistoryKind, TimerPurpose
-from legato.store.base import DeadLetterRecord, DueTimer, HistoryEntry, PoisonMessage
+from legato.store.base import DeadLetterGroup, DeadLetterRecord, DueTimer, HistoryEntry, PoisonMessage
 
 log = logging.getLogger("legato.store")
 
@@ -260,3 +260,15 @@ def due_timers(rows: Iterable[Row]) -> list[DueTimer]:
             )
         )
     return timers
+
+
+def dead_letter_group_from_row(row: Row) -> DeadLetterGroup:
+    """A row of the failure-pattern query (``GROUP_DEAD_LETTERS``) of either dialect."""
+    return DeadLetterGroup(
+        row["key"],
+        row["count"],
+        row["first_seen"],
+        row["last_seen"],
+        row["sample_error"] or "",
+        row["sample_id"],
+    )

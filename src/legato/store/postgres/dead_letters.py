@@ -7,7 +7,7 @@ from legato.store.base import DeadLetterGroup, DeadLetterRecord, PoisonMessage
 from legato.store.postgres import sql as q
 from legato.store.postgres.connection import PostgresConnection
 from legato.store.postgres.rows import dead_letter_from_row
-from legato.store.rows import poisoned_step
+from legato.store.rows import dead_letter_group_from_row, poisoned_step
 
 
 class PostgresDeadLetters(PostgresConnection):
@@ -43,17 +43,7 @@ class PostgresDeadLetters(PostgresConnection):
         column = q.DEAD_LETTER_GROUP_COLUMNS[by]
         async with self._conn() as conn:
             rows = await conn.fetch(q.GROUP_DEAD_LETTERS.format(column=column), workflow, status)
-        return [
-            DeadLetterGroup(
-                r["key"],
-                r["count"],
-                r["first_seen"],
-                r["last_seen"],
-                r["sample_error"] or "",
-                r["sample_id"],
-            )
-            for r in rows
-        ]
+        return [dead_letter_group_from_row(r) for r in rows]
 
     async def resolve_dead_letter(self, dead_letter_id: int, actor: str, at: float) -> bool:
         async with self._conn() as conn:

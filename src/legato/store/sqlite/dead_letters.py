@@ -4,7 +4,7 @@ their transition: :mod:`legato.store.sqlite.runs`)."""
 from __future__ import annotations
 
 from legato.store.base import DeadLetterGroup, DeadLetterRecord, PoisonMessage
-from legato.store.rows import Row, dead_letter_from_columns, poisoned_step
+from legato.store.rows import Row, dead_letter_from_columns, dead_letter_group_from_row, poisoned_step
 from legato.store.sqlite import sql as q
 from legato.store.sqlite.connection import SqliteConnection, dumps, loads
 
@@ -45,17 +45,7 @@ class SqliteDeadLetters(SqliteConnection):
         rows = await self._read(
             q.GROUP_DEAD_LETTERS.format(column=column), workflow, workflow, status, status
         )
-        return [
-            DeadLetterGroup(
-                r["key"],
-                r["count"],
-                r["first_seen"],
-                r["last_seen"],
-                r["sample_error"] or "",
-                r["sample_id"],
-            )
-            for r in rows
-        ]
+        return [dead_letter_group_from_row(r) for r in rows]
 
     async def resolve_dead_letter(self, dead_letter_id: int, actor: str, at: float) -> bool:
         async with self._write() as db:
