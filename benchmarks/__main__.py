@@ -131,7 +131,7 @@ async def main(args: argparse.Namespace) -> int:
         if result.ok:
             print(
                 f"  {result.workload:<3} {result.system:<10} {result.steps_per_s:>9,.0f} steps/s"
-                f"  {result.runs_per_s:>8,.0f} runs/s  peak RSS {result.peak_rss_mb:,.0f} MB"
+                f"  {result.runs_per_s:>8,.0f} runs/s  peak RSS {result.peak_rss_mb:,.0f} MB  CPU {result.cpu_us_per_step:,.0f} µs/step"
                 + (
                     f"  p50 {result.latency.p50_ms:.1f} ms"
                     if result.mode == "paced" and result.latency

@@ -59,6 +59,7 @@ async def _paced(system: System, workers: Workers, workload: Workload) -> tuple[
     for _ in range(WARM_UP_RUNS):
         await system.publish(workload.shape)
     await wait_finished(system, workers, WARM_UP_RUNS)
+    workers.cpu_at_warm = workers.sample_cpu()
     warm = time.time()
     first = time.time()
     for index in range(workload.runs):
@@ -82,6 +83,7 @@ async def run_cell(system: System, workload: Workload, scale: Scale, logs: Path)
     log = logs / f"{workload.key}-{system.name.replace(' ', '_')}.log"
     timeout = scale.cell_timeout + (workload.runs / workload.rate if workload.rate else 0.0)
     cell_began = time.time()
+    cpu_before = 0.0
     try:
         with anyio.fail_after(timeout):
             await system.reset()
@@ -99,18 +101,21 @@ async def run_cell(system: System, workload: Workload, scale: Scale, logs: Path)
                     group.start_soon(workers.sample)
                     if workload.mode is Mode.DRAIN:
                         started = await wait_consuming(system, workers)
+                        cpu_before = workers.sample_cpu()  # imports and connecting are not steps
                         result.startup_seconds = started - spawned
                         failed = await wait_finished(system, workers, workload.runs)
                         started = await system.first_taken() or started
                         warm = 0.0
                     else:
                         started, warm, failed = await _paced(system, workers, workload)
+                        cpu_before = workers.cpu_at_warm
                     group.cancel_scope.cancel()
             finally:
                 with anyio.CancelScope(shield=True):
                     if not await workers.stop():
                         result.notes.append(f"killed: still running {STOP_GRACE} s after SIGTERM")
                 result.peak_rss_mb = workers.peak_rss / 2**20
+            result.cpu_us_per_step = (workers.cpu_seconds - cpu_before) / workload.steps * 1e6
             timings: Sequence[Timing] = [t for t in await system.timings() if t.created >= warm]
             summarise(result, workload, timings, failed, started)
     except TimeoutError:

@@ -51,6 +51,9 @@ class CellResult:
     steps_per_s: float = 0.0
     latency: Latency | None = None
     peak_rss_mb: float = 0.0
+    cpu_us_per_step: float = 0.0
+    """User + system time of the worker processes from their first run to the end,
+    per step: unlike throughput, it hardly moves with the machine's noise."""
     enqueue_seconds: float = 0.0
     startup_seconds: float = 0.0
     """From starting the worker processes to their taking the first run (drain)."""

@@ -19,10 +19,12 @@ event loop can sleep ~10 s in epoll before it notices SIGTERM)."""
 
 
 class Workers:
-    """The worker processes of one cell, with the peak of their summed RSS.
+    """The worker processes of one cell, with the peak of their summed RSS and their CPU time.
 
     Memory is the resident set of every process in the workers' trees
-    (Dramatiq and Celery fork children), sampled every ``interval`` seconds.
+    (Dramatiq and Celery fork children), sampled every ``interval`` seconds;
+    CPU time is user + system of every process of the trees, its last sample
+    each (so a process that exits between samples loses at most one interval).
     """
 
     def __init__(self, commands: Sequence[Sequence[str]], env: dict[str, str], log: Path) -> None:
@@ -31,7 +33,19 @@ class Workers:
         self.log = log
         self.procs: list[subprocess.Popen[bytes]] = []
         self.peak_rss = 0
+        self._cpu: dict[int, float] = {}
+        self.cpu_at_warm = 0.0
         self._sampling = False
+
+    def sample_cpu(self) -> float:
+        """Sample now; the CPU seconds so far."""
+        self.rss()
+        return self.cpu_seconds
+
+    @property
+    def cpu_seconds(self) -> float:
+        """User + system seconds of every process of the workers' trees so far."""
+        return sum(self._cpu.values())
 
     def start(self) -> None:
         self.log.parent.mkdir(parents=True, exist_ok=True)
@@ -63,6 +77,8 @@ class Workers:
                 for member in [root, *root.children(recursive=True)]:
                     with contextlib.suppress(psutil.Error):
                         total += member.memory_info().rss
+                        times = member.cpu_times()
+                        self._cpu[member.pid] = times.user + times.system
         return total
 
     async def sample(self, interval: float = 0.1) -> None:
@@ -76,6 +92,7 @@ class Workers:
 
         Returns whether every process stopped on SIGTERM within the grace period.
         """
+        self.rss()  # a last sample of CPU time, while every process is still there
         for proc in self.procs:
             if proc.poll() is None:
                 # The process itself: a forking worker (Dramatiq) passes it on to its children.

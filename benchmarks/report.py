@@ -21,6 +21,7 @@ HEADERS = (
     "p95 ms",
     "p99 ms",
     "peak RSS MB",
+    "CPU µs/step",
     "legato/this steps/s",
     "legato/this p50",
     "note",
@@ -42,7 +43,7 @@ def rows(results: Sequence[CellResult]) -> list[list[str]]:
     table = []
     for r in results:
         if not r.ok:
-            table.append([r.system, r.workload, str(r.processes), *["-"] * 8, f"FAILED: {r.error}"])
+            table.append([r.system, r.workload, str(r.processes), *["-"] * 9, f"FAILED: {r.error}"])
             continue
         paced = r.mode == "paced"
         lat = r.latency
@@ -65,6 +66,7 @@ def rows(results: Sequence[CellResult]) -> list[list[str]]:
                 _num(lat.p95_ms, 1) if paced and lat else "-",
                 _num(lat.p99_ms, 1) if paced and lat else "-",
                 _num(r.peak_rss_mb),
+                _num(r.cpu_us_per_step),
                 thru_ratio,
                 lat_ratio,
                 _notes(r),

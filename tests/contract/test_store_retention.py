@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from legato.errors import KeyRetired
@@ -10,7 +12,7 @@ from legato.machine.decide import decide, start_run
 from legato.machine.events import CancelRequested, StepFailed, TimerFired
 from legato.machine.run import Run, RunStatus
 from legato.machine.vocabulary import TimerPurpose
-from legato.store.base import PoisonMessage
+from legato.store.base import PoisonMessage, RunQuery
 from legato.store.ports import Store
 from legato.store.retention import Cutoff, Removal
 from legato.store.rows import new_run_id
@@ -74,6 +76,20 @@ async def test_expired_finished_runs_go_with_their_rows_and_leave_their_keys(sto
     assert await store.forget_keys(NOW + 3 * DAY) == 1
     assert await store.retired_key("contract:order-1", NOW + 3 * DAY) is None
     assert (await store.create_run(started(key="contract:order-1"))).created
+
+
+async def test_a_retired_key_in_a_burst_of_creations_refuses_only_its_own(store: Store) -> None:
+    old = await _cancelled(store, key="contract:gone", at=NOW - 10 * DAY)
+    await store.remove_runs([Removal(old.id, NOW - 7 * DAY, NOW + 3 * DAY)])
+    keys = [f"contract:new-{i}" for i in range(10)]
+    results = await asyncio.gather(
+        *(store.create_run(started(key=k)) for k in [*keys[:5], "contract:gone", *keys[5:]]),
+        return_exceptions=True,
+    )
+    refused = [r for r in results if isinstance(r, BaseException)]
+    assert [type(r) for r in refused] == [KeyRetired]
+    assert all(not isinstance(r, BaseException) and r.created for r in results if r not in refused)
+    assert len(await store.list_runs(RunQuery(limit=50))) == 10
 
 
 async def test_a_run_is_removed_only_if_still_expired_when_removed(store: Store) -> None:

@@ -109,3 +109,44 @@ async def test_a_run_id_in_another_spelling_finds_the_run(store: Store) -> None:
 async def test_unknown_runs_are_none(store: Store) -> None:
     assert await store.load_run(new_run_id()) is None
     assert await store.load_run("not-a-uuid") is None
+
+
+async def test_a_burst_of_creations_starts_each_key_once_with_its_first_transition(store: Store) -> None:
+    # Postgres creates concurrent runs together (store/postgres/creation.py):
+    # duplicates inside one batch, and keys that already had a run, must each
+    # come back as "not created" with the run that holds the key.
+    before = await store.create_run(started(key="burst:0"))
+    decisions = [started(key=f"burst:{i % 20}") for i in range(60)] + [started() for _ in range(10)]
+    results = await asyncio.gather(*(store.create_run(d) for d in decisions))
+
+    by_key: dict[str | None, set[str]] = {}
+    for decision, result in zip(decisions, results, strict=True):
+        key = decision.run.idempotency_key
+        by_key.setdefault(key, set()).add(result.run.id)
+        assert result.run.idempotency_key == key
+        if result.created:
+            assert result.run.id == decision.run.id
+            [message] = result.outbox
+            assert TaskMessage.decode(message.body).run_id == decision.run.id
+            history = await store.history(decision.run.id)
+            assert [e.kind for e in history] == [HistoryKind.RUN_STARTED, HistoryKind.STEP_SCHEDULED]
+        else:
+            assert result.outbox == ()
+    assert by_key["burst:0"] == {before.run.id}
+    assert all(len(ids) == 1 for key, ids in by_key.items() if key is not None)
+    assert sum(r.created for r in results) == 19 + 10
+    assert len(await store.list_runs(RunQuery(limit=200))) == 1 + 19 + 10
+
+
+async def test_a_value_the_database_refuses_fails_only_its_own_creation(store: Store) -> None:
+    # Postgres's jsonb cannot hold NUL; a batch that meets it falls back to one by one.
+    bad = start_run(WF, new_run_id(), {"text": "a\x00b"}, NOW, idempotency_key="refused")
+    decisions = [started(key=f"fine:{i}") for i in range(20)]
+    results = await asyncio.gather(
+        *(store.create_run(d) for d in [*decisions[:10], bad, *decisions[10:]]), return_exceptions=True
+    )
+    failures = [r for r in results if isinstance(r, BaseException)]
+    assert len(failures) <= 1  # SQLite stores it; Postgres refuses exactly that one
+    assert sum(1 for r in results if not isinstance(r, BaseException) and r.created) == len(results) - len(
+        failures
+    )

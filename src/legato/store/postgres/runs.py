@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cached_property
 from typing import TYPE_CHECKING, assert_never
 
 import asyncpg
@@ -25,6 +26,7 @@ from legato.store.base import (
 from legato.store.effects import effects
 from legato.store.postgres import sql as q
 from legato.store.postgres.connection import PostgresConnection
+from legato.store.postgres.creation import GroupCreate
 from legato.store.postgres.rows import run_args, run_from_row
 from legato.store.postgres.write import Write, write_batch, write_rest
 from legato.store.rows import history_from_row
@@ -42,12 +44,25 @@ class _Abort(Exception):
 
 class PostgresRuns(PostgresConnection):
     async def create_run(self, decision: Decision, headers: Mapping[str, str] | None = None) -> Created:
+        write = Write(decision, effects(decision), headers)
+        if write.effects.group_commit:
+            return await self._creations.create(write)
+        return await self._create_one(write)
+
+    @cached_property
+    def _creations(self) -> GroupCreate:
+        return GroupCreate(self._conn, self._create_one)
+
+    async def _create_one(self, write: Write) -> Created:
         async with self._conn() as conn, conn.transaction():
-            return await self._create_in(conn, decision, headers)
+            return await self._create_write(conn, write)
 
     async def _create_in(self, conn: Conn, decision: Decision, headers: Mapping[str, str] | None) -> Created:
         """Insert a run and its first transition inside the caller's transaction."""
-        run = decision.run
+        return await self._create_write(conn, Write(decision, effects(decision), headers))
+
+    async def _create_write(self, conn: Conn, write: Write) -> Created:
+        run = write.decision.run
         inserted = await conn.fetchval(q.INSERT_RUN, *run_args(run))
         if inserted is None:
             row = await conn.fetchrow(q.SELECT_RUN_BY_KEY, run.idempotency_key)
@@ -59,7 +74,6 @@ class PostgresRuns(PostgresConnection):
             retired = await conn.fetchrow(q.RETIRED_KEY, run.idempotency_key, run.created_at)
             if retired is not None:
                 raise KeyRetired(run.idempotency_key, retired["run_id"], retired["expires_at"])
-        write = Write(decision, effects(decision), headers)
         written = await write_batch(conn, [write], new=True)
         rest = await write_rest(conn, write, self.timer_channel)
         if write.data is not None:

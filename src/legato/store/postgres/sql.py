@@ -1,6 +1,7 @@
 """Every SQL statement the Postgres store runs, by name."""
 
 from legato.machine.vocabulary import HistoryKind
+from legato.store.rows import RUN_COLUMNS
 
 CREATE_MIGRATIONS_TABLE = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -31,6 +32,45 @@ RETURNING id
 SELECT_RUNS = f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ANY($1::uuid[])"
 
 SELECT_RUN_BY_KEY = f"SELECT {_RUN_COLUMNS} FROM runs WHERE idempotency_key = $1"
+
+SELECT_RUNS_BY_KEYS = f"SELECT {_RUN_COLUMNS} FROM runs WHERE idempotency_key = ANY($1::text[])"
+
+# How group creation (creation.py) reads a run's columns from its JSON document:
+# timestamps travel as epoch seconds, like the group commit's.
+_RUN_TYPES = {
+    "id": "uuid", "workflow": "text", "workflow_version": "integer", "status": "text",
+    "version": "integer", "priority": "smallint", "idempotency_key": "text", "input": "jsonb",
+    "data": "jsonb", "machine": "jsonb", "current_states": "text[]", "error": "jsonb",
+    "trace_context": "jsonb", "deadline": "timestamptz", "sla_met": "boolean",
+    "created_at": "timestamptz", "updated_at": "timestamptz", "finished_at": "timestamptz",
+}  # fmt: skip
+assert set(_RUN_TYPES) == set(RUN_COLUMNS), "every run column needs its type here"
+
+
+def _run_value(column: str) -> str:
+    return f"to_timestamp(i.{column})" if _RUN_TYPES[column] == "timestamptz" else f"i.{column}"
+
+
+def _run_field(column: str) -> str:
+    kind = _RUN_TYPES[column]
+    return f"{column} {'double precision' if kind == 'timestamptz' else kind}"
+
+
+INSERT_RUNS = f"""
+INSERT INTO runs ({", ".join(RUN_COLUMNS)})
+SELECT {", ".join(_run_value(c) for c in RUN_COLUMNS)}
+FROM jsonb_to_recordset($1::jsonb) AS i({", ".join(_run_field(c) for c in RUN_COLUMNS)})
+ON CONFLICT (idempotency_key) DO NOTHING
+RETURNING id
+"""
+
+# Whether any of the keys (with the time each run was created) was retired.
+ANY_RETIRED_KEY = """
+SELECT EXISTS (
+    SELECT 1 FROM retired_keys r
+    JOIN unnest($1::text[], $2::timestamptz[]) AS u(key, at) ON r.key = u.key AND r.expires_at > u.at
+)
+"""
 
 # The run that held a key and was removed by retention (docs/retention.md).
 RETIRED_KEY = "SELECT run_id, expires_at FROM retired_keys WHERE key = $1 AND expires_at > $2"
