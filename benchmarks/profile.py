@@ -1,4 +1,4 @@
-"""Where one legato worker spends its CPU on workload b: ``python -m benchmarks.profile``.
+"""Where one legato worker spends its CPU: ``python -m benchmarks.profile [--events] [--shape single]``.
 
 Starts one worker process like the harness does, attaches py-spy to it
 once it consumes, starts the runs, and samples until they have all finished.
@@ -23,7 +23,7 @@ import anyio
 from benchmarks.harness import wait_consuming, wait_finished
 from benchmarks.processes import Workers
 from benchmarks.settings import ROOT
-from benchmarks.systems.legato_system import LegatoSystem
+from benchmarks.systems.legato_system import LegatoEventsSystem, LegatoSystem
 from benchmarks.workloads import Shape
 
 PY_SPY = str(Path(sys.executable).with_name("py-spy"))
@@ -136,8 +136,8 @@ def _spy(pid: int, raw: Path, rate: int) -> subprocess.Popen[bytes]:
     )
 
 
-async def profile(runs: int, out: Path, rate: int) -> str:
-    system = LegatoSystem()
+async def profile(runs: int, out: Path, rate: int, events: bool, shape: Shape) -> str:
+    system = LegatoEventsSystem() if events else LegatoSystem()
     await system.prepare()
     await system.reset()
     workers = Workers(system.worker_commands(1), system.worker_env(1), out / "worker.log")
@@ -147,7 +147,7 @@ async def profile(runs: int, out: Path, rate: int) -> str:
         await wait_consuming(system, workers)
         spy = _spy(workers.procs[0].pid, raw, rate)
         began = time.time()
-        await system.enqueue(Shape.CHAIN, runs)
+        await system.enqueue(shape, runs)
         await wait_finished(system, workers, runs)
         drained = time.time() - began
         os.kill(spy.pid, signal.SIGINT)  # py-spy writes its output on Ctrl-C
@@ -156,9 +156,8 @@ async def profile(runs: int, out: Path, rate: int) -> str:
         await workers.stop()
         await system.close()
     summary = summarise(parse_raw(raw.read_text()))
-    header = (
-        f"legato worker, workload b ({runs} runs of a 3-step chain, enqueued while it ran): {drained:.1f} s"
-    )
+    started = "published as events" if events else "started by Client.start"
+    header = f"{system.name} worker, {runs} runs of {shape.value} ({started} while it ran): {drained:.1f} s"
     return f"{header}\n{summary}\n\nraw stacks: {raw}"
 
 
@@ -167,9 +166,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=2000)
     parser.add_argument("--rate", type=int, default=200, help="samples per second")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "profile")
+    parser.add_argument("--events", action="store_true", help="start the runs by events (legato-events)")
+    parser.add_argument("--shape", choices=[s.value for s in Shape], default=Shape.CHAIN.value)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    report = anyio.run(profile, args.runs, args.out, args.rate)
+    report = anyio.run(profile, args.runs, args.out, args.rate, args.events, Shape(args.shape))
     (args.out / "summary.txt").write_text(report + "\n")
     print(report)
 

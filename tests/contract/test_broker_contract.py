@@ -232,3 +232,28 @@ async def test_republish_sends_a_message_back_where_it_came_from(broker: Broker)
         for delivery in got:
             await delivery.ack()
         await broker.stop_consuming()
+
+
+async def test_acks_of_one_turn_never_settle_a_delivery_still_held(broker: Broker) -> None:
+    # RabbitMQ sends the acks of one event-loop turn together (broker/acks.py):
+    # a held delivery below them must stay unsettled, and requeue as itself.
+    inbox = Inbox()
+    await broker.publish([task(f"m{i}".encode()) for i in range(20)])
+    async with anyio.create_task_group() as group:
+        await consuming(broker, inbox, 20, group)
+        got = await inbox.wait_for(20)
+        held, later = got[3], [d for i, d in enumerate(got) if i != 3]
+        async with anyio.create_task_group() as acking:
+            for delivery in later:
+                acking.start_soon(delivery.ack)
+        await held.requeue()
+        again = (await inbox.wait_for(21))[20]
+        assert (again.body, again.redelivered) == (held.body, True)
+        await again.ack()
+        # Nothing else comes back: every other ack reached the broker.
+        with anyio.move_on_after(0.3):
+            await inbox.wait_for(22)
+        assert len(inbox.items) == 21
+        await broker.stop_consuming()
+    depths = await broker.depths()
+    assert depths[broker.topology.task_queue(Priority.NORMAL)] == 0

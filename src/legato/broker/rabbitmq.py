@@ -43,6 +43,7 @@ from aio_pika.abc import (
     DeliveryMode,
 )
 
+from legato.broker.acks import ChannelAcks
 from legato.broker.base import Delivery, DeliveryHandler, Topology
 from legato.clock import Clock, SystemClock
 from legato.errors import BrokerError
@@ -95,6 +96,7 @@ class RabbitMQBroker:
         self._connection: AbstractRobustConnection | None = None
         self._publish_channel: AbstractChannel | None = None
         self._consume_channel: AbstractChannel | None = None
+        self._acks: ChannelAcks | None = None
         self._events: AbstractExchange | None = None
         self._tasks: AbstractExchange | None = None
         self._dead: AbstractExchange | None = None
@@ -342,10 +344,15 @@ class RabbitMQBroker:
                 if not intake.parked_by[message.consumer_tag] and message.consumer_tag != intake.tag:
                     del intake.parked_by[message.consumer_tag]  # a cancelled consumer, done with
 
+        acks = self._channel_acks(message)
+        tag = message.delivery_tag
+        assert tag is not None, "consumers here always acknowledge"
+        acks.delivered(tag)
+
         async def ack() -> None:
             unpark()
             try:
-                await message.ack()
+                await acks.ack(tag)
             except _BROKER_ERRORS:
                 # The channel died with the connection: RabbitMQ will redeliver the
                 # message, and the version check drops the duplicate.
@@ -354,7 +361,7 @@ class RabbitMQBroker:
         async def requeue() -> None:
             unpark()
             try:
-                await message.nack(requeue=True)
+                await acks.requeue(tag)
             except _BROKER_ERRORS:
                 log.warning("requeue lost with the channel; RabbitMQ requeues it anyway")
 
@@ -380,6 +387,13 @@ class RabbitMQBroker:
             _requeue=requeue,
             _park=park,
         )
+
+    def _channel_acks(self, message: AbstractIncomingMessage) -> ChannelAcks:
+        """The acks of the channel that delivered ``message`` (a reconnect makes a new one)."""
+        acks = self._acks
+        if acks is None or acks.channel is not message.channel:
+            acks = self._acks = ChannelAcks(message.channel)
+        return acks
 
     async def _rotate(self, intake: _Intake) -> None:
         """Renew the consumer while half its prefetch is parked.
