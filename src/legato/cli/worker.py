@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import sys
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -21,6 +23,7 @@ from legato.http.worker_app import worker_app
 from legato.redact import redact
 from legato.telemetry.setup import Telemetry
 from legato.worker.runtime import Worker
+from legato.worker.supervisor import CHILD_INDEX, Supervisor
 
 log = logging.getLogger("legato.cli")
 
@@ -46,6 +49,14 @@ log = logging.getLogger("legato.cli")
     help="Serve the HTTP ingress, webhooks, /metrics, /healthz and /readyz on this port (or LEGATO_HTTP_PORT; 0 picks one).",
 )
 @click.option("--http-host", help="Address to bind (default 127.0.0.1; others need LEGATO_HTTP_TOKEN).")
+@click.option(
+    "--processes",
+    "-p",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Worker processes to run under a supervisor that restarts them (one per core).",
+)
 @click.pass_context
 def worker(
     ctx: click.Context,
@@ -57,11 +68,16 @@ def worker(
     no_migrate: bool,
     http_port: int | None,
     http_host: str | None,
+    processes: int,
 ) -> None:
     """Run a worker for the app at MODULE:ATTR (or --app / LEGATO_APP).
 
     SIGTERM or Ctrl-C stops it gracefully: no new steps, in-flight steps get
     --grace seconds, the rest go back to the queue. A second signal stops at once.
+
+    With --processes N, a supervisor runs N such workers, forwards the signals,
+    restarts one that dies, and exits non-zero if they keep dying. Worker i
+    serves HTTP on --http-port + i.
     """
     settings = with_app(settings_of(ctx), app)
     given: dict[str, Any] = {
@@ -82,6 +98,11 @@ def worker(
         check_binding(settings.http)
     webhook_sources(settings.webhooks)  # a bad [webhooks.NAME] table stops the start, naming it
     definitions = require_app(settings)
+    child = os.environ.get(CHILD_INDEX)
+    if child is None and processes > 1:
+        sys.exit(supervise_workers(settings, processes))
+    if child is not None and settings.http.port:
+        settings = replace(settings, http=replace(settings.http, port=settings.http.port + int(child)))
     if settings.limits:
         definitions = definitions.with_limits(settings.limits)
     broker = make_broker(settings)
@@ -102,6 +123,19 @@ def worker(
         run_async(lambda: serve(settings, node, telemetry))
     finally:
         telemetry.shutdown()
+
+
+def supervise_workers(settings: Settings, processes: int) -> int:
+    """Run ``processes`` copies of this very command under a supervisor; its exit code."""
+    if settings.embedded_store or settings.embedded_broker:
+        raise click.UsageError(
+            "--processes needs a database and a broker server (LEGATO_DATABASE_URL and "
+            "LEGATO_BROKER_URL): the embedded SQLite store and in-process broker belong to one process"
+        )
+    # The children run this command line again; CHILD_INDEX tells them they are children.
+    command = [sys.executable, "-m", "legato", *sys.argv[1:]]
+    log.info("legato worker supervisor: %d processes", processes)
+    return run_async(lambda: Supervisor(command, processes, os.environ).run())
 
 
 async def serve(settings: Settings, node: Worker, telemetry: Telemetry | None = None) -> None:
