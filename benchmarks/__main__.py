@@ -98,7 +98,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--systems", default=",".join(DEFAULT_SYSTEMS), help=f"comma-separated, of {', '.join(SYSTEMS)}"
     )
-    parser.add_argument("--workloads", default="a,b,c,d,e,f", help="comma-separated, of a, b, c, d, e, f")
+    parser.add_argument(
+        "--workloads", default="a,b,c,d,e,f,g,m", help="comma-separated, of a, b, c, d, e, f, g, m"
+    )
     parser.add_argument(
         "--repeat", type=int, default=1, help="rounds over every cell; each cell shows its median round"
     )

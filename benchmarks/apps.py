@@ -36,6 +36,18 @@ fanout4 = Workflow(
     },
 )
 
+
+async def grow(ctx: StepContext) -> dict[str, str]:
+    return {f"added_by_{ctx.state}": "y" * 1024}
+
+
+data64k = Workflow(
+    "data64k",
+    triggers=("bench.data64k",),
+    start="one",
+    states={"one": Task(grow, next="two"), "two": Task(grow, next="three"), "three": Task(grow)},
+)
+
 map100 = Workflow(
     "map100",
     triggers=("bench.map100",),
@@ -43,4 +55,4 @@ map100 = Workflow(
     states={"each": Map("items", Branch("item", {"item": Task(noop)}), max_concurrency=100)},
 )
 
-app = App([single, chain3, fanout4, map100])
+app = App([single, chain3, fanout4, data64k, map100])

@@ -19,7 +19,7 @@ import anyio
 from benchmarks.metrics import CellResult, Timing, summarise
 from benchmarks.processes import STOP_GRACE, Workers
 from benchmarks.settings import Scale
-from benchmarks.systems.base import System
+from benchmarks.systems.base import PYTHON, System
 from benchmarks.workloads import Mode, Workload
 
 PROBE_INTERVAL = 0.01
@@ -70,6 +70,25 @@ async def _paced(system: System, workers: Workers, workload: Workload) -> tuple[
     return first, warm, failed
 
 
+async def _streamed(
+    system: System, workers: Workers, workload: Workload, log: Path
+) -> tuple[float, float, int]:
+    """Warm up, then let another process publish every run (benchmarks/publish.py)."""
+    for _ in range(WARM_UP_RUNS):
+        await system.publish(workload.shape)
+    await wait_finished(system, workers, WARM_UP_RUNS)
+    workers.cpu_at_warm = workers.sample_cpu()
+    warm = time.time()
+    command = [PYTHON, "-m", "benchmarks.publish", system.name, workload.shape.value, str(workload.runs)]
+    with log.open("ab") as output:
+        publisher = await anyio.open_process(command, stdout=output, stderr=output)
+    async with publisher:
+        failed = await wait_finished(system, workers, WARM_UP_RUNS + workload.runs)
+        if await publisher.wait():
+            raise CellFailed(f"the publisher exited with {publisher.returncode}")
+    return warm, warm, failed
+
+
 async def run_cell(system: System, workload: Workload, scale: Scale, logs: Path) -> CellResult:
     result = CellResult(
         system.name,
@@ -106,8 +125,11 @@ async def run_cell(system: System, workload: Workload, scale: Scale, logs: Path)
                         failed = await wait_finished(system, workers, workload.runs)
                         started = await system.first_taken() or started
                         warm = 0.0
-                    else:
+                    elif workload.mode is Mode.PACED:
                         started, warm, failed = await _paced(system, workers, workload)
+                        cpu_before = workers.cpu_at_warm
+                    else:
+                        started, warm, failed = await _streamed(system, workers, workload, log)
                         cpu_before = workers.cpu_at_warm
                     group.cancel_scope.cancel()
             finally:

@@ -45,7 +45,7 @@ def rows(results: Sequence[CellResult]) -> list[list[str]]:
         if not r.ok:
             table.append([r.system, r.workload, str(r.processes), *["-"] * 9, f"FAILED: {r.error}"])
             continue
-        paced = r.mode == "paced"
+        paced = r.mode in ("paced", "stream")  # latency from each run's publish
         lat = r.latency
         mine = legato.get(r.workload)
         thru_ratio = "-"
@@ -53,7 +53,7 @@ def rows(results: Sequence[CellResult]) -> list[list[str]]:
         if mine is not None and r.system != LEGATO:
             if paced and lat is not None and mine.latency is not None:
                 lat_ratio = _ratio(mine.latency.p50_ms, lat.p50_ms)
-            elif not paced:
+            if r.mode != "paced":
                 thru_ratio = _ratio(mine.steps_per_s, r.steps_per_s)
         table.append(
             [

@@ -17,21 +17,30 @@ class Shape(enum.Enum):
     """Three steps, one after another."""
     FANOUT = "fanout4"
     """Four steps in parallel, then a join step."""
+    DATA = "data64k"
+    """Three steps, one after another, over a 64 KB document; each step adds 1 KB to it
+    (what a step costs as a run's data grows: legato only, the peers keep no run data)."""
     MAP = "map100"
     """A fan-out over the 100 items of the run's input, joined: the peers' own primitive
     (a legato map, a Celery chord, a Dramatiq group, DBOS steps gathered)."""
 
     @property
     def steps(self) -> int:
-        return {Shape.SINGLE: 1, Shape.CHAIN: 3, Shape.FANOUT: 5, Shape.MAP: MAP_ITEMS}[self]
+        return {Shape.SINGLE: 1, Shape.CHAIN: 3, Shape.FANOUT: 5, Shape.DATA: 3, Shape.MAP: MAP_ITEMS}[self]
 
     @property
-    def input(self) -> dict[str, list[int]]:
+    def input(self) -> dict[str, object]:
         """What a run of this shape starts with."""
-        return {"items": list(range(MAP_ITEMS))} if self is Shape.MAP else {}
+        if self is Shape.MAP:
+            return {"items": list(range(MAP_ITEMS))}
+        if self is Shape.DATA:
+            return {"doc": DOCUMENT}
+        return {}
 
 
 MAP_ITEMS = 100
+DOCUMENT = {f"field{i}": "x" * 1000 for i in range(64)}
+"""About 64 KB of JSON."""
 
 
 class Mode(enum.Enum):
@@ -39,6 +48,9 @@ class Mode(enum.Enum):
     """Enqueue every run with no worker running, then start the workers and time the drain."""
     PACED = "paced"
     """Workers running and warm; runs published at a steady rate, each timed from its publish."""
+    STREAM = "stream"
+    """Workers running and warm; another process publishes every run as fast as it can,
+    each timed from its publish."""
 
 
 @dataclass(frozen=True)
@@ -84,10 +96,28 @@ def workloads(scale: Scale) -> list[Workload]:
     found.append(
         Workload(
             "f",
+            f"{scale.chain_runs} runs of a 3-step chain over 64 KB of data, +1 KB a step",
+            Shape.DATA,
+            Mode.DRAIN,
+            scale.chain_runs,
+        )
+    )
+    found.append(
+        Workload(
+            "m",
             f"{scale.map_runs} runs of a map over {MAP_ITEMS} items",
             Shape.MAP,
             Mode.DRAIN,
             scale.map_runs,
+        )
+    )
+    found.append(
+        Workload(
+            "g",
+            f"{scale.single_runs} single-step runs published by another process meanwhile",
+            Shape.SINGLE,
+            Mode.STREAM,
+            scale.single_runs,
         )
     )
     for processes in scale.scale_processes:

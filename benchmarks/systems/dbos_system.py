@@ -44,7 +44,7 @@ class DBOSSystem:
         self._client: DBOSClient | None = None
 
     def supports(self, shape: Shape, mode: Mode) -> bool:
-        return True
+        return shape is not Shape.DATA  # no run data to grow
 
     def client(self) -> DBOSClient:
         if self._client is None:

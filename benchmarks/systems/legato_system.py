@@ -96,7 +96,8 @@ class LegatoSystem:
         await client.publish_event(f"bench.{shape.value}", body, message_id=uuid.uuid4().hex)
 
     def worker_commands(self, processes: int) -> list[list[str]]:
-        return [[PYTHON, "-m", "legato", "worker", "benchmarks.apps:app"] for _ in range(processes)]
+        # Several processes as users run them: one supervisor (`--processes`).
+        return [[PYTHON, "-m", "legato", "worker", "benchmarks.apps:app", "--processes", str(processes)]]
 
     def worker_env(self, processes: int) -> dict[str, str]:
         return worker_env(

@@ -50,7 +50,7 @@ class RabbitPeer:
         self.probe = QueueProbe(self.queues[0])
 
     def supports(self, shape: Shape, mode: Mode) -> bool:
-        return True
+        return shape is not Shape.DATA  # no run data to grow
 
     async def prepare(self) -> None:
         await db.execute(*SCHEMA_SQL)

@@ -66,6 +66,21 @@ async def test_a_killed_child_is_restarted_and_every_run_finishes_once(
     await assert_each_transition_once(pg_store, runs)
 
 
+async def test_children_of_a_killed_supervisor_stop_gracefully(
+    pg_store: PostgresStore, pg_schema: str, namespace: str, tmp_path: Path
+) -> None:
+    log = tmp_path / "supervisor.log"
+    supervisor = spawn_worker(APP, worker_env(pg_schema, namespace), "--processes", "2", log=log)
+    started = await eventually(lambda: (c := children(log)) and len(c) == 2 and c, timeout=60)
+    # At once, while the children may still be starting: they must notice all the same.
+    supervisor.kill()
+    supervisor.wait(timeout=10)
+    pids = [pids[0] for pids in started.values()]
+    await eventually(lambda: not any(alive(pid) for pid in pids), timeout=30)
+    gone = f"the supervisor (pid {supervisor.pid}) is gone: stopping gracefully"
+    assert log.read_text().count(gone) == 2
+
+
 def test_children_that_keep_dying_make_the_supervisor_give_up(
     pg_schema: str, namespace: str, tmp_path: Path
 ) -> None:

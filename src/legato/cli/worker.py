@@ -23,9 +23,12 @@ from legato.http.worker_app import worker_app
 from legato.redact import redact
 from legato.telemetry.setup import Telemetry
 from legato.worker.runtime import Worker
-from legato.worker.supervisor import CHILD_INDEX, Supervisor
+from legato.worker.supervisor import CHILD_INDEX, SUPERVISOR_PID, Supervisor
 
 log = logging.getLogger("legato.cli")
+
+SUPERVISOR_CHECK = 0.5
+"""Seconds between a child worker's checks that its supervisor still lives."""
 
 
 @click.command()
@@ -162,6 +165,9 @@ async def serve(settings: Settings, node: Worker, telemetry: Telemetry | None = 
                         group.cancel_scope.cancel()
 
         group.start_soon(watch_signals, name="signals")
+        supervisor = os.environ.get(SUPERVISOR_PID)
+        if supervisor is not None:
+            group.start_soon(watch_supervisor, node, int(supervisor), name="supervisor")
         if settings.http.port is not None:
             app = worker_app(node, telemetry.metrics if telemetry else None, settings)
             await group.start(
@@ -169,6 +175,15 @@ async def serve(settings: Settings, node: Worker, telemetry: Telemetry | None = 
             )
         await node.run()
         group.cancel_scope.cancel()
+
+
+async def watch_supervisor(node: Worker, supervisor: int) -> None:
+    """Stop gracefully when the supervisor is gone (killed, say, by the OOM killer):
+    a worker nobody supervises would run on unseen, and block a restart's drain."""
+    while os.getppid() == supervisor:
+        await anyio.sleep(SUPERVISOR_CHECK)
+    log.warning("the supervisor (pid %d) is gone: stopping gracefully", supervisor)
+    node.stop()
 
 
 @click.command()

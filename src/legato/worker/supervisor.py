@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
@@ -33,6 +34,10 @@ log = logging.getLogger("legato.supervisor")
 
 CHILD_INDEX = "LEGATO_WORKER_INDEX"
 """Set in each child's environment: its slot, 0 to N-1."""
+
+SUPERVISOR_PID = "LEGATO_SUPERVISOR_PID"
+"""Set in each child's environment: whose child it is, so that it can tell
+when the supervisor is gone, even if that happened while it started."""
 
 
 def describe_exit(code: int) -> str:
@@ -91,7 +96,7 @@ class Supervisor:
         while not self._stopping.is_set():
             process = await anyio.open_process(
                 self.command,
-                env={**self.env, CHILD_INDEX: str(index)},
+                env={**self.env, CHILD_INDEX: str(index), SUPERVISOR_PID: str(os.getpid())},
                 stdin=subprocess.DEVNULL,
                 stdout=None,
                 stderr=None,
