@@ -32,7 +32,7 @@ class LegatoSystem:
     guarantees = Guarantees(
         durable_state="yes: run row, history and outbox committed in Postgres per transition",
         acked_after="the transition commits; the next task is published with confirms (outbox)",
-        how="`python -m legato worker benchmarks.apps:app`; drain: Client.start, paced: events",
+        how="`python -m legato worker benchmarks.apps:app` (`--processes N` for e); drain: Client.start, paced and stream: events",
     )
 
     def __init__(self) -> None:
