@@ -58,6 +58,7 @@ def _cell(system: str, workload: Workload) -> CellResult:
 
 CHAIN = Workload("b", "chains", Shape.CHAIN, Mode.DRAIN, 4)
 PACED = Workload("d", "paced", Shape.CHAIN, Mode.PACED, 3, rate=20.0)
+STREAM = Workload("g", "streamed", Shape.SINGLE, Mode.STREAM, 3)
 
 
 def test_drain_throughput_runs_from_the_start_of_consumption_to_the_last_finish() -> None:
@@ -93,6 +94,7 @@ def _measured(system: str, workload: Workload, steps_per_s: float, p50: float) -
     cell.steps_per_s = steps_per_s
     cell.runs_per_s = steps_per_s / workload.shape.steps
     cell.latency = Latency(p50, p50 * 2, p50 * 3, p50 * 4)
+    cell.cpu_us_per_step = 1e6 / steps_per_s  # as if one core were busy
     return cell
 
 
@@ -107,14 +109,22 @@ def test_the_table_compares_legato_by_throughput_in_a_drain_and_by_latency_when_
         _measured("celery", PACED, 60.0, 4.0),
     ]
     table = {(row[0], row[1]): row for row in rows(results)}
-    assert table[("celery", "b")][9] == "3.00x"  # legato/celery steps/s
+    assert table[("celery", "b")][10] == "3.00x"  # legato/celery steps/s
     assert table[("celery", "b")][5] == "-"  # latency in a drain is queueing, not shown
-    assert table[("celery", "d")][10] == "2.00x"  # legato/celery p50
+    assert table[("celery", "d")][11] == "2.00x"  # legato/celery p50
     assert table[("celery", "d")][5] == "4.0"
     assert table[("dbos", "b")][-1] == "FAILED: timed out"
-    assert table[("legato", "b")][9] == "-"
+    assert table[("legato", "b")][10] == "-"
+    assert table[("celery", "b")][9] == "1,000"  # worker CPU µs per step
     assert len(markdown_table(results).splitlines()) == len(results) + 2
     assert "FAILED: timed out" in text_table(results)
+
+
+def test_a_streamed_cell_shows_its_latency_from_publish_and_both_ratios() -> None:
+    results = [_measured("legato", STREAM, 900.0, 10.0), _measured("dramatiq", STREAM, 300.0, 20.0)]
+    row = {r[0]: r for r in rows(results)}["dramatiq"]
+    assert (row[5], row[7]) == ("20.0", "60.0")  # p50, p99
+    assert (row[10], row[11]) == ("3.00x", "0.50x")
 
 
 def test_the_full_scale_is_the_one_the_issue_specifies() -> None:
@@ -128,8 +138,10 @@ def test_the_full_scale_is_the_one_the_issue_specifies() -> None:
         (2, 2_000, Shape.CHAIN),
         (4, 2_000, Shape.CHAIN),
     ]
-    assert (found["f"].runs, found["f"].shape, found["f"].steps) == (100, Shape.MAP, 10_000)
-    assert {w.key[0] for w in workloads(QUICK)} == {"a", "b", "c", "d", "e", "f"}
+    assert (found["f"].runs, found["f"].shape, found["f"].steps) == (2_000, Shape.DATA, 6_000)
+    assert (found["g"].runs, found["g"].shape, found["g"].mode) == (20_000, Shape.SINGLE, Mode.STREAM)
+    assert (found["m"].runs, found["m"].shape, found["m"].steps) == (100, Shape.MAP, 10_000)
+    assert {w.key[0] for w in workloads(QUICK)} == {"a", "b", "c", "d", "e", "f", "g", "m"}
 
 
 def test_every_system_gets_the_same_postgres_budget() -> None:

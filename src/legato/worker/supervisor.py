@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 import anyio
 from anyio.abc import Process
 
+from legato.clock import Clock, SystemClock
 from legato.worker.restarts import GiveUp, RestartPolicy
 
 log = logging.getLogger("legato.supervisor")
@@ -56,11 +57,13 @@ class Supervisor:
         processes: int,
         env: Mapping[str, str],
         policy: Callable[[], RestartPolicy] = RestartPolicy,
+        clock: Clock | None = None,
     ) -> None:
         self.command = list(command)
         self.processes = processes
         self.env = dict(env)
         self.policy = policy
+        self.clock = clock or SystemClock()
         self.children: dict[int, Process] = {}
         self.exit_code = 0
         self._stopping = anyio.Event()
@@ -113,7 +116,7 @@ class Supervisor:
                 del self.children[index]
             if self._stopping.is_set():
                 return
-            answer = policy.died(anyio.current_time())
+            answer = policy.died(self.clock.monotonic())
             if isinstance(answer, GiveUp):
                 log.error(
                     "worker process %d (pid %d) %s: it died %d times in %.0f s; giving up",
