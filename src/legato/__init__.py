@@ -19,6 +19,7 @@ Define a workflow as a state machine, register it on an :class:`App`, and run
 
 from legato.app import App, load_app
 from legato.client import Client
+from legato.completion import CompleteLater
 from legato.context import StepContext
 from legato.errors import (
     BrokerError,
@@ -58,6 +59,7 @@ __version__ = "0.1.0"
 __all__ = [
     "App",
     "Approval",
+    "CompleteLater",
     "Branch",
     "BrokerError",
     "Choice",

@@ -48,6 +48,9 @@ def interrupts(status: RunStatus, kind: StepKind) -> str | None:
             return "the run is compensating" if kind is StepKind.STEP else None
         case RunStatus.PENDING | RunStatus.RUNNING | RunStatus.SUCCEEDED | RunStatus.SUSPENDED:
             return None
+        case RunStatus.PAUSED:
+            # A pause lets running attempts finish; it only holds the next ones.
+            return None
         case _:
             assert_never(status)
 
@@ -83,7 +86,7 @@ class InFlight:
 
     def run_changed(self, run_id: str, status: RunStatus) -> None:
         """The store's watch: interrupt this run's attempts that ``status`` ends."""
-        if status in (RunStatus.RUNNING, RunStatus.PENDING):
+        if status in (RunStatus.RUNNING, RunStatus.PENDING, RunStatus.PAUSED):
             self._ended.pop(run_id, None)  # resumed
         elif interrupts(status, StepKind.STEP) is not None:
             self._ended[run_id] = (status, self.clock.monotonic())

@@ -20,6 +20,7 @@ from legato.machine.commands import Decision
 from legato.store.base import OutboxMessage
 from legato.store.effects import Effects
 from legato.store.postgres import sql as q
+from legato.store.postgres.completions import write_completions
 from legato.store.postgres.rows import columns, outbox_from_row, run_document
 from legato.store.rows import dead_letter_body, dead_letter_headers
 
@@ -90,8 +91,8 @@ async def write_batch(
 
 
 async def write_rest(conn: Conn, write: Write, timer_channel: str) -> list[OutboxMessage]:
-    """What group commit cannot carry: timers (with a NOTIFY for the pollers)
-    and dead letters (with their outbox messages). In the caller's transaction,
+    """What group commit cannot carry: timers (with a NOTIFY for the pollers),
+    map items, completion tokens and dead letters (with their outbox messages). In the caller's transaction,
     after :func:`write_batch`."""
     assert conn.is_in_transaction(), "timers and dead letters must commit with their run"
     run = write.decision.run
@@ -118,6 +119,8 @@ async def write_rest(conn: Conn, write: Write, timer_channel: str) -> list[Outbo
         )
     for collect in effects.collect:
         write.data = await conn.fetchval(q.COLLECT_MAP_RESULTS, run.id, collect.map_seq, collect.key)
+    if effects.awaits or effects.settles:
+        await write_completions(conn, run, effects)
     if not effects.dead_letters:
         return []
     bodies: list[bytes] = []
