@@ -59,11 +59,11 @@ __version__ = "0.1.0"
 __all__ = [
     "App",
     "Approval",
-    "CompleteLater",
     "Branch",
     "BrokerError",
     "Choice",
     "Client",
+    "CompleteLater",
     "ConcurrencyLimit",
     "Condition",
     "ConfigurationError",

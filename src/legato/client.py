@@ -279,7 +279,9 @@ class Client:
         token :class:`~legato.errors.UnknownCompletionToken`.
         """
         _check_storable(output, "the output")
-        return await settle_token(self.engine, self.store, token, self.actor, output=dict(output or {}) or None)
+        return await settle_token(
+            self.engine, self.store, token, self.actor, output=dict(output or {}) or None
+        )
 
     async def fail(
         self, token: str, error: str, *, type: str = EXTERNAL_ERROR, non_retryable: bool = False

@@ -47,7 +47,9 @@ class CompleteLater:
             if isinstance(timeout, bool) or not isinstance(timeout, int | float):
                 raise TypeError(f"CompleteLater timeout must be a number of seconds, not {timeout!r}")
             if not math.isfinite(timeout) or timeout <= 0:
-                raise ValueError(f"CompleteLater timeout must be a positive number of seconds, not {timeout!r}")
+                raise ValueError(
+                    f"CompleteLater timeout must be a positive number of seconds, not {timeout!r}"
+                )
         self.timeout = float(timeout) if timeout is not None else None
         self.token = new_token()
 

@@ -20,6 +20,7 @@ STATUS_STYLE = {
     RunStatus.COMPENSATING: "yellow",
     RunStatus.CANCELLED: "magenta",
     RunStatus.SUSPENDED: "bold red",
+    RunStatus.PAUSED: "bold yellow",
     RunStatus.RUNNING: "cyan",
     RunStatus.PENDING: "cyan",
 }

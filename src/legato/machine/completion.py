@@ -95,7 +95,11 @@ def timed_out(tx: Transition, event: TimerFired) -> StepFailed | Rejection:
         return token
     tx.commands.append(SettleCompletion(token.seq, token.attempt, CompletionOutcome.TIMED_OUT))
     tx.note(
-        HistoryKind.COMPLETION_TIMED_OUT, token.state, token.attempt, seq=token.seq, waited=tx.now - token.since
+        HistoryKind.COMPLETION_TIMED_OUT,
+        token.state,
+        token.attempt,
+        seq=token.seq,
+        waited=tx.now - token.since,
     )
     # The timer is the one firing: no cancel.
     tx.put(replace(token, phase=Phase.RUNNING, wake_at=None))

@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, assert_never
 
+from legato.machine import completion, pause
 from legato.machine.commands import Decision, Rejection
 from legato.machine.definition import Priority, Workflow
 from legato.machine.errors import ErrorInfo
-from legato.machine import completion, pause
 from legato.machine.events import (
     CancelRequested,
     CompletionReceived,
@@ -89,12 +89,8 @@ def decide(workflow: Workflow, run: Run, event: Event, now: float) -> Decision |
             outcome = _skip(tx, event)
         case CancelRequested():
             outcome = _cancel(tx, event)
-        case PauseRequested():
-            outcome = pause.pause(tx, event)
-        case ResumeRequested():
-            outcome = pause.resume(tx, event)
-        case StepHeldBack():
-            outcome = pause.hold(tx, event)
+        case PauseRequested() | ResumeRequested() | StepHeldBack():
+            outcome = pause.apply(tx, event)
         case _:
             assert_never(event)
     if outcome is not None:

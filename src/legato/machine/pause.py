@@ -26,6 +26,16 @@ if TYPE_CHECKING:
     from legato.machine.transition import Transition
 
 
+def apply(tx: Transition, event: PauseRequested | ResumeRequested | StepHeldBack) -> Rejection | None:
+    match event:
+        case PauseRequested():
+            return pause(tx, event)
+        case ResumeRequested():
+            return resume(tx, event)
+        case StepHeldBack():
+            return hold(tx, event)
+
+
 def pause(tx: Transition, event: PauseRequested) -> Rejection | None:
     if tx.paused is not None:
         return Rejection(f"run {tx.run.id} is paused already (by {tx.paused.actor})")

@@ -16,8 +16,8 @@ from legato.context import StepContext
 from legato.engine import Engine, Local
 from legato.flow.admission import FREE, Admission
 from legato.interruption import Interruption
-from legato.machine.events import StepDeferred, StepFailed, StepHeldBack, StepSucceeded, Waited
 from legato.machine.commands import Rejection
+from legato.machine.events import StepDeferred, StepFailed, StepHeldBack, StepSucceeded, Waited
 from legato.machine.map import item_data
 from legato.machine.run import Run, Token
 from legato.messages import MalformedMessage, TaskMessage

@@ -33,10 +33,7 @@ async def write_completions(db: aiosqlite.Connection, run: Run, found: Effects) 
     )
     await db.executemany(
         SETTLE,
-        [
-            (run.updated_at, s.outcome.value, s.actor, run.id, s.seq, s.attempt)
-            for s in found.settles
-        ],
+        [(run.updated_at, s.outcome.value, s.actor, run.id, s.seq, s.attempt) for s in found.settles],
     )
 
 
