@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from legato.completion import CompleteLater, Promise
+from legato.completion import CompleteLater, Promise, StepRef
 from legato.interruption import Interruption
 from legato.machine.run import StepKind
 from legato.machine.values import JSON
@@ -56,7 +56,7 @@ class StepContext:
         handler raises, the token is never recorded and completing it is refused.
         """
         if self.promise.later is None:
-            self.promise.later = CompleteLater(timeout)
+            self.promise.later = CompleteLater(timeout, step=StepRef(self.run_id, self.seq, self.attempt))
         return self.promise.later.token
 
     def heartbeat(self, details: Mapping[str, JSON] | None = None) -> None:

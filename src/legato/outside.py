@@ -12,13 +12,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from legato.completion import token_digest
+import anyio
+
+from legato.completion import StepRef, step_of, token_digest
 from legato.engine import Engine
 from legato.errors import CompletionTokenUsed, OperationRefused, RunNotFound, UnknownCompletionToken
 from legato.machine.commands import Rejection
 from legato.machine.errors import ErrorInfo
 from legato.machine.events import CompletionReceived
-from legato.machine.run import Run
+from legato.machine.run import Phase, Run
 from legato.machine.values import JSON
 from legato.store.base import CompletionRecord
 from legato.store.ports import CompletionStore
@@ -28,6 +30,10 @@ MAX_TOKEN_LENGTH = 200
 
 EXTERNAL_ERROR = "ExternalError"
 """The error type of a token failed without one."""
+
+PATIENCE = 10.0
+"""Seconds a completion waits for its step to record the token it handed out
+(an outside system may answer before the worker has committed the wait)."""
 
 
 async def settle_token(
@@ -39,6 +45,7 @@ async def settle_token(
     output: JSON = None,
     error: ErrorInfo | None = None,
     non_retryable: bool = False,
+    patience: float = PATIENCE,
 ) -> Run:
     """Complete (``error`` None) or fail the step waiting for ``token``; the run after it.
 
@@ -50,7 +57,7 @@ async def settle_token(
     digest = token_digest(token)
     record = await store.find_completion(digest)
     if record is None:
-        raise UnknownCompletionToken()
+        record = await _recorded(engine, store, digest, step_of(token), patience)
     if record.outcome is not None:
         raise CompletionTokenUsed(used(record))
     event = CompletionReceived(record.seq, record.attempt, actor, output, error, non_retryable)
@@ -65,6 +72,42 @@ async def settle_token(
             raise CompletionTokenUsed(used(again))
         raise OperationRefused(outcome.reason)
     return outcome.run
+
+
+async def _recorded(
+    engine: Engine, store: CompletionStore, digest: str, step: StepRef | None, patience: float
+) -> CompletionRecord:
+    """The token's row once the step it names has recorded it: its attempt may
+    still be running (the handler returned, its result not committed yet)."""
+    if step is None:
+        raise UnknownCompletionToken()
+    pause = 0.01
+    with anyio.move_on_after(patience):
+        while True:
+            running = await _still_running(engine, step)
+            record = await store.find_completion(digest)
+            if record is not None:
+                return record
+            if not running:
+                raise UnknownCompletionToken()
+            await anyio.sleep(pause)
+            pause = min(pause * 2, 0.2)
+    raise OperationRefused(
+        f"step #{step.seq} attempt {step.attempt} of run {step.run_id} has not recorded its completion "
+        f"token after {patience:g}s (its handler still runs?); try again later"
+    )
+
+
+async def _still_running(engine: Engine, step: StepRef) -> bool:
+    run = await engine.store.load_run(step.run_id)
+    token = run.token(step.seq) if run is not None else None
+    return (
+        run is not None
+        and not run.finished
+        and token is not None
+        and token.phase is Phase.RUNNING
+        and token.attempt == step.attempt
+    )
 
 
 def used(record: CompletionRecord) -> str:

@@ -9,7 +9,7 @@ import pytest
 
 from legato import App, RunStatus
 from legato.clock import ManualClock
-from legato.completion import CompleteLater
+from legato.completion import CompleteLater, StepRef, step_of
 from legato.engine import Engine
 from legato.errors import CompletionTokenUsed, OperationRefused, UnknownCompletionToken
 from legato.machine.commands import Decision, Rejection
@@ -18,7 +18,7 @@ from legato.machine.events import CancelRequested, StepDeferred, TimerFired
 from legato.machine.run import Run
 from legato.machine.vocabulary import CompletionOutcome, TimerPurpose
 from legato.outside import settle_token
-from legato.store.base import ConsumeTimer, DueTimer
+from legato.store.base import CompletionRecord, ConsumeTimer, DueTimer
 from legato.store.ports import Store
 from tests.contract.workflow import NOW, WF
 
@@ -120,3 +120,46 @@ async def test_a_completion_racing_its_timeout_exactly_one_wins(store: Store) ->
             assert isinstance(completion, CompletionTokenUsed)
             assert "timed out" in str(completion)
             assert "x" not in run.data
+
+
+class Misses:
+    """The store's completion lookups, telling when one found nothing."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.missed = anyio.Event()
+
+    async def find_completion(self, digest: str) -> CompletionRecord | None:
+        found = await self.store.find_completion(digest)
+        if found is None:
+            self.missed.set()
+        return found
+
+
+async def test_a_completion_that_beats_the_recording_of_its_wait_waits_for_it(store: Store) -> None:
+    # An outside system may answer before the worker has committed the wait: a
+    # token made in a handler names its step, so the completion waits for it.
+    engine = Engine(App([WF]), store, None, ManualClock(NOW))
+    run_id = (await engine.start("contract", {"order": 1})).run.id
+    later = CompleteLater(step=StepRef(run_id, 1, 1))
+    assert step_of(later.token) == StepRef(run_id, 1, 1)
+    settled: list[Run] = []
+    watched = Misses(store)
+
+    async def complete() -> None:
+        settled.append(await settle_token(engine, watched, later.token, "fast", output={"early": True}))
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(complete)
+        await watched.missed.wait()  # the completion looked, found nothing, and waits
+        assert not settled
+        await engine.apply(run_id, StepDeferred(1, 1, later.digest, None))
+    assert settled[0].data["early"] is True
+    # A token naming a step that is not running (and never recorded) is unknown at once.
+    stale = CompleteLater(step=StepRef(run_id, 1, 1))
+    with anyio.fail_after(2), pytest.raises(UnknownCompletionToken):
+        await settle_token(engine, store, stale.token, "fast")
+    # One whose handler still runs past the patience is refused, saying so.
+    running = CompleteLater(step=StepRef(run_id, 2, 1))
+    with pytest.raises(OperationRefused, match=r"has not recorded its completion token after 0\.1s"):
+        await settle_token(engine, store, running.token, "fast", patience=0.1)

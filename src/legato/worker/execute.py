@@ -12,7 +12,7 @@ import anyio
 
 from legato.app import ResolvedHandler
 from legato.clock import Clock
-from legato.completion import CompleteLater
+from legato.completion import CompleteLater, StepRef, running_step
 from legato.context import StepContext
 from legato.errors import NonRetryableError, RetryAfter
 from legato.interruption import Interruption
@@ -106,10 +106,11 @@ async def invoke(
         stop = Interruption()
         ctx = replace(ctx, interruption=stop)
     try:
-        if handler.is_async:
-            output, stopped = await _call_async(handler, ctx, stop, timeout)
-        else:
-            output, stopped = await _call_sync(handler, ctx, threads, stop, timeout, grace)
+        with running_step(StepRef(ctx.run_id, ctx.seq, ctx.attempt)):
+            if handler.is_async:
+                output, stopped = await _call_async(handler, ctx, stop, timeout)
+            else:
+                output, stopped = await _call_sync(handler, ctx, threads, stop, timeout, grace)
         if stop.timed_out:
             timed_out = StepTimeout(
                 f"attempt {ctx.attempt} of {ctx.state!r} ran past its timeout of {timeout}s"
