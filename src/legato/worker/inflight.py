@@ -86,7 +86,7 @@ class InFlight:
 
     def run_changed(self, run_id: str, status: RunStatus) -> None:
         """The store's watch: interrupt this run's attempts that ``status`` ends."""
-        if status in (RunStatus.RUNNING, RunStatus.PENDING, RunStatus.PAUSED):
+        if status in (RunStatus.RUNNING, RunStatus.PENDING):
             self._ended.pop(run_id, None)  # resumed
         elif interrupts(status, StepKind.STEP) is not None:
             self._ended[run_id] = (status, self.clock.monotonic())
