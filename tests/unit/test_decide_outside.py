@@ -264,3 +264,46 @@ def test_step_results_of_a_paused_run_are_taken() -> None:
     assert isinstance(sim.feed(StepSucceeded(command.seq, command.attempt, {"k": 1})), Decision)
     assert sim.run is not None
     assert sim.run.data["k"] == 1
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["complete", "fail", "timeout", "cancel", "pause", "resume", "step", "defer"]),
+        max_size=25,
+    )
+)
+def test_every_token_is_settled_at_most_once_whatever_comes(ops: list[str]) -> None:
+    sim = Sim(flow(attempts=3, compensate=True)).start()
+    tokens: dict[int, tuple[int, int]] = {}  # attempt -> (seq, attempt) of the token handed out
+    for op in ops:
+        run = sim.run
+        assert run is not None
+        if op == "defer" and sim.pending and sim.pending[0].state == "ask":
+            command = sim.pending.pop(0)
+            sim.feed(StepDeferred(command.seq, command.attempt, DIGEST, 10.0, command.kind))
+            tokens[command.attempt] = (command.seq, command.attempt)
+        elif op in ("complete", "fail") and tokens:
+            seq, attempt = tokens[max(tokens)]
+            error = boom() if op == "fail" else None
+            sim.feed(CompletionReceived(seq, attempt, "ops", {"ok": True} if error is None else None, error))
+        elif op == "timeout" and "completion:1" in sim.timers:
+            sim.fire_timers()
+        elif op == "cancel":
+            sim.feed(CancelRequested("ops"))
+        elif op == "pause":
+            sim.feed(PauseRequested("ops"))
+        elif op == "resume":
+            sim.feed(ResumeRequested("ops"))
+        elif op == "step" and sim.pending:
+            sim.step()
+    settled = [c for d in sim.decisions for c in d.commands if isinstance(c, SettleCompletion)]
+    # One settlement per token at most, and only of a token that was handed out.
+    assert len({(c.seq, c.attempt) for c in settled}) == len(settled)
+    assert {(c.seq, c.attempt) for c in settled} <= set(tokens.values())
+    awaited = [c for d in sim.decisions for c in d.commands if isinstance(c, AwaitCompletion)]
+    assert len(awaited) == len(tokens)
+    # Every run still ends (waits resolved by their timers, held steps by a resume).
+    if sim.run is not None and sim.run.paused is not None:
+        sim.feed(ResumeRequested("ops"))
+    assert sim.drive().finished

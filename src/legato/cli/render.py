@@ -86,6 +86,8 @@ def summarise(entry: HistoryEntry) -> str:
         "delay",
         "duration",
         "branch",
+        "running",
+        "released",
     ):
         if key in detail and detail[key] is not None:
             value = detail[key]
