@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from legato.engine import Engine
-from legato.errors import OperationRefused, UnknownCompletionToken
+from legato.errors import BrokerError, LegatoError, OperationRefused, StoreError, UnknownCompletionToken
 from legato.http.requests import BadRequest, json_object, json_response, raw_body
 from legato.machine.errors import ErrorInfo
 from legato.machine.values import JSON, unstorable
@@ -80,6 +80,11 @@ class CompletionRoutes:
         except UnknownCompletionToken as exc:
             raise BadRequest(str(exc), 404) from None
         except OperationRefused as exc:
+            raise BadRequest(str(exc), 409) from None
+        except (StoreError, BrokerError):
+            raise  # an outage: 503, try again
+        except LegatoError as exc:
+            # The run cannot be moved here (a workflow version this worker lacks).
             raise BadRequest(str(exc), 409) from None
         answer: dict[str, Any] = {"run": run_json(run)}
         return json_response(answer)
