@@ -19,6 +19,7 @@ Define a workflow as a state machine, register it on an :class:`App`, and run
 
 from legato.app import App, load_app
 from legato.client import Client
+from legato.completion import CompleteLater
 from legato.context import StepContext
 from legato.errors import (
     BrokerError,
@@ -62,6 +63,7 @@ __all__ = [
     "BrokerError",
     "Choice",
     "Client",
+    "CompleteLater",
     "ConcurrencyLimit",
     "Condition",
     "ConfigurationError",

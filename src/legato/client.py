@@ -24,9 +24,12 @@ from legato.engine import Engine
 from legato.errors import LegatoError, OperationRefused, RunNotFound
 from legato.machine.commands import Decision, Rejection
 from legato.machine.definition import Priority
+from legato.machine.errors import ErrorInfo
 from legato.machine.events import (
     CancelRequested,
     Event,
+    PauseRequested,
+    ResumeRequested,
     RetryRequested,
     SignalReceived,
     SkipRequested,
@@ -35,6 +38,7 @@ from legato.machine.run import TERMINAL_STATUSES, Run, RunStatus
 from legato.machine.signals import EarlySignal
 from legato.machine.values import JSON, unstorable
 from legato.observe import Observer
+from legato.outside import EXTERNAL_ERROR, settle_token
 from legato.results import RunWaiters
 from legato.scheduling.manage import Schedules, SchedulingStore
 from legato.store.base import (
@@ -251,6 +255,46 @@ class Client:
 
     async def cancel(self, run_id: str, compensate: bool = True, reason: str = "") -> Run:
         return await self._act(run_id, CancelRequested(self.actor, compensate, reason))
+
+    async def pause(self, run_id: str, reason: str = "") -> Run:
+        """Pause a run: the steps running finish, no new one starts until :meth:`resume`.
+
+        Its status turns ``paused`` (not ``suspended``, which a failed step
+        causes); see docs/concepts.md. Refused for a finished or paused run.
+        """
+        return await self._act(run_id, PauseRequested(self.actor, reason))
+
+    async def resume(self, run_id: str) -> Run:
+        """Resume a paused run: the steps held back meanwhile are dispatched."""
+        return await self._act(run_id, ResumeRequested(self.actor))
+
+    # -- completion tokens ----------------------------------------------------------
+
+    async def complete(self, token: str, output: Mapping[str, JSON] | None = None) -> Run:
+        """Complete the step that handed out ``token`` (``CompleteLater``), with
+        ``output`` as its result; the run goes on from there.
+
+        A token is single-use: a second completion (or one after the step's
+        timeout) raises :class:`~legato.errors.CompletionTokenUsed`; an unknown
+        token :class:`~legato.errors.UnknownCompletionToken`.
+        """
+        _check_storable(output, "the output")
+        return await settle_token(
+            self.engine, self.store, token, self.actor, output=dict(output or {}) or None
+        )
+
+    async def fail(
+        self, token: str, error: str, *, type: str = EXTERNAL_ERROR, non_retryable: bool = False
+    ) -> Run:
+        """Fail the step that handed out ``token``: the attempt failed with
+        ``type``/``error``, and its retry policy decides (a retry runs the handler
+        again, which hands out a new token). ``non_retryable`` skips the retries left."""
+        if not error:
+            raise LegatoError("say why the step failed: the error message is empty")
+        info = ErrorInfo.of(type or EXTERNAL_ERROR, error)
+        return await settle_token(
+            self.engine, self.store, token, self.actor, error=info, non_retryable=non_retryable
+        )
 
     async def _act(self, run_id: str, event: Event) -> Run:
         outcome = await self.engine.apply(run_id, event)

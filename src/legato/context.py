@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from legato.completion import CompleteLater, Promise, StepRef
 from legato.interruption import Interruption
 from legato.machine.run import StepKind
 from legato.machine.values import JSON
@@ -40,6 +41,23 @@ class StepContext:
     (tasks with ``heartbeat_timeout``), to resume from; None on a first attempt."""
     lease: Beats | None = field(default=None, repr=False, compare=False)
     """Set by the worker for tasks with ``heartbeat_timeout``."""
+    promise: Promise = field(default_factory=Promise, repr=False, compare=False)
+    """What :meth:`complete_later` handed out."""
+
+    def complete_later(self, timeout: float | None = None) -> str:
+        """Hand this step's completion to an outside system; returns its token.
+
+        The step is not done when the handler returns (it returns None, or the
+        :class:`~legato.CompleteLater` this made): it is done when the token is
+        completed or failed from outside (``legato complete`` / ``legato fail``,
+        ``Client.complete`` / ``Client.fail``, ``POST /tokens/TOKEN/complete``),
+        or fails with ``CompletionTimeout`` once ``timeout`` seconds pass (the
+        retry policy applies). Calling it again returns the same token. If the
+        handler raises, the token is never recorded and completing it is refused.
+        """
+        if self.promise.later is None:
+            self.promise.later = CompleteLater(timeout, step=StepRef(self.run_id, self.seq, self.attempt))
+        return self.promise.later.token
 
     def heartbeat(self, details: Mapping[str, JSON] | None = None) -> None:
         """Say the attempt is alive and, with ``details``, how far it got.

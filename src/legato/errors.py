@@ -50,6 +50,21 @@ class OperationRefused(LegatoError):
     """
 
 
+class UnknownCompletionToken(LegatoError):
+    """No step waits for this completion token: it is mistyped, was never
+    recorded (its handler failed), or its run was removed."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "unknown completion token: no step was ever handed this token (check it was copied "
+            "whole), or its run has been removed"
+        )
+
+
+class CompletionTokenUsed(OperationRefused):
+    """The completion token was used already: a token is single-use."""
+
+
 class StepError(LegatoError):
     """Base of the exceptions a step handler raises to steer its own retry."""
 

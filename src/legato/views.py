@@ -31,6 +31,7 @@ def run_json(run: Run) -> dict[str, Any]:
         "sla_met": run.sla_met,
         "tokens": [t.to_json() for t in run.tokens],
         "maps": map_progress(run),
+        "paused": run.paused.to_json() if run.paused is not None else None,
     }
 
 

@@ -195,6 +195,28 @@ async def test_a_run_page_shows_where_the_run_is_and_a_signal_moves_it(
         assert [e.actor for e in history if e.kind == "signal_received"] == ["dashboard"]
 
 
+async def test_a_run_is_paused_and_resumed_from_its_page(
+    browser: Browser, pg_store: PostgresStore, rabbit: RabbitMQBroker
+) -> None:
+    async with serving(pg_store, rabbit) as site:
+        await site.broker.publish_event("refund.requested", b'{"qty": 1}', message_id="refund-pause")
+        [run] = await eventually(lambda: _waiting_for_approval(site))
+        page = await open_page(browser, f"{site.url}/#token={TOKEN}")
+        await page.goto(f"{site.url}/#/runs/{run.id}")
+        page.on("dialog", lambda dialog: dialog.accept())
+        await expect(page.get_by_test_id("action-resume")).to_be_disabled()
+        await page.get_by_test_id("action-pause").click()
+        await expect(page.get_by_test_id("run-status")).to_have_text("paused", timeout=20_000)
+        await expect(page.get_by_test_id("action-pause")).to_be_disabled()
+        await expect(page.get_by_test_id("timeline")).to_contain_text("operator pause")
+        await screenshot(page, "dashboard-run-paused")
+        await page.get_by_test_id("action-resume").click()
+        await expect(page.get_by_test_id("run-status")).to_have_text("running", timeout=20_000)
+        history = await site.store.history(run.id)
+        acted = [(str(e.kind), e.actor) for e in history if e.kind in ("operator_pause", "operator_resume")]
+        assert acted == [("operator_pause", "dashboard"), ("operator_resume", "dashboard")]
+
+
 async def _waiting_for_approval(site: Site) -> list[Run] | None:
     runs = await all_runs(site.store, "refund")
     return [r for r in runs if r.current_states == ("approve",)] or None

@@ -283,6 +283,8 @@ async def test_the_openapi_document_names_every_route(
             "/workflows/{name}/runs",
             "/runs/{run_id}/signals/{name}",
             "/runs/{run_id}",
+            "/tokens/{token}/complete",
+            "/tokens/{token}/fail",
             "/webhooks/{source}",
         }
         routes = {

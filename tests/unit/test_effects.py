@@ -9,6 +9,7 @@ import pytest
 
 from legato.machine.commands import (
     DEADLINE_TIMER,
+    AwaitCompletion,
     CancelTimer,
     CollectMapResults,
     Command,
@@ -18,11 +19,12 @@ from legato.machine.commands import (
     HistoryRecord,
     RecordMapItem,
     ScheduleTimer,
+    SettleCompletion,
 )
 from legato.machine.decide import start_run
 from legato.machine.errors import ErrorInfo
 from legato.machine.run import StepKind
-from legato.machine.vocabulary import HistoryKind, TimerPurpose
+from legato.machine.vocabulary import CompletionOutcome, HistoryKind, TimerPurpose
 from legato.messages import TaskMessage
 from legato.store.effects import Effects, effects
 from legato.store.postgres.batching import GroupCommit
@@ -36,6 +38,8 @@ SAMPLES: dict[type[Any], Command] = {
     DeadLetter: DeadLetter(1, "a", 2, StepKind.STEP, "retries exhausted", ErrorInfo.of("E", "m"), 2),
     RecordMapItem: RecordMapItem(4, 7, True, {"sku": "x"}),
     CollectMapResults: CollectMapResults(4, "results"),
+    AwaitCompletion: AwaitCompletion(2, "a", 1, "d" * 64, NOW + 60),
+    SettleCompletion: SettleCompletion(2, 1, CompletionOutcome.COMPLETED, "cli:ops"),
 }
 """One of each command; a new command fails the first test until it has a sample here."""
 
@@ -60,6 +64,8 @@ def written(found: Effects) -> int:
         + len(found.dead_letters)
         + len(found.map_items)
         + len(found.collect)
+        + len(found.awaits)
+        + len(found.settles)
     )
 
 

@@ -83,10 +83,24 @@ def test_the_stored_spelling_of_every_kind_and_purpose_is_pinned() -> None:
             "operator_retry",
             "operator_skip",
             "operator_cancel",
+            "operator_pause",
+            "operator_resume",
+            "step_held",
+            "completion_awaited",
+            "completion_received",
+            "completion_timed_out",
             "rejected",
         ]
     )
-    assert sorted(PURPOSES) == ["approval", "deadline", "heartbeat", "retry", "schedule", "wait"]
+    assert sorted(PURPOSES) == [
+        "approval",
+        "completion",
+        "deadline",
+        "heartbeat",
+        "retry",
+        "schedule",
+        "wait",
+    ]
     assert sorted(o.value for o in TickOutcome) == [
         "buffered",
         "cancelled_other",

@@ -84,9 +84,9 @@ def cli(ctx: click.Context, config_file: str | None, app: str | None, log_level:
 
 
 def _register() -> None:
-    from legato.cli import dashboard, demo, dlq, operate, retention, runs, schedule, worker
+    from legato.cli import dashboard, demo, dlq, operate, retention, runs, schedule, tokens, worker
 
-    for module in (worker, runs, operate, demo, dashboard, retention):
+    for module in (worker, runs, operate, tokens, demo, dashboard, retention):
         for command in module.COMMANDS:
             cli.add_command(command)
     cli.add_command(dlq.dlq)

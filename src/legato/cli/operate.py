@@ -1,4 +1,4 @@
-"""Operator actions: ``signal``, ``retry``, ``skip``, ``cancel``."""
+"""Operator actions: ``signal``, ``retry``, ``skip``, ``cancel``, ``pause``, ``resume``."""
 
 from __future__ import annotations
 
@@ -6,21 +6,32 @@ from collections.abc import Awaitable, Callable
 
 import click
 
-from legato.cli.runner import client, parse_json_object, run_async, settings_of
+from legato.cli.runner import client, dump_json, parse_json_object, run_async, settings_of
 from legato.client import Client
 from legato.config import Settings
 from legato.machine.run import Run
 from legato.machine.signals import EarlySignal
+from legato.views import run_json
 
 
-def _act(settings: Settings, action: Callable[[Client], Awaitable[Run]]) -> None:
+def _act(settings: Settings, action: Callable[[Client], Awaitable[Run]], as_json: bool = False) -> None:
     async def go() -> Run:
         async with client(settings, app=True) as api:
             return await action(api)
 
-    run = run_async(go)
+    show_run(run_async(go), as_json)
+
+
+def show_run(run: Run, as_json: bool) -> None:
+    """What an action made of the run: one line, or (``--json``) the run as JSON."""
+    if as_json:
+        dump_json(run_json(run))
+        return
     states = ", ".join(run.current_states) or "-"
     click.echo(f"run {run.id}: {run.status.value} (at {states}, version {run.version})")
+
+
+JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
 
 
 @click.command()
@@ -92,4 +103,28 @@ def cancel(ctx: click.Context, run_id: str, no_compensate: bool, reason: str) ->
     _act(settings_of(ctx), lambda api: api.cancel(run_id, not no_compensate, reason))
 
 
-COMMANDS = [signal, signal_with_start, retry, skip, cancel]
+@click.command()
+@click.argument("run_id")
+@click.option("--reason", default="", help="Why, for the history.")
+@JSON_OPTION
+@click.pass_context
+def pause(ctx: click.Context, run_id: str, reason: str, as_json: bool) -> None:
+    """Pause a run: steps running now finish, no new step starts until `legato resume`.
+
+    The run's status turns `paused`. (This is what the issue tracker calls
+    suspending a run; legato's `suspended` status means a step failed for good
+    and waits for a person: docs/concepts.md.)
+    """
+    _act(settings_of(ctx), lambda api: api.pause(run_id, reason), as_json)
+
+
+@click.command()
+@click.argument("run_id")
+@JSON_OPTION
+@click.pass_context
+def resume(ctx: click.Context, run_id: str, as_json: bool) -> None:
+    """Resume a paused run: the steps held back while it was paused start now."""
+    _act(settings_of(ctx), lambda api: api.resume(run_id), as_json)
+
+
+COMMANDS = [signal, signal_with_start, retry, skip, cancel, pause, resume]

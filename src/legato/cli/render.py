@@ -20,6 +20,7 @@ STATUS_STYLE = {
     RunStatus.COMPENSATING: "yellow",
     RunStatus.CANCELLED: "magenta",
     RunStatus.SUSPENDED: "bold red",
+    RunStatus.PAUSED: "bold yellow",
     RunStatus.RUNNING: "cyan",
     RunStatus.PENDING: "cyan",
 }
@@ -85,6 +86,8 @@ def summarise(entry: HistoryEntry) -> str:
         "delay",
         "duration",
         "branch",
+        "running",
+        "released",
     ):
         if key in detail and detail[key] is not None:
             value = detail[key]

@@ -34,11 +34,17 @@ _RUN = {
                 "compensated",
                 "cancelled",
                 "suspended",
+                "paused",
             ],
         },
         "input": {"type": "object"},
         "data": {"type": "object", "description": "The run's data; its result once it succeeded."},
         "error": {"type": "object", "nullable": True},
+        "paused": {
+            "type": "object",
+            "nullable": True,
+            "description": "Who paused the run, when and why; null unless it is paused.",
+        },
     },
 }
 _ACCEPTED = {
@@ -81,8 +87,9 @@ def _errors(*codes: int) -> dict[str, Any]:
         400: "The request is malformed; the error says how.",
         401: "No or a wrong token, or (webhooks) a missing or bad signature.",
         403: "Refused: a non-loopback Host, or actions without a configured token.",
-        404: "No such workflow, event, run or webhook source.",
-        409: "The run refused the signal (finished, or not waiting for it).",
+        404: "No such workflow, event, run, completion token or webhook source.",
+        409: "Refused by the run: a signal it does not take now, a completion token used already, "
+        "or a step that no longer waits for its token.",
         413: "The body is larger than [ingress] max_body.",
         422: "The idempotency key was used before with another body.",
         503: "The database or the broker is away; nothing was accepted, try again.",
@@ -175,6 +182,44 @@ def document() -> dict[str, Any]:
                     "summary": "A run.",
                     "parameters": [_path("run_id")],
                     "responses": {"200": _answer("The run.", "RunAnswer"), **_errors(404)},
+                }
+            },
+            "/tokens/{token}/complete": {
+                "post": {
+                    "summary": "Complete the step waiting for this completion token; the body is its output.",
+                    "parameters": [_path("token")],
+                    "requestBody": {"required": False, **_JSON_OBJECT},
+                    "responses": {
+                        "200": _answer("Completed: the run goes on from the step.", "RunAnswer"),
+                        **_errors(400, 404, 409, 413),
+                    },
+                }
+            },
+            "/tokens/{token}/fail": {
+                "post": {
+                    "summary": "Fail the step waiting for this completion token; its retry policy decides.",
+                    "parameters": [_path("token")],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "additionalProperties": False,
+                                    "required": ["error"],
+                                    "properties": {
+                                        "error": {"type": "string", "minLength": 1},
+                                        "type": {"type": "string", "minLength": 1},
+                                        "non_retryable": {"type": "boolean"},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": _answer("Failed: the step's retry policy decided what follows.", "RunAnswer"),
+                        **_errors(400, 404, 409, 413),
+                    },
                 }
             },
             "/webhooks/{source}": {

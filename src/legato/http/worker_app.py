@@ -1,5 +1,6 @@
 """The worker's HTTP server (``legato worker --http-port``): probes, metrics,
-the HTTP ingress, signed webhooks and the OpenAPI document, in one application.
+the HTTP ingress, completion tokens, signed webhooks and the OpenAPI document,
+in one application.
 
 The ingress lives here rather than in a process of its own because the worker
 already holds what accepting an event takes: the definitions (to refuse an
@@ -13,6 +14,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from legato.config import Settings
+from legato.http.completions import CompletionRoutes
 from legato.http.ingress import Ingress
 from legato.http.openapi import document
 from legato.http.probes import probe_routes
@@ -41,6 +43,7 @@ def worker_app(worker: Worker, metrics: Metrics | None, settings: Settings) -> w
         [
             *probe_routes(worker, metrics),
             *ingress.routes(),
+            *CompletionRoutes(worker.engine).routes(),
             *webhooks.routes(),
             web.get("/openapi.json", openapi),
         ]

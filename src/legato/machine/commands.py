@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from legato.machine.errors import ErrorInfo
 from legato.machine.run import Run, StepKind
 from legato.machine.values import JSON
-from legato.machine.vocabulary import HistoryKind, TimerPurpose
+from legato.machine.vocabulary import CompletionOutcome, HistoryKind, TimerPurpose
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,38 @@ class CollectMapResults:
     key: str
 
 
-Command = DispatchStep | ScheduleTimer | CancelTimer | DeadLetter | RecordMapItem | CollectMapResults
+@dataclass(frozen=True)
+class AwaitCompletion:
+    """Record the completion token of a step attempt (by its digest), so that
+    completing it from outside finds the run."""
+
+    seq: int
+    state: str
+    attempt: int
+    digest: str
+    expires_at: float | None = None
+
+
+@dataclass(frozen=True)
+class SettleCompletion:
+    """The step attempt's token is used up: completed, failed or timed out."""
+
+    seq: int
+    attempt: int
+    outcome: CompletionOutcome
+    actor: str | None = None
+
+
+Command = (
+    DispatchStep
+    | ScheduleTimer
+    | CancelTimer
+    | DeadLetter
+    | RecordMapItem
+    | CollectMapResults
+    | AwaitCompletion
+    | SettleCompletion
+)
 """Every command; :func:`legato.store.effects.effects` says what each one writes.
 
 A run's end is no command: it is the run's status and its ``run_finished``

@@ -13,16 +13,22 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, assert_never
 
+from legato.machine import completion, pause
 from legato.machine.commands import Decision, Rejection
 from legato.machine.definition import Priority, Workflow
 from legato.machine.errors import ErrorInfo
 from legato.machine.events import (
     CancelRequested,
+    CompletionReceived,
     Event,
+    PauseRequested,
+    ResumeRequested,
     RetryRequested,
     SignalReceived,
     SkipRequested,
+    StepDeferred,
     StepFailed,
+    StepHeldBack,
     StepSucceeded,
     TimerFired,
 )
@@ -69,6 +75,10 @@ def decide(workflow: Workflow, run: Run, event: Event, now: float) -> Decision |
             outcome = _step_succeeded(tx, event)
         case StepFailed():
             outcome = _step_failed(tx, event)
+        case StepDeferred():
+            outcome = _step_deferred(tx, event)
+        case CompletionReceived():
+            outcome = _completion(tx, event)
         case TimerFired():
             outcome = _timer_fired(tx, event)
         case SignalReceived():
@@ -79,6 +89,10 @@ def decide(workflow: Workflow, run: Run, event: Event, now: float) -> Decision |
             outcome = _skip(tx, event)
         case CancelRequested():
             outcome = _cancel(tx, event)
+        case PauseRequested() | ResumeRequested() | StepHeldBack():
+            outcome = pause.apply(tx, event)
+        case _:
+            assert_never(event)
     if outcome is not None:
         return outcome
     return tx.decision()
@@ -88,11 +102,16 @@ def _name(event: Event) -> str:
     return {
         StepSucceeded: "step results",
         StepFailed: "step results",
+        StepDeferred: "step results",
+        CompletionReceived: "completions",
         TimerFired: "timers",
         SignalReceived: "signals",
         RetryRequested: "retry",
         SkipRequested: "skip",
         CancelRequested: "cancel",
+        PauseRequested: "pause",
+        ResumeRequested: "resume",
+        StepHeldBack: "step results",
     }[type(event)]
 
 
@@ -136,6 +155,23 @@ def _step_succeeded(tx: Transition, event: StepSucceeded) -> Rejection | None:
         return None
     tx.advance(token, event.output)
     return None
+
+
+def _step_deferred(tx: Transition, event: StepDeferred) -> Rejection | None:
+    token = _running(tx, event.seq, event.attempt, event.kind)
+    if isinstance(token, Rejection):
+        return token
+    completion.defer(tx, token, event)
+    return None
+
+
+def _completion(tx: Transition, event: CompletionReceived) -> Rejection | None:
+    outcome = completion.received(tx, event)
+    if isinstance(outcome, StepSucceeded):
+        return _step_succeeded(tx, outcome)
+    if isinstance(outcome, StepFailed):
+        return _step_failed(tx, outcome)
+    return outcome
 
 
 def _step_failed(tx: Transition, event: StepFailed) -> Rejection | None:
@@ -243,6 +279,9 @@ def _timer_fired(tx: Transition, event: TimerFired) -> Rejection | None:
             return Rejection(f"timer {event.key} is a schedule's; it starts runs, it fires in none")
         case TimerPurpose.HEARTBEAT:
             return _lease_ran_out(tx, event)
+        case TimerPurpose.COMPLETION:
+            failed = completion.timed_out(tx, event)
+            return failed if isinstance(failed, Rejection) else _step_failed(tx, failed)
         case _:
             assert_never(purpose)
     return None
@@ -334,7 +373,7 @@ def _signal_of(tx: Transition, token: Token) -> str | None:
 def _stuck(tx: Transition, state: str | None, verb: str) -> list[Token] | Rejection:
     """The tokens an operator retry or skip acts on: suspended, or the failed one."""
     status = tx.run.status
-    if status not in (RunStatus.SUSPENDED, RunStatus.FAILED):
+    if status not in (RunStatus.SUSPENDED, RunStatus.FAILED, RunStatus.PAUSED):
         return Rejection(
             f"run {tx.run.id} is {status.value}; only a suspended or failed run can be given {verb}"
         )
@@ -343,6 +382,8 @@ def _stuck(tx: Transition, state: str | None, verb: str) -> list[Token] | Reject
         stuck = [t for t in stuck if t.state == state]
         if not stuck:
             return Rejection(f"run {tx.run.id} has no suspended or failed step at state {state!r}")
+    if not stuck and status is RunStatus.PAUSED:
+        return Rejection(f"run {tx.run.id} is paused, with no suspended step; resume it instead")
     if not stuck:
         return Rejection(
             f"run {tx.run.id} failed outside any step ({tx.run.error.type if tx.run.error else 'unknown'}); it cannot be resumed"

@@ -43,6 +43,35 @@ class StepFailed:
 
 
 @dataclass(frozen=True)
+class StepDeferred:
+    """The attempt handed its completion to a token (``CompleteLater``): it ends
+    when the token is completed or failed from outside, or ``timeout`` passes.
+    ``digest`` names the token (its SHA-256); the token itself is never stored."""
+
+    seq: int
+    attempt: int
+    digest: str
+    timeout: float | None = None
+    kind: StepKind = StepKind.STEP
+    started_at: float | None = None
+    finished_at: float | None = None
+    waited: Waited = ()
+
+
+@dataclass(frozen=True)
+class CompletionReceived:
+    """A completion token of the attempt was completed (``error`` None: with
+    ``output``) or failed (with ``error``; the retry policy applies)."""
+
+    seq: int
+    attempt: int
+    actor: str
+    output: JSON = None
+    error: ErrorInfo | None = None
+    non_retryable: bool = False
+
+
+@dataclass(frozen=True)
 class TimerFired:
     """A durable timer came due."""
 
@@ -83,6 +112,30 @@ class SkipRequested:
 
 
 @dataclass(frozen=True)
+class PauseRequested:
+    """An operator pauses the run: steps running finish, no new one starts."""
+
+    actor: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class ResumeRequested:
+    """An operator resumes a paused run: the steps held back are dispatched."""
+
+    actor: str
+
+
+@dataclass(frozen=True)
+class StepHeldBack:
+    """A worker got the task of a paused run before it started the handler: hold it."""
+
+    seq: int
+    attempt: int
+    kind: StepKind = StepKind.STEP
+
+
+@dataclass(frozen=True)
 class CancelRequested:
     actor: str
     compensate: bool = True
@@ -92,9 +145,14 @@ class CancelRequested:
 Event = (
     StepSucceeded
     | StepFailed
+    | StepDeferred
+    | CompletionReceived
     | TimerFired
     | SignalReceived
     | RetryRequested
     | SkipRequested
     | CancelRequested
+    | PauseRequested
+    | ResumeRequested
+    | StepHeldBack
 )

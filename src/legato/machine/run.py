@@ -28,6 +28,10 @@ class RunStatus(StrEnum):
     COMPENSATED = "compensated"
     CANCELLED = "cancelled"
     SUSPENDED = "suspended"
+    """A step failed for good and waits for a person (retry, skip, cancel)."""
+    PAUSED = "paused"
+    """An operator paused the run: no new step starts until it is resumed (not
+    ``suspended``, which a failure causes; docs/concepts.md)."""
 
 
 TERMINAL_STATUSES = frozenset(
@@ -54,9 +58,14 @@ class Phase(StrEnum):
     """A step failed for good and waits for a person."""
     FAILED = "failed"
     """The step that failed the run; kept so that a replay can resume it."""
+    AWAITING_COMPLETION = "awaiting_completion"
+    """The handler returned a completion token: the attempt ends when the token is
+    completed or failed from outside, or its timeout passes (machine/completion.py)."""
+    HELD = "held"
+    """The step was due to start while the run is paused: dispatched on resume."""
 
 
-TIMED_PHASES = frozenset({Phase.RETRY_WAIT, Phase.WAITING, Phase.AWAITING_SIGNAL})
+TIMED_PHASES = frozenset({Phase.RETRY_WAIT, Phase.WAITING, Phase.AWAITING_SIGNAL, Phase.AWAITING_COMPLETION})
 
 
 class StepKind(StrEnum):
@@ -150,6 +159,8 @@ class Token:
                 return TimerPurpose.WAIT
             case Phase.AWAITING_SIGNAL if self.wake_at is not None:
                 return TimerPurpose.APPROVAL
+            case Phase.AWAITING_COMPLETION if self.wake_at is not None:
+                return TimerPurpose.COMPLETION
             case _:
                 return None
 
@@ -226,6 +237,22 @@ class CompletedStep:
 
 
 @dataclass(frozen=True)
+class Pause:
+    """Who paused a run, when and why (machine/pause.py)."""
+
+    actor: str
+    at: float
+    reason: str = ""
+
+    def to_json(self) -> JSON:
+        return {"actor": self.actor, "at": self.at, "reason": self.reason}
+
+    @classmethod
+    def from_json(cls, raw: JSON) -> Pause:
+        return cls(actor=raw["actor"], at=raw["at"], reason=raw.get("reason", ""))
+
+
+@dataclass(frozen=True)
 class Run:
     id: str
     workflow: str
@@ -251,6 +278,8 @@ class Run:
     compensated: int = 0
     signals: tuple[BufferedSignal, ...] = ()
     """Signals sent before the run waited for them, oldest first (machine/signals.py)."""
+    paused: Pause | None = None
+    """Set while an operator has the run paused."""
     extra: Mapping[str, JSON] = field(default_factory=dict)
 
     @property
@@ -308,6 +337,8 @@ class Run:
             raw["compensated"] = self.compensated
         if self.signals:
             raw["signals"] = [s.to_json() for s in self.signals]
+        if self.paused is not None:
+            raw["paused"] = self.paused.to_json()
         if self.extra:
             raw["extra"] = dict(self.extra)
         return raw
@@ -322,6 +353,7 @@ class Run:
             cancel_requested=raw.get("cancel_requested", False),
             compensated=raw.get("compensated", 0),
             signals=tuple(BufferedSignal.from_json(s) for s in raw.get("signals", ())),
+            paused=Pause.from_json(raw["paused"]) if raw.get("paused") else None,
             extra=raw.get("extra", {}),
         )
 

@@ -75,6 +75,7 @@ class Transition:
         self.commands: list[Command] = []
         self.history: list[HistoryRecord] = []
         self.signals = list(run.signals)
+        self.paused = run.paused
         self._depth = 0
 
     @classmethod
@@ -175,6 +176,12 @@ class Transition:
         del self.tokens[token.seq]
 
     def dispatch(self, token: Token) -> None:
+        """Start ``token``'s attempt: a task message, or, while the run is paused,
+        a held step that its resume dispatches (machine/pause.py)."""
+        if self.paused is not None:
+            self.put(replace(token, phase=Phase.HELD, since=self.now))
+            self.note(HistoryKind.STEP_HELD, token.state, token.attempt, seq=token.seq)
+            return
         self.commands.append(
             DispatchStep(token.seq, token.state, token.attempt, token.kind, self.run.priority)
         )
@@ -468,9 +475,13 @@ class Transition:
         for token in list(self.tokens.values()):
             phase = token.phase
             match phase:
-                case Phase.RUNNING:
-                    # Its attempt was abandoned when the run stopped; run it again.
-                    self.dispatch(self.put(replace(token, attempt=token.attempt + 1, since=self.now)))
+                case Phase.RUNNING | Phase.AWAITING_COMPLETION:
+                    # Its attempt was abandoned when the run stopped (its token with
+                    # it); run it again.
+                    again = replace(token, phase=Phase.RUNNING, attempt=token.attempt + 1, wake_at=None)
+                    self.dispatch(self.put(replace(again, since=self.now)))
+                case Phase.HELD:
+                    self.dispatch(self.put(replace(token, phase=Phase.RUNNING, since=self.now)))
                 case Phase.RETRY_WAIT:
                     self.dispatch(self.put(replace(token, phase=Phase.RUNNING, since=self.now, wake_at=None)))
                 case Phase.WAITING | Phase.AWAITING_SIGNAL:
@@ -493,7 +504,10 @@ class Transition:
     def cancel(self, actor: str, compensate: bool, reason: str) -> None:
         """Stop the run for an operator: unwind it (saga) if asked and it can; a
         run already unwinding abandons the compensations left."""
-        self.note(HistoryKind.OPERATOR_CANCEL, actor=actor, compensate=compensate, reason=reason)
+        paused: dict[str, Any] = {"was_paused": True} if self.paused is not None else {}
+        self.note(HistoryKind.OPERATOR_CANCEL, actor=actor, compensate=compensate, reason=reason, **paused)
+        # Cancelling ends the pause: the compensations it asks for must run.
+        self.paused = None
         self.cancel_requested = True
         self.interrupting("the run was cancelled", ALL_KINDS if self.compensating else STEPS_ONLY)
         if self.compensating:
@@ -510,6 +524,7 @@ class Transition:
     def finish(self, status: RunStatus) -> None:
         self.status = status
         self.finished_at = self.now
+        self.paused = None  # a replay of a failed run starts it again, unpaused
         if status is not RunStatus.FAILED:
             for other in list(self.tokens.values()):
                 self.drop(other)
@@ -540,6 +555,8 @@ class Transition:
             RunStatus.CANCELLED,
         ):
             return self.status
+        if self.paused is not None:
+            return RunStatus.PAUSED
         if any(t.phase is Phase.SUSPENDED for t in self.tokens.values()):
             return RunStatus.SUSPENDED
         if self.compensating:
@@ -563,6 +580,7 @@ class Transition:
             cancel_requested=self.cancel_requested,
             compensated=self.compensated,
             signals=tuple(self.signals),
+            paused=self.paused,
         )
         return Decision(new, tuple(self.commands), tuple(self.history), run.version)
 

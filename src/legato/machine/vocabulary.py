@@ -65,6 +65,19 @@ class HistoryKind(StrEnum):
     OPERATOR_RETRY = "operator_retry"
     OPERATOR_SKIP = "operator_skip"
     OPERATOR_CANCEL = "operator_cancel"
+    OPERATOR_PAUSE = "operator_pause"
+    """A person paused the run: no new step starts until it is resumed (machine/pause.py)."""
+    OPERATOR_RESUME = "operator_resume"
+    """A person resumed a paused run: the steps held back are dispatched."""
+    STEP_HELD = "step_held"
+    """A step of a paused run was due to start; it waits for the run's resume."""
+
+    COMPLETION_AWAITED = "completion_awaited"
+    """The handler handed the step's completion to a token (machine/completion.py)."""
+    COMPLETION_RECEIVED = "completion_received"
+    """The step's token was completed or failed from outside."""
+    COMPLETION_TIMED_OUT = "completion_timed_out"
+    """Nobody completed the step's token in time: the attempt failed."""
 
     REJECTED = "rejected"
     """Written by the store, not by ``decide``: an event the run refused."""
@@ -81,6 +94,16 @@ class TimerPurpose(StrEnum):
     """A schedule's next tick: a timer of no run, that starts one (legato.scheduling)."""
     HEARTBEAT = "heartbeat"
     """A leased step's lease ran out (its ``fire_at`` moves with every renewal)."""
+    COMPLETION = "completion"
+    """A step waiting for its completion token ran out of time."""
+
+
+class CompletionOutcome(StrEnum):
+    """How a completion token was settled (the ``outcome`` of its row)."""
+
+    COMPLETED = "completed"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
 
 
 class TickOutcome(StrEnum):
@@ -116,7 +139,10 @@ OPERATOR_ACTIONS: dict[HistoryKind, str] = {
     K.OPERATOR_RETRY: "retry",
     K.OPERATOR_SKIP: "skip",
     K.OPERATOR_CANCEL: "cancel",
+    K.OPERATOR_PAUSE: "pause",
+    K.OPERATOR_RESUME: "resume",
     K.SIGNAL_RECEIVED: "signal",
+    K.COMPLETION_RECEIVED: "complete",
 }
 """A person (or their system) acted on the run, by the action's label."""
 
@@ -125,6 +151,7 @@ TIMER_FIRINGS: dict[HistoryKind, TimerPurpose] = {
     K.APPROVAL_TIMED_OUT: TimerPurpose.APPROVAL,
     K.SLA_MISSED: TimerPurpose.DEADLINE,
     K.LEASE_EXPIRED: TimerPurpose.HEARTBEAT,
+    K.COMPLETION_TIMED_OUT: TimerPurpose.COMPLETION,
 }
 """Lines written when a durable timer fired, by the timer's purpose. (A wait's
 ``wait_elapsed`` is not among them: a wait already due never had a timer.)"""

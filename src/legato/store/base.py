@@ -12,7 +12,7 @@ from legato.machine.errors import ErrorInfo
 from legato.machine.run import Run, RunStatus
 from legato.machine.schedules import Schedule, TickLine
 from legato.machine.values import JSON
-from legato.machine.vocabulary import HistoryKind, TickOutcome, TimerPurpose
+from legato.machine.vocabulary import CompletionOutcome, HistoryKind, TickOutcome, TimerPurpose
 from legato.outbox import OutboxMessage as OutboxMessage  # the outbox rows the store keeps
 
 
@@ -131,6 +131,22 @@ HEARTBEAT_TIMER_PREFIX = "heartbeat:"
 
 def heartbeat_timer_key(seq: int) -> str:
     return f"{HEARTBEAT_TIMER_PREFIX}{seq}"
+
+
+@dataclass(frozen=True)
+class CompletionRecord:
+    """A completion token's row (found by its digest; the token itself is not kept)."""
+
+    run_id: str
+    seq: int
+    attempt: int
+    state: str
+    created_at: float
+    expires_at: float | None
+    settled_at: float | None = None
+    outcome: CompletionOutcome | None = None
+    """None while the token is open."""
+    settled_by: str | None = None
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import assert_never
 
 from legato.machine.commands import (
+    AwaitCompletion,
     CancelTimer,
     CollectMapResults,
     DeadLetter,
@@ -27,6 +28,7 @@ from legato.machine.commands import (
     HistoryRecord,
     RecordMapItem,
     ScheduleTimer,
+    SettleCompletion,
 )
 from legato.messages import TaskMessage
 
@@ -49,6 +51,10 @@ class Effects:
     """Finished map items, one row each."""
     collect: Sequence[CollectMapResults]
     """Maps that joined: their results go into the run's data, after ``map_items``."""
+    awaits: Sequence[AwaitCompletion]
+    """Completion tokens to record (by digest), one row each."""
+    settles: Sequence[SettleCompletion]
+    """Completion tokens used up: their rows are marked with the outcome."""
     group_commit: bool
     """True when the group-commit statement can carry all of the above."""
 
@@ -62,6 +68,8 @@ def effects(decision: Decision) -> Effects:
     letters: list[DeadLetter] = []
     items: list[RecordMapItem] = []
     collect: list[CollectMapResults] = []
+    awaits: list[AwaitCompletion] = []
+    settles: list[SettleCompletion] = []
     group_commit = True
     for command in decision.commands:
         match command:
@@ -84,6 +92,14 @@ def effects(decision: Decision) -> Effects:
             case CollectMapResults():
                 collect.append(command)
                 group_commit = False  # a second update of the run's data, read back
+            case AwaitCompletion():
+                awaits.append(command)
+                group_commit = False  # a completion_tokens row
+            case SettleCompletion():
+                settles.append(command)
+                group_commit = False  # an update of a completion_tokens row
             case _:
                 assert_never(command)
-    return Effects(decision.history, tasks, schedule, cancel, letters, items, collect, group_commit)
+    return Effects(
+        decision.history, tasks, schedule, cancel, letters, items, collect, awaits, settles, group_commit
+    )

@@ -21,7 +21,13 @@ from legato.machine.vocabulary import HistoryKind
 from legato.store.ports import Store
 from legato.store.rows import Row
 
-ACTIVE_STATUSES = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.SUSPENDED, RunStatus.COMPENSATING)
+ACTIVE_STATUSES = (
+    RunStatus.PENDING,
+    RunStatus.RUNNING,
+    RunStatus.SUSPENDED,
+    RunStatus.PAUSED,
+    RunStatus.COMPENSATING,
+)
 FINAL_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.COMPENSATED, RunStatus.CANCELLED)
 
 

@@ -21,6 +21,7 @@ from legato.machine.commands import Decision
 from legato.machine.run import Run, RunStatus
 from legato.store.base import (
     Applied,
+    CompletionRecord,
     Conflict,
     Created,
     DeadLetterGroup,
@@ -206,6 +207,15 @@ class LeaseStore(Protocol):
         """What the step last reported through ``ctx.heartbeat``."""
 
 
+class CompletionStore(Protocol):
+    """Completion tokens (machine/completion.py): written and settled by the
+    transitions that record and end a step's wait (store/effects.py); read here."""
+
+    async def find_completion(self, digest: str) -> CompletionRecord | None:
+        """The token whose SHA-256 is ``digest``; None when there is none (a wrong
+        token, or one whose run retention removed)."""
+
+
 class DeadLetterStore(Protocol):
     """Work that could not be processed, kept for an operator."""
 
@@ -295,10 +305,11 @@ class ScheduleStore(Protocol):
         """The schedule's history, newest first."""
 
 
-class TransitionStore(RunStore, OutboxStore, DeadLetterStore, Protocol):
+class TransitionStore(RunStore, OutboxStore, DeadLetterStore, CompletionStore, Protocol):
     """What applying events takes (the engine, the client, the dashboard): runs,
-    the outbox their transitions fill, and dead letters (a replay is a transition
-    guarded on one; a message that never becomes a transition is kept as one)."""
+    the outbox their transitions fill, dead letters (a replay is a transition
+    guarded on one; a message that never becomes a transition is kept as one)
+    and completion tokens (a completion is a transition of the token's run)."""
 
 
 class Store(
@@ -309,6 +320,7 @@ class Store(
     RunWatch,
     LeaseStore,
     DeadLetterStore,
+    CompletionStore,
     FlowStore,
     RetentionStore,
     ScheduleStore,

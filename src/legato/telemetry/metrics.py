@@ -326,7 +326,10 @@ def _count_for(kind: HistoryKind) -> Count | None:
             HistoryKind.OPERATOR_RETRY
             | HistoryKind.OPERATOR_SKIP
             | HistoryKind.OPERATOR_CANCEL
+            | HistoryKind.OPERATOR_PAUSE
+            | HistoryKind.OPERATOR_RESUME
             | HistoryKind.SIGNAL_RECEIVED
+            | HistoryKind.COMPLETION_RECEIVED
         ):
             return MetricsObserver._operator
         case (
@@ -337,6 +340,7 @@ def _count_for(kind: HistoryKind) -> Count | None:
             | HistoryKind.STEP_FAILED
             | HistoryKind.RETRY_STARTED
             | HistoryKind.LEASE_EXPIRED  # its step_failed is counted
+            | HistoryKind.COMPLETION_TIMED_OUT  # its step_failed is counted
             | HistoryKind.SUSPENDED
             | HistoryKind.CHOICE_MADE
             | HistoryKind.PARALLEL_STARTED
@@ -355,6 +359,8 @@ def _count_for(kind: HistoryKind) -> Count | None:
             | HistoryKind.REJECTED  # counted by the ``rejected`` hook
             | HistoryKind.SIGNAL_BUFFERED  # counted (drawn) once taken, as signal_received
             | HistoryKind.STEP_INTERRUPTED  # the attempt's own outcome follows
+            | HistoryKind.STEP_HELD  # the pause is counted (drawn) as an operator action
+            | HistoryKind.COMPLETION_AWAITED  # its attempt is counted (drawn) where it ran
         ):
             return None
         case _:

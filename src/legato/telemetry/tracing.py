@@ -377,13 +377,17 @@ def _span_for(kind: HistoryKind) -> Draw | None:
             | HistoryKind.APPROVAL_TIMED_OUT
             | HistoryKind.SLA_MISSED
             | HistoryKind.LEASE_EXPIRED
+            | HistoryKind.COMPLETION_TIMED_OUT
         ):
             return _timer
         case (
             HistoryKind.OPERATOR_RETRY
             | HistoryKind.OPERATOR_SKIP
             | HistoryKind.OPERATOR_CANCEL
+            | HistoryKind.OPERATOR_PAUSE
+            | HistoryKind.OPERATOR_RESUME
             | HistoryKind.SIGNAL_RECEIVED
+            | HistoryKind.COMPLETION_RECEIVED
         ):
             return _operator
         case HistoryKind.COMPENSATION_STARTED:
@@ -416,6 +420,8 @@ def _span_for(kind: HistoryKind) -> Draw | None:
             | HistoryKind.REJECTED  # drawn by the ``rejected`` hook
             | HistoryKind.SIGNAL_BUFFERED  # counted (drawn) once taken, as signal_received
             | HistoryKind.STEP_INTERRUPTED  # the attempt's own outcome follows
+            | HistoryKind.STEP_HELD  # the pause is counted (drawn) as an operator action
+            | HistoryKind.COMPLETION_AWAITED  # its attempt is counted (drawn) where it ran
         ):
             return None
         case _:

@@ -12,6 +12,7 @@ import anyio
 
 from legato.app import ResolvedHandler
 from legato.clock import Clock
+from legato.completion import CompleteLater, StepRef, running_step
 from legato.context import StepContext
 from legato.errors import NonRetryableError, RetryAfter
 from legato.interruption import Interruption
@@ -36,6 +37,15 @@ class InvalidOutput(Exception):
 
 
 @dataclass(frozen=True)
+class Deferral:
+    """The attempt handed its completion to a token (:class:`~legato.CompleteLater`)."""
+
+    digest: str
+    """The token's SHA-256: what the store keeps of it."""
+    timeout: float | None
+
+
+@dataclass(frozen=True)
 class StepOutcome:
     """What one step attempt came to; the worker records it as the attempt's result.
 
@@ -53,6 +63,8 @@ class StepOutcome:
     """Retry after exactly this many seconds (:class:`RetryAfter`), instead of the policy's backoff."""
     non_retryable: bool = False
     """Skip the retries left (:class:`NonRetryableError`)."""
+    deferred: Deferral | None = None
+    """Set when the handler returned ``CompleteLater``: the step ends when its token does."""
 
     @property
     def ok(self) -> bool:
@@ -94,10 +106,11 @@ async def invoke(
         stop = Interruption()
         ctx = replace(ctx, interruption=stop)
     try:
-        if handler.is_async:
-            output, stopped = await _call_async(handler, ctx, stop, timeout)
-        else:
-            output, stopped = await _call_sync(handler, ctx, threads, stop, timeout, grace)
+        with running_step(StepRef(ctx.run_id, ctx.seq, ctx.attempt)):
+            if handler.is_async:
+                output, stopped = await _call_async(handler, ctx, stop, timeout)
+            else:
+                output, stopped = await _call_sync(handler, ctx, threads, stop, timeout, grace)
         if stop.timed_out:
             timed_out = StepTimeout(
                 f"attempt {ctx.attempt} of {ctx.state!r} ran past its timeout of {timeout}s"
@@ -108,6 +121,9 @@ async def invoke(
                 f"attempt {ctx.attempt} of {ctx.state!r} interrupted: {stop.reason}"
             )
             return StepOutcome(started, clock.now(), error=error_info(interrupted), non_retryable=True)
+        later = handed_out(output, ctx)
+        if later is not None:
+            return StepOutcome(started, clock.now(), deferred=Deferral(later.digest, later.timeout))
         check_output(output, output_key)
     except Exception as exc:
         return failed(exc, started, clock.now())
@@ -192,6 +208,25 @@ def failed(exc: Exception, started: float, finished: float) -> StepOutcome:
     if isinstance(exc, NonRetryableError | InvalidOutput):
         return StepOutcome(started, finished, error=error_info(exc), non_retryable=True)
     return StepOutcome(started, finished, error=error_info(exc))
+
+
+def handed_out(output: JSON, ctx: StepContext) -> CompleteLater | None:
+    """The token the attempt handed its completion to (returned, or made by
+    ``ctx.complete_later()``); None when it completed here."""
+    made = ctx.promise.later
+    if isinstance(output, CompleteLater):
+        if made is not None and output is not made:
+            raise InvalidOutput(
+                "handler returned a CompleteLater other than the one ctx.complete_later() made; "
+                "return that one (or None)"
+            )
+        return output
+    if made is not None and output is not None:
+        raise InvalidOutput(
+            "handler called ctx.complete_later() and returned output too; the step's output is "
+            "what completes its token, so return None"
+        )
+    return made
 
 
 def check_output(output: JSON, output_key: str | None) -> None:

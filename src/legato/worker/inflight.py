@@ -48,6 +48,9 @@ def interrupts(status: RunStatus, kind: StepKind) -> str | None:
             return "the run is compensating" if kind is StepKind.STEP else None
         case RunStatus.PENDING | RunStatus.RUNNING | RunStatus.SUCCEEDED | RunStatus.SUSPENDED:
             return None
+        case RunStatus.PAUSED:
+            # A pause lets running attempts finish; it only holds the next ones.
+            return None
         case _:
             assert_never(status)
 

@@ -16,7 +16,8 @@ from legato.context import StepContext
 from legato.engine import Engine, Local
 from legato.flow.admission import FREE, Admission
 from legato.interruption import Interruption
-from legato.machine.events import StepFailed, StepSucceeded, Waited
+from legato.machine.commands import Rejection
+from legato.machine.events import StepDeferred, StepFailed, StepHeldBack, StepSucceeded, Waited
 from legato.machine.map import item_data
 from legato.machine.run import Run, Token
 from legato.messages import MalformedMessage, TaskMessage
@@ -102,6 +103,11 @@ class StepRunner:
             self.engine.observer.rejected(RejectedInput(run, "TaskMessage", reason))
             await delivery.ack()
             return
+        if run.paused is not None:
+            held = await self._hold(delivery, run, message)
+            if held is None:
+                return
+            run = held
         token = run.token(message.seq)
         assert token is not None
         task = workflow.task(token.state)
@@ -194,12 +200,38 @@ class StepRunner:
         await delivery.ack()
         return lease
 
+    async def _hold(self, delivery: Delivery, run: Run, message: TaskMessage) -> Run | None:
+        """The run is paused: hold the step instead of starting it (its resume
+        dispatches it again). The run to go on with if it was resumed meanwhile,
+        else None (the delivery is settled)."""
+        event = StepHeldBack(message.seq, message.attempt, message.kind)
+        outcome = await self.engine.apply(run.id, event, local=self.local)
+        if not isinstance(outcome, Rejection):
+            await delivery.ack()
+            return None
+        fresh = await self.store.load_run(run.id)
+        if fresh is None or not fresh.expects(message.seq, message.attempt, message.kind):
+            await delivery.ack()  # held or moved on meanwhile: nothing to run
+            return None
+        return fresh
+
     async def _poison(self, delivery: Delivery, reason: str) -> None:
         await dead_letter_message(delivery, reason, self.store, self.broker, self.clock, self.engine.observer)
 
 
-def _event(token: Token, outcome: StepOutcome, waited: Waited) -> StepSucceeded | StepFailed:
+def _event(token: Token, outcome: StepOutcome, waited: Waited) -> StepSucceeded | StepFailed | StepDeferred:
     """The attempt's outcome as the event the run is told."""
+    if outcome.deferred is not None:
+        return StepDeferred(
+            token.seq,
+            token.attempt,
+            outcome.deferred.digest,
+            outcome.deferred.timeout,
+            token.kind,
+            outcome.started_at,
+            outcome.finished_at,
+            waited,
+        )
     if outcome.ok:
         return StepSucceeded(
             token.seq,

@@ -3,7 +3,7 @@
 GET  /api/overview?range=24h            status tiles, business and execution figures
 GET  /api/runs?status=&workflow=&before= the runs list (newest first, paged by ``before``)
 GET  /api/runs/{id}                      a run: data, history, graph, legal actions
-POST /api/runs/{id}/{action}             retry | skip | cancel | signal (JSON body)
+POST /api/runs/{id}/{action}             retry | skip | cancel | pause | resume | signal (JSON body)
 GET  /api/dead-letters?status=open|all   dead letters and their failure patterns
 GET  /api/dead-letters/{id}              one dead letter (inspect)
 POST /api/dead-letters/{id}/replay       replay it

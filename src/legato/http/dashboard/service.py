@@ -191,7 +191,7 @@ class Dashboard:
     # -- actions -----------------------------------------------------------------
 
     async def act(self, run_id: str, action: str, body: Mapping[str, Any], actor: str) -> dict[str, Any]:
-        """Retry, skip, cancel or signal; the engine refuses what is not legal now."""
+        """Retry, skip, cancel, pause, resume or signal; the engine refuses what is not legal now."""
         client = self.client(actor)
         state = _optional_text(body, "state")
         if action == "retry":
@@ -203,13 +203,17 @@ class Dashboard:
             if not isinstance(compensate, bool):
                 raise BadRequest("compensate must be true or false")
             run = await client.cancel(run_id, compensate, _optional_text(body, "reason") or "")
+        elif action == "pause":
+            run = await client.pause(run_id, _optional_text(body, "reason") or "")
+        elif action == "resume":
+            run = await client.resume(run_id)
         elif action == "signal":
             name = _optional_text(body, "name")
             if not name:
                 raise BadRequest("a signal needs a name")
             run = await client.signal(run_id, name, _object(body, "data"))
         else:
-            raise BadRequest(f"unknown action {action!r}; use retry, skip, cancel or signal")
+            raise BadRequest(f"unknown action {action!r}; use retry, skip, cancel, pause, resume or signal")
         self._cache.clear()
         self._closed.clear()
         return {"run": views.run_summary(run)}

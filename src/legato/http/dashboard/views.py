@@ -70,11 +70,13 @@ def legal_actions(run: Run, workflow: Workflow | None) -> dict[str, Any]:
                 state = workflow.state(token.state)
                 if isinstance(state, Approval) and state.signal not in signals:
                     signals.append(state.signal)
-    resumable = run.status in (RunStatus.SUSPENDED, RunStatus.FAILED) and bool(stuck)
+    resumable = run.status in (RunStatus.SUSPENDED, RunStatus.FAILED, RunStatus.PAUSED) and bool(stuck)
     return {
         "retry": resumable,
         "skip": resumable,
         "cancel": not run.finished,
+        "pause": not run.finished and run.paused is None,
+        "resume": not run.finished and run.paused is not None,
         "signal": signals,
         "stuck_states": stuck,
     }

@@ -10,6 +10,7 @@ timers                 :mod:`legato.store.postgres.timers`
 run watch              :mod:`legato.store.postgres.watch` (LISTEN; migration 0014's trigger)
 leases                 :mod:`legato.store.postgres.leases`
 dead letters           :mod:`legato.store.postgres.dead_letters`
+completion tokens      :mod:`legato.store.postgres.completions` (written with the transition)
 flow                   :mod:`legato.store.postgres.flow`
 retention              :mod:`legato.store.postgres.retention`
 schedules              :mod:`legato.store.postgres.schedules`
@@ -19,6 +20,7 @@ insights               :mod:`legato.store.postgres.insights` (a port of its own)
 
 from __future__ import annotations
 
+from legato.store.postgres.completions import PostgresCompletions
 from legato.store.postgres.dead_letters import PostgresDeadLetters
 from legato.store.postgres.flow import PostgresFlow
 from legato.store.postgres.leases import PostgresLeases
@@ -38,6 +40,7 @@ class PostgresStore(
     PostgresRunWatch,
     PostgresLeases,
     PostgresDeadLetters,
+    PostgresCompletions,
     PostgresFlow,
     PostgresRetention,
 ):

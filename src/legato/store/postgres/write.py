@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from legato.machine.commands import Decision
+from legato.machine.run import Run
 from legato.store.base import OutboxMessage
 from legato.store.effects import Effects
 from legato.store.postgres import sql as q
@@ -25,6 +26,18 @@ from legato.store.rows import dead_letter_body, dead_letter_headers
 
 if TYPE_CHECKING:
     from legato.store.postgres.rows import Conn
+
+
+INSERT_COMPLETIONS = """
+INSERT INTO completion_tokens (digest, run_id, seq, attempt, state, created_at, expires_at)
+SELECT u.digest, $1, u.seq, u.attempt, u.state, $2, u.expires_at
+FROM unnest($3::text[], $4::integer[], $5::integer[], $6::text[], $7::timestamptz[])
+     AS u (digest, seq, attempt, state, expires_at)
+"""
+SETTLE_COMPLETION = """
+UPDATE completion_tokens SET settled_at = $4, outcome = $5, settled_by = $6
+WHERE run_id = $1 AND seq = $2 AND attempt = $3 AND settled_at IS NULL
+"""
 
 
 @dataclass(eq=False, slots=True)
@@ -90,8 +103,8 @@ async def write_batch(
 
 
 async def write_rest(conn: Conn, write: Write, timer_channel: str) -> list[OutboxMessage]:
-    """What group commit cannot carry: timers (with a NOTIFY for the pollers)
-    and dead letters (with their outbox messages). In the caller's transaction,
+    """What group commit cannot carry: timers (with a NOTIFY for the pollers),
+    map items, completion tokens and dead letters (with their outbox messages). In the caller's transaction,
     after :func:`write_batch`."""
     assert conn.is_in_transaction(), "timers and dead letters must commit with their run"
     run = write.decision.run
@@ -118,6 +131,8 @@ async def write_rest(conn: Conn, write: Write, timer_channel: str) -> list[Outbo
         )
     for collect in effects.collect:
         write.data = await conn.fetchval(q.COLLECT_MAP_RESULTS, run.id, collect.map_seq, collect.key)
+    if effects.awaits or effects.settles:
+        await write_completions(conn, run, effects)
     if not effects.dead_letters:
         return []
     bodies: list[bytes] = []
@@ -144,3 +159,29 @@ async def write_rest(conn: Conn, write: Write, timer_channel: str) -> list[Outbo
         q.INSERT_OUTBOX, run.id, kinds, bodies, priorities, header_list, run.updated_at
     )
     return [outbox_from_row(r) for r in records]
+
+
+async def write_completions(conn: Conn, run: Run, found: Effects) -> None:
+    """The decision's completion tokens: new ones recorded, used ones settled."""
+    if found.awaits:
+        awaits = found.awaits
+        await conn.execute(
+            INSERT_COMPLETIONS,
+            run.id,
+            run.updated_at,
+            [a.digest for a in awaits],
+            [a.seq for a in awaits],
+            [a.attempt for a in awaits],
+            [a.state for a in awaits],
+            [a.expires_at for a in awaits],
+        )
+    for settle in found.settles:
+        await conn.execute(
+            SETTLE_COMPLETION,
+            run.id,
+            settle.seq,
+            settle.attempt,
+            run.updated_at,
+            settle.outcome.value,
+            settle.actor,
+        )

@@ -39,6 +39,7 @@ from legato.store.rows import (
     run_from_row,
 )
 from legato.store.sqlite import sql as q
+from legato.store.sqlite.completions import write_completions
 from legato.store.sqlite.connection import SqliteConnection, dumps, loads
 
 
@@ -61,7 +62,7 @@ class SqliteRuns(SqliteConnection):
             cursor = await db.execute(q.SELECT_RUN_BY_KEY, (run.idempotency_key,))
             row = await cursor.fetchone()
             assert row is not None
-            return Created(_run(row), False, ()), Effects((), (), (), (), (), (), (), True)
+            return Created(_run(row), False, ()), Effects((), (), (), (), (), (), (), (), (), True)
         if run.idempotency_key is not None:
             cursor = await db.execute(q.RETIRED_KEY, (run.idempotency_key, run.created_at))
             retired = await cursor.fetchone()
@@ -205,6 +206,7 @@ class SqliteRuns(SqliteConnection):
             assert cursor.lastrowid is not None
             body = dead_letter_body(run, letter, cursor.lastrowid)
             await put("dead_letter", body, run.priority, {**task_headers, **dead_letter_headers(letter)})
+        await write_completions(db, run, found)
         return tuple(outbox)
 
     def _wake_timers(self, found: Effects) -> None:

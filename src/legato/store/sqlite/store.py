@@ -14,6 +14,7 @@ timers                 :mod:`legato.store.sqlite.timers`
 run watch              :mod:`legato.store.sqlite.watch` (in-process only)
 leases                 :mod:`legato.store.sqlite.leases`
 dead letters           :mod:`legato.store.sqlite.dead_letters`
+completion tokens      :mod:`legato.store.sqlite.completions` (written with the transition)
 flow                   :mod:`legato.store.sqlite.flow`
 retention              :mod:`legato.store.sqlite.retention`
 schedules              :mod:`legato.store.sqlite.schedules`
@@ -23,6 +24,7 @@ insights               :mod:`legato.store.sqlite.insights` (a port of its own)
 
 from __future__ import annotations
 
+from legato.store.sqlite.completions import SqliteCompletions
 from legato.store.sqlite.dead_letters import SqliteDeadLetters
 from legato.store.sqlite.flow import SqliteFlow
 from legato.store.sqlite.leases import SqliteLeases
@@ -42,6 +44,7 @@ class SqliteStore(
     SqliteRunWatch,
     SqliteLeases,
     SqliteDeadLetters,
+    SqliteCompletions,
     SqliteFlow,
     SqliteRetention,
 ):

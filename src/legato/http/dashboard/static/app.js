@@ -5,7 +5,7 @@
 
 const state = { range: "24h", view: null, params: {}, token: null, refreshTimer: null };
 const WORKFLOW_COLORS = ["#3b5bdb", "#2f9e44", "#f08c00", "#ae3ec9", "#1098ad", "#e8590c", "#5c7cfa", "#c2255c"];
-const ACTIVE = ["running", "suspended", "compensating"];
+const ACTIVE = ["running", "suspended", "paused", "compensating"];
 const FINAL = ["succeeded", "failed", "compensated", "cancelled"];
 
 // -- DOM helpers -------------------------------------------------------------
@@ -278,7 +278,7 @@ function drawGraph(graph) {
 
 const GOOD = ["step_succeeded", "run_finished", "compensation_succeeded", "joined", "state_reached"];
 const BAD = ["step_failed", "compensation_failed", "dead_lettered", "suspended", "rejected", "sla_missed"];
-const OPERATOR = ["operator_retry", "operator_skip", "operator_cancel", "signal_received", "run_resumed"];
+const OPERATOR = ["operator_retry", "operator_skip", "operator_cancel", "operator_pause", "operator_resume", "signal_received", "completion_received", "run_resumed"];
 
 function describeEntry(e) {
   const d = e.detail || {};
@@ -321,6 +321,8 @@ async function runView(root, params) {
     h("button", { class: "primary", "data-testid": "action-retry", disabled: disabled || !acts.retry, onclick: () => act("retry", { state: chosenState() }) }, "Retry"),
     h("button", { "data-testid": "action-skip", disabled: disabled || !acts.skip, onclick: () => act("skip", { state: chosenState() }) }, "Skip"),
     stateSelect,
+    h("button", { "data-testid": "action-pause", disabled: disabled || !acts.pause, onclick: () => act("pause", {}, "Pause this run (running steps finish, no new step starts)?") }, "Pause"),
+    h("button", { "data-testid": "action-resume", disabled: disabled || !acts.resume, onclick: () => act("resume", {}) }, "Resume"),
     h("button", { class: "danger", "data-testid": "action-cancel", disabled: disabled || !acts.cancel, onclick: () => act("cancel", { compensate: true }, "Cancel this run (completed steps are compensated)?") }, "Cancel"),
     acts.signal.length ? [signalName, signalData, h("button", { "data-testid": "action-signal", disabled, onclick: () => {
       let body; try { body = parsed(signalData); } catch (_) { return; }
