@@ -9,17 +9,14 @@ operator clicks, and save screenshots under artifacts/.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 
 import aiohttp
 import anyio
 import orjson
-import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, expect
 
 from legato import Every, RunStatus
 from legato.broker.rabbitmq import RabbitMQBroker
@@ -32,11 +29,9 @@ from legato.machine.vocabulary import TickOutcome
 from legato.store.insights import insights_for
 from legato.store.postgres import PostgresStore
 from tests.apps import board
-from tests.conftest import ROOT
+from tests.browser.pages import open_page, screenshot
 from tests.integration.harness import all_runs, eventually, running
 
-CHROMIUM = os.environ.get("LEGATO_TEST_CHROMIUM", "/usr/bin/chromium")
-ARTIFACTS = ROOT / "artifacts"
 TOKEN = "browser-test-token"
 
 
@@ -46,31 +41,6 @@ class Site:
     store: PostgresStore
     broker: RabbitMQBroker
     client: Client
-
-
-@pytest.fixture
-def chromium() -> str:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)")
-    return CHROMIUM
-
-
-@pytest.fixture
-async def browser(chromium: str) -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        found = await playwright.chromium.launch(
-            executable_path=chromium,
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-first-run",
-            ],
-        )
-        yield found
-        await found.close()
 
 
 @contextlib.asynccontextmanager
@@ -95,17 +65,6 @@ async def serving(pg_store: PostgresStore, rabbit: RabbitMQBroker) -> AsyncItera
     finally:
         await insights.close()
         board.Payments.up = True
-
-
-async def open_page(browser: Browser, url: str) -> Page:
-    page = await browser.new_page(viewport={"width": 1400, "height": 1000})
-    await page.goto(url)
-    return page
-
-
-async def screenshot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
 async def place_orders(site: Site, count: int, prefix: str) -> None:

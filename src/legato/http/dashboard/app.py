@@ -4,7 +4,7 @@ GET  /api/overview?range=24h            status tiles, business and execution fig
 GET  /api/runs?status=&workflow=&before= the runs list (newest first, paged by ``before``)
 GET  /api/runs/{id}                      a run: data, history, graph, legal actions
 POST /api/runs/{id}/{action}             retry | skip | cancel | pause | resume | signal (JSON body)
-GET  /api/dead-letters?status=open|all   dead letters and their failure patterns
+GET  /api/dead-letters?status=&offset=&limit=  a page of dead letters and their failure patterns
 GET  /api/dead-letters/{id}              one dead letter (inspect)
 POST /api/dead-letters/{id}/replay       replay it
 GET  /api/schedules                      schedules with their next fire time
@@ -16,7 +16,7 @@ GET  /api/stream                         server-sent events: ``change`` when dat
 from __future__ import annotations
 
 import asyncio
-import re
+import math
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
@@ -27,13 +27,27 @@ from aiohttp import web
 from legato.config import HttpSettings
 from legato.errors import LegatoError, OperationRefused, RunNotFound
 from legato.http.dashboard.live import Watcher, event
-from legato.http.dashboard.service import BadRequest, Dashboard
-from legato.http.security import guard
+from legato.http.dashboard.service import MAX_PAGE, BadRequest, Dashboard
+from legato.http.security import USER, guard, harden
 
 STATIC = resources.files(__package__).joinpath("static")
-ASSETS = {"app.js": "text/javascript", "style.css": "text/css", "favicon.svg": "image/svg+xml"}
+ASSETS = {
+    "app.js": "text/javascript",
+    "morph.js": "text/javascript",
+    "style.css": "text/css",
+    "favicon.svg": "image/svg+xml",
+    "dagre.min.js": "text/javascript",
+}
+VENDORED = frozenset({"dagre.min.js"})
+"""Third-party files, under static/vendor/ with their licences (see its README)."""
 KEEPALIVE = 15.0
-_ACTOR = re.compile(r"[^\w.@:-]")
+LATEST_TIME = 253402300799.0
+"""The last second of year 9999: a later ``before`` is no time any store can hold."""
+LARGEST_ID = 2**63 - 1
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -63,9 +77,43 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 def actor_of(request: web.Request) -> str:
-    """``dashboard`` plus the name the page sends, if any (for the history)."""
-    name = _ACTOR.sub("", request.headers.get("X-Legato-Actor", ""))[:64]
+    """``dashboard:NAME`` for a named token or a trusted proxy's user, else ``dashboard``."""
+    name = request.get(USER)
     return f"dashboard:{name}" if name else "dashboard"
+
+
+def time_param(request: web.Request, name: str) -> float | None:
+    """A finite epoch time from the query (absent: None); anything else is a BadRequest."""
+    text = request.query.get(name, "")
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or not 0 <= value <= LATEST_TIME:
+        raise BadRequest(f"{name} must be a time in seconds since the epoch, got {text[:40]!r}")
+    return value
+
+
+def int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    text = request.query.get(name, "")
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise BadRequest(f"{name} must be an integer from {low} to {high}, got {text[:40]!r}") from None
+    if not low <= value <= high:
+        raise BadRequest(f"{name} must be an integer from {low} to {high}, got {value}")
+    return value
+
+
+def letter_id(request: web.Request) -> int:
+    value = int(request.match_info["letter_id"])
+    if value > LARGEST_ID:
+        raise LookupError(f"no dead letter with id {value}")
+    return value
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
@@ -84,6 +132,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
 def dashboard_app(dashboard: Dashboard, watcher: Watcher, settings: HttpSettings) -> web.Application:
     public = {"/", "/favicon.svg", *(f"/static/{name}" for name in ASSETS)}
     app = web.Application(middlewares=[guard(settings, public=public), errors])
+    harden(app, CSP)
     api = _Api(dashboard, watcher)
     app.add_routes(
         [
@@ -119,7 +168,8 @@ async def asset(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     if name not in ASSETS:
         raise web.HTTPNotFound()
-    return web.Response(body=STATIC.joinpath(name).read_bytes(), content_type=ASSETS[name])
+    path = STATIC.joinpath("vendor", name) if name in VENDORED else STATIC.joinpath(name)
+    return web.Response(body=path.read_bytes(), content_type=ASSETS[name])
 
 
 class _Api:
@@ -134,11 +184,8 @@ class _Api:
 
     async def runs(self, request: web.Request) -> web.Response:
         query = request.query
-        try:
-            before = float(query["before"]) if query.get("before") else None
-            limit = int(query.get("limit", "50"))
-        except ValueError:
-            raise BadRequest("before must be a number and limit an integer") from None
+        before = time_param(request, "before")
+        limit = int_param(request, "limit", 50, 1, MAX_PAGE)
         return _json(
             await self.dashboard.runs(
                 query.get("status") or None, query.get("workflow") or None, before, limit
@@ -158,13 +205,15 @@ class _Api:
 
     async def dead_letters(self, request: web.Request) -> web.Response:
         status = request.query.get("status", "open")
-        return _json(await self.dashboard.dead_letters(None if status == "all" else status))
+        offset = int_param(request, "offset", 0, 0, LARGEST_ID)
+        limit = int_param(request, "limit", 100, 1, MAX_PAGE)
+        return _json(await self.dashboard.dead_letters(None if status == "all" else status, offset, limit))
 
     async def dead_letter(self, request: web.Request) -> web.Response:
-        return _json(await self.dashboard.dead_letter(int(request.match_info["letter_id"])))
+        return _json(await self.dashboard.dead_letter(letter_id(request)))
 
     async def replay(self, request: web.Request) -> web.Response:
-        return _json(await self.dashboard.replay(int(request.match_info["letter_id"]), actor_of(request)))
+        return _json(await self.dashboard.replay(letter_id(request), actor_of(request)))
 
     async def schedules(self, request: web.Request) -> web.Response:
         return _json(await self.dashboard.schedules())
