@@ -29,6 +29,23 @@ CHROMIUM = os.environ.get("LEGATO_TEST_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = ROOT / "artifacts"
 
 
+async def assert_nothing_overflows(page: Page) -> None:
+    """No table is wider than its panel, and every button in a table is inside its panel."""
+    found = await page.evaluate(
+        """() => [...document.querySelectorAll('.panel table')].map((table) => {
+            const panel = table.closest('.panel').getBoundingClientRect();
+            const buttons = [...table.querySelectorAll('button')].map((b) => b.getBoundingClientRect());
+            return {
+                wide: table.getBoundingClientRect().right > panel.right + 0.5,
+                hidden: buttons.filter((b) => b.left < panel.left || b.right > panel.right + 0.5).length,
+                wrap: table.closest('.table-wrap') ? table.closest('.table-wrap').scrollWidth > table.closest('.table-wrap').clientWidth : false,
+            };
+        })"""
+    )
+    assert found, "no table on the page"
+    assert all(not t["wide"] and not t["hidden"] and not t["wrap"] for t in found), found
+
+
 async def open_page(
     browser: Browser, url: str, width: int = 1400, height: int = 1000, headers: dict[str, str] | None = None
 ) -> Page:

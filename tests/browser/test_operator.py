@@ -17,7 +17,16 @@ from legato.machine.run import Run
 from legato.store.base import PoisonMessage
 from legato.store.postgres import PostgresStore
 from tests.apps import board
-from tests.browser.pages import TOKEN, Site, open_page, place_orders, screenshot, serving, settled
+from tests.browser.pages import (
+    TOKEN,
+    Site,
+    assert_nothing_overflows,
+    open_page,
+    place_orders,
+    screenshot,
+    serving,
+    settled,
+)
 from tests.integration.harness import all_runs, eventually
 
 ALICE = "alice-token-0123456789"
@@ -95,21 +104,7 @@ async def test_dead_letters_are_paged_and_inspected_beside_their_row_through_liv
         await expect(page.get_by_test_id("letters-newer")).to_be_disabled()
 
         # No table is wider than its panel, and every row's buttons are on screen within it.
-        widths = await page.evaluate(
-            "[...document.querySelectorAll('.table-wrap')].map((w) => [w.scrollWidth, w.clientWidth])"
-        )
-        assert all(scroll <= client for scroll, client in widths), widths
-        panel = (
-            await page.get_by_test_id("letters-table")
-            .locator("xpath=ancestor::div[contains(@class,'panel')]")
-            .bounding_box()
-        )
-        assert panel is not None
-        for button in await page.locator("[data-testid^=replay-]").all():
-            box = await button.bounding_box()
-            assert box is not None
-            assert panel["x"] <= box["x"]
-            assert box["x"] + box["width"] <= panel["x"] + panel["width"]
+        await assert_nothing_overflows(page)
 
         # The inspection opens right under its row, far down the list.
         row = page.get_by_test_id("letter-row").nth(60)
@@ -162,6 +157,9 @@ async def test_a_failed_run_is_not_drawn_as_a_success(
             await expect(finished).to_contain_text(run.status.value)
             expected = "good" if run.status is RunStatus.SUCCEEDED else "bad"
             await expect(finished).to_have_class(expected)
+            if run.status is RunStatus.FAILED:
+                await expect(page.get_by_test_id("letters-table")).to_be_visible()
+                await assert_nothing_overflows(page)
 
 
 async def test_actions_are_recorded_under_the_name_of_who_did_them(

@@ -500,7 +500,7 @@ async function runView(root, params) {
       h("span", {}, h("span", { class: "kind" }, e.kind.replace(/_/g, " ")), e.state ? ` ${e.state}` : "", e.attempt ? ` #${e.attempt}` : "",
         h("div", { class: "detail" }, describeEntry(e))))));
   const letters = data.dead_letters.length
-    ? h("div", { style: "margin-top:14px", "data-key": "letters", "data-patch": true }, h("h2", { "data-key": "h" }, "Dead letters of this run"), letterTable(data.dead_letters))
+    ? h("div", { class: "panel", style: "margin-top:16px", "data-key": "letters", "data-patch": true }, h("h2", { "data-key": "h" }, "Dead letters of this run"), letterTable(data.dead_letters))
     : null;
   root.replaceChildren(
     h("div", { class: "run-head", "data-key": "head" }, h("h1", {}, `${run.workflow} v${run.workflow_version}`), h("span", { "data-testid": "run-status" }, statusBadge(run.status)),
@@ -523,9 +523,9 @@ async function runView(root, params) {
             h("strong", {}, `map ${m.state}: `),
             `${m.done} done, ${m.failed} failed, ${m.running} running, ${m.pending} pending of ${m.total}`,
             m.failing ? " (failing: draining)" : "",
-            h("progress", { max: m.total, value: m.done + m.failed })))) : null,
-        letters),
+            h("progress", { max: m.total, value: m.done + m.failed })))) : null),
       h("div", { class: "panel", "data-key": "data" }, h("h2", {}, "Data"), h("pre", { class: "json", "data-testid": "run-data" }, JSON.stringify(run.data, null, 2)))),
+    letters,
     h("div", { class: "panel", style: "margin-top:16px", "data-key": "history", "data-patch": true }, h("h2", { "data-key": "h" }, "History"), timeline));
 }
 
