@@ -20,7 +20,12 @@ function isField(el) {
 }
 
 function dirty(field) {
-  if (field instanceof HTMLSelectElement) return [...field.options].some((o) => o.selected !== o.defaultSelected);
+  if (field instanceof HTMLSelectElement) {
+    if (field.multiple) return [...field.options].some((o) => o.selected !== o.defaultSelected);
+    // A single select with no option marked selected shows its first one.
+    const marked = [...field.options].findIndex((o) => o.defaultSelected);
+    return field.selectedIndex !== (marked >= 0 ? marked : Math.min(0, field.options.length - 1));
+  }
   if (field.type === "checkbox" || field.type === "radio") return field.checked !== field.defaultChecked;
   return field.value !== field.defaultValue;
 }
