@@ -96,6 +96,11 @@ async def test_unknown_and_huge_ids_are_a_404(pg_store: PostgresStore) -> None:
             ("/api/runs/00000000-0000-0000-0000-000000000000", "GET"),
             ("/api/runs/" + "9" * 300, "GET"),
             ("/api/runs/00000000-0000-0000-0000-000000000000/cancel", "POST"),
+            ("/api/runs/not-a-run/retry", "POST"),
+            ("/api/runs/%00/cancel", "POST"),
+            ("/api/runs/%00", "GET"),
+            ("/api/schedules/nope/pause", "POST"),
+            ("/api/schedules/nope/trigger", "POST"),
         ]:
             status, body, _ = await get(url + path, method, **auth)
             assert status == 404, (path, body)
