@@ -44,6 +44,7 @@ KEEPALIVE = 15.0
 LATEST_TIME = 253402300799.0
 """The last second of year 9999: a later ``before`` is no time any store can hold."""
 LARGEST_ID = 2**63 - 1
+MAX_TEXT = 1000
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
@@ -94,6 +95,18 @@ def time_param(request: web.Request, name: str) -> float | None:
     if not math.isfinite(value) or not 0 <= value <= LATEST_TIME:
         raise BadRequest(f"{name} must be a time in seconds since the epoch, got {text[:40]!r}")
     return value
+
+
+def text(value: str, name: str) -> str:
+    """A name from the query or the path: no NUL (no store can hold one), not absurdly long."""
+    if "\x00" in value or len(value) > MAX_TEXT:
+        raise BadRequest(f"{name} must be text without NUL characters, at most {MAX_TEXT} characters")
+    return value
+
+
+def text_param(request: web.Request, name: str) -> str | None:
+    value = request.query.get(name, "")
+    return text(value, name) if value else None
 
 
 def int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
@@ -183,28 +196,27 @@ class _Api:
         return _json(await self.dashboard.overview(request.query.get("range", "24h")))
 
     async def runs(self, request: web.Request) -> web.Response:
-        query = request.query
         before = time_param(request, "before")
         limit = int_param(request, "limit", 50, 1, MAX_PAGE)
-        return _json(
-            await self.dashboard.runs(
-                query.get("status") or None, query.get("workflow") or None, before, limit
-            )
-        )
+        status, workflow = text_param(request, "status"), text_param(request, "workflow")
+        return _json(await self.dashboard.runs(status, workflow, before, limit))
 
     async def run(self, request: web.Request) -> web.Response:
-        return _json(await self.dashboard.run(request.match_info["run_id"]))
+        return _json(await self.dashboard.run(text(request.match_info["run_id"], "the run id")))
 
     async def act(self, request: web.Request) -> web.Response:
         body = await _body(request)
         return _json(
             await self.dashboard.act(
-                request.match_info["run_id"], request.match_info["action"], body, actor_of(request)
+                text(request.match_info["run_id"], "the run id"),
+                request.match_info["action"],
+                body,
+                actor_of(request),
             )
         )
 
     async def dead_letters(self, request: web.Request) -> web.Response:
-        status = request.query.get("status", "open")
+        status = text_param(request, "status") or "open"
         offset = int_param(request, "offset", 0, 0, LARGEST_ID)
         limit = int_param(request, "limit", 100, 1, MAX_PAGE)
         return _json(await self.dashboard.dead_letters(None if status == "all" else status, offset, limit))
@@ -220,7 +232,8 @@ class _Api:
 
     async def schedule_act(self, request: web.Request) -> web.Response:
         info = request.match_info
-        return _json(await self.dashboard.schedule_act(info["name"], info["action"], actor_of(request)))
+        name = text(info["name"], "the schedule's name")
+        return _json(await self.dashboard.schedule_act(name, info["action"], actor_of(request)))
 
     async def workflows(self, request: web.Request) -> web.Response:
         return _json(await self.dashboard.workflows())
