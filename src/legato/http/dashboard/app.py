@@ -16,7 +16,6 @@ GET  /api/stream                         server-sent events: ``change`` when dat
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
@@ -27,6 +26,7 @@ from aiohttp import web
 from legato.config import HttpSettings
 from legato.errors import LegatoError, OperationRefused, RunNotFound
 from legato.http.dashboard.live import Watcher, event
+from legato.http.dashboard.params import LARGEST_ID, int_param, letter_id, text, text_param, time_param
 from legato.http.dashboard.service import MAX_PAGE, BadRequest, Dashboard
 from legato.http.security import USER, guard, harden
 
@@ -41,10 +41,6 @@ ASSETS = {
 VENDORED = frozenset({"dagre.min.js"})
 """Third-party files, under static/vendor/ with their licences (see its README)."""
 KEEPALIVE = 15.0
-LATEST_TIME = 253402300799.0
-"""The last second of year 9999: a later ``before`` is no time any store can hold."""
-LARGEST_ID = 2**63 - 1
-MAX_TEXT = 1000
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
@@ -81,52 +77,6 @@ def actor_of(request: web.Request) -> str:
     """``dashboard:NAME`` for a named token or a trusted proxy's user, else ``dashboard``."""
     name = request.get(USER)
     return f"dashboard:{name}" if name else "dashboard"
-
-
-def time_param(request: web.Request, name: str) -> float | None:
-    """A finite epoch time from the query (absent: None); anything else is a BadRequest."""
-    text = request.query.get(name, "")
-    if not text:
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or not 0 <= value <= LATEST_TIME:
-        raise BadRequest(f"{name} must be a time in seconds since the epoch, got {text[:40]!r}")
-    return value
-
-
-def text(value: str, name: str) -> str:
-    """A name from the query or the path: no NUL (no store can hold one), not absurdly long."""
-    if "\x00" in value or len(value) > MAX_TEXT:
-        raise BadRequest(f"{name} must be text without NUL characters, at most {MAX_TEXT} characters")
-    return value
-
-
-def text_param(request: web.Request, name: str) -> str | None:
-    value = request.query.get(name, "")
-    return text(value, name) if value else None
-
-
-def int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    text = request.query.get(name, "")
-    if not text:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise BadRequest(f"{name} must be an integer from {low} to {high}, got {text[:40]!r}") from None
-    if not low <= value <= high:
-        raise BadRequest(f"{name} must be an integer from {low} to {high}, got {value}")
-    return value
-
-
-def letter_id(request: web.Request) -> int:
-    value = int(request.match_info["letter_id"])
-    if value > LARGEST_ID:
-        raise LookupError(f"no dead letter with id {value}")
-    return value
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
