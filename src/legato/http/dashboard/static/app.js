@@ -525,7 +525,7 @@ async function runView(root, params) {
             m.failing ? " (failing: draining)" : "",
             h("progress", { max: m.total, value: m.done + m.failed })))) : null),
       h("div", { class: "panel", "data-key": "data" }, h("h2", {}, "Data"), h("pre", { class: "json", "data-testid": "run-data" }, JSON.stringify(run.data, null, 2)))),
-    letters,
+    ...(letters ? [letters] : []),
     h("div", { class: "panel", style: "margin-top:16px", "data-key": "history", "data-patch": true }, h("h2", { "data-key": "h" }, "History"), timeline));
 }
 
