@@ -58,7 +58,9 @@ async def test_live_updates_keep_the_payload_being_typed_and_the_scroll(
         await page.goto(f"{site.url}/#/runs/{run.id}")
         await expect(page.get_by_test_id("timeline")).to_contain_text("awaiting signal")
         # Every part of the page is an element (a run without dead letters leaves no stray "null").
-        assert await page.evaluate("[...document.getElementById('view').childNodes].every((n) => n.nodeType === 1)")
+        assert await page.evaluate(
+            "[...document.getElementById('view').childNodes].every((n) => n.nodeType === 1)"
+        )
         payload = page.get_by_test_id("signal-data")
         await payload.click()
         await page.keyboard.type('{"approved_by": "do')
