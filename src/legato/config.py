@@ -28,6 +28,13 @@ class HttpSettings:
     """Port of the worker's /metrics, /healthz and /readyz; off when unset."""
     token: str | None = field(default=None, repr=False)
     """Required for every call when binding beyond loopback (dashboard actions always)."""
+    tokens: str | None = field(default=None, repr=False)
+    """Named tokens, one per person: ``alice:TOKEN,bob:TOKEN``; actions record ``dashboard:alice``."""
+    tokens_file: str | None = None
+    """A file of named tokens, one ``NAME:TOKEN`` a line (``#`` starts a comment)."""
+    user_header: str | None = None
+    """A header naming the user, set by a trusted authenticating proxy (e.g. ``X-Forwarded-User``);
+    read only when set here, and only from a caller that sent a valid token."""
 
 
 @dataclass(frozen=True)
@@ -108,7 +115,14 @@ _SECTIONS: dict[str, dict[str, str]] = {
         "queue_type": "LEGATO_QUEUE_TYPE",
     },
     "worker": {f.name: f"LEGATO_{f.name.upper()}" for f in fields(WorkerSettings)},
-    "http": {"host": "LEGATO_HTTP_HOST", "port": "LEGATO_HTTP_PORT", "token": "LEGATO_HTTP_TOKEN"},
+    "http": {
+        "host": "LEGATO_HTTP_HOST",
+        "port": "LEGATO_HTTP_PORT",
+        "token": "LEGATO_HTTP_TOKEN",
+        "tokens": "LEGATO_HTTP_TOKENS",
+        "tokens_file": "LEGATO_HTTP_TOKENS_FILE",
+        "user_header": "LEGATO_HTTP_USER_HEADER",
+    },
     "ingress": {f.name: f"LEGATO_INGRESS_{f.name.upper()}" for f in fields(IngressSettings)},
 }
 WEBHOOK_KEYS = tuple(f.name for f in fields(WebhookSettings))

@@ -8,121 +8,17 @@ operator clicks, and save screenshots under artifacts/.
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from functools import partial
-from pathlib import Path
-
 import aiohttp
-import anyio
-import orjson
-import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, expect
 
 from legato import Every, RunStatus
 from legato.broker.rabbitmq import RabbitMQBroker
-from legato.client import Client
-from legato.config import HttpSettings
-from legato.http.dashboard.serve import serve_dashboard
-from legato.http.dashboard.service import Dashboard
 from legato.machine.run import Run
 from legato.machine.vocabulary import TickOutcome
-from legato.store.insights import insights_for
 from legato.store.postgres import PostgresStore
 from tests.apps import board
-from tests.conftest import ROOT
-from tests.integration.harness import all_runs, eventually, running
-
-CHROMIUM = os.environ.get("LEGATO_TEST_CHROMIUM", "/usr/bin/chromium")
-ARTIFACTS = ROOT / "artifacts"
-TOKEN = "browser-test-token"
-
-
-@dataclass
-class Site:
-    url: str
-    store: PostgresStore
-    broker: RabbitMQBroker
-    client: Client
-
-
-@pytest.fixture
-def chromium() -> str:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)")
-    return CHROMIUM
-
-
-@pytest.fixture
-async def browser(chromium: str) -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        found = await playwright.chromium.launch(
-            executable_path=chromium,
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-first-run",
-            ],
-        )
-        yield found
-        await found.close()
-
-
-@contextlib.asynccontextmanager
-async def serving(pg_store: PostgresStore, rabbit: RabbitMQBroker) -> AsyncIterator[Site]:
-    """A worker and the dashboard. Not a fixture: its task groups must be
-    entered and left in the test's own task."""
-    board.Payments.up = True
-    insights = insights_for(pg_store)
-    await insights.open()
-    dashboard = Dashboard(pg_store, insights, board.app, rabbit, cache_seconds=0)
-    try:
-        async with running(board.app, pg_store, rabbit), anyio.create_task_group() as group:
-            settings = HttpSettings(port=0, token=TOKEN)
-            _, port = await group.start(partial(serve_dashboard, dashboard, settings, interval=0.2))
-            yield Site(
-                f"http://127.0.0.1:{port}",
-                pg_store,
-                rabbit,
-                Client(pg_store, rabbit, board.app, actor="test"),
-            )
-            group.cancel_scope.cancel()
-    finally:
-        await insights.close()
-        board.Payments.up = True
-
-
-async def open_page(browser: Browser, url: str) -> Page:
-    page = await browser.new_page(viewport={"width": 1400, "height": 1000})
-    await page.goto(url)
-    return page
-
-
-async def screenshot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
-async def place_orders(site: Site, count: int, prefix: str) -> None:
-    for i in range(count):
-        await site.broker.publish_event(
-            "order.placed", orjson.dumps({"qty": i + 1}), message_id=f"{prefix}-{i}"
-        )
-
-
-async def settled(site: Site, count: int) -> list[Run]:
-    async def check() -> list[Run] | None:
-        runs = await all_runs(site.store)
-        busy = [r for r in runs if r.status is RunStatus.RUNNING and r.current_states != ("approve",)]
-        return runs if len(runs) >= count and not busy else None
-
-    found: list[Run] = await eventually(check)
-    return found
+from tests.browser.pages import TOKEN, Site, open_page, place_orders, screenshot, serving, settled
+from tests.integration.harness import all_runs, eventually
 
 
 async def test_the_overview_shows_the_numbers_and_charts_and_updates_live(

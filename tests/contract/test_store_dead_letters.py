@@ -72,3 +72,13 @@ async def test_poison_messages_are_kept_once_and_purged_only_when_asked(store: S
     assert await store.list_dead_letters(status=None) == []
     await store.record_poison(PoisonMessage("again", "q", "k", b"x", None, {}, "fp-2"), NOW)
     assert await store.purge_dead_letters(None) == 1
+
+
+async def test_dead_letters_are_listed_newest_first_a_page_at_a_time(store: Store) -> None:
+    ids = [
+        await store.record_poison(PoisonMessage("not json", "q", "k", b"{", f"m-{i}", {}, f"fp-{i}"), NOW + i)
+        for i in range(5)
+    ]
+    pages = [[d.id for d in await store.list_dead_letters(limit=2, offset=offset)] for offset in (0, 2, 4, 6)]
+    assert pages == [ids[4:2:-1], ids[2:0:-1], ids[:1], []]
+    assert [d.id for d in await store.list_dead_letters(status=None, limit=10, offset=3)] == ids[1::-1]

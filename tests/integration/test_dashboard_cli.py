@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -58,6 +59,24 @@ def test_binding_beyond_loopback_without_a_token_is_refused(tmp_path: Path) -> N
     assert "LEGATO_HTTP_TOKEN" in done.stderr
 
 
+def test_binding_beyond_loopback_with_a_short_token_is_refused(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "legato", "dashboard", "--host", "0.0.0.0"],
+        env=env(tmp_path, LEGATO_HTTP_TOKEN="hunter2"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "LEGATO_HTTP_TOKEN has 7 characters" in done.stderr
+    assert "at least 16" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def read_token(path: Path) -> tuple[int, str]:
+    return stat.S_IMODE(path.stat().st_mode), path.read_text().strip()
+
+
 async def test_the_dashboard_command_serves_the_page_and_api(tmp_path: Path) -> None:
     port = free_port()
     log = tmp_path / "dashboard.log"
@@ -66,10 +85,16 @@ async def test_the_dashboard_command_serves_the_page_and_api(tmp_path: Path) -> 
     try:
 
         async def up() -> str | None:
-            match = re.search(r"#token=(\S+)", log.read_text())
+            match = re.search(r"actions need the token in (\S+) ", log.read_text())
             return match.group(1) if match else None
 
-        token = await eventually(up, timeout=30)
+        # The made-up token is in a file only its owner can read; the log names the file, never the token.
+        path = Path(await eventually(up, timeout=30))
+        assert path == (tmp_path / "dashboard-token").resolve()
+        mode, token = read_token(path)
+        assert mode == 0o600
+        assert len(token) >= 16
+        assert token not in log.read_text()
         async with aiohttp.ClientSession() as session:
             async with session.get(f"{base}/") as page:
                 assert page.status == 200

@@ -292,3 +292,21 @@ async def test_the_openapi_document_names_every_route(
         }
         assert set(answer.body["paths"]) <= routes
         assert TOKEN not in str(answer.body)
+
+
+async def test_every_answer_of_the_worker_says_no_sniffing_and_no_framing(
+    pg_store: PostgresStore, rabbit: RabbitMQBroker
+) -> None:
+    async with ingress_server(pg_store, rabbit) as server:
+        for method, path, token, status in [
+            ("GET", "/healthz", None, 200),
+            ("GET", "/openapi.json", None, 200),
+            ("GET", "/nowhere", None, 404),
+            ("POST", "/events/order.placed", None, 401),
+            ("POST", "/events/nobody.wants.this", TOKEN, 404),
+        ]:
+            answer = await server.call(method, path, {} if method == "POST" else None, token=token)
+            assert answer.status == status, (path, answer.body)
+            assert answer.headers["X-Content-Type-Options"] == "nosniff", path
+            assert answer.headers["X-Frame-Options"] == "DENY", path
+            assert answer.headers["Content-Security-Policy"] == "frame-ancestors 'none'", path

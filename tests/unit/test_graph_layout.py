@@ -1,51 +1,38 @@
-"""Where the dashboard draws a workflow's states."""
+"""What the dashboard draws of a workflow: its states and edges, fan-outs rejoined.
+
+Where the states go is dagre's work in the page (tests/browser/test_graph.py
+checks the drawing geometrically)."""
 
 from __future__ import annotations
 
-import itertools
+from typing import Any
 
-from legato import Choice, Field, Succeed, Task, Workflow
 from legato.demo.orders import orders
-from legato.http.dashboard.layout import NODE_HEIGHT, NODE_WIDTH, layout
+from legato.http.dashboard.layout import drawable
+from tests.apps.graphs import busy
 
 
-async def step(ctx: object) -> None:
-    return None
+def pairs(graph: dict[str, Any], join: bool) -> set[tuple[str, str]]:
+    return {(e["from"], e["to"]) for e in graph["edges"] if e["join"] is join}
 
 
-def columns(placed: dict[str, object]) -> dict[str, float]:
-    return {n["id"]: n["x"] for n in placed["nodes"]}  # type: ignore[attr-defined]
+def test_parallel_branches_rejoin_at_the_next_state() -> None:
+    graph = drawable(orders.describe())
+    assert pairs(graph, join=True) == {("reserve", "ship"), ("charge", "ship")}
+    assert ("fulfil", "ship") not in pairs(graph, join=False)
+    assert {("fulfil", "reserve"), ("fulfil", "charge")} <= pairs(graph, join=False)
+    assert {n["id"] for n in graph["nodes"]} == set(orders.state_names())
 
 
-def test_states_go_left_to_right_and_branches_rejoin() -> None:
-    placed = layout(orders.describe())
-    x = columns(placed)
-    order = ["validate", "route", "review", "fulfil", "reserve", "ship", "done"]
-    assert [x[a] < x[b] for a, b in itertools.pairwise(order)] == [True] * (len(order) - 1)
-    assert x["reserve"] == x["charge"]
-    joins = {(e["from"], e["to"]) for e in placed["edges"] if e["join"]}
-    assert joins == {("reserve", "ship"), ("charge", "ship")}
-    assert ("fulfil", "ship") not in {(e["from"], e["to"]) for e in placed["edges"]}
-    # No two states overlap.
-    boxes = [(n["x"], n["y"]) for n in placed["nodes"]]
-    for i, (x1, y1) in enumerate(boxes):
-        for x2, y2 in boxes[i + 1 :]:
-            assert abs(x1 - x2) >= NODE_WIDTH or abs(y1 - y2) >= NODE_HEIGHT
-    assert all(n["x"] + n["w"] <= placed["width"] for n in placed["nodes"])
-
-
-def test_a_loop_is_drawn_back_underneath() -> None:
-    retrying = Workflow(
-        "poll",
-        start="check",
-        states={
-            "check": Task(step, next="decide"),
-            "decide": Choice([(Field("ready") == True, "done")], default="check"),  # noqa: E712
-            "done": Succeed(),
-        },
-    )
-    placed = layout(retrying.describe())
-    [back] = [e for e in placed["edges"] if (e["from"], e["to"]) == ("decide", "check")]
-    assert len(back["points"]) == 4
-    assert min(p[1] for p in back["points"][1:3]) >= max(n["y"] + n["h"] for n in placed["nodes"])
-    assert placed["height"] > back["points"][1][1]
+def test_a_map_rejoins_from_the_end_of_its_iterator() -> None:
+    graph = drawable(busy.describe())
+    assert pairs(graph, join=True) == {
+        ("confirm", "items"),
+        ("receipt", "items"),
+        ("notify", "items"),
+        ("label", "settle"),
+    }
+    assert ("items", "settle") not in pairs(graph, join=False)
+    assert ("items", "pack") in pairs(graph, join=False)
+    # Loops stay as they are: the page lays them out.
+    assert {("lookup", "triage"), ("wait", "settle")} <= pairs(graph, join=False)

@@ -12,7 +12,7 @@ import anyio
 from aiohttp import web
 
 from legato.config import HttpSettings
-from legato.http.security import guard
+from legato.http.security import guard, harden
 from legato.telemetry.metrics import CONTENT_TYPE, Metrics
 from legato.worker.runtime import Worker
 
@@ -37,6 +37,7 @@ async def readiness(worker: Worker) -> dict[str, str]:
 
 def probes_app(worker: Worker, metrics: Metrics | None, settings: HttpSettings) -> web.Application:
     app = web.Application(middlewares=[guard(settings)])
+    harden(app)
     app.add_routes(probe_routes(worker, metrics))
     return app
 

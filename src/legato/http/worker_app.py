@@ -19,7 +19,7 @@ from legato.http.ingress import Ingress
 from legato.http.openapi import document
 from legato.http.probes import probe_routes
 from legato.http.requests import errors, json_response
-from legato.http.security import guard
+from legato.http.security import guard, harden
 from legato.http.webhooks import Webhooks, webhook_sources
 from legato.telemetry.metrics import Metrics
 from legato.worker.runtime import Worker
@@ -32,6 +32,7 @@ def worker_app(worker: Worker, metrics: Metrics | None, settings: Settings) -> w
         middlewares=[guard(settings.http, signed=(WEBHOOK_PREFIX,)), errors],
         client_max_size=settings.ingress.max_body,
     )
+    harden(app)
     ingress = Ingress(worker.app, worker.engine, worker.clock, settings.ingress, worker.eager)
     webhooks = Webhooks(webhook_sources(settings.webhooks), ingress, worker.clock, metrics)
     spec = document()

@@ -223,8 +223,9 @@ class DeadLetterStore(Protocol):
         """Keep a poison message as a dead letter (idempotent on its fingerprint)."""
 
     async def list_dead_letters(
-        self, workflow: str | None = None, status: str | None = "open", limit: int = 100
-    ) -> list[DeadLetterRecord]: ...
+        self, workflow: str | None = None, status: str | None = "open", limit: int = 100, *, offset: int = 0
+    ) -> list[DeadLetterRecord]:
+        """Newest first; ``offset`` skips that many (the pages after the first)."""
 
     async def get_dead_letter(self, dead_letter_id: int) -> DeadLetterRecord | None: ...
 

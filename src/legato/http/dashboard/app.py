@@ -4,7 +4,7 @@ GET  /api/overview?range=24h            status tiles, business and execution fig
 GET  /api/runs?status=&workflow=&before= the runs list (newest first, paged by ``before``)
 GET  /api/runs/{id}                      a run: data, history, graph, legal actions
 POST /api/runs/{id}/{action}             retry | skip | cancel | pause | resume | signal (JSON body)
-GET  /api/dead-letters?status=open|all   dead letters and their failure patterns
+GET  /api/dead-letters?status=&offset=&limit=  a page of dead letters and their failure patterns
 GET  /api/dead-letters/{id}              one dead letter (inspect)
 POST /api/dead-letters/{id}/replay       replay it
 GET  /api/schedules                      schedules with their next fire time
@@ -16,7 +16,6 @@ GET  /api/stream                         server-sent events: ``change`` when dat
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
@@ -27,13 +26,25 @@ from aiohttp import web
 from legato.config import HttpSettings
 from legato.errors import LegatoError, OperationRefused, RunNotFound
 from legato.http.dashboard.live import Watcher, event
-from legato.http.dashboard.service import BadRequest, Dashboard
-from legato.http.security import guard
+from legato.http.dashboard.params import LARGEST_ID, int_param, letter_id, text, text_param, time_param
+from legato.http.dashboard.service import MAX_PAGE, BadRequest, Dashboard
+from legato.http.security import USER, guard, harden
 
 STATIC = resources.files(__package__).joinpath("static")
-ASSETS = {"app.js": "text/javascript", "style.css": "text/css", "favicon.svg": "image/svg+xml"}
+ASSETS = {
+    "app.js": "text/javascript",
+    "morph.js": "text/javascript",
+    "style.css": "text/css",
+    "favicon.svg": "image/svg+xml",
+    "dagre.min.js": "text/javascript",
+}
+VENDORED = frozenset({"dagre.min.js"})
+"""Third-party files, under static/vendor/ with their licences (see its README)."""
 KEEPALIVE = 15.0
-_ACTOR = re.compile(r"[^\w.@:-]")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -63,8 +74,8 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 def actor_of(request: web.Request) -> str:
-    """``dashboard`` plus the name the page sends, if any (for the history)."""
-    name = _ACTOR.sub("", request.headers.get("X-Legato-Actor", ""))[:64]
+    """``dashboard:NAME`` for a named token or a trusted proxy's user, else ``dashboard``."""
+    name = request.get(USER)
     return f"dashboard:{name}" if name else "dashboard"
 
 
@@ -84,6 +95,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
 def dashboard_app(dashboard: Dashboard, watcher: Watcher, settings: HttpSettings) -> web.Application:
     public = {"/", "/favicon.svg", *(f"/static/{name}" for name in ASSETS)}
     app = web.Application(middlewares=[guard(settings, public=public), errors])
+    harden(app, CSP)
     api = _Api(dashboard, watcher)
     app.add_routes(
         [
@@ -119,7 +131,8 @@ async def asset(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     if name not in ASSETS:
         raise web.HTTPNotFound()
-    return web.Response(body=STATIC.joinpath(name).read_bytes(), content_type=ASSETS[name])
+    path = STATIC.joinpath("vendor", name) if name in VENDORED else STATIC.joinpath(name)
+    return web.Response(body=path.read_bytes(), content_type=ASSETS[name])
 
 
 class _Api:
@@ -133,45 +146,44 @@ class _Api:
         return _json(await self.dashboard.overview(request.query.get("range", "24h")))
 
     async def runs(self, request: web.Request) -> web.Response:
-        query = request.query
-        try:
-            before = float(query["before"]) if query.get("before") else None
-            limit = int(query.get("limit", "50"))
-        except ValueError:
-            raise BadRequest("before must be a number and limit an integer") from None
-        return _json(
-            await self.dashboard.runs(
-                query.get("status") or None, query.get("workflow") or None, before, limit
-            )
-        )
+        before = time_param(request, "before")
+        limit = int_param(request, "limit", 50, 1, MAX_PAGE)
+        status, workflow = text_param(request, "status"), text_param(request, "workflow")
+        return _json(await self.dashboard.runs(status, workflow, before, limit))
 
     async def run(self, request: web.Request) -> web.Response:
-        return _json(await self.dashboard.run(request.match_info["run_id"]))
+        return _json(await self.dashboard.run(text(request.match_info["run_id"], "the run id")))
 
     async def act(self, request: web.Request) -> web.Response:
         body = await _body(request)
         return _json(
             await self.dashboard.act(
-                request.match_info["run_id"], request.match_info["action"], body, actor_of(request)
+                text(request.match_info["run_id"], "the run id"),
+                request.match_info["action"],
+                body,
+                actor_of(request),
             )
         )
 
     async def dead_letters(self, request: web.Request) -> web.Response:
-        status = request.query.get("status", "open")
-        return _json(await self.dashboard.dead_letters(None if status == "all" else status))
+        status = text_param(request, "status") or "open"
+        offset = int_param(request, "offset", 0, 0, LARGEST_ID)
+        limit = int_param(request, "limit", 100, 1, MAX_PAGE)
+        return _json(await self.dashboard.dead_letters(None if status == "all" else status, offset, limit))
 
     async def dead_letter(self, request: web.Request) -> web.Response:
-        return _json(await self.dashboard.dead_letter(int(request.match_info["letter_id"])))
+        return _json(await self.dashboard.dead_letter(letter_id(request)))
 
     async def replay(self, request: web.Request) -> web.Response:
-        return _json(await self.dashboard.replay(int(request.match_info["letter_id"]), actor_of(request)))
+        return _json(await self.dashboard.replay(letter_id(request), actor_of(request)))
 
     async def schedules(self, request: web.Request) -> web.Response:
         return _json(await self.dashboard.schedules())
 
     async def schedule_act(self, request: web.Request) -> web.Response:
         info = request.match_info
-        return _json(await self.dashboard.schedule_act(info["name"], info["action"], actor_of(request)))
+        name = text(info["name"], "the schedule's name")
+        return _json(await self.dashboard.schedule_act(name, info["action"], actor_of(request)))
 
     async def workflows(self, request: web.Request) -> web.Response:
         return _json(await self.dashboard.workflows())

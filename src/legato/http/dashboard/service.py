@@ -20,7 +20,7 @@ from legato.broker.base import Broker
 from legato.client import Client
 from legato.errors import LegatoError, RunNotFound
 from legato.http.dashboard import views
-from legato.http.dashboard.layout import layout
+from legato.http.dashboard.layout import drawable
 from legato.machine.definition import Workflow
 from legato.machine.run import Run, RunStatus
 from legato.observe import Observer
@@ -40,6 +40,10 @@ class Range:
     span: float
     bucket: float
 
+
+MAX_PAGE = 500
+"""The most rows one page of runs or dead letters holds."""
+LETTER_STATUSES = ("open", "replayed")
 
 CLOSED_SECONDS = 300.0
 """How long the finished buckets of a chart are reused (a run resumed by an
@@ -131,7 +135,7 @@ class Dashboard:
         if status is not None and status not in {s.value for s in RunStatus}:
             raise BadRequest(f"unknown status {status!r}")
         client = self.client("dashboard")
-        found = await client.runs(status, workflow, min(max(limit, 1), 200), before)
+        found = await client.runs(status, workflow, min(max(limit, 1), MAX_PAGE), before)
         return {
             "runs": [views.run_summary(r) for r in found],
             "next": found[-1].created_at if len(found) == limit else None,
@@ -146,7 +150,7 @@ class Dashboard:
         workflow = self._workflow(run)
         graph = None
         if workflow is not None:
-            graph = {**layout(workflow.describe()), **views.graph_marks(run, history)}
+            graph = {**drawable(workflow.describe()), **views.graph_marks(run, history)}
         letters = [
             shapes.dead_letter_json(d)
             for d in await self.store.list_dead_letters(run.workflow, status=None, limit=1000)
@@ -172,14 +176,20 @@ class Dashboard:
     async def workflows(self) -> list[dict[str, Any]]:
         if self.app is None:
             return []
-        return [{**wf.describe(), "layout": layout(wf.describe())} for wf in self.app.workflows()]
+        return [{**wf.describe(), "graph": drawable(wf.describe())} for wf in self.app.workflows()]
 
-    async def dead_letters(self, status: str | None) -> dict[str, Any]:
-        letters = await self.store.list_dead_letters(None, status, 200)
+    async def dead_letters(self, status: str | None, offset: int = 0, limit: int = 100) -> dict[str, Any]:
+        """A page of dead letters (newest first), their failure patterns and how many there are."""
+        if status is not None and status not in LETTER_STATUSES:
+            raise BadRequest(f"unknown status {status!r}; use {', '.join(LETTER_STATUSES)} or all")
+        letters = await self.store.list_dead_letters(None, status, limit, offset=offset)
         groups = await self.store.group_dead_letters("error", None, status)
         return {
             "letters": [shapes.dead_letter_json(d) for d in letters],
             "groups": [shapes.group_json(g) for g in groups],
+            "total": sum(g.count for g in groups),
+            "offset": offset,
+            "limit": limit,
         }
 
     async def dead_letter(self, letter_id: int) -> dict[str, Any]:
@@ -236,6 +246,7 @@ class Dashboard:
         raise BadRequest(f"unknown schedule action {action!r}: use pause, resume or trigger")
 
     async def replay(self, letter_id: int, actor: str) -> dict[str, Any]:
+        await self.dead_letter(letter_id)  # an unknown id is a 404, not a refusal
         run = await self.client(actor).replay(letter_id)
         self._cache.clear()
         self._closed.clear()

@@ -26,10 +26,10 @@ class PostgresDeadLetters(PostgresConnection):
         return dead_letter_id
 
     async def list_dead_letters(
-        self, workflow: str | None = None, status: str | None = "open", limit: int = 100
+        self, workflow: str | None = None, status: str | None = "open", limit: int = 100, *, offset: int = 0
     ) -> list[DeadLetterRecord]:
         async with self._conn() as conn:
-            rows = await conn.fetch(q.LIST_DEAD_LETTERS, workflow, status, limit)
+            rows = await conn.fetch(q.LIST_DEAD_LETTERS, workflow, status, limit, offset)
         return [dead_letter_from_row(r) for r in rows]
 
     async def get_dead_letter(self, dead_letter_id: int) -> DeadLetterRecord | None:

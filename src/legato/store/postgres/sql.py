@@ -246,7 +246,7 @@ LIST_DEAD_LETTERS = f"""
 SELECT {_DEAD_LETTER_COLUMNS} FROM dead_letters
 WHERE ($1::text IS NULL OR workflow = $1) AND ($2::text IS NULL OR status = $2)
 ORDER BY created_at DESC, id DESC
-LIMIT $3
+LIMIT $3 OFFSET $4
 """
 
 GET_DEAD_LETTER = f"SELECT {_DEAD_LETTER_COLUMNS} FROM dead_letters WHERE id = $1"

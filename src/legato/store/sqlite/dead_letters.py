@@ -29,9 +29,9 @@ class SqliteDeadLetters(SqliteConnection):
         return int(row[0])
 
     async def list_dead_letters(
-        self, workflow: str | None = None, status: str | None = "open", limit: int = 100
+        self, workflow: str | None = None, status: str | None = "open", limit: int = 100, *, offset: int = 0
     ) -> list[DeadLetterRecord]:
-        rows = await self._read(q.LIST_DEAD_LETTERS, workflow, workflow, status, status, limit)
+        rows = await self._read(q.LIST_DEAD_LETTERS, workflow, workflow, status, status, limit, offset)
         return [_dead_letter(r) for r in rows]
 
     async def get_dead_letter(self, dead_letter_id: int) -> DeadLetterRecord | None:

@@ -129,7 +129,7 @@ LIST_DEAD_LETTERS = f"""
 SELECT {_DEAD_LETTER_COLUMNS} FROM dead_letters
 WHERE (? IS NULL OR workflow = ?) AND (? IS NULL OR status = ?)
 ORDER BY created_at DESC, id DESC
-LIMIT ?
+LIMIT ? OFFSET ?
 """
 
 GET_DEAD_LETTER = f"SELECT {_DEAD_LETTER_COLUMNS} FROM dead_letters WHERE id = ?"
