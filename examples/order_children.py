@@ -79,7 +79,9 @@ order = Workflow(
     states={
         "lines": Map(
             "order.lines",
-            Branch("reserve", {"reserve": Child("reserve_line", input={"sku": "item.sku", "qty": "item.qty"})}),
+            Branch(
+                "reserve", {"reserve": Child("reserve_line", input={"sku": "item.sku", "qty": "item.qty"})}
+            ),
             next="charge",
             max_concurrency=2,
             output_key="lines_reserved",
@@ -123,7 +125,11 @@ async def _until_child_waits(client: Client, run_id: str) -> None:
     with anyio.fail_after(30):
         while True:
             children = await client.children(run_id)
-            if children and children[0].status is RunStatus.RUNNING and "confirm" in children[0].current_states:
+            if (
+                children
+                and children[0].status is RunStatus.RUNNING
+                and "confirm" in children[0].current_states
+            ):
                 return
             await anyio.sleep(0.02)
 
