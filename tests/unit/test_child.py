@@ -54,7 +54,8 @@ def test_entering_a_child_state_starts_one_child_with_the_mapped_input_and_a_key
     assert start.key == child_key("line", "p", start.seq, 1)
     child = forest.runs[start.child]
     assert child.input == {"sku": "apple"}
-    assert child.parent is not None and (child.parent.run_id, child.parent.seq) == ("p", start.seq)
+    assert child.parent is not None
+    assert (child.parent.run_id, child.parent.seq) == ("p", start.seq)
     assert forest.runs["p"].token(start.seq).child == start.child  # type: ignore[union-attr]
 
 
@@ -95,14 +96,16 @@ def test_cancelling_the_parent_cancels_or_leaves_its_running_child(close: Parent
         # The parent waits for the cancelled child to unwind before it ends.
         assert forest.runs["p"].status is RunStatus.COMPENSATING
         [note] = forest.notes
-        assert isinstance(note.command, CancelChild) and note.command.child == child
+        assert isinstance(note.command, CancelChild)
+        assert note.command.child == child
         forest.deliver(0)
         while forest.tasks:  # the child's running step ends, then its compensation runs
             forest.run_task(0, fail=False)
         assert forest.runs[child].status is RunStatus.CANCELLED
         assert HistoryKind.COMPENSATION_SUCCEEDED in [h.kind for h in forest.history[child]]
         forest.deliver(0)  # the child's end reaches the parent
-        assert forest.runs["p"].status is RunStatus.CANCELLED
+        assert forest.runs["p"].finished
+        assert forest.runs["p"].status.value == "cancelled"
     else:
         assert forest.runs["p"].status is RunStatus.CANCELLED
         assert not forest.notes
@@ -129,7 +132,8 @@ def test_unwinding_the_parent_compensates_a_child_it_completed_through_the_child
     forest.deliver(0)
     forest.run_task(0, fail=True)  # pay fails for good: the parent unwinds
     [note] = forest.notes
-    assert isinstance(note.command, CompensateChild) and note.command.child == child
+    assert isinstance(note.command, CompensateChild)
+    assert note.command.child == child
     forest.deliver(0)
     assert forest.runs[child].status is RunStatus.COMPENSATING
     forest.run_task(0, fail=False)  # the child's own compensation of reserve
