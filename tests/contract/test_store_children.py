@@ -26,7 +26,11 @@ CHILD = Workflow("contract_child", start="work", states={"work": Task(h)})
 PARENT = Workflow(
     "contract_parent",
     start="first",
-    states={"first": Task(h, next="call"), "call": Child("contract_child", input={"n": "n"}, next="last"), "last": Task(h)},
+    states={
+        "first": Task(h, next="call"),
+        "call": Child("contract_child", input={"n": "n"}, next="last"),
+        "last": Task(h),
+    },
 )
 STARTS_WITH_CHILD = Workflow("contract_eager", start="call", states={"call": Child("contract_child")})
 APP = App([CHILD, PARENT, STARTS_WITH_CHILD])
