@@ -361,7 +361,7 @@ def _count_for(kind: HistoryKind) -> Count | None:
             | HistoryKind.STEP_INTERRUPTED  # the attempt's own outcome follows
             | HistoryKind.STEP_HELD  # the pause is counted (drawn) as an operator action
             | HistoryKind.COMPLETION_AWAITED  # its attempt is counted (drawn) where it ran
-            | HistoryKind.CHILD_STARTED  # the child run is a trace of its own, under this run's root
+            | HistoryKind.CHILD_STARTED  # the child is a run of its own, counted as one
             | HistoryKind.CHILD_SUCCEEDED
             | HistoryKind.CHILD_FAILED
             | HistoryKind.CHILD_CANCELLED
