@@ -61,11 +61,18 @@ def forest(compensate: bool, close: ParentClose, blocking: bool = False) -> dict
     return {"leaf": leaf, "mid": mid, "root": root}
 
 
+def _mids_running(world: Forest) -> int:
+    """Child runs of the root's map not finished: what max_concurrency bounds."""
+    return sum(1 for r in world.runs.values() if r.workflow == "mid" and not r.finished)
+
+
 def _drive(
     world: Forest, data: st.DataObject, cancel_at: int | None, compensate: bool = True, steps: int = 3000
 ) -> None:
     cancelled = False
     for step in range(steps):
+        if cancel_at is None:
+            assert _mids_running(world) <= 2  # the map's max_concurrency, a child run per item
         idle = not (world.tasks or world.notes or world.timers)
         if cancel_at is not None and not cancelled and (step >= cancel_at or idle):
             cancelled = True
