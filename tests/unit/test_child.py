@@ -178,3 +178,13 @@ def test_a_bad_child_state_is_refused(options: dict[str, Any], message: str) -> 
     with pytest.raises(DefinitionError, match=message) as caught:
         Workflow("o", start="c", states={"c": Child(**options)})
     assert caught.value.state == "c"
+
+
+def test_workflows_that_start_each_other_in_one_transition_are_stopped_as_a_loop() -> None:
+    from legato.children import MAX_DEPTH, with_children
+    from legato.machine.decide import start_run
+
+    loop = Workflow("loop", start="again", states={"again": Child("loop")})
+    app = App([loop])
+    with pytest.raises(DefinitionError, match=f"more than {MAX_DEPTH} child runs start each other"):
+        with_children(app, start_run(loop, "r", {}, 1000.0), 1000.0)
