@@ -92,10 +92,8 @@ def decide(workflow: Workflow, run: Run, event: Event, now: float) -> Decision |
             outcome = _skip(tx, event)
         case CancelRequested():
             outcome = _cancel(tx, event)
-        case ChildEnded():
-            outcome = _child_ended(tx, event)
-        case CompensateRequested():
-            outcome = _compensate_requested(tx, event)
+        case ChildEnded() | CompensateRequested():
+            outcome = _child_event(tx, event)
         case PauseRequested() | ResumeRequested() | StepHeldBack():
             outcome = pause.apply(tx, event)
         case _:
@@ -477,6 +475,13 @@ def _cancel(tx: Transition, event: CancelRequested) -> Rejection | None:
         )
     tx.cancel(event.actor, event.compensate, event.reason)
     return None
+
+
+def _child_event(tx: Transition, event: ChildEnded | CompensateRequested) -> Rejection | None:
+    """Between a parent and its child run (machine/child.py)."""
+    if isinstance(event, ChildEnded):
+        return _child_ended(tx, event)
+    return _compensate_requested(tx, event)
 
 
 def _child_ended(tx: Transition, event: ChildEnded) -> Rejection | None:
