@@ -35,12 +35,13 @@ from legato.errors import (
 from legato.machine.conditions import Condition, Field
 from legato.machine.definition import Priority, Workflow
 from legato.machine.limits import ConcurrencyLimit, RateLimit
-from legato.machine.policies import OnDeadline, OnFailure, RetryPolicy
+from legato.machine.policies import OnDeadline, OnFailure, ParentClose, RetryPolicy
 from legato.machine.run import Run, RunStatus
 from legato.machine.schedules import Cron, Every, Overlap
 from legato.machine.states import (
     Approval,
     Branch,
+    Child,
     Choice,
     Fail,
     Map,
@@ -61,6 +62,7 @@ __all__ = [
     "Approval",
     "Branch",
     "BrokerError",
+    "Child",
     "Choice",
     "Client",
     "CompleteLater",
@@ -83,6 +85,7 @@ __all__ = [
     "OperationRefused",
     "Overlap",
     "Parallel",
+    "ParentClose",
     "Priority",
     "RateLimit",
     "RetryAfter",

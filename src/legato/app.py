@@ -14,7 +14,7 @@ from legato.machine.definition import Workflow
 from legato.machine.limits import ConcurrencyLimit, Limit, RateLimit, kind_of_limit
 from legato.machine.run import StepKind
 from legato.machine.states import Handler, Task, handler_name
-from legato.machine.validation import check_limit_uses
+from legato.machine.validation import check_children, check_limit_uses
 
 if TYPE_CHECKING:
     from legato.worker.middleware import Middleware
@@ -120,6 +120,10 @@ class App:
         if workflow.version in versions:
             raise DefinitionError(workflow.name, None, f"version {workflow.version} is already registered")
         check_limit_uses(workflow, self._limits)
+        check_children(
+            workflow,
+            {**{n: list(v) for n, v in self._versions.items()}, workflow.name: [*versions, workflow.version]},
+        )
         resolved: dict[tuple[str, int, str, StepKind], ResolvedHandler] = {}
         for name in workflow.state_names():
             state = workflow.state(name)

@@ -151,6 +151,11 @@ class Client:
         wanted = RunStatus(status) if status is not None else None
         return await self.store.list_runs(RunQuery(wanted, workflow, limit, before))
 
+    async def children(self, run_id: str) -> list[Run]:
+        """The child runs ``run_id`` started (its child states), oldest first."""
+        await self.get(run_id)
+        return await self.store.children(run_id)
+
     async def history(self, run_id: str) -> list[HistoryEntry]:
         await self.get(run_id)
         return await self.store.history(run_id)

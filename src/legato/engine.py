@@ -17,6 +17,7 @@ from typing import Protocol
 
 from legato.app import App
 from legato.broker.base import Broker
+from legato.children import with_children
 from legato.clock import Clock, SystemClock
 from legato.errors import BrokerError, RunNotFound, StoreError
 from legato.machine.commands import Decision, Rejection
@@ -87,15 +88,17 @@ class Engine:
         """
         definition = self.app.workflow(workflow)
         idempotency_key = f"{definition.name}:{key}" if key is not None else None
+        now = self.clock.now()
         decision = start_run(
             definition,
             new_run_id(),
             input,
-            self.clock.now(),
+            now,
             idempotency_key=idempotency_key,
             priority=priority,
             trace_context=trace_context,
         )
+        decision = with_children(self.app, decision, now)
         created = await self.store.create_run(decision, self._headers(decision.run, headers))
         if created.created:
             if self._observes_applied:
@@ -137,7 +140,10 @@ class Engine:
                 if current is None:
                     raise RunNotFound(run_id)
             definition = self.app.workflow(current.workflow, current.workflow_version)
-            outcome = decide(definition, current, event, self.clock.now())
+            now = self.clock.now()
+            outcome = decide(definition, current, event, now)
+            if isinstance(outcome, Decision):
+                outcome = with_children(self.app, outcome, now)
             if isinstance(outcome, Rejection):
                 await self.store.record_rejection(
                     current, type(event).__name__, outcome.reason, self.clock.now()

@@ -32,6 +32,7 @@ def run_json(run: Run) -> dict[str, Any]:
         "tokens": [t.to_json() for t in run.tokens],
         "maps": map_progress(run),
         "paused": run.paused.to_json() if run.paused is not None else None,
+        "parent": run.parent.to_json() if run.parent is not None else None,
     }
 
 

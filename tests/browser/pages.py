@@ -12,7 +12,7 @@ import anyio
 import orjson
 from playwright.async_api import Browser, Page
 
-from legato import RunStatus
+from legato import App, RunStatus
 from legato.broker.rabbitmq import RabbitMQBroker
 from legato.client import Client
 from legato.config import HttpSettings
@@ -72,23 +72,27 @@ class Site:
 
 @contextlib.asynccontextmanager
 async def serving(
-    pg_store: PostgresStore, rabbit: RabbitMQBroker, settings: HttpSettings | None = None
+    pg_store: PostgresStore,
+    rabbit: RabbitMQBroker,
+    settings: HttpSettings | None = None,
+    app: App | None = None,
 ) -> AsyncIterator[Site]:
     """A worker and the dashboard. Not a fixture: its task groups must be
     entered and left in the test's own task."""
     board.Payments.up = True
+    app = app or board.app
     insights = insights_for(pg_store)
     await insights.open()
-    dashboard = Dashboard(pg_store, insights, board.app, rabbit, cache_seconds=0)
+    dashboard = Dashboard(pg_store, insights, app, rabbit, cache_seconds=0)
     try:
-        async with running(board.app, pg_store, rabbit), anyio.create_task_group() as group:
+        async with running(app, pg_store, rabbit), anyio.create_task_group() as group:
             http = settings or HttpSettings(port=0, token=TOKEN)
             _, port = await group.start(partial(serve_dashboard, dashboard, http, interval=0.2))
             yield Site(
                 f"http://127.0.0.1:{port}",
                 pg_store,
                 rabbit,
-                Client(pg_store, rabbit, board.app, actor="test"),
+                Client(pg_store, rabbit, app, actor="test"),
             )
             group.cancel_scope.cancel()
     finally:

@@ -10,20 +10,24 @@ import pytest
 from legato.machine.commands import (
     DEADLINE_TIMER,
     AwaitCompletion,
+    CancelChild,
     CancelTimer,
     CollectMapResults,
     Command,
+    CompensateChild,
     DeadLetter,
     Decision,
     DispatchStep,
     HistoryRecord,
+    NotifyParent,
     RecordMapItem,
     ScheduleTimer,
     SettleCompletion,
+    StartChild,
 )
 from legato.machine.decide import start_run
 from legato.machine.errors import ErrorInfo
-from legato.machine.run import StepKind
+from legato.machine.run import ParentLink, RunStatus, StepKind
 from legato.machine.vocabulary import CompletionOutcome, HistoryKind, TimerPurpose
 from legato.messages import TaskMessage
 from legato.store.effects import Effects, effects
@@ -40,10 +44,17 @@ SAMPLES: dict[type[Any], Command] = {
     CollectMapResults: CollectMapResults(4, "results"),
     AwaitCompletion: AwaitCompletion(2, "a", 1, "d" * 64, NOW + 60),
     SettleCompletion: SettleCompletion(2, 1, CompletionOutcome.COMPLETED, "cli:ops"),
+    StartChild: StartChild(5, 1, "c0ffee00-0000-4000-8000-000000000001", "k", WF.name, None, {}, 1),
+    NotifyParent: NotifyParent(ParentLink("c0ffee00-0000-4000-8000-000000000002", 5, 1), RunStatus.SUCCEEDED),
+    CancelChild: CancelChild("c0ffee00-0000-4000-8000-000000000001", "parent cancelled"),
+    CompensateChild: CompensateChild(
+        "c0ffee00-0000-4000-8000-000000000001",
+        ParentLink("c0ffee00-0000-4000-8000-000000000002", 9, 1, StepKind.COMPENSATION),
+    ),
 }
 """One of each command; a new command fails the first test until it has a sample here."""
 
-GROUP_COMMIT = {DispatchStep}
+GROUP_COMMIT = {DispatchStep, NotifyParent, CancelChild, CompensateChild}
 """The commands whose effects the group-commit statement writes."""
 
 
@@ -53,7 +64,10 @@ def decision(*commands: Command) -> Decision:
         HistoryRecord(HistoryKind.STEP_SCHEDULED, NOW, "a", 1),
         HistoryRecord(HistoryKind.RUN_STARTED, NOW),
     )
-    return Decision(first.run, commands, history, first.previous_version)
+    children = tuple(
+        start_run(WF, c.child, {}, NOW, idempotency_key=c.key) for c in commands if isinstance(c, StartChild)
+    )
+    return Decision(first.run, commands, history, first.previous_version, children)
 
 
 def written(found: Effects) -> int:
@@ -66,6 +80,8 @@ def written(found: Effects) -> int:
         + len(found.collect)
         + len(found.awaits)
         + len(found.settles)
+        + len(found.notices)
+        + len(found.children)
     )
 
 
@@ -105,3 +121,10 @@ async def test_group_commit_refuses_effects_it_cannot_write() -> None:
         d = decision(command)
         with pytest.raises(ValueError, match="group commit cannot carry"):
             await batch.apply(d, effects(d), None)
+
+
+def test_a_child_to_start_without_its_first_transition_is_refused() -> None:
+    first = start_run(WF, new_run_id(), {}, NOW)
+    bare = Decision(first.run, (SAMPLES[StartChild],), (), first.previous_version)
+    with pytest.raises(ValueError, match="1 child runs to start but 0 made"):
+        effects(bare)

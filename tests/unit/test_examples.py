@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from examples import approval, order_lines, payments_saga, signup, tenant_logs
+from examples import approval, order_children, order_lines, payments_saga, signup, tenant_logs
 from examples._run import with_worker
 
 from legato import App, Client, Run, RunStatus
@@ -57,6 +57,45 @@ async def test_order_lines_are_reserved_through_a_map_and_released_when_one_has_
     released = [entry.split()[1] for entry in ledger if entry.startswith("release")]
     assert sorted(released) == sorted(reserved)
     assert reserved
+
+
+async def test_order_lines_are_reserved_by_child_runs_and_released_through_their_compensations() -> None:
+    order_children.LEDGER.clear()
+    result: dict[str, Any] = {}
+
+    async def scenario(client: Client) -> list[Run]:
+        runs = await order_children.scenario(client)
+        result["children"] = [await client.children(run.id) for run in runs]
+        return runs
+
+    good, bad, held = await with_worker(order_children.app, scenario)
+    good_children, bad_children, held_children = result["children"]
+    assert good.status is RunStatus.SUCCEEDED
+    assert good.data["lines_reserved"] == [
+        {"sku": "apple", "qty": 2, "reserved": 2, "amount": 6},
+        {"sku": "pear", "qty": 1, "reserved": 1, "amount": 3},
+        {"sku": "apple", "qty": 1, "reserved": 1, "amount": 3},
+    ]
+    assert good.data["charged"] == 12
+    # One child run per line, each a run of reserve_line that names its parent.
+    assert [c.workflow for c in good_children] == ["reserve_line"] * 3
+    assert all(c.parent is not None and c.parent.run_id == good.id for c in good_children)
+    assert {c.status for c in good_children} == {RunStatus.SUCCEEDED}
+    # The plum line failed in two child runs (the order's retry policy), the map
+    # failed, and every line reserved was released by compensating its child.
+    assert bad.status is RunStatus.COMPENSATED
+    statuses = sorted(c.status.value for c in bad_children)
+    assert statuses == ["compensated", "compensated", "compensated", "failed", "failed"]
+    ledger = order_children.LEDGER[order_children.LEDGER.index("charge 12") + 1 :]
+    reserved = sorted(e.split(" ", 1)[1] for e in ledger if e.startswith("reserve"))
+    released = sorted(e.split(" ", 1)[1] for e in ledger if e.startswith("release"))
+    assert reserved == released
+    assert len(reserved) >= 3
+    # Cancelling an order cancels the child it waits on, which releases its stock.
+    assert held.status is RunStatus.CANCELLED
+    [hold] = held_children
+    assert hold.status is RunStatus.CANCELLED
+    assert f"release pear ({hold.id[:8]})" in order_children.LEDGER
 
 
 async def test_refunds_are_approved_escalated_or_paid_after_cooling_off() -> None:

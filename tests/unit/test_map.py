@@ -85,7 +85,7 @@ def test_a_bad_items_path_is_refused(path: str) -> None:
 def test_an_iterator_holds_tasks_and_their_ends_only() -> None:
     iterator = Branch("work", {"work": Task(h, next="pause"), "pause": Wait(seconds=1)})
     with pytest.raises(
-        DefinitionError, match="iterator of map 'each' can hold task, succeed and fail"
+        DefinitionError, match="iterator of map 'each' can hold task, child, succeed and fail"
     ) as caught:
         mapped(iterator=iterator)
     assert caught.value.state == "pause"

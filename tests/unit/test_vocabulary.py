@@ -48,6 +48,12 @@ def test_the_stored_spelling_of_every_kind_and_purpose_is_pinned() -> None:
     assert sorted(KINDS) == sorted(
         [
             "run_started",
+            "child_started",
+            "child_succeeded",
+            "child_failed",
+            "child_cancelled",
+            "child_left",
+            "compensation_requested",
             "run_resumed",
             "run_finished",
             "sla_missed",

@@ -63,17 +63,32 @@ def start(
 @click.command("runs")
 @click.option("--status", type=click.Choice([s.value for s in RunStatus]), help="Only runs with this status.")
 @click.option("--workflow", help="Only runs of this workflow.")
+@click.option("--parent", metavar="RUN", help="Only the child runs that run RUN started, oldest first.")
 @click.option("--limit", type=click.IntRange(min=1, max=10_000), default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context
 def list_runs(
-    ctx: click.Context, status: str | None, workflow: str | None, limit: int, as_json: bool
+    ctx: click.Context,
+    status: str | None,
+    workflow: str | None,
+    parent: str | None,
+    limit: int,
+    as_json: bool,
 ) -> None:
-    """List runs, newest first."""
+    """List runs, newest first (with --parent, a run's children, oldest first)."""
     settings = settings_of(ctx)
 
     async def go() -> list[Run]:
         async with client(settings, broker=False) as api:
+            if parent is not None:
+                children = await api.children(parent)
+                wanted = [
+                    c
+                    for c in children
+                    if (status is None or c.status.value == status)
+                    and (workflow is None or c.workflow == workflow)
+                ]
+                return wanted[:limit]
             return await api.runs(status, workflow, limit)
 
     found = run_async(go)
@@ -91,21 +106,31 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
     """Show a run and its history."""
     settings = settings_of(ctx)
 
-    async def go() -> tuple[Run, list[HistoryEntry]]:
+    async def go() -> tuple[Run, list[HistoryEntry], list[Run]]:
         async with client(settings, broker=False) as api:
             run = await api.get(run_id)
-            return run, await api.history(run_id)
+            return run, await api.history(run_id), await api.children(run_id)
 
-    run, history = run_async(go)
+    run, history, children = run_async(go)
     if as_json:
-        dump_json({"run": run_json(run), "history": [history_json(h) for h in history]})
+        dump_json(
+            {
+                "run": run_json(run),
+                "history": [history_json(h) for h in history],
+                "children": [run_json(c) for c in children],
+            }
+        )
         return
     out = console()
     out.print(runs_table([run], title="Run"))
+    if run.parent is not None:
+        out.print(f"parent: {run.parent.run_id} (step #{run.parent.seq}, attempt {run.parent.attempt})")
     if run.error:
         out.print(f"[red]error:[/] {run.error.type}: {run.error.message}")
     for entry in map_progress(run):
         out.print(progress_line(entry))
+    if children:
+        out.print(runs_table(children, title="Children"))
     out.print(history_table(run, history))
 
 

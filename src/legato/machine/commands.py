@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from legato.machine.errors import ErrorInfo
-from legato.machine.run import Run, StepKind
+from legato.machine.run import ParentLink, Run, RunStatus, StepKind
 from legato.machine.values import JSON
 from legato.machine.vocabulary import CompletionOutcome, HistoryKind, TimerPurpose
 
@@ -98,6 +98,48 @@ class SettleCompletion:
     actor: str | None = None
 
 
+@dataclass(frozen=True)
+class StartChild:
+    """Create the child run ``child`` (a run of ``workflow``) in this transaction.
+
+    The core knows no other workflow: the shell makes the child's first
+    transition (``legato.children``) and the store inserts it with the parent's.
+    ``key`` (parent run, step, attempt) makes it one child per attempt."""
+
+    seq: int
+    attempt: int
+    child: str
+    key: str
+    workflow: str
+    version: int | None
+    input: Mapping[str, JSON]
+    priority: int
+
+
+@dataclass(frozen=True)
+class NotifyParent:
+    """A child run ended: tell its parent, through the outbox."""
+
+    parent: ParentLink
+    status: RunStatus
+
+
+@dataclass(frozen=True)
+class CancelChild:
+    """The parent ended or unwinds while its child ran: cancel the child, through the outbox."""
+
+    child: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class CompensateChild:
+    """The parent unwinds: compensate a child it completed; the child reports to ``parent``."""
+
+    child: str
+    parent: ParentLink
+
+
 Command = (
     DispatchStep
     | ScheduleTimer
@@ -107,6 +149,10 @@ Command = (
     | CollectMapResults
     | AwaitCompletion
     | SettleCompletion
+    | StartChild
+    | NotifyParent
+    | CancelChild
+    | CompensateChild
 )
 """Every command; :func:`legato.store.effects.effects` says what each one writes.
 
@@ -134,6 +180,9 @@ class Decision:
     commands: tuple[Command, ...]
     history: tuple[HistoryRecord, ...]
     previous_version: int = 0
+    children: tuple[Decision, ...] = ()
+    """The first transitions of the child runs its ``StartChild`` commands create,
+    made by the shell (``legato.children``), which knows the children's workflows."""
 
 
 @dataclass(frozen=True)

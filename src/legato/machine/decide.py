@@ -14,11 +14,14 @@ from dataclasses import replace
 from typing import Any, assert_never
 
 from legato.machine import completion, pause
+from legato.machine.child import UNDONE, child_state
 from legato.machine.commands import Decision, Rejection
 from legato.machine.definition import Priority, Workflow
 from legato.machine.errors import ErrorInfo
 from legato.machine.events import (
     CancelRequested,
+    ChildEnded,
+    CompensateRequested,
     CompletionReceived,
     Event,
     PauseRequested,
@@ -34,7 +37,7 @@ from legato.machine.events import (
 )
 from legato.machine.map import failing
 from legato.machine.policies import decide_retry, spread_for
-from legato.machine.run import Phase, Run, RunStatus, StepKind, Token
+from legato.machine.run import ParentLink, Phase, Run, RunStatus, StepKind, Token
 from legato.machine.signals import MAX_BUFFERED_SIGNALS, EarlySignal, awaited_signals
 from legato.machine.states import Approval
 from legato.machine.transition import Transition
@@ -51,10 +54,11 @@ def start_run(
     idempotency_key: str | None = None,
     priority: Priority | None = None,
     trace_context: Mapping[str, str] | None = None,
+    parent: ParentLink | None = None,
 ) -> Decision:
-    """Create a run of ``workflow`` and enter its start state."""
+    """Create a run of ``workflow`` and enter its start state (``parent``: a child run's)."""
     level = priority if priority is not None else workflow.priority
-    tx = Transition.start(workflow, run_id, input, now, level, idempotency_key, trace_context)
+    tx = Transition.start(workflow, run_id, input, now, level, idempotency_key, trace_context, parent)
     tx.enter(workflow.start, None, None)
     return tx.decision()
 
@@ -66,8 +70,7 @@ def decide(workflow: Workflow, run: Run, event: Event, now: float) -> Decision |
             f"run {run.id} belongs to {run.workflow} v{run.workflow_version}, "
             f"not {workflow.name} v{workflow.version}"
         )
-    resumable = run.status is RunStatus.FAILED and isinstance(event, RetryRequested | SkipRequested)
-    if run.finished and not resumable:
+    if run.finished and not _reopens(run, event):
         return Rejection(f"run {run.id} is {run.status.value}; a finished run takes no {_name(event)}")
     tx = Transition(workflow, run, now)
     match event:
@@ -89,6 +92,8 @@ def decide(workflow: Workflow, run: Run, event: Event, now: float) -> Decision |
             outcome = _skip(tx, event)
         case CancelRequested():
             outcome = _cancel(tx, event)
+        case ChildEnded() | CompensateRequested():
+            outcome = _child_event(tx, event)
         case PauseRequested() | ResumeRequested() | StepHeldBack():
             outcome = pause.apply(tx, event)
         case _:
@@ -96,6 +101,14 @@ def decide(workflow: Workflow, run: Run, event: Event, now: float) -> Decision |
     if outcome is not None:
         return outcome
     return tx.decision()
+
+
+def _reopens(run: Run, event: Event) -> bool:
+    """A finished run takes only an operator's retry or skip (when it failed), or its
+    parent's request to compensate it (a child run that succeeded)."""
+    if run.status is RunStatus.FAILED:
+        return isinstance(event, RetryRequested | SkipRequested)
+    return run.status is RunStatus.SUCCEEDED and isinstance(event, CompensateRequested)
 
 
 def _name(event: Event) -> str:
@@ -112,6 +125,8 @@ def _name(event: Event) -> str:
         PauseRequested: "pause",
         ResumeRequested: "resume",
         StepHeldBack: "step results",
+        ChildEnded: "child outcomes",
+        CompensateRequested: "compensation requests",
     }[type(event)]
 
 
@@ -193,7 +208,7 @@ def _step_failed(tx: Transition, event: StepFailed) -> Rejection | None:
         )
         tx.drained(token, succeeded=False)
         return None
-    task = tx.workflow.task(token.state)
+    task = tx.workflow.step(token.state)
     policy = tx.workflow.retry_for(task, compensation)
     verdict = decide_retry(
         policy,
@@ -459,4 +474,62 @@ def _cancel(tx: Transition, event: CancelRequested) -> Rejection | None:
             "or cancel with --no-compensate to abandon the compensations left"
         )
     tx.cancel(event.actor, event.compensate, event.reason)
+    return None
+
+
+def _child_event(tx: Transition, event: ChildEnded | CompensateRequested) -> Rejection | None:
+    """Between a parent and its child run (machine/child.py)."""
+    if isinstance(event, ChildEnded):
+        return _child_ended(tx, event)
+    return _compensate_requested(tx, event)
+
+
+def _child_ended(tx: Transition, event: ChildEnded) -> Rejection | None:
+    """A child run ended: the waiting step succeeded or failed (machine/child.py)."""
+    token = _running(tx, event.seq, event.attempt, event.kind)
+    if isinstance(token, Rejection):
+        return Rejection(f"stale child outcome: {token.reason}")
+    if child_state(tx, token) is None or token.child != event.child:
+        return Rejection(f"step #{event.seq} does not wait for child run {event.child}")
+    if token.kind is StepKind.COMPENSATION:
+        if event.status in UNDONE:
+            tx.compensation_succeeded(token, None, {"child": event.child})
+            return None
+        error = _child_error(event)
+        tx.note(
+            HistoryKind.COMPENSATION_FAILED, token.state, token.attempt, seq=token.seq, error=error.to_json()
+        )
+        tx.suspend(token, error, "child compensation failed")
+        return None
+    if event.status is RunStatus.SUCCEEDED:
+        tx.note(HistoryKind.CHILD_SUCCEEDED, token.state, token.attempt, seq=token.seq, child=event.child)
+        tx.note(HistoryKind.STEP_SUCCEEDED, token.state, token.attempt, seq=token.seq)
+        if token.draining:
+            tx.drained(token, succeeded=True)
+        else:
+            tx.advance(token, event.output)
+        return None
+    error = _child_error(event)
+    tx.note(
+        HistoryKind.CHILD_FAILED,
+        token.state,
+        token.attempt,
+        seq=token.seq,
+        child=event.child,
+        status=event.status.value,
+    )
+    return _step_failed(tx, StepFailed(token.seq, token.attempt, error, token.kind))
+
+
+def _child_error(event: ChildEnded) -> ErrorInfo:
+    cause = f": {event.error.type}: {event.error.message}" if event.error is not None else ""
+    return ErrorInfo.of("ChildFailed", f"child run {event.child} ended {event.status.value}{cause}")
+
+
+def _compensate_requested(tx: Transition, event: CompensateRequested) -> Rejection | None:
+    if tx.run.status is not RunStatus.SUCCEEDED:
+        return Rejection(
+            f"run {tx.run.id} is {tx.run.status.value}; only a succeeded child run can be compensated"
+        )
+    tx.compensate_for_parent(event.parent)
     return None

@@ -8,7 +8,7 @@ from typing import Any
 
 from legato.machine.policies import DEFAULT_RETRY, OnDeadline, OnFailure, RetryPolicy
 from legato.machine.schedules import Schedule
-from legato.machine.states import Map, Parallel, Placement, State, Task
+from legato.machine.states import Child, Map, Parallel, Placement, State, Step, Task, undoable
 from legato.priority import Priority as Priority  # shared with the broker (legato/priority.py)
 
 RESERVED_EVENT_PREFIX = "legato."
@@ -68,6 +68,19 @@ class Workflow:
             raise TypeError(f"state {name!r} of {self.name!r} is not a task")
         return state
 
+    def step(self, name: str) -> Step:
+        """A state whose token runs something: a task, or a child state."""
+        state = self._index[name].state
+        if not isinstance(state, Task | Child):
+            raise TypeError(f"state {name!r} of {self.name!r} is neither a task nor a child state")
+        return state
+
+    def children(self) -> Iterator[tuple[str, Child]]:
+        """The child states, by name: the workflows this one starts runs of."""
+        for name, placement in self._index.items():
+            if isinstance(placement.state, Child):
+                yield name, placement.state
+
     def state_names(self) -> Iterator[str]:
         return iter(self._index)
 
@@ -83,14 +96,14 @@ class Workflow:
 
     @property
     def has_compensations(self) -> bool:
-        return any(isinstance(p.state, Task) and p.state.compensate is not None for p in self._index.values())
+        return any(undoable(p.state) for p in self._index.values())
 
-    def retry_for(self, task: Task, compensation: bool = False) -> RetryPolicy:
-        if compensation:
+    def retry_for(self, task: Step, compensation: bool = False) -> RetryPolicy:
+        if compensation and isinstance(task, Task):
             return task.compensate_retry or task.retry or self.retry
         return task.retry or self.retry
 
-    def on_failure_for(self, task: Task) -> OnFailure:
+    def on_failure_for(self, task: Step) -> OnFailure:
         return task.on_failure or self.on_failure
 
     @property

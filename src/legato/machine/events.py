@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from legato.machine.errors import ErrorInfo
-from legato.machine.run import StepKind
+from legato.machine.run import ParentLink, RunStatus, StepKind
 from legato.machine.signals import EarlySignal
 from legato.machine.values import JSON
 from legato.machine.vocabulary import TimerPurpose
@@ -142,6 +142,29 @@ class CancelRequested:
     reason: str = ""
 
 
+@dataclass(frozen=True)
+class ChildEnded:
+    """A child run ended (told through the outbox): ``status`` with its data or error.
+
+    ``seq``, ``attempt`` and ``kind`` name the parent's step waiting for it."""
+
+    seq: int
+    attempt: int
+    child: str
+    status: RunStatus
+    output: JSON = None
+    error: ErrorInfo | None = None
+    kind: StepKind = StepKind.STEP
+
+
+@dataclass(frozen=True)
+class CompensateRequested:
+    """The parent of this (succeeded) child run unwinds: undo the child's completed steps,
+    then report to ``parent``."""
+
+    parent: ParentLink
+
+
 Event = (
     StepSucceeded
     | StepFailed
@@ -155,4 +178,6 @@ Event = (
     | PauseRequested
     | ResumeRequested
     | StepHeldBack
+    | ChildEnded
+    | CompensateRequested
 )

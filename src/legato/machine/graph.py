@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from legato.machine.states import (
     Approval,
+    Child,
     Choice,
     Map,
     Parallel,
@@ -68,6 +69,12 @@ def _details(state: State) -> dict[str, Any]:
             return {"signal": state.signal, "timeout": state.timeout}
         case Wait():
             return {"seconds": state.seconds, "until": state.until}
+        case Child():
+            return {
+                "workflow": state.workflow,
+                "version": state.version,
+                "parent_close": state.parent_close.value,
+            }
         case Map():
             return {
                 "items": state.items,

@@ -197,6 +197,21 @@ def item_data(workflow: Workflow, run: Run, token: Token) -> Mapping[str, JSON] 
     return {"item": item, "index": index, **(kept if isinstance(kept, Mapping) else {})}
 
 
+def scope_data(tx: Transition, token: Token) -> Mapping[str, JSON]:
+    """What ``token``'s state sees in the middle of a transition: the item's data
+    for an item of a map (as :func:`item_data`), the run's data otherwise."""
+    data = tx.current_data
+    placement = tx.workflow.placement(token.state)
+    holder = holder_of(tx, token)
+    if placement.map is None or token.branch is None or holder is None or holder.map is None:
+        return data
+    _, items = lookup(data, tx.workflow.map(placement.map).items)
+    index = token.branch
+    item = items[index] if isinstance(items, list) and index < len(items) else None
+    kept = holder.map.carry.get(index)
+    return {"item": item, "index": index, **(kept if isinstance(kept, Mapping) else {})}
+
+
 def progress(run: Run) -> list[dict[str, JSON]]:
     """Each map the run is in: done, failed, running and pending items of the total."""
     found: list[dict[str, JSON]] = []

@@ -167,6 +167,15 @@ class OnFailure(StrEnum):
     """Pause the run as ``suspended`` for a person to retry, skip or cancel."""
 
 
+class ParentClose(StrEnum):
+    """What becomes of a running child run when its parent ends or unwinds first."""
+
+    CANCEL = "cancel"
+    """Cancel the child (it compensates what it completed, by its own definition)."""
+    LEAVE = "leave"
+    """Let the child run on by itself; its outcome no longer reaches the parent."""
+
+
 class OnDeadline(StrEnum):
     """What a run does when its SLA deadline passes before it finishes."""
 

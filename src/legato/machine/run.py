@@ -144,6 +144,9 @@ class Token:
     error: ErrorInfo | None = None
     map: MapProgress | None = None
     """Set on a map state's own token."""
+    child: str | None = None
+    """On a child state's token: the child run this attempt started (or, for a
+    compensation, the child run it compensates)."""
 
     @property
     def attempts_used(self) -> int:
@@ -193,6 +196,8 @@ class Token:
             raw["error"] = self.error.to_json()
         if self.map is not None:
             raw["map"] = self.map.to_json()
+        if self.child is not None:
+            raw["child"] = self.child
         return raw
 
     @classmethod
@@ -214,6 +219,7 @@ class Token:
             wake_at=raw.get("wake_at"),
             error=ErrorInfo.from_json(error) if error else None,
             map=MapProgress.from_json(progress) if progress else None,
+            child=raw.get("child"),
         )
 
 
@@ -225,15 +231,41 @@ class CompletedStep:
     seq: int
     item: int | None = None
     """The index of the map item the step belongs to, if it does."""
+    child: str | None = None
+    """The child run a child state completed: compensating the step compensates it."""
 
     def to_json(self) -> JSON:
+        if self.child is not None:
+            return [self.state, self.seq, self.item, self.child]
         if self.item is not None:
             return [self.state, self.seq, self.item]
         return [self.state, self.seq]
 
     @classmethod
     def from_json(cls, raw: JSON) -> CompletedStep:
-        return cls(state=raw[0], seq=raw[1], item=raw[2] if len(raw) > 2 else None)
+        return cls(
+            state=raw[0],
+            seq=raw[1],
+            item=raw[2] if len(raw) > 2 else None,
+            child=raw[3] if len(raw) > 3 else None,
+        )
+
+
+@dataclass(frozen=True)
+class ParentLink:
+    """Where a child run reports its end: the parent run and the step (token) waiting for it."""
+
+    run_id: str
+    seq: int
+    attempt: int
+    kind: StepKind = StepKind.STEP
+
+    def to_json(self) -> JSON:
+        return {"run": self.run_id, "seq": self.seq, "attempt": self.attempt, "kind": self.kind.value}
+
+    @classmethod
+    def from_json(cls, raw: JSON) -> ParentLink:
+        return cls(raw["run"], raw["seq"], raw["attempt"], StepKind(raw.get("kind", "step")))
 
 
 @dataclass(frozen=True)
@@ -280,6 +312,8 @@ class Run:
     """Signals sent before the run waited for them, oldest first (machine/signals.py)."""
     paused: Pause | None = None
     """Set while an operator has the run paused."""
+    parent: ParentLink | None = None
+    """Set on a child run: the parent step it reports to (machine/child.py)."""
     extra: Mapping[str, JSON] = field(default_factory=dict)
 
     @property
@@ -339,6 +373,8 @@ class Run:
             raw["signals"] = [s.to_json() for s in self.signals]
         if self.paused is not None:
             raw["paused"] = self.paused.to_json()
+        if self.parent is not None:
+            raw["parent"] = self.parent.to_json()
         if self.extra:
             raw["extra"] = dict(self.extra)
         return raw
@@ -354,6 +390,7 @@ class Run:
             compensated=raw.get("compensated", 0),
             signals=tuple(BufferedSignal.from_json(s) for s in raw.get("signals", ())),
             paused=Pause.from_json(raw["paused"]) if raw.get("paused") else None,
+            parent=ParentLink.from_json(raw["parent"]) if raw.get("parent") else None,
             extra=raw.get("extra", {}),
         )
 

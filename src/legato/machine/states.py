@@ -14,7 +14,7 @@ from typing import Any, TypeAlias
 
 from legato.machine.conditions import Condition
 from legato.machine.limits import LimitUse, use_problems
-from legato.machine.policies import OnFailure, RetryPolicy, policy_problems
+from legato.machine.policies import OnFailure, ParentClose, RetryPolicy, policy_problems
 
 Handler: TypeAlias = Callable[..., Any] | str
 
@@ -86,6 +86,58 @@ class Task:
             yield "compensate_retry is set but there is no compensate handler"
         yield from use_problems("rate", self.rate_limit, self.rate_key)
         yield from use_problems("concurrency", self.concurrency_limit, self.concurrency_key)
+
+
+@dataclass(frozen=True)
+class Child:
+    """Starts a run of the workflow ``workflow`` (its newest version, or ``version``)
+    as a child of this run, and waits for it to end.
+
+    ``input`` maps the child's input keys to data paths of this run (a map
+    item's paths start at its own data: ``item.sku``); without it the child
+    gets all of this run's data (or the item's). The child is created in the
+    same transaction as the transition that enters this state, with a key made
+    of this run, the step and the attempt, so there is one child per attempt
+    however often anything is redelivered.
+
+    When the child succeeds, its data is this step's output: merged into this
+    run's data, or stored under ``output_key``. When it fails, is cancelled or
+    compensated, the step failed: ``retry`` (else the workflow's policy)
+    starts a new child, a new attempt with its own key, and past it
+    ``on_failure`` decides, as for a task.
+
+    ``parent_close`` says what happens to a running child when this run is
+    cancelled, fails or unwinds: cancel it (the default) or leave it running.
+    With ``compensate`` (the default), unwinding this run compensates a child
+    that succeeded, through the child's own compensations.
+    """
+
+    workflow: str
+    next: str | None = None
+    version: int | None = None
+    input: Mapping[str, str] | None = None
+    output_key: str | None = None
+    retry: RetryPolicy | None = None
+    on_failure: OnFailure | None = None
+    parent_close: ParentClose = ParentClose.CANCEL
+    compensate: bool = True
+
+    def problems(self) -> Iterator[str]:
+        if not isinstance(self.workflow, str) or not self.workflow:
+            yield f"a child state needs the name of a workflow, got {self.workflow!r}"
+        if self.version is not None and (
+            isinstance(self.version, bool) or not isinstance(self.version, int) or self.version < 1
+        ):
+            yield f"version must be an integer >= 1, got {self.version!r}"
+        for key, path in (self.input or {}).items():
+            if not isinstance(key, str) or not key:
+                yield f"input keys must be non-empty strings, got {key!r}"
+            elif not isinstance(path, str) or not _is_path(path):
+                yield f"input {key!r} must be a data path such as 'order.lines', got {path!r}"
+        if self.retry is not None:
+            yield from policy_problems("retry", self.retry)
+        if self.parent_close not in tuple(ParentClose):
+            yield f"parent_close must be a ParentClose, got {self.parent_close!r}"
 
 
 @dataclass(frozen=True)
@@ -256,13 +308,26 @@ class Fail:
         return iter(())
 
 
-State: TypeAlias = Task | Choice | Parallel | Map | Wait | Approval | Succeed | Fail
+State: TypeAlias = Task | Choice | Parallel | Map | Child | Wait | Approval | Succeed | Fail
+
+Step: TypeAlias = Task | Child
+"""A state whose token runs something and reports back: a task's handler, or a child run."""
+
+
+def undoable(state: State) -> bool:
+    """True when unwinding a run undoes this state's completed steps: a task with a
+    compensation, or a child state that compensates its child."""
+    if isinstance(state, Task):
+        return state.compensate is not None
+    return isinstance(state, Child) and state.compensate
+
 
 KIND_NAMES: dict[type[Any], str] = {
     Task: "task",
     Choice: "choice",
     Parallel: "parallel",
     Map: "map",
+    Child: "child",
     Wait: "wait",
     Approval: "approval",
     Succeed: "succeed",
@@ -278,7 +343,7 @@ def targets_of(state: State) -> list[str]:
     """The states this one can go to next, in its own scope."""
     found: list[str] = []
     match state:
-        case Task(next=nxt) | Parallel(next=nxt) | Map(next=nxt) | Wait(next=nxt):
+        case Task(next=nxt) | Parallel(next=nxt) | Map(next=nxt) | Child(next=nxt) | Wait(next=nxt):
             if nxt is not None:
                 found.append(nxt)
         case Approval(next=nxt, on_timeout=timeout_target):
@@ -297,7 +362,14 @@ def ends_scope(state: State) -> bool:
     match state:
         case Succeed() | Fail():
             return True
-        case Task(next=None) | Parallel(next=None) | Map(next=None) | Wait(next=None) | Approval(next=None):
+        case (
+            Task(next=None)
+            | Parallel(next=None)
+            | Map(next=None)
+            | Child(next=None)
+            | Wait(next=None)
+            | Approval(next=None)
+        ):
             return True
         case _:
             return False

@@ -13,6 +13,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, assert_never
 
+from legato.machine.child import child_state, dispatch_child, is_waiting_child, let_go, let_go_all
 from legato.machine.commands import (
     DEADLINE_TIMER,
     CancelTimer,
@@ -21,6 +22,7 @@ from legato.machine.commands import (
     Decision,
     DispatchStep,
     HistoryRecord,
+    NotifyParent,
     ScheduleTimer,
 )
 from legato.machine.definition import Priority, Workflow
@@ -29,6 +31,7 @@ from legato.machine.map import carry, enter_map, failing, holder_of, item_done
 from legato.machine.policies import OnDeadline, OnFailure
 from legato.machine.run import (
     CompletedStep,
+    ParentLink,
     Phase,
     Run,
     RunStatus,
@@ -38,6 +41,7 @@ from legato.machine.run import (
 from legato.machine.signals import BufferedSignal, take_first
 from legato.machine.states import (
     Approval,
+    Child,
     Choice,
     Fail,
     Map,
@@ -45,6 +49,7 @@ from legato.machine.states import (
     Succeed,
     Task,
     Wait,
+    undoable,
 )
 from legato.machine.values import JSON, lookup
 from legato.machine.vocabulary import HistoryKind, TimerPurpose
@@ -76,6 +81,8 @@ class Transition:
         self.history: list[HistoryRecord] = []
         self.signals = list(run.signals)
         self.paused = run.paused
+        self.parent = run.parent
+        self._asked_to_compensate = False
         self._depth = 0
 
     @classmethod
@@ -88,6 +95,7 @@ class Transition:
         priority: Priority,
         idempotency_key: str | None,
         trace_context: Mapping[str, str] | None,
+        parent: ParentLink | None = None,
     ) -> Transition:
         """A transition from nothing: a new run, started, before its first state."""
         deadline = now + workflow.sla if workflow.sla is not None else None
@@ -105,13 +113,16 @@ class Transition:
             idempotency_key=idempotency_key,
             trace_context=trace_context,
             deadline=deadline,
+            parent=parent,
         )
         tx = cls(workflow, pending, now)
+        started: dict[str, Any] = {"parent": parent.run_id} if parent is not None else {}
         tx.note(
             HistoryKind.RUN_STARTED,
             workflow=workflow.name,
             version=workflow.version,
             priority=priority.name.lower(),
+            **started,
         )
         if deadline is not None:
             tx.arm_deadline(deadline)
@@ -176,11 +187,15 @@ class Transition:
         del self.tokens[token.seq]
 
     def dispatch(self, token: Token) -> None:
-        """Start ``token``'s attempt: a task message, or, while the run is paused,
-        a held step that its resume dispatches (machine/pause.py)."""
+        """Start ``token``'s attempt: a task message, or (a child state) its child run;
+        while the run is paused, a held step that its resume dispatches (machine/pause.py)."""
         if self.paused is not None:
             self.put(replace(token, phase=Phase.HELD, since=self.now))
             self.note(HistoryKind.STEP_HELD, token.state, token.attempt, seq=token.seq)
+            return
+        state = child_state(self, token)
+        if state is not None:
+            dispatch_child(self, token, state)
             return
         self.commands.append(
             DispatchStep(token.seq, token.state, token.attempt, token.kind, self.run.priority)
@@ -205,7 +220,7 @@ class Transition:
             return
         state = self.workflow.state(name)
         match state:
-            case Task():
+            case Task() | Child():
                 self.start_item(name, parent, branch)
             case Choice():
                 assert state.default is not None  # validation guarantees it
@@ -287,7 +302,12 @@ class Transition:
         """Record that the handlers of the running attempts are being interrupted
         (the workers learn it from the run's status change: worker/inflight.py)."""
         for token in self.tokens.values():
-            if token.phase is Phase.RUNNING and token.kind in kinds and not token.draining:
+            if (
+                token.phase is Phase.RUNNING
+                and token.kind in kinds
+                and not token.draining
+                and child_state(self, token) is None  # a child is cancelled, not interrupted
+            ):
                 self.note(
                     HistoryKind.STEP_INTERRUPTED, token.state, token.attempt, seq=token.seq, reason=reason
                 )
@@ -323,12 +343,12 @@ class Transition:
         """``token`` finished its state successfully: merge, then move on."""
         state = self.workflow.state(token.state)
         holder = holder_of(self, token)
-        if isinstance(state, Task):
+        if isinstance(state, Task | Child):
             if holder is not None:
                 carry(self, token, holder, output, state.output_key)
             elif output is not None:
                 self.merge(output, state.output_key)
-            if state.compensate is not None and not skipped:
+            if undoable(state) and not skipped:
                 self.completed.append(self.completed_step(token))
         self.drop(token)
         nxt = getattr(state, "next", None)
@@ -343,7 +363,8 @@ class Transition:
     def completed_step(self, token: Token) -> CompletedStep:
         """What undoes ``token``'s step; a map item's keeps its index, which its compensation sees."""
         item = token.branch if self.workflow.placement(token.state).map is not None else None
-        return CompletedStep(token.state, token.seq, item)
+        child = token.child if child_state(self, token) is not None else None
+        return CompletedStep(token.state, token.seq, item, child)
 
     def scope_done(self, parent: int | None, branch: int | None) -> None:
         if parent is None:
@@ -372,7 +393,7 @@ class Transition:
             self.drop(token)
             item_done(self, holder, token.branch, error)
             return
-        task = self.workflow.task(token.state)
+        task = self.workflow.step(token.state)
         compensation = token.kind is StepKind.COMPENSATION
         self.commands.append(
             DeadLetter(
@@ -421,7 +442,13 @@ class Transition:
         self.compensating = True
         self.note(HistoryKind.COMPENSATION_STARTED, reason=self.error.message if self.error else "cancelled")
         for other in list(self.tokens.values()):
-            if other.phase is Phase.RUNNING and other.kind is StepKind.STEP:
+            if is_waiting_child(self, other) and other.phase is Phase.RUNNING:
+                # A cancelled child is waited for (it unwinds first); one left running is not.
+                if let_go(self, other, "its parent run is unwinding"):
+                    self.put(replace(other, draining=True))
+                else:
+                    self.drop(other)
+            elif other.phase is Phase.RUNNING and other.kind is StepKind.STEP:
                 self.put(replace(other, draining=True))
             elif other.kind is StepKind.STEP:
                 self.drop(other)
@@ -435,7 +462,13 @@ class Transition:
         if self.completed:
             done = self.completed.pop()
             token = self.new_token(
-                done.state, Phase.RUNNING, None, done.item, attempt=1, kind=StepKind.COMPENSATION
+                done.state,
+                Phase.RUNNING,
+                None,
+                done.item,
+                attempt=1,
+                kind=StepKind.COMPENSATION,
+                child=done.child,
             )
             self.note(HistoryKind.COMPENSATION_SCHEDULED, done.state, 1, seq=token.seq, step_seq=done.seq)
             self.dispatch(token)
@@ -445,7 +478,7 @@ class Transition:
             self.drop(other)
         if self.cancel_requested:
             self.finish(RunStatus.CANCELLED)
-        elif self.compensated:
+        elif self.compensated or self._asked_to_compensate:
             self.finish(RunStatus.COMPENSATED)
         else:
             self.finish(RunStatus.FAILED)
@@ -459,7 +492,7 @@ class Transition:
 
     def drained(self, token: Token, succeeded: bool) -> None:
         """A step still running when the run began to unwind has reported back."""
-        if succeeded and self.workflow.task(token.state).compensate is not None:
+        if succeeded and undoable(self.workflow.state(token.state)):
             # Its effect happened, so it is undone too.
             self.completed.append(self.completed_step(token))
         self.drop(token)
@@ -501,6 +534,17 @@ class Transition:
                 self.sla_met = False
         self.note(HistoryKind.RUN_RESUMED, actor=actor)
 
+    def compensate_for_parent(self, link: ParentLink) -> None:
+        """A succeeded child run's parent unwinds: undo this run's completed steps,
+        then report (as ``compensated``) to the parent's compensation ``link``."""
+        self.status = RunStatus.RUNNING
+        self.finished_at = None
+        self.parent = link
+        self.error = ErrorInfo.of("ParentUnwinding", f"parent run {link.run_id} is compensating")
+        self.note(HistoryKind.COMPENSATION_REQUESTED, parent=link.run_id)
+        self._asked_to_compensate = True
+        self.unwind()
+
     def cancel(self, actor: str, compensate: bool, reason: str) -> None:
         """Stop the run for an operator: unwind it (saga) if asked and it can; a
         run already unwinding abandons the compensations left."""
@@ -525,6 +569,7 @@ class Transition:
         self.status = status
         self.finished_at = self.now
         self.paused = None  # a replay of a failed run starts it again, unpaused
+        let_go_all(self, f"its parent run ended {status.value}")
         if status is not RunStatus.FAILED:
             for other in list(self.tokens.values()):
                 self.drop(other)
@@ -532,6 +577,8 @@ class Transition:
             self.sla_met = self.now <= self.run.deadline
             self.commands.append(CancelTimer(DEADLINE_TIMER))
         self.note(HistoryKind.RUN_FINISHED, status=status.value, sla_met=self.sla_met)
+        if self.parent is not None:
+            self.commands.append(NotifyParent(self.parent, status))
 
     def arm_deadline(self, deadline: float) -> None:
         self.commands.append(ScheduleTimer(DEADLINE_TIMER, deadline, TimerPurpose.DEADLINE))
@@ -581,6 +628,7 @@ class Transition:
             compensated=self.compensated,
             signals=tuple(self.signals),
             paused=self.paused,
+            parent=self.parent,
         )
         return Decision(new, tuple(self.commands), tuple(self.history), run.version)
 

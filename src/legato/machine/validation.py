@@ -7,7 +7,7 @@ and the state, so that a bad deploy fails at start-up, not at 3 a.m.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from legato.errors import DefinitionError
@@ -16,6 +16,7 @@ from legato.machine.limits import Limit, kind_of_limit
 from legato.machine.policies import policy_problems
 from legato.machine.schedules import schedule_problems
 from legato.machine.states import (
+    Child,
     Choice,
     Fail,
     Map,
@@ -107,18 +108,20 @@ def _scope(
         elif isinstance(state, Map):
             iterator = state.iterator
             _scope(workflow, iterator.start, iterator.states, state_name, 0, index, state_name)
-            if not isinstance(iterator.states[iterator.start], Task):
-                raise DefinitionError(wf, state_name, "a map's iterator must start with a task")
+            if not isinstance(iterator.states[iterator.start], Task | Child):
+                raise DefinitionError(
+                    wf, state_name, "a map's iterator must start with a task or a child state"
+                )
     _check_reachability(wf, start, states, where)
 
 
 def _check_iterator_state(wf: str, map_name: str, name: str, state: State) -> None:
     """An item's steps see the item, not the run: only tasks and their ends fit."""
-    if not isinstance(state, Task | Succeed | Fail):
+    if not isinstance(state, Task | Child | Succeed | Fail):
         raise DefinitionError(
-            wf, name, f"the iterator of map {map_name!r} can hold task, succeed and fail states only"
+            wf, name, f"the iterator of map {map_name!r} can hold task, child, succeed and fail states only"
         )
-    if isinstance(state, Task) and state.on_failure is not None:
+    if isinstance(state, Task | Child) and state.on_failure is not None:
         raise DefinitionError(
             wf,
             name,
@@ -133,7 +136,7 @@ def _check_state(workflow: Workflow, name: str, state: State, scope: Mapping[str
         raise DefinitionError(
             wf,
             name,
-            f"{state!r} is not a state (use Task, Choice, Parallel, Map, Wait, Approval, Succeed or Fail)",
+            f"{state!r} is not a state (use Task, Choice, Parallel, Map, Child, Wait, Approval, Succeed or Fail)",
         )
     problem = next(state.problems(), None)
     if problem is not None:
@@ -168,6 +171,29 @@ def check_limit_uses(workflow: Workflow, limits: Mapping[str, Limit]) -> None:
                     name,
                     f"{use.kind}_limit {use.name!r} names a {kind_of_limit(limit)}",
                 )
+
+
+def check_children(workflow: Workflow, known: Mapping[str, Sequence[int]]) -> None:
+    """Every child state names a workflow (and version) the app has (checked at registration).
+
+    ``known`` is every registered workflow's versions, ``workflow`` included."""
+    for name, state in workflow.children():
+        versions = known.get(state.workflow)
+        if not versions:
+            names = ", ".join(sorted(known)) or "none"
+            raise DefinitionError(
+                workflow.name,
+                name,
+                f"starts a child run of unknown workflow {state.workflow!r} (registered: {names}); "
+                "register the child's workflow first",
+            )
+        if state.version is not None and state.version not in versions:
+            raise DefinitionError(
+                workflow.name,
+                name,
+                f"starts a child run of {state.workflow!r} version {state.version}, "
+                f"which is not registered (versions: {', '.join(map(str, sorted(versions)))})",
+            )
 
 
 def _check_reachability(wf: str, start: str, states: Mapping[str, State], where: str) -> None:

@@ -48,6 +48,17 @@ class HistoryKind(StrEnum):
     """An item of a failing map finished its step and went no further."""
     MAP_FAILING = "map_failing"
     """More items failed than tolerated: none starts any more, the running ones drain."""
+    CHILD_STARTED = "child_started"
+    """A child state created its child run (``child`` in the detail), in this transaction."""
+    CHILD_SUCCEEDED = "child_succeeded"
+    CHILD_FAILED = "child_failed"
+    """The child run ended failed, compensated or cancelled: the step failed."""
+    CHILD_CANCELLED = "child_cancelled"
+    """This run ended or unwinds while its child ran: the child is told to cancel."""
+    CHILD_LEFT = "child_left"
+    """This run ended or unwinds while its child ran, and leaves it running (``parent_close``)."""
+    COMPENSATION_REQUESTED = "compensation_requested"
+    """Written in a child run: its parent unwinds and asks it to undo its completed steps."""
     WAITING = "waiting"
     WAIT_ELAPSED = "wait_elapsed"
     AWAITING_SIGNAL = "awaiting_signal"
@@ -156,6 +167,9 @@ TIMER_FIRINGS: dict[HistoryKind, TimerPurpose] = {
 """Lines written when a durable timer fired, by the timer's purpose. (A wait's
 ``wait_elapsed`` is not among them: a wait already due never had a timer.)"""
 
+CHILDREN = frozenset({K.CHILD_STARTED, K.CHILD_SUCCEEDED, K.CHILD_FAILED, K.CHILD_CANCELLED, K.CHILD_LEFT})
+"""Lines about a child run, each naming it (``child`` in the detail): what links parent to child."""
+
 TROUBLE = frozenset({K.DEAD_LETTERED, K.SUSPENDED})
 """A step failed for good: a person may have to look."""
 
@@ -165,6 +179,7 @@ PROGRESS = frozenset(
         K.STATE_REACHED,
         K.CHOICE_MADE,
         K.JOINED,
+        K.CHILD_SUCCEEDED,
         K.WAIT_ELAPSED,
         K.SIGNAL_RECEIVED,
         K.OPERATOR_SKIP,

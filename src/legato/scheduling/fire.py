@@ -16,6 +16,7 @@ import contextlib
 import logging
 
 from legato.app import App
+from legato.children import with_children
 from legato.clock import Clock
 from legato.engine import Engine
 from legato.errors import RunNotFound
@@ -95,13 +96,14 @@ class ScheduleFirer:
 
     def _first_decision(self, stored: StoredSchedule, nominal: float, now: float) -> Decision:
         workflow = self.app.workflow(stored.workflow)
-        return start_run(
+        decision = start_run(
             workflow,
             new_run_id(),
             dict(stored.schedule.input),
             now,
             idempotency_key=f"{workflow.name}:{tick_key(stored.name, nominal)}",
         )
+        return with_children(self.app, decision, now)
 
     async def _announce(self, firing: ScheduleFiring, fired: Fired) -> None:
         for (_, decision), created in zip(firing.runs, fired.created, strict=True):

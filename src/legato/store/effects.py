@@ -20,17 +20,23 @@ from typing import assert_never
 
 from legato.machine.commands import (
     AwaitCompletion,
+    CancelChild,
     CancelTimer,
     CollectMapResults,
+    CompensateChild,
     DeadLetter,
     Decision,
     DispatchStep,
     HistoryRecord,
+    NotifyParent,
     RecordMapItem,
     ScheduleTimer,
     SettleCompletion,
+    StartChild,
 )
+from legato.machine.run import StepKind
 from legato.messages import TaskMessage
+from legato.notices import Notice, NoticeKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +63,10 @@ class Effects:
     """Completion tokens used up: their rows are marked with the outcome."""
     group_commit: bool
     """True when the group-commit statement can carry all of the above."""
+    notices: Sequence[tuple[bytes, int]] = ()
+    """Encoded notices (legato/notices.py) for the outbox, with their priority."""
+    children: Sequence[Decision] = ()
+    """Child runs to create, each with its first transition, in this transaction."""
 
 
 def effects(decision: Decision) -> Effects:
@@ -70,6 +80,8 @@ def effects(decision: Decision) -> Effects:
     collect: list[CollectMapResults] = []
     awaits: list[AwaitCompletion] = []
     settles: list[SettleCompletion] = []
+    notices: list[tuple[bytes, int]] = []
+    starts = 0
     group_commit = True
     for command in decision.commands:
         match command:
@@ -98,8 +110,53 @@ def effects(decision: Decision) -> Effects:
             case SettleCompletion():
                 settles.append(command)
                 group_commit = False  # an update of a completion_tokens row
+            case StartChild():
+                starts += 1
+                group_commit = False  # another run's insert and its own first transition
+            case NotifyParent() | CancelChild() | CompensateChild():
+                # Group commit writes notice outbox rows as it writes task rows.
+                notices.append((_notice(command, run.id).encode(), run.priority))
             case _:
                 assert_never(command)
+    if starts != len(decision.children):
+        # The shell makes a child's first transition (legato/children.py); without
+        # it the child would silently not exist.
+        raise ValueError(
+            f"run {run.id}: {starts} child runs to start but {len(decision.children)} made; "
+            "decisions that start children go through legato.children.with_children"
+        )
     return Effects(
-        decision.history, tasks, schedule, cancel, letters, items, collect, awaits, settles, group_commit
+        decision.history,
+        tasks,
+        schedule,
+        cancel,
+        letters,
+        items,
+        collect,
+        awaits,
+        settles,
+        group_commit,
+        notices,
+        decision.children,
     )
+
+
+def _notice(command: NotifyParent | CancelChild | CompensateChild, run_id: str) -> Notice:
+    """The outbox notice between a parent and its child (legato/notices.py) ``run_id`` sends."""
+    match command:
+        case NotifyParent(parent, status):
+            return Notice(
+                NoticeKind.CHILD_ENDED,
+                parent.run_id,
+                run_id,
+                parent.seq,
+                parent.attempt,
+                parent.kind,
+                status.value,
+            )
+        case CancelChild(child, reason):
+            return Notice(NoticeKind.CANCEL_CHILD, child, run_id, reason=reason)
+        case CompensateChild(child, parent):
+            return Notice(
+                NoticeKind.COMPENSATE_CHILD, child, run_id, parent.seq, parent.attempt, StepKind.COMPENSATION
+            )

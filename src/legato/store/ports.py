@@ -90,6 +90,9 @@ class RunStore(Protocol):
     async def map_items(self, run_id: str, map_seq: int, after: int = -1, limit: int = 100) -> list[MapItem]:
         """The finished items of a map, by index, from index ``after + 1`` (a page at a time)."""
 
+    async def children(self, run_id: str) -> list[Run]:
+        """The child runs ``run_id`` started (child states), oldest first."""
+
 
 class OutboxStore(Protocol):
     """Messages committed with transitions, until they are published."""

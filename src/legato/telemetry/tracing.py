@@ -422,6 +422,12 @@ def _span_for(kind: HistoryKind) -> Draw | None:
             | HistoryKind.STEP_INTERRUPTED  # the attempt's own outcome follows
             | HistoryKind.STEP_HELD  # the pause is counted (drawn) as an operator action
             | HistoryKind.COMPLETION_AWAITED  # its attempt is counted (drawn) where it ran
+            | HistoryKind.CHILD_STARTED  # the child's spans are in its own root, under this run's
+            | HistoryKind.CHILD_SUCCEEDED
+            | HistoryKind.CHILD_FAILED
+            | HistoryKind.CHILD_CANCELLED
+            | HistoryKind.CHILD_LEFT
+            | HistoryKind.COMPENSATION_REQUESTED
         ):
             return None
         case _:

@@ -32,6 +32,7 @@ from legato.flow.admission import Admission, AdmissionSettings
 from legato.flow.waiting import WaitingRoom
 from legato.lifecycle.archive import Archive
 from legato.lifecycle.retention import Retention, RetentionPolicy
+from legato.notices import is_notice
 from legato.observe import Observer
 from legato.scheduling.manage import Schedules
 from legato.store.ports import Store
@@ -40,6 +41,7 @@ from legato.worker.eager import Eager
 from legato.worker.execute import INTERRUPT_GRACE
 from legato.worker.inflight import InFlight
 from legato.worker.middleware import Middleware, with_app_middleware
+from legato.worker.notices import Notices
 from legato.worker.poison import BugLedger, dead_letter_message
 from legato.worker.relay import OutboxRelay
 from legato.worker.startup import Patience
@@ -204,6 +206,7 @@ class Worker:
             store,
         )
         self.triggers = TriggerHandler(app, self.engine, broker, self.clock, self.eager)
+        self.notices = Notices(self.engine, self.clock, self.eager)
         self.schedules = Schedules(app, self.engine, store, self.clock)
         self.timers = TimerPoller(
             self.engine,
@@ -329,6 +332,8 @@ class Worker:
         try:
             if delivery.queue == self.broker.topology.triggers_queue:
                 await self.triggers.handle(delivery)
+            elif is_notice(delivery.body):
+                await self.notices.handle(delivery)
             else:
                 await self.steps.handle(delivery)
         except anyio.get_cancelled_exc_class():

@@ -158,6 +158,7 @@ class Dashboard:
         ]
         return {
             "run": views.run_detail(run),
+            "children": [views.run_summary(c) for c in await self.store.children(run.id)],
             "history": [shapes.history_json(h) for h in history],
             "graph": graph,
             "actions": views.legal_actions(run, workflow),

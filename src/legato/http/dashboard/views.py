@@ -57,6 +57,7 @@ def run_detail(run: Run) -> dict[str, Any]:
             for t in run.tokens
         ],
         "maps": map_progress(run),
+        "parent": run.parent.run_id if run.parent is not None else None,
     }
 
 

@@ -20,6 +20,7 @@ from legato.store.base import (
     GuardFailed,
     HistoryEntry,
     MapItem,
+    OutboxMessage,
     ResolveDeadLetter,
     RunQuery,
 )
@@ -45,7 +46,8 @@ class _Abort(Exception):
 class PostgresRuns(PostgresConnection):
     async def create_run(self, decision: Decision, headers: Mapping[str, str] | None = None) -> Created:
         write = Write(decision, effects(decision), headers)
-        if write.effects.group_commit:
+        if write.effects.group_commit and decision.run.parent is None:
+            # (A child run is created in its parent's transaction, with its parent column.)
             return await self._creations.create(write)
         return await self._create_one(write)
 
@@ -74,11 +76,23 @@ class PostgresRuns(PostgresConnection):
             retired = await conn.fetchrow(q.RETIRED_KEY, run.idempotency_key, run.created_at)
             if retired is not None:
                 raise KeyRetired(run.idempotency_key, retired["run_id"], retired["expires_at"])
+        if run.parent is not None:
+            await conn.execute(q.SET_PARENT, run.id, run.parent.run_id)
         written = await write_batch(conn, [write], new=True)
         rest = await write_rest(conn, write, self.timer_channel)
+        children = await self._children_in(conn, write)
         if write.data is not None:
             run = run.evolve(data=write.data)
-        return Created(run, True, (*written.outbox.get(run.id, ()), *rest))
+        return Created(run, True, (*written.outbox.get(run.id, ()), *rest, *children))
+
+    async def _children_in(self, conn: Conn, write: Write) -> list[OutboxMessage]:
+        """The child runs a transition starts, in its transaction; their outbox rows.
+        Their messages carry no headers of the parent's: a child's spans go under its own root."""
+        outbox: list[OutboxMessage] = []
+        for child in write.effects.children:
+            created = await self._create_in(conn, child, None)
+            outbox.extend(created.outbox)
+        return outbox
 
     async def load_run(self, run_id: str) -> Run | None:
         return await self._batch.load(run_id)
@@ -108,11 +122,12 @@ class PostgresRuns(PostgresConnection):
                     if failure is not None:
                         raise _Abort(failure)
                 rest = await write_rest(conn, write, self.timer_channel)
+                children = await self._children_in(conn, write)
         except _Abort as abort:
             return abort.result
         if write.data is not None:
             run = run.evolve(data=write.data)
-        return Applied(run, (*written.outbox.get(run.id, ()), *rest))
+        return Applied(run, (*written.outbox.get(run.id, ()), *rest, *children))
 
     async def _take_guard(self, conn: Conn, guard: Guard, run: Run) -> GuardFailed | None:
         match guard:
@@ -167,3 +182,11 @@ class PostgresRuns(PostgresConnection):
             )
             for r in rows
         ]
+
+    async def children(self, run_id: str) -> list[Run]:
+        async with self._conn() as conn:
+            try:
+                rows = await conn.fetch(q.SELECT_CHILDREN, run_id)
+            except asyncpg.exceptions.DataError:
+                return []
+        return [run_from_row(row) for row in rows]

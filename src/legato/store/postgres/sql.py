@@ -409,3 +409,9 @@ SELECT_SCHEDULE_TICKS = """
 SELECT schedule, outcome, nominal, count, run_id::text AS run_id, at
 FROM schedule_ticks WHERE schedule = $1 ORDER BY id DESC LIMIT $2
 """
+
+
+# A child run's parent (migration 0016), set once, with the child's insert.
+SET_PARENT = "UPDATE runs SET parent_run_id = $2 WHERE id = $1"
+
+SELECT_CHILDREN = f"SELECT {_RUN_COLUMNS} FROM runs WHERE parent_run_id = $1 ORDER BY created_at, id"

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from legato.machine.commands import Decision
 from legato.machine.run import Run
+from legato.notices import OUTBOX_KIND as NOTICE
 from legato.store.base import OutboxMessage
 from legato.store.effects import Effects
 from legato.store.postgres import sql as q
@@ -89,6 +90,8 @@ async def write_batch(
         headers = dict(write.headers or {})
         for body, priority in write.effects.tasks:
             outbox.append((run.id, "task", body, priority, headers, run.updated_at))
+        for body, priority in write.effects.notices:
+            outbox.append((run.id, NOTICE, body, priority, headers, run.updated_at))
     if new:
         records = await conn.fetch(q.INSERT_EFFECTS, history, *columns(outbox, 6))
     else:

@@ -12,6 +12,7 @@ import anyio
 from legato.errors import KeyRetired
 from legato.machine.commands import Decision
 from legato.machine.run import Run
+from legato.notices import OUTBOX_KIND as NOTICE
 from legato.store.base import (
     Applied,
     Conflict,
@@ -68,9 +69,21 @@ class SqliteRuns(SqliteConnection):
             retired = await cursor.fetchone()
             if retired is not None:
                 raise KeyRetired(run.idempotency_key, retired["run_id"], retired["expires_at"])
+        if run.parent is not None:
+            await db.execute(q.SET_PARENT, (run.parent.run_id, run.id))
         outbox = await self._write_effects(db, run, found, headers)
         run = await self._write_map(db, run, found)
+        outbox += await self._children_in(db, found)
         return Created(run, True, outbox), found
+
+    async def _children_in(self, db: aiosqlite.Connection, found: Effects) -> tuple[OutboxMessage, ...]:
+        """The child runs a transition starts, in its transaction; their outbox rows.
+        Their messages carry no headers of the parent's: a child's spans go under its own root."""
+        outbox: tuple[OutboxMessage, ...] = ()
+        for child in found.children:
+            created, _ = await self._create_in(db, child, None)
+            outbox += created.outbox
+        return outbox
 
     async def load_run(self, run_id: str) -> Run | None:
         canonical = canonical_run_id(run_id)
@@ -131,7 +144,8 @@ class SqliteRuns(SqliteConnection):
         if cursor.rowcount != 1:
             return Conflict()
         outbox = await self._write_effects(db, run, found, headers)
-        return Applied(await self._write_map(db, run, found), outbox)
+        run = await self._write_map(db, run, found)
+        return Applied(run, outbox + await self._children_in(db, found))
 
     async def _write_map(self, db: aiosqlite.Connection, run: Run, found: Effects) -> Run:
         """A map's finished items, then its join's results (read back into ``run``)."""
@@ -187,6 +201,8 @@ class SqliteRuns(SqliteConnection):
 
         for body, priority in found.tasks:
             await put("task", body, priority, task_headers)
+        for body, priority in found.notices:
+            await put(NOTICE, body, priority, task_headers)
         for letter in found.dead_letters:
             cursor = await db.execute(
                 q.INSERT_STEP_DEAD_LETTER,
@@ -210,8 +226,9 @@ class SqliteRuns(SqliteConnection):
         return tuple(outbox)
 
     def _wake_timers(self, found: Effects) -> None:
-        if found.schedule and self._timer_watchers:
-            soonest = min(t.fire_at for t in found.schedule)
+        times = _timer_times(found)
+        if times and self._timer_watchers:
+            soonest = min(times)
             for wake in self._timer_watchers:
                 wake(soonest)
 
@@ -232,6 +249,10 @@ class SqliteRuns(SqliteConnection):
         )
         return [_run(row) for row in rows]
 
+    async def children(self, run_id: str) -> list[Run]:
+        rows = await self._read(q.SELECT_CHILDREN, canonical_run_id(run_id) or run_id)
+        return [_run(row) for row in rows]
+
     async def history(self, run_id: str) -> list[HistoryEntry]:
         rows = await self._read(q.SELECT_HISTORY, canonical_run_id(run_id) or run_id)
         return [history_from_row(r, loads) for r in rows]
@@ -248,6 +269,14 @@ class SqliteRuns(SqliteConnection):
             )
             for r in rows
         ]
+
+
+def _timer_times(found: Effects) -> list[float]:
+    """When the timers a transition schedules fire, its child runs' included."""
+    times = [t.fire_at for t in found.schedule]
+    for child in found.children:
+        times.extend(_timer_times(effects(child)))
+    return times
 
 
 def _run_args(run: Run) -> tuple[Any, ...]:

@@ -269,3 +269,9 @@ SELECT_SCHEDULE_TICKS = """
 SELECT schedule, outcome, nominal, count, run_id, at
 FROM schedule_ticks WHERE schedule = ? ORDER BY id DESC LIMIT ?
 """
+
+
+# A child run's parent (migration 0016), set once, with the child's insert.
+SET_PARENT = "UPDATE runs SET parent_run_id = ? WHERE id = ?"
+
+SELECT_CHILDREN = f"SELECT {_RUN_COLUMNS} FROM runs WHERE parent_run_id = ? ORDER BY created_at, id"

@@ -517,7 +517,12 @@ async function runView(root, params) {
           h("dt", {}, "SLA"), h("dd", {}, run.sla_met === null ? (run.deadline ? `due ${fmtTime(run.deadline)}` : "none") : run.sla_met ? "met" : "missed"),
           h("dt", {}, "error"), h("dd", {}, run.error ? `${run.error.type}: ${run.error.message}` : "–"),
           h("dt", {}, "trace id"), h("dd", { class: "trace" }, run.trace_id),
-          h("dt", {}, "version"), h("dd", {}, run.version)),
+          h("dt", {}, "version"), h("dd", {}, run.version),
+          run.parent ? [h("dt", {}, "parent"), h("dd", {}, h("a", { href: `#/runs/${run.parent}`, class: "mono", "data-testid": "run-parent" }, run.parent))] : null),
+        data.children.length ? h("div", { class: "children", "data-testid": "run-children", "data-key": "children" }, h("h2", { style: "margin-top:14px" }, `Children (${data.children.length})`),
+          h("table", {}, h("tbody", {}, data.children.map((c) => h("tr", { "data-testid": "child-row", "data-run": c.id },
+            h("td", { class: "mono" }, h("a", { href: `#/runs/${c.id}` }, c.id.slice(0, 8))), h("td", {}, `${c.workflow} v${c.workflow_version}`),
+            h("td", {}, statusBadge(c.status))))))) : null,
         run.maps.length ? h("div", { class: "maps", "data-testid": "run-maps", "data-key": "maps" }, run.maps.map((m) =>
           h("div", { "data-testid": "map-progress", "data-state": m.state },
             h("strong", {}, `map ${m.state}: `),
