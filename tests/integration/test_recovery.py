@@ -318,7 +318,7 @@ async def test_a_replay_that_cannot_be_published_leaves_the_dead_letter_open(
     from legato.store.base import PoisonMessage
 
     letter_id = await pg_store.record_poison(
-        PoisonMessage("no workflow", rabbit.topology.triggers_queue, "order.later", b"{}", "m-1", {}, "fp-r"),
+        PoisonMessage("no workflow", rabbit.topology.unrouted_queue, "order.later", b"{}", "m-1", {}, "fp-r"),
         0.0,
     )
     await rabbit.close()  # the broker is gone when the operator replays

@@ -3,6 +3,11 @@
 Same contract as RabbitMQ (tests/contract), minus durability: messages live
 in this process only. It is for ``legato demo``, development and tests; the
 outbox in the store covers what a crash would lose.
+
+Events are routed as RabbitMQ routes them: to the queue of every app bound to
+the event's name, signals to the signals queue, and an event no queue is bound
+to to the unrouted queue. Brokers made with :meth:`MemoryBroker.sibling` share
+queues and bindings, as processes connected to one RabbitMQ do.
 """
 
 from __future__ import annotations
@@ -10,11 +15,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import deque
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from legato.broker.base import Delivery, DeliveryHandler, Topology
+from legato.broker.base import SIGNAL_ROUTING_KEY, Delivery, DeliveryHandler, Topology
 from legato.clock import Clock, SystemClock
 from legato.outbox import OutboxMessage
 
@@ -41,16 +46,36 @@ class _Queue:
         """Unsettled deliveries in the consumer's waiting room."""
 
 
+class _Server:
+    """What brokers connected to one in-process "server" share."""
+
+    def __init__(self) -> None:
+        self.queues: dict[str, _Queue] = {}
+        self.bindings: dict[str, frozenset[str]] = {}
+        """Event names bound to each event queue (its routing keys)."""
+        self.changed = asyncio.Event()
+
+
 class MemoryBroker:
-    def __init__(self, topology: Topology | None = None, clock: Clock | None = None) -> None:
+    def __init__(
+        self, topology: Topology | None = None, clock: Clock | None = None, *, server: _Server | None = None
+    ) -> None:
         self.topology = topology or Topology()
         self.clock = clock or SystemClock()
-        self._queues: dict[str, _Queue] = {}
-        self._changed = asyncio.Event()
+        self._server = server or _Server()
+        self._queues = self._server.queues
         self._consuming = False
         self._stopped = asyncio.Event()
         self._tags = itertools.count()
         self._waiting_room = 0
+
+    def sibling(self, topology: Topology) -> MemoryBroker:
+        """Another broker on the same queues and bindings (another app's worker, say)."""
+        return MemoryBroker(topology, self.clock, server=self._server)
+
+    @property
+    def _changed(self) -> asyncio.Event:
+        return self._server.changed
 
     def _queue(self, name: str) -> _Queue:
         if name not in self._queues:
@@ -65,10 +90,28 @@ class MemoryBroker:
             target.ready.append(message)
         self._changed.set()
 
+    def _route(self, message: _Message) -> None:
+        """Where the events exchange sends an event: every queue bound to its name, else unrouted."""
+        bound = [queue for queue, keys in self._server.bindings.items() if message.routing_key in keys]
+        if not bound:
+            bound = [self.topology.unrouted_queue]
+        for name in bound:
+            copy = message if len(bound) == 1 else replace(message, headers=dict(message.headers))
+            self._put(name, copy)
+
     async def connect(self) -> None:
         topo = self.topology
-        for name in (*topo.task_queues, topo.triggers_queue, topo.dead_letter_queue):
+        for name in (*topo.task_queues, topo.signals_queue, topo.unrouted_queue, topo.dead_letter_queue):
             self._queue(name)
+        self._bind(topo.signals_queue, {SIGNAL_ROUTING_KEY})
+
+    async def bind_app(self) -> None:
+        self._bind(self.topology.app_queue, self.topology.events)
+
+    def _bind(self, queue: str, events: Iterable[str]) -> None:
+        self._queue(queue)
+        # Bindings are only ever added, as on RabbitMQ.
+        self._server.bindings[queue] = self._server.bindings.get(queue, frozenset()) | frozenset(events)
 
     async def close(self) -> None:
         await self.stop_consuming()
@@ -98,27 +141,24 @@ class MemoryBroker:
         headers: Mapping[str, Any] | None = None,
         priority: int | None = None,
     ) -> None:
-        self._put(
-            self.topology.triggers_queue,
-            _Message(body, name, message_id, dict(headers or {}), priority, at=self.clock.now()),
-        )
+        self._route(_Message(body, name, message_id, dict(headers or {}), priority, at=self.clock.now()))
 
     async def republish(
         self, queue: str, routing_key: str, body: bytes, message_id: str | None, headers: Mapping[str, Any]
     ) -> None:
         level = self.topology.priority_of(queue)
-        target = queue if level is not None else self.topology.triggers_queue
-        self._put(
-            target,
-            _Message(
-                body,
-                routing_key,
-                message_id,
-                dict(headers),
-                int(level) if level is not None else None,
-                at=self.clock.now(),
-            ),
+        message = _Message(
+            body,
+            routing_key,
+            message_id,
+            dict(headers),
+            int(level) if level is not None else None,
+            at=self.clock.now(),
         )
+        if level is None:
+            self._route(message)
+        else:
+            self._put(queue, message)
 
     async def dead_letter(self, delivery: Delivery, reason: str) -> None:
         headers = {
@@ -143,7 +183,9 @@ class MemoryBroker:
         self._waiting_room = waiting_room
         self._consuming = True
         self._stopped.clear()
-        names = (*self.topology.task_queues, self.topology.triggers_queue)
+        topo = self.topology
+        self._bind(topo.app_queue, topo.events)
+        names = (*topo.task_queues, *topo.event_queues)
         try:
             while self._consuming:
                 self._changed.clear()
@@ -212,7 +254,9 @@ class MemoryBroker:
         self._stopped.set()
 
     async def depths(self) -> dict[str, int]:
-        return {name: len(queue.ready) for name, queue in self._queues.items()}
+        topo = self.topology
+        names = (*topo.task_queues, *topo.event_queues, topo.dead_letter_queue)
+        return {name: len(self._queues[name].ready) for name in names if name in self._queues}
 
     async def purge_dead_letters(self, older_than: float | None) -> int:
         queue = self._queue(self.topology.dead_letter_queue)

@@ -32,12 +32,13 @@ from legato.flow.admission import Admission, AdmissionSettings
 from legato.flow.waiting import WaitingRoom
 from legato.lifecycle.archive import Archive
 from legato.lifecycle.retention import Retention, RetentionPolicy
-from legato.observe import Observer
+from legato.observe import Observer, Observers
 from legato.scheduling.manage import Schedules
 from legato.store.ports import Store
 from legato.worker.dispatch import Dispatcher
 from legato.worker.eager import Eager
 from legato.worker.execute import INTERRUPT_GRACE
+from legato.worker.failures import FailureLog
 from legato.worker.inflight import InFlight
 from legato.worker.middleware import Middleware, with_app_middleware
 from legato.worker.poison import BugLedger, dead_letter_message
@@ -165,9 +166,13 @@ class Worker:
         self.app = app
         self.store = store
         self.broker = broker
+        # This process consumes the events of this app: its queue and bindings.
+        broker.topology = broker.topology.serving(app.name, app.events())
         self.settings = settings or WorkerSettings()
         self.clock = clock or SystemClock()
-        self.engine = Engine(app, store, broker, self.clock, observer)
+        # Every failed attempt is logged, whatever telemetry the process has.
+        watchers = FailureLog() if observer is None else Observers([FailureLog(), observer])
+        self.engine = Engine(app, store, broker, self.clock, watchers)
         self.dispatcher = Dispatcher(self.settings.concurrency)
         self.threads = anyio.CapacityLimiter(self.settings.concurrency)
         # Steps that wait for a limit wait here, and go back to the dispatcher when woken.
@@ -203,7 +208,9 @@ class Worker:
             self.settings.interrupt_grace,
             store,
         )
-        self.triggers = TriggerHandler(app, self.engine, broker, self.clock, self.eager)
+        self.triggers = TriggerHandler(
+            app, self.engine, broker, self.clock, self.eager, pause=self.settings.retry_pause
+        )
         self.schedules = Schedules(app, self.engine, store, self.clock)
         self.timers = TimerPoller(
             self.engine,
@@ -275,9 +282,11 @@ class Worker:
                 steps.start_soon(self.dispatcher.run, steps, self._handle, name="dispatcher")
                 self.started.set()
                 log.info(
-                    "worker started: concurrency %d, workflows %s",
+                    "worker started: app %s, concurrency %d, workflows %s; events from %s",
+                    self.app.name,
                     self.settings.concurrency,
                     ", ".join(self.app.names()) or "none",
+                    self.broker.topology.app_queue,
                 )
                 try:
                     await self._stopping.wait()
@@ -327,7 +336,7 @@ class Worker:
 
     async def _handle(self, delivery: Delivery) -> None:
         try:
-            if delivery.queue == self.broker.topology.triggers_queue:
+            if self.broker.topology.priority_of(delivery.queue) is None:
                 await self.triggers.handle(delivery)
             else:
                 await self.steps.handle(delivery)

@@ -7,7 +7,9 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from legato.app import App
+import anyio
+
+from legato.app import App, UnknownWorkflow
 from legato.broker.base import SIGNAL_ROUTING_KEY, Broker, Delivery
 from legato.clock import Clock
 from legato.engine import Engine, Local
@@ -20,6 +22,9 @@ from legato.messages import MalformedMessage, decode_json_object
 from legato.worker.poison import dead_letter_message
 
 log = logging.getLogger("legato.worker")
+
+PASSED_OVER_NOTES = 1000
+"""Deliveries passed over are logged once per event (or signal) name, up to this many."""
 
 PRIORITY_HEADER = "x-legato-priority"
 TRACE_HEADERS = ("traceparent", "tracestate")
@@ -51,18 +56,33 @@ def event_key(delivery: Delivery) -> str:
 
 
 class TriggerHandler:
+    """Handles the deliveries of the event queues: the app's events, signals,
+    and the events no app wants (docs/operations.md, "Several apps on one namespace")."""
+
     def __init__(
-        self, app: App, engine: Engine, broker: Broker, clock: Clock, local: Local | None = None
+        self,
+        app: App,
+        engine: Engine,
+        broker: Broker,
+        clock: Clock,
+        local: Local | None = None,
+        pause: float = 1.0,
     ) -> None:
         self.local = local
         self.app = app
         self.engine = engine
         self.broker = broker
         self.clock = clock
+        self.pause = pause
+        self._passed_over: set[str] = set()
 
     async def handle(self, delivery: Delivery) -> None:
         if delivery.routing_key == SIGNAL_ROUTING_KEY:
             await self._signal(delivery)
+            return
+        if delivery.queue == self.broker.topology.unrouted_queue:
+            # No app's queue is bound to this event's name: no workflow anywhere wants it.
+            await self._poison(delivery, f"no workflow is triggered by event {delivery.routing_key!r}")
             return
         try:
             body = decode_json_object(delivery.body)
@@ -71,7 +91,9 @@ class TriggerHandler:
             return
         workflows = self.app.triggered_by(delivery.routing_key)
         if not workflows:
-            await self._poison(delivery, f"no workflow is triggered by event {delivery.routing_key!r}")
+            # Bound to this app's queue by another version of the app (a rolling
+            # deploy that added a workflow): a worker of that version takes it.
+            await self._pass_over(delivery, f"event {delivery.routing_key!r}")
             return
         try:
             priority = event_priority(delivery.headers, delivery.priority)
@@ -125,10 +147,29 @@ class TriggerHandler:
         except RunNotFound as exc:
             await self._poison(delivery, f"signal {name!r}: {exc}")
             return
+        except UnknownWorkflow as exc:
+            # The run is another app's (or a newer version's): one of its workers takes it.
+            await self._pass_over(delivery, f"signal {name!r} to run {run_id} ({exc})")
+            return
         if isinstance(outcome, Rejection):
             await self._poison(delivery, f"signal {name!r} refused: {outcome.reason}")
             return
         await delivery.ack()
+
+    async def _pass_over(self, delivery: Delivery, what: str) -> None:
+        """Give back a delivery that another app, or another version of this
+        one, handles, after a pause: it goes to another consumer of the queue,
+        and the pause keeps this worker from spinning on it meanwhile."""
+        if what not in self._passed_over and len(self._passed_over) < PASSED_OVER_NOTES:
+            self._passed_over.add(what)
+            log.info(
+                "%s is not for this worker (app %s, workflows %s): given back for a worker that serves it",
+                what,
+                self.app.name,
+                ", ".join(self.app.names()) or "none",
+            )
+        await anyio.sleep(self.pause)
+        await delivery.requeue()
 
     async def _poison(self, delivery: Delivery, reason: str) -> None:
         await dead_letter_message(
