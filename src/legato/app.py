@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from legato.broker.base import DEFAULT_APP
+from legato.broker.base import APP_NAME, DEFAULT_APP
 from legato.errors import ConfigurationError, DefinitionError, LegatoError
 from legato.machine.definition import Workflow
 from legato.machine.limits import ConcurrencyLimit, Limit, RateLimit, kind_of_limit
@@ -20,9 +19,6 @@ from legato.machine.validation import check_limit_uses
 
 if TYPE_CHECKING:
     from legato.worker.middleware import Middleware
-
-
-APP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
 
 @dataclass(frozen=True)
@@ -63,7 +59,7 @@ class App:
     ) -> None:
         if not isinstance(name, str) or not APP_NAME.fullmatch(name):
             raise ConfigurationError(
-                f"app name {name!r} must be 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit"
+                f"app name {name!r} must be 1-100 letters, digits, '_' or '-', starting with a letter or digit"
             )
         self.name = name
         self._versions: dict[str, dict[int, Workflow]] = {}

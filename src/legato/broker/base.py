@@ -7,6 +7,7 @@ transport only: it imports nothing of the store or the machine
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Protocol
@@ -16,6 +17,15 @@ from legato.priority import Priority
 
 DEFAULT_APP = "default"
 """The name of an app that was given none (``App(name=...)``)."""
+APP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")
+"""What an app's name may be: it goes into queue names, and a dot would make them ambiguous."""
+APP_HEADER = "x-legato-app"
+"""The app whose engine wrote a message: its tasks go to that app's queues."""
+STARTED_HEADER = "x-legato-started"
+"""On an event the HTTP ingress of app ``x-legato-app`` accepted: the workflows
+(comma-separated) whose runs it started already."""
+PRIORITY_HEADER = "x-legato-priority"
+"""An event's priority: ``high``, ``normal`` or ``low``."""
 
 
 @dataclass(frozen=True)
@@ -90,18 +100,45 @@ class Topology:
     def dead_letter_queue(self) -> str:
         return f"{self.namespace}.dead"
 
-    def task_queue(self, priority: int) -> str:
-        return f"{self.namespace}.tasks.{Priority(priority).name.lower()}"
+    def task_queue(self, priority: int, app: str | None = None) -> str:
+        """The task queue of ``priority`` of this app (or of ``app``):
+        ``ns.app.NAME.LEVEL``; for the app given no name, the queues of legato
+        0.x, ``ns.tasks.LEVEL``."""
+        level = Priority(priority).name.lower()
+        app = app or self.app
+        if app == DEFAULT_APP:
+            return f"{self.namespace}.tasks.{level}"
+        return f"{self.namespace}.app.{app}.{level}"
+
+    def task_key(self, priority: int, app: str | None = None) -> str:
+        """The routing key on the tasks exchange of this app's (or ``app``'s) tasks of ``priority``."""
+        level = Priority(priority).name.lower()
+        app = app or self.app
+        return level if app == DEFAULT_APP else f"{app}.{level}"
 
     @property
     def task_queues(self) -> tuple[str, ...]:
         return tuple(self.task_queue(p) for p in sorted(Priority, reverse=True))
 
     def priority_of(self, queue: str) -> Priority | None:
-        """The priority level of a task queue; None for any other queue."""
+        """The priority level of a task queue of this app; None for any other queue."""
         for level in Priority:
             if queue == self.task_queue(level):
                 return level
+        return None
+
+    def task_route(self, queue: str) -> tuple[str, Priority] | None:
+        """The app and priority of any app's task queue in this namespace; None
+        for any other queue (what a replay of a dead-lettered task goes by)."""
+        for level in Priority:
+            if queue == f"{self.namespace}.tasks.{level.name.lower()}":
+                return DEFAULT_APP, level
+        prefix = f"{self.namespace}.app."
+        app, dot, level_name = queue.removeprefix(prefix).rpartition(".")
+        if queue.startswith(prefix) and dot and APP_NAME.fullmatch(app):
+            for level in Priority:
+                if level_name == level.name.lower():
+                    return app, level
         return None
 
 

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from legato.broker.base import SIGNAL_ROUTING_KEY, Delivery, DeliveryHandler, Topology
+from legato.broker.base import APP_HEADER, SIGNAL_ROUTING_KEY, Delivery, DeliveryHandler, Topology
 from legato.clock import Clock, SystemClock
 from legato.outbox import OutboxMessage
 
@@ -106,6 +106,8 @@ class MemoryBroker:
         self._bind(topo.signals_queue, {SIGNAL_ROUTING_KEY})
 
     async def bind_app(self) -> None:
+        for name in self.topology.task_queues:
+            self._queue(name)
         self._bind(self.topology.app_queue, self.topology.events)
 
     def _bind(self, queue: str, events: Iterable[str]) -> None:
@@ -124,7 +126,8 @@ class MemoryBroker:
             if message.kind == "dead_letter":
                 queue = self.topology.dead_letter_queue
             else:
-                queue = self.topology.task_queue(message.priority)
+                app = message.headers.get(APP_HEADER) or self.topology.app
+                queue = self.topology.task_queue(message.priority, app)
             self._put(
                 queue,
                 _Message(
@@ -146,19 +149,19 @@ class MemoryBroker:
     async def republish(
         self, queue: str, routing_key: str, body: bytes, message_id: str | None, headers: Mapping[str, Any]
     ) -> None:
-        level = self.topology.priority_of(queue)
+        route = self.topology.task_route(queue)
         message = _Message(
             body,
             routing_key,
             message_id,
             dict(headers),
-            int(level) if level is not None else None,
+            int(route[1]) if route is not None else None,
             at=self.clock.now(),
         )
-        if level is None:
+        if route is None:
             self._route(message)
         else:
-            self._put(queue, message)
+            self._put(self.topology.task_queue(route[1], route[0]), message)
 
     async def dead_letter(self, delivery: Delivery, reason: str) -> None:
         headers = {

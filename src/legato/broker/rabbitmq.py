@@ -52,7 +52,7 @@ from aio_pika.abc import (
 )
 
 from legato.broker.acks import ChannelAcks
-from legato.broker.base import SIGNAL_ROUTING_KEY, Delivery, DeliveryHandler, Topology
+from legato.broker.base import APP_HEADER, SIGNAL_ROUTING_KEY, Delivery, DeliveryHandler, Topology
 from legato.clock import Clock, SystemClock
 from legato.errors import BrokerError
 from legato.outbox import OutboxMessage
@@ -176,11 +176,16 @@ class RabbitMQBroker:
             topo.signals_queue, durable=True, arguments=self._queue_arguments()
         )
         await signals.bind(self._routes, routing_key=SIGNAL_ROUTING_KEY)
+        await self._declare_tasks(channel)
+
+    async def _declare_tasks(self, channel: AbstractChannel) -> None:
+        """The app's task queues, one per priority."""
+        topo = self.topology
         for level in Priority:
             queue = await channel.declare_queue(
                 topo.task_queue(level), durable=True, arguments=self._queue_arguments()
             )
-            await queue.bind(self._tasks, routing_key=level.name.lower())
+            await queue.bind(topo.tasks_exchange, routing_key=topo.task_key(level))
 
     async def bind_app(self) -> None:
         if self._publish_channel is None:
@@ -198,6 +203,7 @@ class RabbitMQBroker:
         how to remove a binding no version wants any more).
         """
         topo = self.topology
+        await self._declare_tasks(channel)
         queue = await channel.declare_queue(topo.app_queue, durable=True, arguments=self._queue_arguments())
         for event in sorted(topo.events):
             await queue.bind(topo.routes_exchange, routing_key=event)
@@ -308,7 +314,10 @@ class RabbitMQBroker:
                 amqp.timestamp = self._timestamp()  # what `legato dlq purge --older-than` goes by
                 pending.append(dead.publish(amqp, routing_key="", mandatory=True))
             else:
-                routing_key = Priority(message.priority).name.lower()
+                # To the queues of the app whose engine made the task (the relay
+                # publishes other apps' tasks too); older rows name none.
+                app = message.headers.get(APP_HEADER) or self.topology.app
+                routing_key = self.topology.task_key(message.priority, app)
                 pending.append(tasks.publish(amqp, routing_key=routing_key, mandatory=True))
         # Pipelined: every publish is on the wire before the first confirm is awaited.
         try:
@@ -343,7 +352,7 @@ class RabbitMQBroker:
         self, queue: str, routing_key: str, body: bytes, message_id: str | None, headers: Mapping[str, Any]
     ) -> None:
         events, tasks, _ = self._require()
-        level = self.topology.priority_of(queue)
+        route = self.topology.task_route(queue)
         message = aio_pika.Message(
             body,
             delivery_mode=DeliveryMode.PERSISTENT,
@@ -351,7 +360,9 @@ class RabbitMQBroker:
             message_id=message_id,
             headers=dict(headers),
         )
-        exchange, key = (tasks, level.name.lower()) if level is not None else (events, routing_key)
+        exchange, key = (
+            (tasks, self.topology.task_key(route[1], route[0])) if route else (events, routing_key)
+        )
         try:
             await exchange.publish(message, routing_key=key, mandatory=True)
         except _BROKER_ERRORS as exc:

@@ -39,6 +39,7 @@ from legato.worker.dispatch import Dispatcher
 from legato.worker.eager import Eager
 from legato.worker.execute import INTERRUPT_GRACE
 from legato.worker.failures import FailureLog
+from legato.worker.handover import Handover
 from legato.worker.inflight import InFlight
 from legato.worker.middleware import Middleware, with_app_middleware
 from legato.worker.poison import BugLedger, dead_letter_message
@@ -91,6 +92,10 @@ class WorkerSettings:
     interrupt_grace: float = INTERRUPT_GRACE
     """Seconds a sync handler has to return once interrupted (``ctx.cancelled``):
     its run was cancelled or failed, or it ran past its timeout."""
+    handover: float = 600.0
+    """Seconds a delivery that another version of the app serves (a rolling
+    deploy) is handed back for one of its workers before it is dead-lettered
+    (docs/operations.md, "Several apps on one namespace")."""
     startup_timeout: float = 60.0
     """Seconds a starting worker waits for a database or broker that is down or
     starting, trying again with backoff, before it exits with the error."""
@@ -194,6 +199,7 @@ class Worker:
             else None
         )
         chain = with_app_middleware(middleware, app.middleware, self.clock)
+        handover = Handover(app, self.clock, self.settings.retry_pause, self.settings.handover)
         self.inflight = InFlight(self.clock)
         self.steps = StepRunner(
             app,
@@ -207,10 +213,9 @@ class Worker:
             self.inflight,
             self.settings.interrupt_grace,
             store,
+            handover,
         )
-        self.triggers = TriggerHandler(
-            app, self.engine, broker, self.clock, self.eager, pause=self.settings.retry_pause
-        )
+        self.triggers = TriggerHandler(app, self.engine, broker, self.clock, self.eager, handover)
         self.schedules = Schedules(app, self.engine, store, self.clock)
         self.timers = TimerPoller(
             self.engine,
@@ -251,6 +256,9 @@ class Worker:
         try:
             await patience.wait_for("the broker", self.broker.connect)
             try:
+                # Bound before the worker says it started: from now on the app's
+                # events wait in its queue, even while no worker runs.
+                await patience.wait_for("the broker", self.broker.bind_app)
                 if self.settings.migrate:
                     applied = await patience.wait_for("the migrations", self.store.migrate)
                     if applied:
