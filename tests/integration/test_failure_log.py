@@ -59,10 +59,11 @@ async def test_each_failed_attempt_is_one_json_line_with_what_happens_next(
         assert failure["message"].startswith(
             f"run {run_id}: charge.work attempt {failure['attempt']} failed:"
         )
-    # A retry says when; it is after the failure it follows.
-    for failure in failures[:2]:
-        at = datetime.fromisoformat(failure["retry_at"])
-        assert at >= datetime.fromisoformat(failure["time"])
+    # A retry says when: the policy's delay after the failure (0.05 s, then 0.1 s).
+    retries = [datetime.fromisoformat(f["retry_at"]) for f in failures[:2]]
+    assert retries[0] < retries[1]
+    for failure, at in zip(failures[:2], retries, strict=True):
+        assert abs((at - datetime.fromisoformat(failure["time"])).total_seconds()) < 5
         assert failure["message"].endswith(f"; retry at {failure['retry_at']}")
     assert "retry_at" not in failures[2]
     assert failures[2]["outcome"] == "retries exhausted"
