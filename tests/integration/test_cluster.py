@@ -70,3 +70,40 @@ async def test_two_apps_and_two_versions_of_one_share_a_namespace(
 async def _at_least(client: Client, count: int) -> list | None:  # type: ignore[type-arg]
     found = await client.dead_letters(status=None)
     return found if len(found) >= count else None
+
+
+async def test_a_signal_message_reaches_the_app_whose_run_it_is(pg_schema: str) -> None:
+    """Every worker consumes the signals; one whose app does not have the run's
+    workflow hands the signal to a worker that does, and nothing is dead-lettered."""
+    from legato import App, Approval, Succeed, Workflow
+    from legato.broker.base import Topology
+    from legato.broker.memory import MemoryBroker
+    from legato.worker.runtime import WorkerSettings
+    from tests.conftest import PG_DSN
+    from tests.integration.harness import running
+
+    approvals = App(
+        [
+            Workflow(
+                "review", start="wait", states={"wait": Approval("approve", next="end"), "end": Succeed()}
+            )
+        ],
+        name="approvals",
+    )
+    stores = [PostgresStore(PG_DSN, pg_schema, min_size=1, max_size=4) for _ in range(2)]
+    broker = MemoryBroker(Topology("signals"))
+    other = broker.sibling(broker.topology)
+    settings = WorkerSettings(concurrency=4, retry_pause=0.05, timer_poll_interval=0.05)
+    async with (
+        running(cluster.billing, stores[0], broker, settings),
+        running(approvals, stores[1], other, settings),
+    ):
+        client = Client(stores[1], other, approvals)
+        run = await client.start("review", {})
+        for n in range(5):  # some land on the billing worker first, whichever consumes first
+            await client.send_signal_message(run.id, "approve", {"by": "dora", "n": n})
+        done = await client.wait(run.id, timeout=30)
+        assert done.status is RunStatus.SUCCEEDED
+        # The other four were refused by the finished run: dead letters naming that, and only that.
+        letters = await eventually(lambda: _at_least(client, 4))
+        assert all("approve" in letter.reason and "refused" in letter.reason for letter in letters), letters

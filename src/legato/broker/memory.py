@@ -34,16 +34,39 @@ class _Message:
     at: float = field(kw_only=True)
     """When it was published (wall clock): what purging dead letters goes by."""
     redelivered: bool = False
+    given_back_by: int | None = None
+    """The consumer that gave it back: another consumer of the queue gets it
+    first, as RabbitMQ's round robin would have it."""
 
 
 class _Queue:
     def __init__(self, name: str) -> None:
         self.name = name
         self.ready: deque[_Message] = deque()
-        self.unacked = 0
-        """Unsettled deliveries that count against the prefetch."""
-        self.parked = 0
-        """Unsettled deliveries in the consumer's waiting room."""
+        self.consumers: set[int] = set()
+
+    def take(self, consumer: int) -> _Message | None:
+        """The first ready message for ``consumer``: not one it gave back itself
+        while another consumer of the queue could take it."""
+        for index, message in enumerate(self.ready):
+            if message.given_back_by != consumer or self.consumers == {consumer}:
+                del self.ready[index]
+                message.given_back_by = None
+                return message
+        return None
+
+
+@dataclass
+class _Held:
+    """One consumer's unsettled deliveries of one queue."""
+
+    unacked: int = 0
+    """Those that count against the prefetch."""
+    parked: int = 0
+    """Those in the consumer's waiting room."""
+
+
+_CONSUMERS = itertools.count()
 
 
 class _Server:
@@ -53,7 +76,12 @@ class _Server:
         self.queues: dict[str, _Queue] = {}
         self.bindings: dict[str, frozenset[str]] = {}
         """Event names bound to each event queue (its routing keys)."""
-        self.changed = asyncio.Event()
+        self.listeners: list[asyncio.Event] = []
+        """One per broker: each consumer clears its own, so none misses a change."""
+
+    def changed(self) -> None:
+        for listener in self.listeners:
+            listener.set()
 
 
 class MemoryBroker:
@@ -64,6 +92,10 @@ class MemoryBroker:
         self.clock = clock or SystemClock()
         self._server = server or _Server()
         self._queues = self._server.queues
+        self._changed = asyncio.Event()
+        self._server.listeners.append(self._changed)
+        self._id = next(_CONSUMERS)
+        self._held: dict[str, _Held] = {}
         self._consuming = False
         self._stopped = asyncio.Event()
         self._tags = itertools.count()
@@ -72,10 +104,6 @@ class MemoryBroker:
     def sibling(self, topology: Topology) -> MemoryBroker:
         """Another broker on the same queues and bindings (another app's worker, say)."""
         return MemoryBroker(topology, self.clock, server=self._server)
-
-    @property
-    def _changed(self) -> asyncio.Event:
-        return self._server.changed
 
     def _queue(self, name: str) -> _Queue:
         if name not in self._queues:
@@ -88,7 +116,7 @@ class MemoryBroker:
             target.ready.appendleft(message)
         else:
             target.ready.append(message)
-        self._changed.set()
+        self._server.changed()
 
     def _route(self, message: _Message) -> None:
         """Where the events exchange sends an event: every queue bound to its name, else unrouted."""
@@ -188,19 +216,26 @@ class MemoryBroker:
         self._stopped.clear()
         topo = self.topology
         self._bind(topo.app_queue, topo.events)
-        names = (*topo.task_queues, *topo.event_queues)
+        queues = [self._queue(name) for name in (*topo.task_queues, *topo.event_queues)]
+        for queue in queues:
+            queue.consumers.add(self._id)
         try:
             while self._consuming:
                 self._changed.clear()
-                for name in names:
-                    queue = self._queue(name)
-                    while queue.ready and queue.unacked < prefetch and self._consuming:
-                        message = queue.ready.popleft()
-                        queue.unacked += 1
+                for queue in queues:
+                    held = self._held.setdefault(queue.name, _Held())
+                    while held.unacked < prefetch and self._consuming:
+                        message = queue.take(self._id)
+                        if message is None:
+                            break
+                        held.unacked += 1
                         on_delivery(self._delivery(queue, message))
                 await self._wait_for_change()
         finally:
             self._consuming = False
+            for queue in queues:
+                queue.consumers.discard(self._id)
+            self._server.changed()  # what it gave back is for the others now
 
     async def _wait_for_change(self) -> None:
         changed = asyncio.ensure_future(self._changed.wait())
@@ -213,30 +248,32 @@ class MemoryBroker:
 
     def _delivery(self, queue: _Queue, message: _Message) -> Delivery:
         parked = False
+        held = self._held[queue.name]
 
         def settle() -> None:
             if parked:
-                queue.parked -= 1
+                held.parked -= 1
             else:
-                queue.unacked -= 1
+                held.unacked -= 1
 
         async def ack() -> None:
             settle()
-            self._changed.set()
+            self._server.changed()
 
         async def requeue() -> None:
             settle()
             message.redelivered = True
+            message.given_back_by = self._id
             self._put(queue.name, message, front=True)
 
         async def park() -> bool:
             nonlocal parked
-            if queue.parked >= self._waiting_room:
+            if held.parked >= self._waiting_room:
                 return False
             parked = True
-            queue.parked += 1
-            queue.unacked -= 1
-            self._changed.set()
+            held.parked += 1
+            held.unacked -= 1
+            self._server.changed()
             return True
 
         return Delivery(
