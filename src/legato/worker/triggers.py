@@ -29,7 +29,6 @@ from legato.worker.poison import dead_letter_message
 
 log = logging.getLogger("legato.worker")
 
-
 TRACE_HEADERS = ("traceparent", "tracestate")
 
 
