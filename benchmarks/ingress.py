@@ -179,7 +179,16 @@ async def reset() -> None:
     connection = await aio_pika.connect(BROKER_URL)
     try:
         channel = await connection.channel()
-        for queue in ("triggers", "tasks.high", "tasks.normal", "tasks.low", "dead"):
+        for queue in (
+            "triggers",
+            "app.default",
+            "signals",
+            "unrouted",
+            "tasks.high",
+            "tasks.normal",
+            "tasks.low",
+            "dead",
+        ):
             await channel.queue_delete(f"{NAMESPACE}.{queue}")
     finally:
         await connection.close()

@@ -87,14 +87,34 @@ def namespace() -> Iterator[str]:
     asyncio.run(delete_namespace(name))
 
 
+TEST_APPS = ("default", "billing", "shipping", "a", "b")
+"""The app names tests use: their queues are deleted with the namespace (AMQP cannot list queues)."""
+
+
 async def delete_namespace(name: str) -> None:
     topology = Topology(name)
+    apps = [topology.serving(app, ()).app_queue for app in TEST_APPS]
     connection = await aio_pika.connect(AMQP_URL)
     try:
         channel = await connection.channel()
-        for queue in (*topology.task_queues, topology.triggers_queue, topology.dead_letter_queue):
+        queues = (
+            *topology.task_queues,
+            *apps,
+            topology.signals_queue,
+            topology.unrouted_queue,
+            topology.legacy_triggers_queue,
+            topology.dead_letter_queue,
+        )
+        for queue in queues:
             await channel.queue_delete(queue)
-        for exchange in (topology.events_exchange, topology.tasks_exchange, topology.dead_letter_exchange):
+        exchanges = (
+            topology.events_exchange,
+            topology.routes_exchange,
+            topology.unrouted_exchange,
+            topology.tasks_exchange,
+            topology.dead_letter_exchange,
+        )
+        for exchange in exchanges:
             await channel.exchange_delete(exchange)
     finally:
         await connection.close()

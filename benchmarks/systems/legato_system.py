@@ -53,9 +53,15 @@ class LegatoSystem:
         topo = self.topology
         await delete_queues(
             *topo.task_queues,
-            topo.triggers_queue,
+            *topo.event_queues,
             topo.dead_letter_queue,
-            exchanges=(topo.events_exchange, topo.tasks_exchange, topo.dead_letter_exchange),
+            exchanges=(
+                topo.events_exchange,
+                topo.routes_exchange,
+                topo.unrouted_exchange,
+                topo.tasks_exchange,
+                topo.dead_letter_exchange,
+            ),
         )
         await self._connect()
         assert self._store is not None
@@ -146,7 +152,7 @@ class LegatoEventsSystem(LegatoSystem):
 
     def __init__(self) -> None:
         super().__init__()
-        self.probe = QueueProbe(self.topology.triggers_queue)
+        self.probe = QueueProbe(self.topology.app_queue)  # the benchmark's app has no name: "default"
 
     async def enqueue(self, shape: Shape, runs: int) -> None:
         client = await self._connect()

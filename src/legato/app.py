@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from legato.broker.base import APP_NAME, DEFAULT_APP
 from legato.errors import ConfigurationError, DefinitionError, LegatoError
 from legato.machine.definition import Workflow
 from legato.machine.limits import ConcurrencyLimit, Limit, RateLimit, kind_of_limit
@@ -43,6 +44,10 @@ class App:
     :class:`ConcurrencyLimit`) are declared before the workflows that use them.
     ``middleware`` wraps every step attempt of every worker serving the app,
     the first listed outermost (docs/middleware.md).
+
+    ``name`` names the app's event queue (``NAMESPACE.app.NAME``): apps that
+    share a namespace need names of their own, and every version of one app
+    keeps its name, so that a rolling deploy shares the queue (docs/operations.md).
     """
 
     def __init__(
@@ -50,7 +55,13 @@ class App:
         workflows: Iterable[Workflow] = (),
         limits: Iterable[Limit] = (),
         middleware: Iterable[Middleware] = (),
+        name: str = DEFAULT_APP,
     ) -> None:
+        if not isinstance(name, str) or not APP_NAME.fullmatch(name):
+            raise ConfigurationError(
+                f"app name {name!r} must be 1-100 letters, digits, '_' or '-', starting with a letter or digit"
+            )
+        self.name = name
         self._versions: dict[str, dict[int, Workflow]] = {}
         self._handlers: dict[tuple[str, int, str, StepKind], ResolvedHandler] = {}
         self._limits: dict[str, Limit] = {}
@@ -89,7 +100,7 @@ class App:
         How operators change a quota without a deploy (the ``[limits.NAME]``
         section of the configuration). Unknown names and fields are refused.
         """
-        copy = App(limits=(), middleware=self._middleware)
+        copy = App(limits=(), middleware=self._middleware, name=self.name)
         copy._versions = dict(self._versions)
         copy._handlers = dict(self._handlers)
         unknown = sorted(set(overrides) - set(self._limits))
@@ -159,6 +170,10 @@ class App:
     def triggered_by(self, event: str) -> list[Workflow]:
         """Workflows whose newest version starts on ``event``."""
         return [wf for wf in self.workflows() if event in wf.triggers]
+
+    def events(self) -> frozenset[str]:
+        """Every event name a workflow's newest version starts on: the app queue's bindings."""
+        return frozenset(event for wf in self.workflows() for event in wf.triggers)
 
     def handler(self, workflow: Workflow, state: str, kind: StepKind) -> ResolvedHandler:
         return self._handlers[(workflow.name, workflow.version, state, kind)]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from legato.app import App
-from legato.broker.base import Broker
+from legato.broker.base import APP_HEADER, Broker
 from legato.children import with_children
 from legato.clock import Clock, SystemClock
 from legato.errors import BrokerError, RunNotFound, StoreError
@@ -162,13 +162,12 @@ class Engine:
             current = None
         raise StoreError(f"run {run_id} kept changing: gave up after {MAX_CONFLICTS} conflicts")
 
-    def _headers(self, run: Run, headers: Mapping[str, str] | None) -> Mapping[str, str] | None:
-        if not self._observes_headers:
-            return headers
-        extra = self.observer.message_headers(MessageHeadersInput(run))
-        if not extra:
-            return headers
-        return {**extra, **headers} if headers else extra
+    def _headers(self, run: Run, headers: Mapping[str, str] | None) -> Mapping[str, str]:
+        # Every message names the app whose engine made it: its tasks go to that
+        # app's queues, whoever publishes them (the outbox relay of any app).
+        own = {APP_HEADER: self.app.name}
+        extra = self.observer.message_headers(MessageHeadersInput(run)) if self._observes_headers else None
+        return {**own, **(extra or {}), **(headers or {})}
 
     async def publish(
         self, outbox: Sequence[OutboxMessage], run: Run | None = None, local: Local | None = None

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import aiormq
 import anyio
 import orjson
+import pytest
 
-from legato.broker.base import Broker, Delivery, Topology
+from legato.broker.base import SIGNAL_ROUTING_KEY, Broker, Delivery, Topology
+from legato.broker.memory import MemoryBroker
 from legato.broker.rabbitmq import RabbitMQBroker
 from legato.machine.definition import Priority
 from legato.store.base import OutboxMessage
@@ -58,24 +61,84 @@ async def test_tasks_are_delivered_to_their_priority_queue_with_headers(broker: 
         await broker.stop_consuming()
 
 
-async def test_events_reach_the_triggers_queue_whatever_their_routing_key(broker: Broker) -> None:
+def serving(broker: Broker, app: str, events: set[str]) -> Broker:
+    """``broker`` made a worker's broker of ``app`` (as the Worker does)."""
+    broker.topology = broker.topology.serving(app, events)
+    return broker
+
+
+def another(broker: Broker, app: str, events: set[str]) -> Broker:
+    """A broker of another process (another app's worker) on the same namespace."""
+    topology = broker.topology.serving(app, events)
+    if isinstance(broker, MemoryBroker):
+        return broker.sibling(topology)
+    return RabbitMQBroker(AMQP_URL, topology)
+
+
+async def test_an_apps_queue_gets_its_events_signals_their_queue_and_the_rest_is_unrouted(
+    broker: Broker,
+) -> None:
+    serving(broker, "a", {"order.placed", "order.paid"})
+    await broker.bind_app()
     inbox = Inbox()
     await broker.publish_event(
         "order.placed", b'{"id": 1}', message_id="m-1", headers={"x-legato-priority": "high"}
     )
     await broker.publish_event("nobody.listens", b"{}")
+    await broker.publish_event(SIGNAL_ROUTING_KEY, b'{"run_id": "r"}')
     async with anyio.create_task_group() as group:
         await consuming(broker, inbox, 10, group)
-        got = await inbox.wait_for(2)
-        first = next(d for d in got if d.routing_key == "order.placed")
-        assert first.queue == broker.topology.triggers_queue
-        assert first.message_id == "m-1"
-        assert first.headers["x-legato-priority"] == "high"
-        assert orjson.loads(first.body) == {"id": 1}
-        assert {d.routing_key for d in got} == {"order.placed", "nobody.listens"}
-        for delivery in got:
+        got = {d.routing_key: d for d in await inbox.wait_for(3)}
+        topology = broker.topology
+        assert topology.app_queue == f"{topology.namespace}.app.a"
+        assert got["order.placed"].queue == topology.app_queue
+        assert got["order.placed"].message_id == "m-1"
+        assert got["order.placed"].headers["x-legato-priority"] == "high"
+        assert orjson.loads(got["order.placed"].body) == {"id": 1}
+        assert got["nobody.listens"].queue == topology.unrouted_queue
+        assert got[SIGNAL_ROUTING_KEY].queue == topology.signals_queue
+        for delivery in inbox.items:
             await delivery.ack()
         await broker.stop_consuming()
+    assert len(inbox.items) == 3
+
+
+async def test_apps_sharing_a_namespace_each_get_only_their_events(broker: Broker) -> None:
+    a = serving(broker, "a", {"order.placed", "both.want"})
+    b = another(broker, "b", {"invoice.due", "both.want"})
+    # A newer version of a adds an event: its queue is the same, one more binding.
+    a2 = another(broker, "a", {"order.placed", "both.want", "order.returned"})
+    await b.connect()
+    await a2.connect()
+    try:
+        for one in (a, b, a2):
+            await one.bind_app()
+        for name in ("order.placed", "invoice.due", "both.want", "order.returned", "nobody.wants"):
+            await a.publish_event(name, name.encode())
+        inbox_a, inbox_b = Inbox(), Inbox()
+        async with anyio.create_task_group() as group:
+            await consuming(a, inbox_a, 10, group)
+            await consuming(b, inbox_b, 10, group)
+            # Six deliveries in all: "both.want" to each app; the unrouted one to either.
+            with anyio.fail_after(10):
+                while len(inbox_a.items) + len(inbox_b.items) < 6:
+                    await anyio.sleep(0.02)
+            with anyio.move_on_after(0.3):
+                await inbox_a.wait_for(len(inbox_a.items) + 1)  # nothing more comes
+            own_a = sorted(d.routing_key for d in inbox_a.items if d.queue == a.topology.app_queue)
+            own_b = sorted(d.routing_key for d in inbox_b.items if d.queue == b.topology.app_queue)
+            assert own_a == ["both.want", "order.placed", "order.returned"]
+            assert own_b == ["both.want", "invoice.due"]
+            unrouted = [d for d in inbox_a.items + inbox_b.items if d.queue == a.topology.unrouted_queue]
+            assert [d.routing_key for d in unrouted] == ["nobody.wants"]
+            assert len(inbox_a.items) + len(inbox_b.items) == 6
+            for delivery in inbox_a.items + inbox_b.items:
+                await delivery.ack()
+            await a.stop_consuming()
+            await b.stop_consuming()
+    finally:
+        await b.close()
+        await a2.close()
 
 
 async def test_prefetch_bounds_unsettled_deliveries_and_requeue_redelivers(broker: Broker) -> None:
@@ -210,24 +273,32 @@ async def test_depths_count_what_is_ready_now(broker: Broker) -> None:
     with anyio.fail_after(10):
         while (await broker.depths())[normal] != 5:
             await anyio.sleep(0.05)  # RabbitMQ counts confirmed messages a moment later
+    serving(broker, "a", {"order.placed"})
+    await broker.bind_app()
     await broker.publish_event("order.placed", b"{}")
+    await broker.publish_event("nobody.wants", b"{}")
     with anyio.fail_after(10):
-        while (await broker.depths())[broker.topology.triggers_queue] != 1:
+        while (await broker.depths())[broker.topology.app_queue] != 1:
+            await anyio.sleep(0.05)
+        while (await broker.depths())[broker.topology.unrouted_queue] != 1:
             await anyio.sleep(0.05)
 
 
 async def test_republish_sends_a_message_back_where_it_came_from(broker: Broker) -> None:
     inbox = Inbox()
+    serving(broker, "a", {"order.placed"})
+    await broker.bind_app()
     high = broker.topology.task_queue(Priority.HIGH)
     await broker.republish(high, "", b"task", None, {"traceparent": "00-x-y-01"})
-    await broker.republish(broker.topology.triggers_queue, "order.placed", b"{}", "m-7", {})
+    # An event is routed again by its name: to the app that wants it now.
+    await broker.republish(broker.topology.unrouted_queue, "order.placed", b"{}", "m-7", {})
     async with anyio.create_task_group() as group:
         await consuming(broker, inbox, 10, group)
         got = await inbox.wait_for(2)
         by_body = {d.body: d for d in got}
         assert by_body[b"task"].queue == high
         assert by_body[b"task"].headers["traceparent"] == "00-x-y-01"
-        assert by_body[b"{}"].queue == broker.topology.triggers_queue
+        assert by_body[b"{}"].queue == broker.topology.app_queue
         assert (by_body[b"{}"].routing_key, by_body[b"{}"].message_id) == ("order.placed", "m-7")
         for delivery in got:
             await delivery.ack()
@@ -257,3 +328,51 @@ async def test_acks_of_one_turn_never_settle_a_delivery_still_held(broker: Broke
         await broker.stop_consuming()
     depths = await broker.depths()
     assert depths[broker.topology.task_queue(Priority.NORMAL)] == 0
+
+
+async def test_a_namespace_of_legato_0x_is_taken_over_without_losing_an_event(namespace: str) -> None:
+    """Before: ns.events (no arguments) and one ns.triggers queue bound with "#"."""
+    import aio_pika
+
+    old = Topology(namespace)
+    connection = await aio_pika.connect(AMQP_URL)
+    try:
+        channel = await connection.channel()
+        events = await channel.declare_exchange(
+            old.events_exchange, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        legacy = await channel.declare_queue(
+            old.legacy_triggers_queue,
+            durable=True,
+            arguments={"x-queue-type": "classic", "x-dead-letter-exchange": old.dead_letter_exchange},
+        )
+        await legacy.bind(events, routing_key="#")
+        for name in ("order.placed", "nobody.wants"):
+            await events.publish(aio_pika.Message(name.encode(), message_id=name), routing_key=name)
+        broker = RabbitMQBroker(AMQP_URL, old.serving("a", {"order.placed"}))
+        await broker.connect()
+        try:
+            await broker.bind_app()
+            # The old queue is gone, its events routed as any event now is.
+            with pytest.raises(aiormq.exceptions.ChannelNotFoundEntity):
+                await (await connection.channel()).declare_queue(old.legacy_triggers_queue, passive=True)
+            with anyio.fail_after(10):
+                while (await broker.depths())[broker.topology.unrouted_queue] != 1:
+                    await anyio.sleep(0.05)
+            inbox = Inbox()
+            async with anyio.create_task_group() as group:
+                await consuming(broker, inbox, 10, group)
+                got = {d.routing_key: d for d in await inbox.wait_for(2)}
+                assert got["order.placed"].queue == broker.topology.app_queue
+                assert got["order.placed"].message_id == "order.placed"
+                assert got["nobody.wants"].queue == broker.topology.unrouted_queue
+                for delivery in inbox.items:
+                    await delivery.ack()
+                await broker.stop_consuming()
+            # A publisher of legato 0.x declares ns.events as it always did: still accepted.
+            again = await connection.channel()
+            await again.declare_exchange(old.events_exchange, aio_pika.ExchangeType.TOPIC, durable=True)
+        finally:
+            await broker.close()
+    finally:
+        await connection.close()

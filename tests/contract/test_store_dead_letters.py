@@ -42,7 +42,7 @@ async def test_dead_letters_are_recorded_with_the_transition_and_replayed_once(s
     assert letter.error.message == "bad input"
     assert await store.get_dead_letter(letter.id) == letter
     [group] = await store.group_dead_letters("error")
-    assert (group.key, group.count, group.sample_id) == ("ValueError", 1, letter.id)
+    assert (group.key, group.count, group.sample_id) == ("ValueError: bad input", 1, letter.id)
     from legato.machine.events import RetryRequested
 
     replay = decide(WF, d2.run, RetryRequested("ops", dead_letter=letter.id), NOW + 10)
@@ -82,3 +82,50 @@ async def test_dead_letters_are_listed_newest_first_a_page_at_a_time(store: Stor
     pages = [[d.id for d in await store.list_dead_letters(limit=2, offset=offset)] for offset in (0, 2, 4, 6)]
     assert pages == [ids[4:2:-1], ids[2:0:-1], ids[:1], []]
     assert [d.id for d in await store.list_dead_letters(status=None, limit=10, offset=3)] == ids[1::-1]
+
+
+async def _fail_for_good(store: Store, error_type: str, message: str, at: float) -> None:
+    run = (await store.create_run(started())).run
+    decision = decide(WF, run, StepFailed(1, 1, boom(error_type, message), non_retryable=True), at)
+    assert isinstance(decision, Decision)
+    assert isinstance(await store.apply(decision), Applied)
+
+
+async def test_failure_patterns_group_by_error_type_and_normalised_message(store: Store) -> None:
+    # 150 unknown event names are one pattern, not 150.
+    for i in range(150):
+        poison = PoisonMessage(
+            f"no workflow is triggered by event 'evt-{i * 7919 % 1000}'",
+            "q",
+            f"evt-{i}",
+            b"{}",
+            None,
+            {},
+            f"fp-{i}",
+        )
+        await store.record_poison(poison, NOW + i)
+    for i in range(3):
+        await _fail_for_good(store, "KeyError", f"order {1000 + i} has no sku 'x{i}'", NOW + 200 + i)
+    await _fail_for_good(store, "ValueError", "order 7 has no sku 'y'", NOW + 300)
+    await store.record_poison(PoisonMessage("not json: line 1", "q", "k", b"{", None, {}, "fp-x"), NOW + 400)
+
+    groups = await store.group_dead_letters("error")
+    assert [(g.key, g.count) for g in groups] == [
+        ("no workflow is triggered by event '*'", 150),
+        ("KeyError: order <n> has no sku '*'", 3),
+        ("not json: line <n>", 1),
+        ("ValueError: order <n> has no sku '*'", 1),
+    ]
+    unknown, key_errors = groups[0], groups[1]
+    # One sample, the newest, and the span of the whole pattern.
+    newest = await store.list_dead_letters(limit=500)
+    by_reason = [r for r in newest if r.source == "message" and r.reason.startswith("no workflow")]
+    assert unknown.sample_id == max(r.id for r in by_reason)
+    assert unknown.sample_error == "no workflow is triggered by event 'evt-" + str(149 * 7919 % 1000) + "'"
+    assert (unknown.first_seen, unknown.last_seen) == (NOW, NOW + 149)
+    assert key_errors.sample_error == "KeyError: order 1002 has no sku 'x2'"
+    # Grouping by state or workflow is unchanged: one key, no pattern split.
+    assert {g.key: g.count for g in await store.group_dead_letters("workflow")} == {
+        "(message)": 151,
+        WF.name: 4,
+    }

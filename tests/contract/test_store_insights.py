@@ -60,6 +60,7 @@ async def step(
     error: str | None = None,
     final: bool = False,
     kind: StepKind = StepKind.STEP,
+    message: str | None = None,
 ) -> None:
     started = clock.now()
     clock.advance(took)
@@ -71,7 +72,7 @@ async def step(
         event = StepFailed(
             seq,
             attempt,
-            ErrorInfo.of(error, f"{error} in run"),
+            ErrorInfo.of(error, message if message is not None else f"{error} in run"),
             kind,
             started_at=started,
             finished_at=clock.now(),
@@ -188,6 +189,31 @@ async def test_error_patterns_group_by_type_and_keep_the_latest_sample(
     assert pattern.first_seen == pytest.approx(T0 + 0.1)
     assert pattern.last_seen == pytest.approx(T0 + 0.3)
     assert (pattern.sample_message, pattern.sample_run) == ("TimeoutError in run", runs[-1])
+
+
+async def test_error_patterns_split_a_type_by_the_pattern_of_its_message(
+    store: Store, insights: Insights
+) -> None:
+    clock = ManualClock(T0)
+    engine = Engine(app, store, None, clock)
+    messages = [f"customer {n} not found" for n in (17, 2048, 99)] + ["customer 'x' is locked"]
+    runs = []
+    for message in messages:
+        run = (await engine.start("order", {})).run.id
+        await step(engine, clock, run, 1, 1, 0.1, "LookupError", final=True, message=message)
+        runs.append(run)
+    patterns = await insights.error_patterns(T0, clock.now() + 1)
+    assert [(p.error_type, p.pattern, p.count) for p in patterns] == [
+        ("LookupError", "customer <n> not found", 3),
+        ("LookupError", "customer '*' is locked", 1),
+    ]
+    assert (patterns[0].sample_message, patterns[0].sample_run) == ("customer 99 not found", runs[2])
+    assert patterns[0].first_seen == pytest.approx(T0 + 0.1)
+    assert patterns[0].last_seen == pytest.approx(T0 + 0.3)
+    # The limit counts patterns, not messages.
+    assert [p.pattern for p in await insights.error_patterns(T0, clock.now() + 1, limit=1)] == [
+        "customer <n> not found"
+    ]
 
 
 async def test_the_stamp_moves_with_every_change(store: Store, insights: Insights) -> None:

@@ -94,7 +94,7 @@ async def test_dead_letters_from_the_command_line(
             assert (await client.wait(run.id, timeout=30)).status is RunStatus.FAILED
 
         grouped = orjson.loads((await cli("dlq", "list", "--group-by", "error", "--json")).out)
-        assert [(g["key"], g["count"]) for g in grouped] == [("ValueError", 2)]
+        assert [(g["key"], g["count"]) for g in grouped] == [("ValueError: bug in the handler", 2)]
         letters = orjson.loads((await cli("dlq", "list", "--json")).out)
         assert {letter["run_id"] for letter in letters} == {r.id for r in runs}
         first = letters[0]["id"]

@@ -113,13 +113,6 @@ BAD_CALLS: list[tuple[str, str, dict[str, Any], int, str]] = [
     ("POST", "/events/order.placed", {"raw": b"[1, 2]"}, 400, "body must be a JSON object, got list"),
     ("POST", "/events/order.placed", {"raw": b"{not json"}, 400, "body is not valid JSON"),
     ("POST", "/events/order.placed", {"raw": b""}, 400, "body is not valid JSON"),
-    (
-        "POST",
-        "/events/nobody.listens",
-        {"body": {}},
-        404,
-        "no workflow is triggered by event 'nobody.listens'",
-    ),
     ("POST", "/events/legato.signal", {"body": {}}, 404, "no workflow is triggered by event 'legato.signal'"),
     (
         "POST",
@@ -303,10 +296,52 @@ async def test_every_answer_of_the_worker_says_no_sniffing_and_no_framing(
             ("GET", "/openapi.json", None, 200),
             ("GET", "/nowhere", None, 404),
             ("POST", "/events/order.placed", None, 401),
-            ("POST", "/events/nobody.wants.this", TOKEN, 404),
+            ("POST", "/events/legato.reserved", TOKEN, 404),
         ]:
             answer = await server.call(method, path, {} if method == "POST" else None, token=token)
             assert answer.status == status, (path, answer.body)
             assert answer.headers["X-Content-Type-Options"] == "nosniff", path
             assert answer.headers["X-Frame-Options"] == "DENY", path
             assert answer.headers["Content-Security-Policy"] == "frame-ancestors 'none'", path
+
+
+async def test_an_event_reaches_every_app_that_wants_it_and_one_nobody_wants_is_dead_lettered(
+    pg_store: PostgresStore, rabbit: RabbitMQBroker, namespace: str
+) -> None:
+    from legato.broker.base import Topology
+    from legato.client import Client
+    from legato.worker.runtime import WorkerSettings
+    from tests.apps.cluster import billing
+    from tests.conftest import AMQP_URL
+    from tests.integration.harness import running
+
+    other = RabbitMQBroker(AMQP_URL, Topology(namespace))
+    async with (
+        ingress_server(pg_store, rabbit) as server,
+        running(billing, pg_store, other, WorkerSettings()),
+    ):
+        # Another app's event: published for it, started by its worker.
+        answer = await server.call(
+            "POST", "/events/invoice.due", {"n": 1}, headers={"Idempotency-Key": "inv-1"}
+        )
+        assert (answer.status, answer.body["runs"]) == (202, [])
+        [invoice] = await eventually(lambda: all_runs(pg_store, "invoice"))
+        assert (invoice.idempotency_key, invoice.input) == ("invoice:inv-1", {"n": 1})
+        # This app's event: started here, and its copy on the broker starts nothing again.
+        answer = await server.call(
+            "POST", "/events/order.placed", {"order": "B"}, headers={"Idempotency-Key": "o-1"}
+        )
+        assert {r["workflow"] for r in answer.body["runs"]} == {"order", "audit"}
+        # An event nobody wants: accepted for the broker, dead-lettered there with its reason.
+        answer = await server.call("POST", "/events/nobody.listens", {})
+        assert (answer.status, answer.body["runs"]) == (202, [])
+        client = Client(pg_store, None, billing)
+        [letter] = await eventually(client.dead_letters)
+        assert letter.reason == "no workflow is triggered by event 'nobody.listens'"
+        await eventually(lambda: _drained(rabbit))
+        assert [d.reason for d in await client.dead_letters()] == [letter.reason]
+    assert sorted(r.workflow for r in await all_runs(pg_store)) == ["audit", "invoice", "order"]
+
+
+async def _drained(broker: RabbitMQBroker) -> bool:
+    return (await broker.depths())[broker.topology.app_queue] == 0

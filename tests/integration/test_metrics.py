@@ -29,6 +29,7 @@ from legato.telemetry.metrics import Metrics
 from legato.worker.runtime import Worker
 from tests.conftest import AMQP_URL, worker_env
 from tests.integration.harness import eventually, running, spawn_worker, wait_finished
+from tests.promtool import promtool
 
 
 def free_port() -> int:
@@ -89,6 +90,10 @@ async def test_a_worker_process_serves_metrics_and_probes(
         code = await anyio.to_thread.run_sync(process.wait)
     assert code == 0, log.read_text()
     assert status == 200
+    # Prometheus's own linter: the exposition is valid and follows its naming rules.
+    checked = promtool("check", "metrics", stdin=text)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert checked.stdout + checked.stderr == ""
     found = samples(text)
     assert value(found, "legato_runs_started_total", workflow="trip") == 3
     assert value(found, "legato_runs_finished_total", workflow="trip", status="succeeded") == 3

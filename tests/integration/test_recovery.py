@@ -6,6 +6,7 @@ import collections
 import itertools
 import os
 import signal
+from dataclasses import replace
 from pathlib import Path
 
 import anyio
@@ -299,7 +300,8 @@ async def test_a_task_dead_lettered_by_an_old_worker_is_replayed_to_its_queue_af
     new, old = App([v1, v2]), App([v1])
     client = Client(pg_store, rabbit, new, actor="ops")
     run = await client.start("rollout", {}, priority="high")  # a v2 run; its task is on the high queue
-    async with running(old, pg_store, rabbit, SETTINGS):
+    # The new workers are gone (a rollback), so no one takes the v2 task over.
+    async with running(old, pg_store, rabbit, replace(SETTINGS, handover=0.5)):
         [letter] = await eventually(client.dead_letters)
     assert letter.source == "message"
     assert "is this worker running an older deploy" in letter.reason
@@ -318,7 +320,7 @@ async def test_a_replay_that_cannot_be_published_leaves_the_dead_letter_open(
     from legato.store.base import PoisonMessage
 
     letter_id = await pg_store.record_poison(
-        PoisonMessage("no workflow", rabbit.topology.triggers_queue, "order.later", b"{}", "m-1", {}, "fp-r"),
+        PoisonMessage("no workflow", rabbit.topology.unrouted_queue, "order.later", b"{}", "m-1", {}, "fp-r"),
         0.0,
     )
     await rabbit.close()  # the broker is gone when the operator replays

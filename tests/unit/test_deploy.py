@@ -40,10 +40,10 @@ def test_settings_in_the_config_map_and_secret_are_real_legato_settings() -> Non
 
 
 def test_keda_scales_on_the_queues_legato_declares() -> None:
-    topology = Topology("legato")
+    topology = Topology("legato")  # an app not given a name: "default"
     scaled = next(d for d in documents() if d["kind"] == "ScaledObject")
     queues = {t["metadata"]["queueName"] for t in scaled["spec"]["triggers"]}
-    assert queues == {*topology.task_queues, topology.triggers_queue}
+    assert queues == {*topology.task_queues, topology.app_queue}
     assert scaled["spec"]["scaleTargetRef"]["name"] == "legato-worker"
 
 

@@ -7,28 +7,86 @@ transport only: it imports nothing of the store or the machine
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+import re
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Protocol
 
 from legato.outbox import OutboxMessage
 from legato.priority import Priority
+
+DEFAULT_APP = "default"
+"""The name of an app that was given none (``App(name=...)``)."""
+APP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")
+"""What an app's name may be: it goes into queue names, and a dot would make them ambiguous."""
+APP_HEADER = "x-legato-app"
+"""The app whose engine wrote a message: its tasks go to that app's queues."""
+STARTED_HEADER = "x-legato-started"
+"""On an event the HTTP ingress of app ``x-legato-app`` accepted: the workflows
+(comma-separated) whose runs it started already."""
+PRIORITY_HEADER = "x-legato-priority"
+"""An event's priority: ``high``, ``normal`` or ``low``."""
 
 
 @dataclass(frozen=True)
 class Topology:
     """The names legato declares, all derived from one namespace.
 
-    Tests give every test its own namespace, so they cannot see each other.
+    Events published on ``events_exchange`` all pass to ``routes_exchange``,
+    where each app's queue is bound to the event names its workflows trigger
+    on; an event no queue is bound to goes to its alternate exchange, and from
+    there to ``unrouted_queue``, whose consumers dead-letter it. So several
+    apps (and an old and a new version of one app) share a namespace, each
+    consuming only its own events. Tests give every test its own namespace,
+    so they cannot see each other.
     """
 
     namespace: str = "legato"
     queue_type: str = "classic"
     """``classic`` or ``quorum`` (for clusters; see docs/operations.md)."""
+    app: str = DEFAULT_APP
+    """The app this process consumes events for (:attr:`legato.App.name`)."""
+    events: frozenset[str] = frozenset()
+    """The event names the app's workflows trigger on: its queue's bindings."""
+
+    def serving(self, app: str, events: Iterable[str]) -> Topology:
+        """This topology, for a process that consumes ``app``'s events."""
+        return replace(self, app=app, events=frozenset(events))
 
     @property
     def events_exchange(self) -> str:
         return f"{self.namespace}.events"
+
+    @property
+    def routes_exchange(self) -> str:
+        return f"{self.namespace}.routes"
+
+    @property
+    def unrouted_exchange(self) -> str:
+        return f"{self.namespace}.unrouted"
+
+    @property
+    def unrouted_queue(self) -> str:
+        return f"{self.namespace}.unrouted"
+
+    @property
+    def signals_queue(self) -> str:
+        return f"{self.namespace}.signals"
+
+    @property
+    def app_queue(self) -> str:
+        return f"{self.namespace}.app.{self.app}"
+
+    @property
+    def event_queues(self) -> tuple[str, ...]:
+        """The queues of events (and signals) this process consumes."""
+        return (self.app_queue, self.signals_queue, self.unrouted_queue)
+
+    @property
+    def legacy_triggers_queue(self) -> str:
+        """Where legato 0.x put every event (bound with ``#``); retired on start
+        (docs/operations.md, "Several apps on one namespace")."""
+        return f"{self.namespace}.triggers"
 
     @property
     def tasks_exchange(self) -> str:
@@ -42,22 +100,45 @@ class Topology:
     def dead_letter_queue(self) -> str:
         return f"{self.namespace}.dead"
 
-    @property
-    def triggers_queue(self) -> str:
-        return f"{self.namespace}.triggers"
+    def task_queue(self, priority: int, app: str | None = None) -> str:
+        """The task queue of ``priority`` of this app (or of ``app``):
+        ``ns.app.NAME.LEVEL``; for the app given no name, the queues of legato
+        0.x, ``ns.tasks.LEVEL``."""
+        level = Priority(priority).name.lower()
+        app = app or self.app
+        if app == DEFAULT_APP:
+            return f"{self.namespace}.tasks.{level}"
+        return f"{self.namespace}.app.{app}.{level}"
 
-    def task_queue(self, priority: int) -> str:
-        return f"{self.namespace}.tasks.{Priority(priority).name.lower()}"
+    def task_key(self, priority: int, app: str | None = None) -> str:
+        """The routing key on the tasks exchange of this app's (or ``app``'s) tasks of ``priority``."""
+        level = Priority(priority).name.lower()
+        app = app or self.app
+        return level if app == DEFAULT_APP else f"{app}.{level}"
 
     @property
     def task_queues(self) -> tuple[str, ...]:
         return tuple(self.task_queue(p) for p in sorted(Priority, reverse=True))
 
     def priority_of(self, queue: str) -> Priority | None:
-        """The priority level of a task queue; None for any other queue."""
+        """The priority level of a task queue of this app; None for any other queue."""
         for level in Priority:
             if queue == self.task_queue(level):
                 return level
+        return None
+
+    def task_route(self, queue: str) -> tuple[str, Priority] | None:
+        """The app and priority of any app's task queue in this namespace; None
+        for any other queue (what a replay of a dead-lettered task goes by)."""
+        for level in Priority:
+            if queue == f"{self.namespace}.tasks.{level.name.lower()}":
+                return DEFAULT_APP, level
+        prefix = f"{self.namespace}.app."
+        app, dot, level_name = queue.removeprefix(prefix).rpartition(".")
+        if queue.startswith(prefix) and dot and APP_NAME.fullmatch(app):
+            for level in Priority:
+                if level_name == level.name.lower():
+                    return app, level
         return None
 
 
@@ -165,8 +246,13 @@ class Broker(Protocol):
         """Send a copy of ``delivery`` to the dead-letter queue with ``reason`` in
         its headers; confirmed. The caller acks the original afterwards."""
 
+    async def bind_app(self) -> None:
+        """Declare the queue of ``topology.app``, bound to each of ``topology.events``
+        (idempotent; bindings are only added). :meth:`consume` does it first too."""
+
     async def consume(self, on_delivery: DeliveryHandler, prefetch: int, waiting_room: int = 0) -> None:
-        """Deliver events and tasks to ``on_delivery`` until :meth:`stop_consuming`.
+        """Deliver tasks, and the events of ``topology.app``, signals and the
+        events no app wants, to ``on_delivery`` until :meth:`stop_consuming`.
 
         At most ``prefetch`` unsettled deliveries per queue, not counting up to
         ``waiting_room`` parked ones (:meth:`Delivery.park`) per queue.

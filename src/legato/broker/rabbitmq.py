@@ -2,9 +2,17 @@
 
 Topology (``ns`` is the namespace, ``legato`` by default):
 
-* ``ns.events`` -- topic exchange for events; routing key = event name.
-* ``ns.triggers`` -- queue bound to ``ns.events`` with ``#``: every event,
-  so that an event no workflow wants is dead-lettered, not silently dropped.
+* ``ns.events`` -- topic exchange for events; routing key = event name. It is
+  declared as legato 0.x declared it (no arguments), so publishers of any
+  version keep working; it passes every event on to ``ns.routes`` (``#``).
+* ``ns.routes`` -- topic exchange; each app's queue ``ns.app.NAME`` is bound to
+  it once per event name the app's workflows trigger on, and ``ns.signals``
+  to ``legato.signal``. Its alternate exchange ``ns.unrouted`` (fanout) takes
+  every event no queue is bound to, into the ``ns.unrouted`` queue, whose
+  consumers dead-letter it: an event no app wants is never silently dropped.
+* ``ns.triggers`` -- the one event queue of legato 0.x (bound with ``#``): a
+  worker that finds it unbinds it, moves what is left in it onto
+  ``ns.events`` and deletes it once no old worker consumes it.
 * ``ns.tasks`` -- direct exchange; ``ns.tasks.{high,normal,low}`` queues.
 * ``ns.dead`` -- fanout dead-letter exchange and its queue.
 
@@ -44,7 +52,7 @@ from aio_pika.abc import (
 )
 
 from legato.broker.acks import ChannelAcks
-from legato.broker.base import Delivery, DeliveryHandler, Topology
+from legato.broker.base import APP_HEADER, SIGNAL_ROUTING_KEY, Delivery, DeliveryHandler, Topology
 from legato.clock import Clock, SystemClock
 from legato.errors import BrokerError
 from legato.outbox import OutboxMessage
@@ -98,6 +106,8 @@ class RabbitMQBroker:
         self._consume_channel: AbstractChannel | None = None
         self._acks: ChannelAcks | None = None
         self._events: AbstractExchange | None = None
+        self._routes: AbstractExchange | None = None
+        self._app_declared = False
         self._tasks: AbstractExchange | None = None
         self._dead: AbstractExchange | None = None
         self._consumers: list[tuple[AbstractQueue, str]] = []
@@ -145,15 +155,115 @@ class RabbitMQBroker:
             topo.dead_letter_queue, durable=True, arguments=self._queue_arguments(dead=True)
         )
         await dead_queue.bind(self._dead)
-        triggers = await channel.declare_queue(
-            topo.triggers_queue, durable=True, arguments=self._queue_arguments()
+        unrouted = await channel.declare_exchange(
+            topo.unrouted_exchange, aio_pika.ExchangeType.FANOUT, durable=True
         )
-        await triggers.bind(self._events, routing_key="#")
+        unrouted_queue = await channel.declare_queue(
+            topo.unrouted_queue, durable=True, arguments=self._queue_arguments()
+        )
+        await unrouted_queue.bind(unrouted)
+        # A new exchange of its own carries the alternate exchange: adding the
+        # argument to ns.events would make RabbitMQ refuse (PRECONDITION_FAILED)
+        # every publisher that declares ns.events as it always was.
+        self._routes = await channel.declare_exchange(
+            topo.routes_exchange,
+            aio_pika.ExchangeType.TOPIC,
+            durable=True,
+            arguments={"alternate-exchange": topo.unrouted_exchange},
+        )
+        await self._routes.bind(self._events, routing_key="#")
+        signals = await channel.declare_queue(
+            topo.signals_queue, durable=True, arguments=self._queue_arguments()
+        )
+        await signals.bind(self._routes, routing_key=SIGNAL_ROUTING_KEY)
+        await self._declare_tasks(channel)
+
+    async def _declare_tasks(self, channel: AbstractChannel) -> None:
+        """The app's task queues, one per priority."""
+        topo = self.topology
         for level in Priority:
             queue = await channel.declare_queue(
                 topo.task_queue(level), durable=True, arguments=self._queue_arguments()
             )
-            await queue.bind(self._tasks, routing_key=level.name.lower())
+            await queue.bind(topo.tasks_exchange, routing_key=topo.task_key(level))
+
+    async def bind_app(self) -> None:
+        if self._publish_channel is None:
+            raise BrokerError("the broker is not connected")
+        try:
+            await self._declare_app(self._publish_channel)
+        except _BROKER_ERRORS as exc:
+            raise BrokerError(f"could not declare the app's queue: {exc or type(exc).__name__}") from exc
+
+    async def _declare_app(self, channel: AbstractChannel) -> None:
+        """The app's queue, bound to every event its workflows trigger on.
+
+        Bindings are only ever added: an older version of the app may still be
+        running and want an event this version dropped (docs/operations.md says
+        how to remove a binding no version wants any more).
+        """
+        topo = self.topology
+        await self._declare_tasks(channel)
+        queue = await channel.declare_queue(topo.app_queue, durable=True, arguments=self._queue_arguments())
+        for event in sorted(topo.events):
+            await queue.bind(topo.routes_exchange, routing_key=event)
+        if not self._app_declared:
+            # Once the app's bindings are there, so that its events find them.
+            await self._retire_legacy_triggers()
+        self._app_declared = True
+
+    async def _retire_legacy_triggers(self) -> None:
+        """Move legato 0.x's ``ns.triggers`` queue over to the routed topology.
+
+        Unbound first, so it takes no new events; what is left in it is
+        published again on ``ns.events`` (routed as any event now) and acked;
+        then it is deleted, unless an old worker still consumes it -- the next
+        worker to start tries again.
+        """
+        assert self._connection is not None
+        assert self._events is not None
+        name = self.topology.legacy_triggers_queue
+        channel = await self._connection.channel(publisher_confirms=True)
+        try:
+            try:
+                queue = await channel.declare_queue(name, passive=True)
+            except aiormq.exceptions.ChannelNotFoundEntity:
+                return  # the usual case: there is none
+            await queue.unbind(self.topology.events_exchange, routing_key="#")
+            moved = 0
+            while (message := await queue.get(fail=False)) is not None:
+                await self._events.publish(
+                    aio_pika.Message(
+                        message.body,
+                        delivery_mode=DeliveryMode.PERSISTENT,
+                        content_type=message.content_type,
+                        message_id=message.message_id,
+                        headers=dict(message.headers or {}),
+                        priority=message.priority,
+                        timestamp=message.timestamp,
+                    ),
+                    routing_key=message.routing_key or "",
+                    mandatory=True,
+                )
+                await message.ack()
+                moved += 1
+            try:
+                await queue.delete(if_unused=True, if_empty=True)
+                log.info(
+                    "retired the queue %s of legato 0.x (%d events moved to %s)",
+                    name,
+                    moved,
+                    self.topology.events_exchange,
+                )
+            except aiormq.exceptions.ChannelPreconditionFailed:
+                log.info(
+                    "the queue %s of legato 0.x is unbound (%d events moved); it is deleted once no old worker consumes it",
+                    name,
+                    moved,
+                )
+        finally:
+            with contextlib.suppress(*_BROKER_ERRORS):
+                await channel.close()
 
     def _queue_arguments(self, dead: bool = False) -> dict[str, Any]:
         arguments: dict[str, Any] = {"x-queue-type": self.topology.queue_type}
@@ -204,7 +314,10 @@ class RabbitMQBroker:
                 amqp.timestamp = self._timestamp()  # what `legato dlq purge --older-than` goes by
                 pending.append(dead.publish(amqp, routing_key="", mandatory=True))
             else:
-                routing_key = Priority(message.priority).name.lower()
+                # To the queues of the app whose engine made the task (the relay
+                # publishes other apps' tasks too); older rows name none.
+                app = message.headers.get(APP_HEADER) or self.topology.app
+                routing_key = self.topology.task_key(message.priority, app)
                 pending.append(tasks.publish(amqp, routing_key=routing_key, mandatory=True))
         # Pipelined: every publish is on the wire before the first confirm is awaited.
         try:
@@ -239,7 +352,7 @@ class RabbitMQBroker:
         self, queue: str, routing_key: str, body: bytes, message_id: str | None, headers: Mapping[str, Any]
     ) -> None:
         events, tasks, _ = self._require()
-        level = self.topology.priority_of(queue)
+        route = self.topology.task_route(queue)
         message = aio_pika.Message(
             body,
             delivery_mode=DeliveryMode.PERSISTENT,
@@ -247,7 +360,9 @@ class RabbitMQBroker:
             message_id=message_id,
             headers=dict(headers),
         )
-        exchange, key = (tasks, level.name.lower()) if level is not None else (events, routing_key)
+        exchange, key = (
+            (tasks, self.topology.task_key(route[1], route[0])) if route else (events, routing_key)
+        )
         try:
             await exchange.publish(message, routing_key=key, mandatory=True)
         except _BROKER_ERRORS as exc:
@@ -299,7 +414,8 @@ class RabbitMQBroker:
             self._consume_channel = channel
             await channel.set_qos(prefetch_count=prefetch)
             topo = self.topology
-            for name in (*topo.task_queues, topo.triggers_queue):
+            await self._declare_app(channel)
+            for name in (*topo.task_queues, *topo.event_queues):
                 queue = await channel.get_queue(name, ensure=True)
                 intake = _Intake(name, queue, prefetch, waiting_room, on_delivery)
                 self._intakes[name] = intake
@@ -440,7 +556,9 @@ class RabbitMQBroker:
         channel = await self._publish_channel.get_underlay_channel()
         found = {}
         try:
-            for name in (*topo.task_queues, topo.triggers_queue, topo.dead_letter_queue):
+            # The app's queue is there once this process consumes (a client declares none).
+            events = topo.event_queues if self._app_declared else (topo.signals_queue, topo.unrouted_queue)
+            for name in (*topo.task_queues, *events, topo.dead_letter_queue):
                 declared = await channel.queue_declare(name, passive=True)
                 found[name] = declared.message_count or 0
         except _BROKER_ERRORS as exc:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import logging
 import os
-import sys
 from typing import Any
 
 import click
@@ -12,6 +10,7 @@ import click
 from legato.cli.runner import CliState
 from legato.config import load_settings
 from legato.errors import LegatoError
+from legato.logs import LogFormat, configure_logging
 
 
 class LegatoGroup(click.Group):
@@ -59,19 +58,24 @@ def _first_legato_error(group: BaseExceptionGroup[BaseException]) -> LegatoError
     show_default="info",
     type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
 )
+@click.option(
+    "--log-format",
+    default=lambda: os.environ.get("LEGATO_LOG_FORMAT", "text"),
+    show_default="text",
+    type=click.Choice([f.value for f in LogFormat], case_sensitive=False),
+    help="json: one JSON object per line, with structured fields, for log shippers (or LEGATO_LOG_FORMAT).",
+)
 @click.version_option(package_name="legato")
 @click.pass_context
-def cli(ctx: click.Context, config_file: str | None, app: str | None, log_level: str) -> None:
+def cli(
+    ctx: click.Context, config_file: str | None, app: str | None, log_level: str, log_format: str
+) -> None:
     """legato: event-driven workflows on RabbitMQ and Postgres.
 
     With no LEGATO_DATABASE_URL / LEGATO_BROKER_URL it runs on the embedded
     default (SQLite in .legato/ and an in-process broker).
     """
-    logging.basicConfig(
-        level=getattr(logging, log_level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(log_level, log_format.lower())
     try:
         settings = load_settings(config_file)
     except LegatoError as exc:

@@ -109,6 +109,8 @@ def worker(
     if settings.limits:
         definitions = definitions.with_limits(settings.limits)
     broker = make_broker(settings)
+    # The app's queues, for the telemetry's span attributes too (the Worker sets them as well).
+    broker.topology = broker.topology.serving(definitions.name, definitions.events())
     telemetry = Telemetry.configure(
         metrics=settings.http.port is not None,
         topology=broker.topology,

@@ -6,7 +6,12 @@ POST /runs/{id}/signals/{name}    send a run a signal
 GET  /runs/{id}                   a run
 
 An event is accepted when its runs are committed to the database, never
-before: the 202 names them. Its idempotency key (the ``Idempotency-Key``
+before: the 202 names them. It is routed as an AMQP event is: the runs of
+this app's workflows start here, and the event is published on the events
+exchange too, for the other apps on the namespace that trigger on it (their
+runs are not named; an event no app wants is dead-lettered there, with its
+reason). The copy carries the workflows started here (``x-legato-started``),
+so this app's workers do not start them again. Its idempotency key (the ``Idempotency-Key``
 header, else the hash of the name and the body) is the same key an AMQP
 event's ``message_id`` is, so an event sent twice, over HTTP or AMQP or both,
 starts one run per workflow (docs/events.md).
@@ -19,9 +24,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
+import orjson
 from aiohttp import web
 
 from legato.app import App
+from legato.broker.base import APP_HEADER, PRIORITY_HEADER, STARTED_HEADER
 from legato.clock import Clock
 from legato.config import IngressSettings
 from legato.engine import Engine, Local, Started
@@ -42,7 +49,7 @@ from legato.http.requests import (
     wait_seconds,
 )
 from legato.machine.commands import Rejection
-from legato.machine.definition import Priority
+from legato.machine.definition import RESERVED_EVENT_PREFIX, Priority
 from legato.machine.events import SignalReceived
 from legato.machine.run import Run
 from legato.machine.values import JSON
@@ -109,7 +116,8 @@ class Ingress:
         body is refused (422), as the Idempotency-Key draft asks, and starts nothing.
         """
         workflows = self.app.triggered_by(check_name(name, "event"))
-        if not workflows:
+        broker = self.engine.broker
+        if not workflows and (broker is None or name.startswith(RESERVED_EVENT_PREFIX)):
             raise BadRequest(f"no workflow is triggered by event {name!r}", 404)
         runs: list[Started] = []
         for workflow in workflows:
@@ -118,6 +126,17 @@ class Ingress:
             )
             _same_input(started, body, key)
             runs.append(started)
+        if broker is not None:
+            # For the other apps of the namespace (after the runs here are committed:
+            # a failed publish fails the request, and its retry starts nothing twice).
+            headers = {
+                **(trace or {}),
+                APP_HEADER: self.app.name,
+                STARTED_HEADER: ",".join(w.name for w in workflows),
+            }
+            if priority is not None:
+                headers[PRIORITY_HEADER] = priority.name.lower()
+            await broker.publish_event(name, orjson.dumps(dict(body)), message_id=key, headers=headers)
         return Accepted(name, key, runs)
 
     async def post_event(self, request: web.Request) -> web.Response:

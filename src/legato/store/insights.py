@@ -12,12 +12,13 @@ compute the same numbers (tests/contract/test_store_insights.py).
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from legato.machine.run import RunStatus
 from legato.machine.vocabulary import HistoryKind
+from legato.patterns import error_pattern
 from legato.store.ports import Store
 from legato.store.rows import Row
 
@@ -94,7 +95,8 @@ class StepStats:
 
 @dataclass(frozen=True)
 class ErrorPattern:
-    """Failed attempts sharing workflow, state and error type."""
+    """Failed attempts sharing workflow, state, error type and message pattern
+    (:func:`legato.patterns.error_pattern`)."""
 
     workflow: str
     state: str
@@ -104,6 +106,8 @@ class ErrorPattern:
     last_seen: float
     sample_message: str
     sample_run: str
+    pattern: str = ""
+    """The message with its values masked: what the attempts have in common."""
 
     @classmethod
     def from_row(cls, row: Row) -> ErrorPattern:
@@ -116,6 +120,28 @@ class ErrorPattern:
             row["last_seen"],
             row["sample_message"],
             row["sample_run"],
+            error_pattern(row["sample_message"]),
+        )
+
+    @classmethod
+    def merged(cls, rows: Iterable[Row], limit: int) -> list[ErrorPattern]:
+        """Rows grouped by exact message, merged by pattern; the most frequent first."""
+        found: dict[tuple[str, str, str, str], ErrorPattern] = {}
+        for row in rows:
+            one = cls.from_row(row)
+            key = (one.workflow, one.state, one.error_type, one.pattern)
+            seen = found.get(key)
+            found[key] = one if seen is None else seen._with(one)
+        ranked = sorted(found.values(), key=lambda p: (-p.count, -p.last_seen))
+        return ranked[:limit]
+
+    def _with(self, other: ErrorPattern) -> ErrorPattern:
+        newest = other if other.last_seen > self.last_seen else self
+        return replace(
+            newest,
+            count=self.count + other.count,
+            first_seen=min(self.first_seen, other.first_seen),
+            last_seen=max(self.last_seen, other.last_seen),
         )
 
 

@@ -235,7 +235,9 @@ class DeadLetterStore(Protocol):
     async def group_dead_letters(
         self, by: str, workflow: str | None = None, status: str | None = "open"
     ) -> list[DeadLetterGroup]:
-        """Count dead letters by ``error`` (type), ``state`` or ``workflow``."""
+        """Count dead letters by ``error`` (type and normalised message:
+        :func:`legato.patterns.failure_key`), ``state`` or ``workflow``; the most
+        frequent first, each with its newest sample."""
 
     async def resolve_dead_letter(self, dead_letter_id: int, actor: str, at: float) -> bool:
         """Mark a dead letter replayed outside a run transition (poison messages)."""

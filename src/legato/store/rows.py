@@ -16,6 +16,7 @@ from legato.machine.errors import ErrorInfo
 from legato.machine.run import Run, RunStatus
 from legato.machine.values import JSON
 from legato.machine.vocabulary import HistoryKind, TimerPurpose
+from legato.patterns import failure_key
 from legato.store.base import DeadLetterGroup, DeadLetterRecord, DueTimer, HistoryEntry, PoisonMessage
 
 log = logging.getLogger("legato.store")
@@ -262,13 +263,36 @@ def due_timers(rows: Iterable[Row]) -> list[DueTimer]:
     return timers
 
 
-def dead_letter_group_from_row(row: Row) -> DeadLetterGroup:
-    """A row of the failure-pattern query (``GROUP_DEAD_LETTERS``) of either dialect."""
+def dead_letter_groups(rows: Iterable[Row], by: str) -> list[DeadLetterGroup]:
+    """The failure patterns of the grouping query (``GROUP_DEAD_LETTERS``) of either dialect.
+
+    Grouped ``by`` error, the query groups by error type and exact message; rows whose messages differ only
+    in values (numbers, ids, quoted names: :func:`legato.patterns.error_pattern`)
+    are one pattern here, with the newest sample. Most frequent first.
+    """
+    merged: dict[str, DeadLetterGroup] = {}
+    for row in rows:
+        key = failure_key(row["key"], row["detail"]) if by == "error" else row["key"]
+        group = DeadLetterGroup(
+            key,
+            row["count"],
+            row["first_seen"],
+            row["last_seen"],
+            row["sample_error"] or "",
+            row["sample_id"],
+        )
+        seen = merged.get(key)
+        merged[key] = group if seen is None else _merge(seen, group)
+    return sorted(merged.values(), key=lambda g: (-g.count, -g.last_seen, -g.sample_id))
+
+
+def _merge(a: DeadLetterGroup, b: DeadLetterGroup) -> DeadLetterGroup:
+    newest = a if a.sample_id > b.sample_id else b
     return DeadLetterGroup(
-        row["key"],
-        row["count"],
-        row["first_seen"],
-        row["last_seen"],
-        row["sample_error"] or "",
-        row["sample_id"],
+        a.key,
+        a.count + b.count,
+        min(a.first_seen, b.first_seen),
+        max(a.last_seen, b.last_seen),
+        newest.sample_error,
+        newest.sample_id,
     )

@@ -33,12 +33,14 @@ from legato.flow.waiting import WaitingRoom
 from legato.lifecycle.archive import Archive
 from legato.lifecycle.retention import Retention, RetentionPolicy
 from legato.notices import is_notice
-from legato.observe import Observer
+from legato.observe import Observer, Observers
 from legato.scheduling.manage import Schedules
 from legato.store.ports import Store
 from legato.worker.dispatch import Dispatcher
 from legato.worker.eager import Eager
 from legato.worker.execute import INTERRUPT_GRACE
+from legato.worker.failures import FailureLog
+from legato.worker.handover import Handover
 from legato.worker.inflight import InFlight
 from legato.worker.middleware import Middleware, with_app_middleware
 from legato.worker.notices import Notices
@@ -92,6 +94,10 @@ class WorkerSettings:
     interrupt_grace: float = INTERRUPT_GRACE
     """Seconds a sync handler has to return once interrupted (``ctx.cancelled``):
     its run was cancelled or failed, or it ran past its timeout."""
+    handover: float = 600.0
+    """Seconds a delivery that another version of the app serves (a rolling
+    deploy) is handed back for one of its workers before it is dead-lettered
+    (docs/operations.md, "Several apps on one namespace")."""
     startup_timeout: float = 60.0
     """Seconds a starting worker waits for a database or broker that is down or
     starting, trying again with backoff, before it exits with the error."""
@@ -167,9 +173,13 @@ class Worker:
         self.app = app
         self.store = store
         self.broker = broker
+        # This process consumes the events of this app: its queue and bindings.
+        broker.topology = broker.topology.serving(app.name, app.events())
         self.settings = settings or WorkerSettings()
         self.clock = clock or SystemClock()
-        self.engine = Engine(app, store, broker, self.clock, observer)
+        # Every failed attempt is logged, whatever telemetry the process has.
+        watchers = FailureLog() if observer is None else Observers([FailureLog(), observer])
+        self.engine = Engine(app, store, broker, self.clock, watchers)
         self.dispatcher = Dispatcher(self.settings.concurrency)
         self.threads = anyio.CapacityLimiter(self.settings.concurrency)
         # Steps that wait for a limit wait here, and go back to the dispatcher when woken.
@@ -191,6 +201,7 @@ class Worker:
             else None
         )
         chain = with_app_middleware(middleware, app.middleware, self.clock)
+        handover = Handover(app, self.clock, self.settings.retry_pause, self.settings.handover)
         self.inflight = InFlight(self.clock)
         self.steps = StepRunner(
             app,
@@ -204,8 +215,9 @@ class Worker:
             self.inflight,
             self.settings.interrupt_grace,
             store,
+            handover,
         )
-        self.triggers = TriggerHandler(app, self.engine, broker, self.clock, self.eager)
+        self.triggers = TriggerHandler(app, self.engine, broker, self.clock, self.eager, handover)
         self.notices = Notices(self.engine, self.clock, self.eager)
         self.schedules = Schedules(app, self.engine, store, self.clock)
         self.timers = TimerPoller(
@@ -247,6 +259,9 @@ class Worker:
         try:
             await patience.wait_for("the broker", self.broker.connect)
             try:
+                # Bound before the worker says it started: from now on the app's
+                # events wait in its queue, even while no worker runs.
+                await patience.wait_for("the broker", self.broker.bind_app)
                 if self.settings.migrate:
                     applied = await patience.wait_for("the migrations", self.store.migrate)
                     if applied:
@@ -278,9 +293,11 @@ class Worker:
                 steps.start_soon(self.dispatcher.run, steps, self._handle, name="dispatcher")
                 self.started.set()
                 log.info(
-                    "worker started: concurrency %d, workflows %s",
+                    "worker started: app %s, concurrency %d, workflows %s; events from %s",
+                    self.app.name,
                     self.settings.concurrency,
                     ", ".join(self.app.names()) or "none",
+                    self.broker.topology.app_queue,
                 )
                 try:
                     await self._stopping.wait()
@@ -330,7 +347,7 @@ class Worker:
 
     async def _handle(self, delivery: Delivery) -> None:
         try:
-            if delivery.queue == self.broker.topology.triggers_queue:
+            if self.broker.topology.priority_of(delivery.queue) is None:
                 await self.triggers.handle(delivery)
             elif is_notice(delivery.body):
                 await self.notices.handle(delivery)

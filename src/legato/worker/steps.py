@@ -26,6 +26,7 @@ from legato.store.base import LeaseEnd
 from legato.store.ports import LeaseStore
 from legato.worker.eager import LocalDelivery
 from legato.worker.execute import INTERRUPT_GRACE, StepOutcome, invoke
+from legato.worker.handover import Handover
 from legato.worker.inflight import InFlight
 from legato.worker.leases import StepLease, holder_id
 from legato.worker.middleware import Middleware, StepCall, compose
@@ -48,7 +49,9 @@ class StepRunner:
         inflight: InFlight | None = None,
         interrupt_grace: float = INTERRUPT_GRACE,
         leases: LeaseStore | None = None,
+        handover: Handover | None = None,
     ) -> None:
+        self.handover = handover
         self.app = app
         self.engine = engine
         self.store = engine.store
@@ -94,7 +97,9 @@ class StepRunner:
         try:
             workflow = self.app.workflow(run.workflow, run.workflow_version)
         except UnknownWorkflow as exc:
-            await self._poison(delivery, f"{exc} (is this worker running an older deploy?)")
+            # A newer version of the app (a rolling deploy) has it: one of its workers takes it.
+            if self.handover is None or not await self.handover.pass_over(delivery, str(exc)):
+                await self._poison(delivery, f"{exc} (is this worker running an older deploy?)")
             return
         if not run.expects(message.seq, message.attempt, message.kind):
             # A duplicate or stale delivery: the step attempt is over already.

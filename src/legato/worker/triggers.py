@@ -7,8 +7,15 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from legato.app import App
-from legato.broker.base import SIGNAL_ROUTING_KEY, Broker, Delivery
+from legato.app import App, UnknownWorkflow
+from legato.broker.base import (
+    APP_HEADER,
+    PRIORITY_HEADER,
+    SIGNAL_ROUTING_KEY,
+    STARTED_HEADER,
+    Broker,
+    Delivery,
+)
 from legato.clock import Clock
 from legato.engine import Engine, Local
 from legato.errors import KeyRetired, RunNotFound
@@ -17,11 +24,11 @@ from legato.machine.definition import Priority
 from legato.machine.events import SignalReceived
 from legato.machine.signals import EarlySignal
 from legato.messages import MalformedMessage, decode_json_object
+from legato.worker.handover import Handover
 from legato.worker.poison import dead_letter_message
 
 log = logging.getLogger("legato.worker")
 
-PRIORITY_HEADER = "x-legato-priority"
 TRACE_HEADERS = ("traceparent", "tracestate")
 
 
@@ -51,27 +58,47 @@ def event_key(delivery: Delivery) -> str:
 
 
 class TriggerHandler:
+    """Handles the deliveries of the event queues: the app's events, signals,
+    and the events no app wants (docs/operations.md, "Several apps on one namespace")."""
+
     def __init__(
-        self, app: App, engine: Engine, broker: Broker, clock: Clock, local: Local | None = None
+        self,
+        app: App,
+        engine: Engine,
+        broker: Broker,
+        clock: Clock,
+        local: Local | None = None,
+        handover: Handover | None = None,
     ) -> None:
         self.local = local
         self.app = app
         self.engine = engine
         self.broker = broker
         self.clock = clock
+        self.handover = handover or Handover(app, clock, pause=1.0, window=0.0)
 
     async def handle(self, delivery: Delivery) -> None:
         if delivery.routing_key == SIGNAL_ROUTING_KEY:
             await self._signal(delivery)
+            return
+        workflows = self.app.triggered_by(delivery.routing_key)
+        if not workflows and delivery.queue == self.broker.topology.unrouted_queue:
+            # No app's queue was bound to this event's name when it was published.
+            # (If this app wants it, it came before the app's first worker: it is
+            # handled below like any of the app's events.)
+            await self._poison(delivery, f"no workflow is triggered by event {delivery.routing_key!r}")
             return
         try:
             body = decode_json_object(delivery.body)
         except MalformedMessage as exc:
             await self._poison(delivery, f"event {delivery.routing_key!r}: {exc}")
             return
-        workflows = self.app.triggered_by(delivery.routing_key)
         if not workflows:
-            await self._poison(delivery, f"no workflow is triggered by event {delivery.routing_key!r}")
+            await self._hand_over(delivery)
+            return
+        workflows = [w for w in workflows if w.name not in _started_already(delivery, self.app.name)]
+        if not workflows:
+            await delivery.ack()  # the HTTP ingress of this app started them
             return
         try:
             priority = event_priority(delivery.headers, delivery.priority)
@@ -125,15 +152,38 @@ class TriggerHandler:
         except RunNotFound as exc:
             await self._poison(delivery, f"signal {name!r}: {exc}")
             return
+        except UnknownWorkflow as exc:
+            # The run is another app's (or a newer version's): one of its workers takes it.
+            if not await self.handover.pass_over(delivery, f"signal {name!r} to a run of another app"):
+                await self._poison(delivery, f"signal {name!r}: {exc}; no worker that has it took the signal")
+            return
         if isinstance(outcome, Rejection):
             await self._poison(delivery, f"signal {name!r} refused: {outcome.reason}")
             return
         await delivery.ack()
 
+    async def _hand_over(self, delivery: Delivery) -> None:
+        """An event bound to this app's queue by another version of the app (a
+        rolling deploy that added a workflow): a worker of that version takes it."""
+        if not await self.handover.pass_over(delivery, f"event {delivery.routing_key!r}"):
+            await self._poison(
+                delivery,
+                f"no workflow of app {self.app.name!r} is triggered by event {delivery.routing_key!r} "
+                f"(its queue is bound to it, but no worker that has such a workflow took it "
+                f"within {self.handover.window:.0f}s)",
+            )
+
     async def _poison(self, delivery: Delivery, reason: str) -> None:
         await dead_letter_message(
             delivery, reason, self.engine.store, self.broker, self.clock, self.engine.observer
         )
+
+
+def _started_already(delivery: Delivery, app: str) -> set[str]:
+    """The workflows whose runs this app's HTTP ingress started for this event."""
+    if _text(delivery.headers.get(APP_HEADER, "")) != app:
+        return set()
+    return set(filter(None, _text(delivery.headers.get(STARTED_HEADER, "")).split(",")))
 
 
 def _text(value: Any) -> str:

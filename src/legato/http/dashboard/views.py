@@ -164,6 +164,7 @@ def overview_json(
                 "count": e.count,
                 "first_seen": e.first_seen,
                 "last_seen": e.last_seen,
+                "pattern": e.pattern,
                 "sample_message": e.sample_message,
                 "sample_run": e.sample_run,
             }

@@ -7,7 +7,7 @@ from legato.store.base import DeadLetterGroup, DeadLetterRecord, PoisonMessage
 from legato.store.postgres import sql as q
 from legato.store.postgres.connection import PostgresConnection
 from legato.store.postgres.rows import dead_letter_from_row
-from legato.store.rows import dead_letter_group_from_row, poisoned_step
+from legato.store.rows import dead_letter_groups, poisoned_step
 
 
 class PostgresDeadLetters(PostgresConnection):
@@ -40,10 +40,12 @@ class PostgresDeadLetters(PostgresConnection):
     async def group_dead_letters(
         self, by: str, workflow: str | None = None, status: str | None = "open"
     ) -> list[DeadLetterGroup]:
-        column = q.DEAD_LETTER_GROUP_COLUMNS[by]
+        column, detail = q.DEAD_LETTER_GROUP_COLUMNS[by]
         async with self._conn() as conn:
-            rows = await conn.fetch(q.GROUP_DEAD_LETTERS.format(column=column), workflow, status)
-        return [dead_letter_group_from_row(r) for r in rows]
+            rows = await conn.fetch(
+                q.GROUP_DEAD_LETTERS.format(column=column, detail=detail), workflow, status
+            )
+        return dead_letter_groups(rows, by)
 
     async def resolve_dead_letter(self, dead_letter_id: int, actor: str, at: float) -> bool:
         async with self._conn() as conn:

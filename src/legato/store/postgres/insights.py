@@ -71,24 +71,23 @@ GROUP BY 1, 2, 3
 ORDER BY 1, 2, 3
 """
 
+# Grouped by exact message here; ErrorPattern.merged groups by the message's pattern.
 ERROR_PATTERNS = f"""
 WITH failures AS MATERIALIZED (
     SELECT id, run_id, state, at, detail FROM history
     WHERE kind IN ({kinds_sql(STEP_FAILURES)}) AND at >= $1 AND at < $2
     ORDER BY at DESC
-    LIMIT $4
+    LIMIT $3
 )
 SELECT r.workflow, h.state,
        coalesce(h.detail->'error'->>'type', '?') AS error_type,
+       coalesce(h.detail->'error'->>'message', '') AS sample_message,
        count(*) AS count,
        min(h.at) AS first_seen,
        max(h.at) AS last_seen,
-       (array_agg(coalesce(h.detail->'error'->>'message', '') ORDER BY h.at DESC, h.id DESC))[1] AS sample_message,
        (array_agg(h.run_id ORDER BY h.at DESC, h.id DESC))[1] AS sample_run
 FROM failures h JOIN runs r ON r.id = h.run_id
-GROUP BY 1, 2, 3
-ORDER BY count(*) DESC, max(h.at) DESC
-LIMIT $3
+GROUP BY 1, 2, 3, 4
 """
 
 STAMP = """
@@ -152,8 +151,8 @@ class PostgresInsights:
 
     async def error_patterns(self, since: float, until: float, limit: int = 20) -> list[ErrorPattern]:
         async with self._conn() as conn:
-            rows = await conn.fetch(ERROR_PATTERNS, since, until, limit, STEP_SAMPLE)
-        return [ErrorPattern.from_row(r) for r in rows]
+            rows = await conn.fetch(ERROR_PATTERNS, since, until, STEP_SAMPLE)
+        return ErrorPattern.merged(rows, limit)
 
     async def stamp(self) -> Stamp:
         async with self._conn() as conn:

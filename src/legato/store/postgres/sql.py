@@ -251,14 +251,17 @@ LIMIT $3 OFFSET $4
 
 GET_DEAD_LETTER = f"SELECT {_DEAD_LETTER_COLUMNS} FROM dead_letters WHERE id = $1"
 
+# Each grouping: the key column, and the message whose pattern splits the key
+# further (store/rows.py dead_letter_groups merges the rows by pattern).
 DEAD_LETTER_GROUP_COLUMNS = {
-    "error": "coalesce(error->>'type', reason)",
-    "state": "coalesce(workflow || '.' || state, source)",
-    "workflow": "coalesce(workflow, '(message)')",
+    "error": ("error->>'type'", "coalesce(error->>'message', reason)"),
+    "state": ("coalesce(workflow || '.' || state, source)", "NULL::text"),
+    "workflow": ("coalesce(workflow, '(message)')", "NULL::text"),
 }
 
 GROUP_DEAD_LETTERS = """
 SELECT {column} AS key,
+       {detail} AS detail,
        count(*) AS count,
        min(created_at) AS first_seen,
        max(created_at) AS last_seen,
@@ -266,8 +269,7 @@ SELECT {column} AS key,
        max(id) AS sample_id
 FROM dead_letters
 WHERE ($1::text IS NULL OR workflow = $1) AND ($2::text IS NULL OR status = $2)
-GROUP BY 1
-ORDER BY count(*) DESC, max(created_at) DESC
+GROUP BY 1, 2
 """
 
 RESOLVE_DEAD_LETTER = """

@@ -4,7 +4,7 @@ their transition: :mod:`legato.store.sqlite.runs`)."""
 from __future__ import annotations
 
 from legato.store.base import DeadLetterGroup, DeadLetterRecord, PoisonMessage
-from legato.store.rows import Row, dead_letter_from_columns, dead_letter_group_from_row, poisoned_step
+from legato.store.rows import Row, dead_letter_from_columns, dead_letter_groups, poisoned_step
 from legato.store.sqlite import sql as q
 from legato.store.sqlite.connection import SqliteConnection, dumps, loads
 
@@ -41,11 +41,11 @@ class SqliteDeadLetters(SqliteConnection):
     async def group_dead_letters(
         self, by: str, workflow: str | None = None, status: str | None = "open"
     ) -> list[DeadLetterGroup]:
-        column = q.DEAD_LETTER_GROUP_COLUMNS[by]
+        column, detail = q.DEAD_LETTER_GROUP_COLUMNS[by]
         rows = await self._read(
-            q.GROUP_DEAD_LETTERS.format(column=column), workflow, workflow, status, status
+            q.GROUP_DEAD_LETTERS.format(column=column, detail=detail), workflow, workflow, status, status
         )
-        return [dead_letter_group_from_row(r) for r in rows]
+        return dead_letter_groups(rows, by)
 
     async def resolve_dead_letter(self, dead_letter_id: int, actor: str, at: float) -> bool:
         async with self._write() as db:

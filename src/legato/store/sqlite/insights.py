@@ -81,6 +81,7 @@ GROUP BY 1, 2, 3
 ORDER BY 1, 2, 3
 """
 
+# Grouped by exact message here; ErrorPattern.merged groups by the message's pattern.
 ERROR_PATTERNS = f"""
 WITH latest AS (
     SELECT id, run_id, state, at, detail FROM history
@@ -95,16 +96,14 @@ WITH latest AS (
     FROM latest h JOIN runs r ON r.id = h.run_id
 ), ranked AS (
     SELECT *,
-           row_number() OVER (PARTITION BY workflow, state, error_type ORDER BY at DESC, id DESC) AS latest,
-           count(*) OVER (PARTITION BY workflow, state, error_type) AS count,
-           min(at) OVER (PARTITION BY workflow, state, error_type) AS first_seen
+           row_number() OVER (PARTITION BY workflow, state, error_type, message ORDER BY at DESC, id DESC) AS latest,
+           count(*) OVER (PARTITION BY workflow, state, error_type, message) AS count,
+           min(at) OVER (PARTITION BY workflow, state, error_type, message) AS first_seen
     FROM failures
 )
 SELECT workflow, state, error_type, count, first_seen, at AS last_seen,
        message AS sample_message, run_id AS sample_run
 FROM ranked WHERE latest = 1
-ORDER BY count DESC, at DESC
-LIMIT :limit
 """
 
 STAMP = """
@@ -183,10 +182,8 @@ class SqliteInsights:
         ]
 
     async def error_patterns(self, since: float, until: float, limit: int = 20) -> list[ErrorPattern]:
-        rows = await self._fetch(
-            ERROR_PATTERNS, {"since": since, "until": until, "limit": limit, "sample": STEP_SAMPLE}
-        )
-        return [ErrorPattern.from_row(r) for r in rows]
+        rows = await self._fetch(ERROR_PATTERNS, {"since": since, "until": until, "sample": STEP_SAMPLE})
+        return ErrorPattern.merged(rows, limit)
 
     async def stamp(self) -> Stamp:
         [row] = await self._fetch(STAMP)

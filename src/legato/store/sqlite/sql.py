@@ -134,15 +134,18 @@ LIMIT ? OFFSET ?
 
 GET_DEAD_LETTER = f"SELECT {_DEAD_LETTER_COLUMNS} FROM dead_letters WHERE id = ?"
 
+# Each grouping: the key column, and the message whose pattern splits the key
+# further (store/rows.py dead_letter_groups merges the rows by pattern).
 DEAD_LETTER_GROUP_COLUMNS = {
-    "error": "coalesce(json_extract(error, '$.type'), reason)",
-    "state": "coalesce(workflow || '.' || state, source)",
-    "workflow": "coalesce(workflow, '(message)')",
+    "error": ("json_extract(error, '$.type')", "coalesce(json_extract(error, '$.message'), reason)"),
+    "state": ("coalesce(workflow || '.' || state, source)", "NULL"),
+    "workflow": ("coalesce(workflow, '(message)')", "NULL"),
 }
 
 # SQLite picks the bare columns of the row holding max(id): the newest sample.
 GROUP_DEAD_LETTERS = """
 SELECT {column} AS key,
+       {detail} AS detail,
        count(*) AS count,
        min(created_at) AS first_seen,
        max(created_at) AS last_seen,
@@ -150,8 +153,7 @@ SELECT {column} AS key,
        max(id) AS sample_id
 FROM dead_letters
 WHERE (? IS NULL OR workflow = ?) AND (? IS NULL OR status = ?)
-GROUP BY 1
-ORDER BY count(*) DESC, max(created_at) DESC
+GROUP BY 1, 2
 """
 
 RESOLVE_DEAD_LETTER = """
