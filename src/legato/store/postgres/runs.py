@@ -144,7 +144,12 @@ class PostgresRuns(PostgresConnection):
     async def record_rejection(self, run: Run, event: str, reason: str, at: float) -> None:
         async with self._conn() as conn:
             await conn.execute(
-                q.INSERT_REJECTION, run.id, run.version, at, {"event": event, "reason": reason}
+                q.INSERT_REJECTION,
+                run.id,
+                run.version,
+                at,
+                {"event": event, "reason": reason},
+                run.created_at,
             )
 
     async def list_runs(self, query: RunQuery) -> list[Run]:

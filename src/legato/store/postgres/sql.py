@@ -79,13 +79,15 @@ RETIRED_KEY = "SELECT run_id, expires_at FROM retired_keys WHERE key = $1 AND ex
 # take them: history rows as a JSON document expanded by jsonb_to_recordset (a
 # thousand array elements cost the worker a type check each, the server's JSON
 # parser next to nothing -- and the worker is the busier of the two), outbox
-# rows as column arrays. `{keep}` picks the runs whose rows are written.
+# rows as column arrays. `{keep}` picks the runs whose rows are written. A row
+# carries its run's creation time: the partition key (migration 0017).
 _HISTORY = """
-    INSERT INTO history (run_id, version, idx, kind, state, attempt, at, actor, detail)
-    SELECT h.run_id, h.version, h.idx, h.kind, h.state, h.attempt, to_timestamp(h.at), h.actor, h.detail
+    INSERT INTO history (run_id, version, idx, kind, state, attempt, at, actor, detail, run_created_at)
+    SELECT h.run_id, h.version, h.idx, h.kind, h.state, h.attempt, to_timestamp(h.at), h.actor, h.detail,
+           to_timestamp(h.run_created_at)
     FROM jsonb_to_recordset(${doc}::jsonb) AS h(
         run_id uuid, version integer, idx smallint, kind text, state text, attempt integer,
-        at double precision, actor text, detail jsonb)
+        at double precision, actor text, detail jsonb, run_created_at double precision)
     WHERE {keep}
 """
 
@@ -149,13 +151,17 @@ SELECT 'outbox' AS what, run_id, id, kind, body, priority, headers FROM box
 """
 
 INSERT_REJECTION = f"""
-INSERT INTO history (run_id, version, idx, kind, at, detail)
-VALUES ($1, $2, -1, '{HistoryKind.REJECTED}', $3, $4)
+INSERT INTO history (run_id, version, idx, kind, at, detail, run_created_at)
+VALUES ($1, $2, -1, '{HistoryKind.REJECTED}', $3, $4, $5)
 """
 
+# The run's creation time names the one partition holding its history (run-time
+# pruning): one index probe, not one per partition. A run that is gone has none.
 SELECT_HISTORY = """
 SELECT run_id, version, idx, kind, state, attempt, at, actor, detail
-FROM history WHERE run_id = $1 ORDER BY id
+FROM history
+WHERE run_id = $1 AND run_created_at = (SELECT created_at FROM runs WHERE id = $1)
+ORDER BY id
 """
 
 LIST_RUNS = f"""

@@ -85,6 +85,7 @@ async def write_batch(
                     "at": h.at,
                     "actor": h.actor,
                     "detail": dict(h.detail),
+                    "run_created_at": run.created_at,
                 }
             )
         headers = dict(write.headers or {})
