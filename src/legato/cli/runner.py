@@ -7,18 +7,17 @@ import contextlib
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import click
 import orjson
 
+from legato import filters
 from legato.app import App, load_app
 from legato.backends import make_broker, make_store
 from legato.client import Client, default_actor
 from legato.config import Settings
 from legato.errors import ConfigurationError
-from legato.machine.search import path_problem
 
 T = TypeVar("T")
 
@@ -125,34 +124,19 @@ def parse_duration(text: str) -> float:
 
 
 def parse_when(text: str, option: str, now: float) -> float:
-    """An ISO 8601 time (UTC unless it names its offset), or a duration ago
-    (``2h``, ``7d``) -> epoch seconds."""
+    """An ISO time or a duration ago (legato/filters.py) -> epoch seconds."""
     try:
-        when = datetime.fromisoformat(text.strip())
-    except ValueError:
-        try:
-            return now - parse_duration(text)
-        except click.BadParameter:
-            raise click.BadParameter(
-                f"{text!r} is neither an ISO time (2026-12-01T09:30) nor a duration ago (2h, 7d)",
-                param_hint=option,
-            ) from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when.timestamp()
+        return filters.parse_when(text, now)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
 
 
 def parse_where(values: Sequence[str]) -> dict[str, str]:
     """``--where path=value`` options -> {path: value}; a malformed one is a usage error."""
-    found: dict[str, str] = {}
-    for text in values:
-        path, sep, value = text.partition("=")
-        path = path.strip()
-        problem = path_problem(path) if sep else f"{text!r} is not PATH=VALUE (e.g. customer.id=42)"
-        if problem is not None:
-            raise click.BadParameter(problem, param_hint="--where")
-        found[path] = value
-    return found
+    try:
+        return filters.parse_where(values)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--where") from None
 
 
 def dump_json(value: Any) -> None:
