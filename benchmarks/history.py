@@ -158,7 +158,7 @@ async def searches(store: PostgresStore, runs: int, first: datetime, days: int, 
         since = first.timestamp() + rng.random() * (days * DAY - 3600)
         assert len(await store.list_runs(RunQuery(since=since, until=since + 3600))) == 50
 
-    found = {
+    found: dict[str, Any] = {
         "customer_id": await percentiles(by_customer, count),
         "customer_id_and_order_id": await percentiles(by_two, count),
         "idempotency_key": await percentiles(by_key, count),
