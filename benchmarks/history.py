@@ -12,6 +12,8 @@ layout, then measures:
    (the day's runs removed in batches without their history, the partition
    dropped) beside the pass as it was before migration 0017 (runs and their
    history rows deleted batch by batch).
+3. **Migration 0017** on a schema of the layout before it, holding 100,000
+   runs and one million history rows (``--migration-runs``): seconds.
 2. **Search by attribute on one million runs**: ``Client.runs(where=...)``'s
    query (``store.list_runs``) for random customers, p50 / p99; the same for an
    idempotency key and a one-hour creation window.
@@ -41,10 +43,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+
 from benchmarks.dashboard_queries import DSN
 from legato.clock import ManualClock
 from legato.lifecycle.retention import DAY, Retention, RetentionPolicy
 from legato.store.base import RunQuery
+from legato.store.migrations import migrations
 from legato.store.postgres import PostgresStore
 from legato.store.postgres.partitions import partition_of
 from legato.store.retention import Cutoff, Removal
@@ -60,29 +65,40 @@ WAL_BYTES = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::text::pg_lsn)::big
 # a few minutes after it started, with a customer and an order id to search by.
 LOAD_RUNS = """
 INSERT INTO runs (id, workflow, workflow_version, status, version, priority, idempotency_key, input,
-                  data, machine, current_states, created_at, updated_at, finished_at, sla_met, search)
+                  data, machine, current_states, created_at, updated_at, finished_at, sla_met{search})
 SELECT md5('run' || g)::uuid, 'order', 1, 'succeeded', 10, 1, 'order:k-' || g,
        jsonb_build_object('customer', jsonb_build_object('id', g % $4), 'order_id', 'o-' || g),
        jsonb_build_object('customer', jsonb_build_object('id', g % $4), 'order_id', 'o-' || g, 'total', g % 1000),
-       '{"tokens": [], "next_seq": 4}'::jsonb, '{}', t.created, t.created + t.took, t.created + t.took, true,
-       jsonb_build_object('customer.id', (g % $4)::text, 'order_id', 'o-' || g)
+       '{{"tokens": [], "next_seq": 4}}'::jsonb, '{{}}', t.created, t.created + t.took, t.created + t.took, true
+       {search_value}
 FROM generate_series(0, $1::int - 1) AS g,
      LATERAL (SELECT $3::timestamptz + (g::float8 / $1) * $2::int * interval '1 day' AS created,
                      (1 + (g % 300)) * interval '1 second' AS took) AS t
 """
+SEARCH = (", search", ", jsonb_build_object('customer.id', (g % $4)::text, 'order_id', 'o-' || g)")
 
 LOAD_HISTORY = """
-INSERT INTO history (run_id, version, idx, kind, state, attempt, at, detail, run_created_at)
+INSERT INTO history (run_id, version, idx, kind, state, attempt, at, detail{key})
 SELECT r.id, i, 0,
        CASE WHEN i = 1 THEN 'run_started' WHEN i = 10 THEN 'run_finished'
             WHEN i % 2 = 0 THEN 'step_scheduled' ELSE 'step_succeeded' END,
        CASE WHEN i BETWEEN 2 AND 9 THEN (ARRAY['validate', 'charge', 'ship', 'notify'])[1 + i / 3] END,
        CASE WHEN i BETWEEN 2 AND 9 THEN 1 END,
        r.created_at + (r.finished_at - r.created_at) * (i / 10.0),
-       CASE WHEN i % 2 = 1 AND i > 1 THEN jsonb_build_object('duration', (i % 7) / 10.0) ELSE '{}'::jsonb END,
-       r.created_at
+       CASE WHEN i % 2 = 1 AND i > 1 THEN jsonb_build_object('duration', (i % 7) / 10.0) ELSE '{{}}'::jsonb END
+       {key_value}
 FROM runs r, generate_series(1, 10) AS i
 """
+PARTITION_KEY = (", run_created_at", ", r.created_at")
+"""The layout before migration 0017 has no search column and no partition key: ("", "")."""
+
+
+def _runs_sql(search: tuple[str, str]) -> str:
+    return LOAD_RUNS.format(search=search[0], search_value=search[1])
+
+
+def _history_sql(key: tuple[str, str]) -> str:
+    return LOAD_HISTORY.format(key=key[0], key_value=key[1])
 
 
 async def timed_sql(conn: Any, sql: str, *args: Any) -> dict[str, Any]:
@@ -97,8 +113,8 @@ async def load(store: PostgresStore, runs: int, days: int, first: datetime) -> d
     figures: dict[str, Any] = {}
     async with store.pool.acquire() as conn:
         for what, sql, args in (
-            ("runs", LOAD_RUNS, (runs, days, first.timestamp(), max(1, runs // CUSTOMERS_PER_RUN))),
-            ("history", LOAD_HISTORY, ()),
+            ("runs", _runs_sql(SEARCH), (runs, days, first.timestamp(), max(1, runs // CUSTOMERS_PER_RUN))),
+            ("history", _history_sql(PARTITION_KEY), ()),
         ):
             found = await timed_sql(conn, sql, *args)
             figures[f"load_{what}_seconds"] = found["seconds"]
@@ -231,12 +247,40 @@ async def remove_a_day(store: PostgresStore, first: datetime) -> dict[str, Any]:
     return found
 
 
+async def migration(runs: int, days: int, first: datetime) -> dict[str, Any]:
+    """Migration 0017 timed on a schema migrated up to 0016 and filled."""
+    schema = f"bench_history_migration_{os.getpid()}"
+    conn = await asyncpg.connect(DSN)
+    try:
+        await conn.execute(f'CREATE SCHEMA "{schema}"; SET search_path = "{schema}"')
+        for step in migrations("postgres"):
+            if step.number < 17:
+                await conn.execute(step.sql)
+        old = ("", "")
+        await conn.execute(
+            _runs_sql(old), runs, days, first, max(1, runs // CUSTOMERS_PER_RUN), timeout=LOAD_TIMEOUT
+        )
+        await conn.execute(_history_sql(old), timeout=LOAD_TIMEOUT)
+        await conn.execute("VACUUM ANALYZE", timeout=LOAD_TIMEOUT)
+        rows = await conn.fetchval("SELECT count(*) FROM history")
+        [step] = [m for m in migrations("postgres") if m.number == 17]
+        found = await timed_sql(conn, step.sql)
+        found |= {"history_rows": rows, "seconds_per_million_rows": round(found["seconds"] * 1e6 / rows, 1)}
+        del found["status"]
+        print(f"  migration 0017: {found}")
+        return found
+    finally:
+        await conn.execute(f'DROP SCHEMA "{schema}" CASCADE', timeout=LOAD_TIMEOUT)
+        await conn.close()
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--runs", type=int, default=1_000_000, help="runs; ten history rows each")
     parser.add_argument("--days", type=int, default=10)
+    parser.add_argument("--migration-runs", type=int, default=100_000, help="runs to migrate; 0: skip")
     parser.add_argument("--searches", type=int, default=500, help="queries of each kind")
     parser.add_argument("--schema", default=f"bench_history_{os.getpid()}")
     parser.add_argument("--keep", action="store_true")
@@ -256,6 +300,8 @@ async def main() -> None:
         found |= await load(store, args.runs, args.days, first)
         found["search"] = await searches(store, args.runs, first, args.days, args.searches)
         found["remove_a_day"] = await remove_a_day(store, first)
+        if args.migration_runs:
+            found["migration_0017"] = await migration(args.migration_runs, args.days, first)
         found["load_average_after"] = os.getloadavg()
         out = Path(__file__).parent / "results" / "history.json"
         out.parent.mkdir(exist_ok=True)
