@@ -48,6 +48,7 @@ import asyncpg
 from benchmarks.dashboard_queries import DSN
 from legato.clock import ManualClock
 from legato.lifecycle.retention import DAY, Retention, RetentionPolicy
+from legato.machine.vocabulary import HistoryKind
 from legato.store.base import RunQuery
 from legato.store.migrations import migrations
 from legato.store.postgres import PostgresStore
@@ -77,16 +78,17 @@ FROM generate_series(0, $1::int - 1) AS g,
 """
 SEARCH = (", search", ", jsonb_build_object('customer.id', (g % $4)::text, 'order_id', 'o-' || g)")
 
-LOAD_HISTORY = """
-INSERT INTO history (run_id, version, idx, kind, state, attempt, at, detail{key})
+K = HistoryKind
+LOAD_HISTORY = f"""
+INSERT INTO history (run_id, version, idx, kind, state, attempt, at, detail{{key}})
 SELECT r.id, i, 0,
-       CASE WHEN i = 1 THEN 'run_started' WHEN i = 10 THEN 'run_finished'
-            WHEN i % 2 = 0 THEN 'step_scheduled' ELSE 'step_succeeded' END,
+       CASE WHEN i = 1 THEN '{K.RUN_STARTED}' WHEN i = 10 THEN '{K.RUN_FINISHED}'
+            WHEN i % 2 = 0 THEN '{K.STEP_SCHEDULED}' ELSE '{K.STEP_SUCCEEDED}' END,
        CASE WHEN i BETWEEN 2 AND 9 THEN (ARRAY['validate', 'charge', 'ship', 'notify'])[1 + i / 3] END,
        CASE WHEN i BETWEEN 2 AND 9 THEN 1 END,
        r.created_at + (r.finished_at - r.created_at) * (i / 10.0),
-       CASE WHEN i % 2 = 1 AND i > 1 THEN jsonb_build_object('duration', (i % 7) / 10.0) ELSE '{{}}'::jsonb END
-       {key_value}
+       CASE WHEN i % 2 = 1 AND i > 1 THEN jsonb_build_object('duration', (i % 7) / 10.0) ELSE '{{{{}}}}'::jsonb END
+       {{key_value}}
 FROM runs r, generate_series(1, 10) AS i
 """
 PARTITION_KEY = (", run_created_at", ", r.created_at")

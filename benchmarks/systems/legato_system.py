@@ -19,6 +19,8 @@ from benchmarks.workloads import Mode, Shape
 from legato import Client
 from legato.broker.base import Topology
 from legato.broker.rabbitmq import RabbitMQBroker
+from legato.machine.vocabulary import STEP_FAILURES, STEP_OUTCOMES, HistoryKind
+from legato.store.insights import kinds_sql
 from legato.store.postgres import PostgresStore
 
 SCHEMA = "legato_bench"
@@ -174,7 +176,8 @@ class LegatoEventsSystem(LegatoSystem):
 
 # History as one plain table, the layout before migration 0017 (with its foreign
 # key to runs), plus the column today's code writes: the same statements hit it.
-FLAT_HISTORY = """
+REJECTED = kinds_sql([HistoryKind.REJECTED])
+FLAT_HISTORY = f"""
 DROP TABLE history;
 CREATE TABLE history (
     id             bigserial   PRIMARY KEY,
@@ -186,14 +189,13 @@ CREATE TABLE history (
     attempt        integer,
     at             timestamptz NOT NULL,
     actor          text,
-    detail         jsonb       NOT NULL DEFAULT '{}',
+    detail         jsonb       NOT NULL DEFAULT '{{}}',
     run_created_at timestamptz NOT NULL
 );
-CREATE UNIQUE INDEX history_transition_idx ON history (run_id, version, idx) WHERE kind <> 'rejected';
+CREATE UNIQUE INDEX history_transition_idx ON history (run_id, version, idx) WHERE kind <> {REJECTED};
 CREATE INDEX history_run_idx ON history (run_id, id);
-CREATE INDEX history_outcomes_idx ON history (at)
-    WHERE kind IN ('step_succeeded', 'step_failed', 'compensation_succeeded', 'compensation_failed');
-CREATE INDEX history_failures_idx ON history (at) WHERE kind IN ('step_failed', 'compensation_failed');
+CREATE INDEX history_outcomes_idx ON history (at) WHERE kind IN ({kinds_sql(STEP_OUTCOMES)});
+CREATE INDEX history_failures_idx ON history (at) WHERE kind IN ({kinds_sql(STEP_FAILURES)});
 """
 
 
