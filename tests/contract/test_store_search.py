@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from legato import Task, Workflow
@@ -56,6 +58,12 @@ async def test_a_transition_that_sets_an_attribute_makes_the_run_findable_at_onc
     # Written by the transition's own statement: no later indexing to wait for.
     assert await _ids(store, where={"charge.receipt": "r-9"}) == {run_id}
     assert await _ids(store, where={"customer.id": "1", "charge.receipt": "r-9"}) == {run_id}
+
+
+async def test_runs_created_together_are_found_too(store: Store) -> None:
+    # Concurrent starts share a transaction on Postgres (group creation).
+    ids = await asyncio.gather(*(_start(store, {"customer": {"id": n % 2}}) for n in range(8)))
+    assert await _ids(store, where={"customer.id": "1"}) == set(ids[1::2])
 
 
 async def test_runs_are_found_by_key_and_creation_time(store: Store) -> None:
