@@ -55,10 +55,10 @@ bench-ingress: install services
 	$(BIN)/python -m benchmarks.ingress
 
 # Partitioned history and search attributes (10 M history rows, 1 M runs), then workload b
-# with history partitioned beside unpartitioned, three interleaved rounds (benchmarks/README.md).
+# with history partitioned beside unpartitioned, five interleaved rounds (benchmarks/README.md).
 bench-history: install services
 	$(BIN)/python -m benchmarks.history
-	$(BIN)/python -m benchmarks --systems legato,legato-flat --workloads b --repeat 3 --out benchmarks/results/history-b
+	$(BIN)/python -m benchmarks --systems legato,legato-flat --workloads b --repeat 5 --out benchmarks/results/history-b
 
 clean:
 	rm -rf $(VENV) .legato .pytest_cache .mypy_cache .ruff_cache

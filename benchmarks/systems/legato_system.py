@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from collections.abc import Sequence
@@ -23,8 +24,10 @@ from legato.machine.vocabulary import STEP_FAILURES, STEP_OUTCOMES, HistoryKind
 from legato.store.insights import kinds_sql
 from legato.store.postgres import PostgresStore
 
-SCHEMA = "legato_bench"
-NAMESPACE = "legato_bench"
+# BENCH_LEGATO_SCHEMA lets two benchmark runs share the servers (each its own
+# schema and RabbitMQ namespace): the machine is shared.
+SCHEMA = os.environ.get("BENCH_LEGATO_SCHEMA", "legato_bench")
+NAMESPACE = SCHEMA
 ENQUEUE_CONCURRENCY = 16
 EVENT_BATCH = 500
 
