@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit services bench bench-quick bench-profile bench-ingress chaos clean
+.PHONY: install demo test lint typecheck unit services bench bench-quick bench-profile bench-ingress bench-history chaos clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,12 @@ bench-profile: install services
 # Events through the HTTP ingress beside the same events published to RabbitMQ (benchmarks/README.md).
 bench-ingress: install services
 	$(BIN)/python -m benchmarks.ingress
+
+# Partitioned history and search attributes (10 M history rows, 1 M runs), then workload b
+# with history partitioned beside unpartitioned, five interleaved rounds (benchmarks/README.md).
+bench-history: install services
+	$(BIN)/python -m benchmarks.history
+	$(BIN)/python -m benchmarks --systems legato,legato-flat --workloads b --repeat 5 --out benchmarks/results/history-b
 
 clean:
 	rm -rf $(VENV) .legato .pytest_cache .mypy_cache .ruff_cache

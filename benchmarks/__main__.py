@@ -26,6 +26,7 @@ from benchmarks.workloads import workloads
 SYSTEMS = {
     "legato": "benchmarks.systems.legato_system:LegatoSystem",
     "legato-events": "benchmarks.systems.legato_system:LegatoEventsSystem",
+    "legato-flat": "benchmarks.systems.legato_system:LegatoFlatSystem",
     "bare": "benchmarks.systems.bare_system:BareSystem",
     "celery": "benchmarks.systems.celery_system:CelerySystem",
     "dramatiq": "benchmarks.systems.dramatiq_system:DramatiqSystem",

@@ -74,7 +74,7 @@ FROM generate_series(1, $1::int) AS g,
 # runs, with one of three error types), a scheduled step, finished.
 K = HistoryKind
 LOAD_HISTORY = f"""
-INSERT INTO history (run_id, version, idx, kind, state, attempt, at, detail)
+INSERT INTO history (run_id, version, idx, kind, state, attempt, at, detail, run_created_at)
 SELECT r.id, i, 0,
        CASE i WHEN 1 THEN '{K.RUN_STARTED}'
               WHEN 2 THEN '{K.STEP_SUCCEEDED}'
@@ -90,7 +90,8 @@ SELECT r.id, i, 0,
                     'type', (ARRAY['ConnectionError', 'TimeoutError', 'PaymentDeclined'])[1 + abs(hashtext(r.id::text)) % 3],
                     'message', 'upstream said no to ' || r.id))
             WHEN i BETWEEN 2 AND 4 THEN jsonb_build_object('duration', random() * random() * 3)
-            ELSE '{{}}'::jsonb END
+            ELSE '{{}}'::jsonb END,
+       r.created_at
 FROM runs r, generate_series(1, 6) AS i
 """
 

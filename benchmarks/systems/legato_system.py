@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from collections.abc import Sequence
@@ -19,10 +20,14 @@ from benchmarks.workloads import Mode, Shape
 from legato import Client
 from legato.broker.base import Topology
 from legato.broker.rabbitmq import RabbitMQBroker
+from legato.machine.vocabulary import STEP_FAILURES, STEP_OUTCOMES, HistoryKind
+from legato.store.insights import kinds_sql
 from legato.store.postgres import PostgresStore
 
-SCHEMA = "legato_bench"
-NAMESPACE = "legato_bench"
+# BENCH_LEGATO_SCHEMA lets two benchmark runs share the servers (each its own
+# schema and RabbitMQ namespace): the machine is shared.
+SCHEMA = os.environ.get("BENCH_LEGATO_SCHEMA", "legato_bench")
+NAMESPACE = SCHEMA
 ENQUEUE_CONCURRENCY = 16
 EVENT_BATCH = 500
 
@@ -170,3 +175,39 @@ class LegatoEventsSystem(LegatoSystem):
                     for _ in range(min(EVENT_BATCH, runs - start))
                 )
             )
+
+
+# History as one plain table, the layout before migration 0017 (with its foreign
+# key to runs), plus the column today's code writes: the same statements hit it.
+REJECTED = kinds_sql([HistoryKind.REJECTED])
+FLAT_HISTORY = f"""
+DROP TABLE history;
+CREATE TABLE history (
+    id             bigserial   PRIMARY KEY,
+    run_id         uuid        NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    version        integer     NOT NULL,
+    idx            smallint    NOT NULL,
+    kind           text        NOT NULL,
+    state          text,
+    attempt        integer,
+    at             timestamptz NOT NULL,
+    actor          text,
+    detail         jsonb       NOT NULL DEFAULT '{{}}',
+    run_created_at timestamptz NOT NULL
+);
+CREATE UNIQUE INDEX history_transition_idx ON history (run_id, version, idx) WHERE kind <> {REJECTED};
+CREATE INDEX history_run_idx ON history (run_id, id);
+CREATE INDEX history_outcomes_idx ON history (at) WHERE kind IN ({kinds_sql(STEP_OUTCOMES)});
+CREATE INDEX history_failures_idx ON history (at) WHERE kind IN ({kinds_sql(STEP_FAILURES)});
+"""
+
+
+class LegatoFlatSystem(LegatoSystem):
+    """legato with history unpartitioned, as before migration 0017 (``--systems legato-flat``):
+    beside ``legato`` in the same run, what partitioning costs the hot path."""
+
+    name = "legato-flat"
+
+    async def reset(self) -> None:
+        await super().reset()
+        await db.execute(f'SET search_path = "{SCHEMA}"; {FLAT_HISTORY}')

@@ -35,6 +35,7 @@ from legato.machine.events import (
     SkipRequested,
 )
 from legato.machine.run import TERMINAL_STATUSES, Run, RunStatus
+from legato.machine.search import search_value
 from legato.machine.signals import EarlySignal
 from legato.machine.values import JSON, unstorable
 from legato.observe import Observer
@@ -147,9 +148,21 @@ class Client:
         workflow: str | None = None,
         limit: int = 50,
         before: float | None = None,
+        *,
+        where: Mapping[str, str | int | float | bool] | None = None,
+        key: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
     ) -> list[Run]:
+        """Runs, newest first. ``where`` asks for search attributes (the paths a
+        workflow declares in ``search``) to have these values: ``{"customer.id": 42}``
+        finds the number 42 and the string "42" alike. ``key`` is an idempotency
+        key; ``since`` and ``until`` bound the creation time (epoch seconds).
+        A malformed path raises ValueError."""
         wanted = RunStatus(status) if status is not None else None
-        return await self.store.list_runs(RunQuery(wanted, workflow, limit, before))
+        values = {path: _search_text(value) for path, value in (where or {}).items()}
+        query = RunQuery(wanted, workflow, limit, before, values, key, since, until)
+        return await self.store.list_runs(query)
 
     async def children(self, run_id: str) -> list[Run]:
         """The child runs ``run_id`` started (its child states), oldest first."""
@@ -428,3 +441,11 @@ class Client:
         records = await self.store.purge_dead_letters(older_than)
         queued = await self.broker.purge_dead_letters(older_than) if self.broker is not None else 0
         return records, queued
+
+
+def _search_text(value: str | int | float | bool) -> str:
+    """A value to look for, as search attributes keep values (machine/search.py)."""
+    text = search_value(value)
+    if text is None:
+        raise ValueError(f"a search value must be a string, number or boolean, got {value!r}")
+    return text

@@ -33,6 +33,7 @@ def run_json(run: Run) -> dict[str, Any]:
         "maps": map_progress(run),
         "paused": run.paused.to_json() if run.paused is not None else None,
         "parent": run.parent.to_json() if run.parent is not None else None,
+        "search": dict(run.search) if run.search is not None else None,
     }
 
 

@@ -37,6 +37,7 @@ order = Workflow(
         "charge": Task(charge, next="ship"),
         "ship": Task(ship),
     },
+    search=("qty",),
 )
 
 refund = Workflow(

@@ -103,6 +103,11 @@ gate = Workflow(
     },
 )
 
-desk = Workflow("desk", start="approve", states={"approve": Approval("approve", timeout=600)})
+desk = Workflow(
+    "desk",
+    start="approve",
+    states={"approve": Approval("approve", timeout=600)},
+    search=("_schema", "ticket.id"),
+)
 
 app = App([retrying, fragile, declined, saga, gate, desk])

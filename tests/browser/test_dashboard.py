@@ -207,6 +207,26 @@ async def test_actions_need_the_token_and_illegal_ones_say_why(
         await expect(page.get_by_test_id("run-row")).to_have_count(1)
         await expect(page.get_by_test_id("run-row").get_by_test_id("status")).to_have_text("failed")
         await screenshot(page, "dashboard-runs")
+        # ... and by search attribute (the order's qty), key and creation time.
+        await page.get_by_test_id("filter-status").select_option("")
+        await page.get_by_test_id("filter-where").fill("qty=1")
+        await page.get_by_test_id("filter-since").fill("1h")
+        await page.get_by_test_id("filter-apply").click()
+        await expect(page.get_by_test_id("run-row")).to_have_count(2)  # "ok-0" and "down-0"
+        await page.get_by_test_id("filter-key").fill("order:down-0")  # as stored: per workflow
+        await page.get_by_test_id("filter-apply").click()
+        await expect(page.get_by_test_id("run-row")).to_have_count(1)
+        await expect(page.get_by_test_id("run-row").get_by_test_id("status")).to_have_text("failed")
+        await page.get_by_test_id("filter-where").fill("qty=2")
+        await page.get_by_test_id("filter-apply").click()
+        await expect(page.get_by_test_id("runs-table")).to_have_text("no runs match")
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"}) as session:
+            async with session.get(f"{site.url}/api/runs?where=customer..id=1") as response:
+                assert response.status == 400
+                assert "has an empty key" in (await response.json())["error"]
+            async with session.get(f"{site.url}/api/runs?since=soon") as response:
+                assert response.status == 400
+                assert "neither an ISO time" in (await response.json())["error"]
 
 
 async def test_schedules_are_listed_paused_resumed_and_triggered(

@@ -33,6 +33,17 @@ DIFFERENCES: dict[tuple[str, ...], str] = {
     ("column", "schema_migrations", "applied_at"): (
         "bookkeeping only: TEXT (CURRENT_TIMESTAMP) in SQLite, timestamptz (now()) in Postgres"
     ),
+    # Postgres partitions history by its run's creation day (migration 0017): the
+    # partition key is a column there, part of the primary key and of the
+    # transition's unique index; the foreign key to runs went, since retention
+    # drops a day's history after removing its runs. SQLite keeps one table.
+    ("column", "history", "run_created_at"): "the partition key, Postgres only",
+    ("primary key", "history"): "a partitioned table's key includes the partition key",
+    ("index", "history_transition_idx"): "a partitioned table's unique index includes the partition key",
+    ("foreign key", "history", "run_id"): "history partitions are dropped after their runs (Postgres)",
+    ("index", "runs_search_idx"): (
+        "a GIN index on the search attributes, Postgres only; SQLite scans (docs/concepts.md)"
+    ),
 }
 """What differs on purpose, besides the types; keyed as the mismatches below are."""
 
@@ -61,7 +72,8 @@ async def postgres_schema(store: PostgresStore) -> Schema:
             JOIN pg_attribute a
               ON a.attrelid = format('%I.%I', c.table_schema, c.table_name)::regclass
              AND a.attname = c.column_name
-            WHERE c.table_schema = $1
+            JOIN pg_class t ON t.oid = a.attrelid
+            WHERE c.table_schema = $1 AND NOT t.relispartition
             """,
             store.schema,
         )
@@ -77,7 +89,7 @@ async def postgres_schema(store: PostgresStore) -> Schema:
             JOIN pg_class t ON t.oid = k.conrelid
             JOIN pg_namespace n ON n.oid = t.relnamespace
             LEFT JOIN pg_class f ON f.oid = k.confrelid
-            WHERE n.nspname = $1 AND k.contype IN ('p', 'u', 'f')
+            WHERE n.nspname = $1 AND k.contype IN ('p', 'u', 'f') AND NOT t.relispartition
             """,
             store.schema,
         )
@@ -91,7 +103,7 @@ async def postgres_schema(store: PostgresStore) -> Schema:
             JOIN pg_class i ON i.oid = x.indexrelid
             JOIN pg_class t ON t.oid = x.indrelid
             JOIN pg_namespace n ON n.oid = t.relnamespace
-            WHERE n.nspname = $1
+            WHERE n.nspname = $1 AND NOT t.relispartition
               AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = x.indexrelid)
             """,
             store.schema,

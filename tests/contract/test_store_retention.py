@@ -6,7 +6,9 @@ import asyncio
 
 import pytest
 
+from legato.clock import ManualClock
 from legato.errors import KeyRetired
+from legato.lifecycle.retention import Retention, RetentionPolicy
 from legato.machine.commands import Decision
 from legato.machine.decide import decide, start_run
 from legato.machine.events import CancelRequested, StepFailed, TimerFired
@@ -14,6 +16,7 @@ from legato.machine.run import Run, RunStatus
 from legato.machine.vocabulary import TimerPurpose
 from legato.store.base import PoisonMessage, RunQuery
 from legato.store.ports import Store
+from legato.store.postgres import PostgresStore
 from legato.store.retention import Cutoff, Removal
 from legato.store.rows import new_run_id
 from tests.contract.workflow import NOW, WF, started
@@ -190,3 +193,99 @@ async def test_finished_runs_of_a_day_come_in_pages_by_finish_time(store: Store)
     assert [r.run_id for r in first + rest] == [runs[1].id, *same_second, runs[0].id]
     assert await store.finished_runs("contract", NOW - DAY, NOW, rest[-1], 10) == []
     assert await store.finished_runs("other", NOW - DAY, NOW, None, 10) == []
+
+
+async def _partition_tables(store: Store) -> set[str]:
+    """The history partitions Postgres has; none on SQLite."""
+    if not isinstance(store, PostgresStore):
+        return set()
+    async with store.pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+            " WHERE i.inhparent = 'history'::regclass"
+        )
+    return {r["relname"] for r in rows}
+
+
+def _retention(store: Store, days: float, at: float = NOW) -> Retention:
+    return Retention(store, RetentionPolicy(default=days * DAY), ManualClock(at), holder="contract")
+
+
+async def test_a_day_whose_runs_all_expired_goes_whole_and_a_day_with_a_live_run_stays(
+    store: Store,
+) -> None:
+    # 2027-01-05 and 2027-01-06 (UTC): NOW is 2027-01-15 08:00.
+    made = await store.prepare_partitions(NOW - 10 * DAY, 2)
+    postgres = isinstance(store, PostgresStore)
+    assert set(made) == ({f"history_2027010{d}" for d in (4, 5, 6, 7)} if postgres else set())
+    assert await store.prepare_partitions(NOW - 10 * DAY, 2) == []  # made already
+    gone = [await _cancelled(store, at=NOW - 10 * DAY + s) for s in (0, 60)]
+    kept_day = await _cancelled(store, at=NOW - 9 * DAY)
+    unfinished = (await store.create_run(start_run(WF, new_run_id(), {}, NOW - 9 * DAY + 60))).run
+    lettered = await _failed_with_letter(store, NOW - 9 * DAY + 120)
+    history = {r.id: await store.history(r.id) for r in (kept_day, unfinished, lettered)}
+
+    cutoffs = RetentionPolicy(default=7 * DAY).cutoffs(NOW)
+    # Empty days go too (the migration made this week's, in 2026); 01-06 has runs to keep.
+    droppable = [p.name for p in await store.droppable_partitions(cutoffs)]
+    if postgres:
+        assert {"history_20270104", "history_20270105"} <= set(droppable)
+        assert "history_20270106" not in droppable
+    else:
+        assert droppable == []
+
+    report = await _retention(store, 7).run()
+    assert report is not None
+    assert report.removed.runs == 3
+    for run in (*gone, kept_day):
+        assert await store.load_run(run.id) is None
+        assert await store.history(run.id) == []
+    # The unfinished run and the run with an open dead letter keep all their history.
+    for run in (unfinished, lettered):
+        assert await store.history(run.id) == history[run.id] != []
+    if postgres:
+        assert report.removed.history_partitions == len(droppable)
+        assert report.removed.history == len(history[kept_day.id])  # deleted one by one
+        tables = await _partition_tables(store)
+        assert "history_20270105" not in tables
+        assert {"history_20270106", "history_default"} <= tables
+    else:
+        assert report.removed.history_partitions == 0
+
+
+async def test_a_partition_whose_run_came_back_keeps_that_run_and_loses_the_others_rows(
+    pg_store: PostgresStore,
+) -> None:
+    await pg_store.prepare_partitions(NOW - 10 * DAY, 0)
+    removed_run = await _cancelled(pg_store, at=NOW - 10 * DAY)
+    back = await _cancelled(pg_store, at=NOW - 10 * DAY + 60)
+    rows = len(await pg_store.history(removed_run.id))
+    [partition] = [
+        p
+        for p in await pg_store.droppable_partitions([Cutoff(None, NOW - 7 * DAY, DAY)])
+        if p.name == "history_20270105"
+    ]
+    # Only one of the day's runs is removed (as if the other had been resumed
+    # between the pass's look and its removal): the day cannot be dropped.
+    await pg_store.remove_runs([Removal(removed_run.id, NOW - 7 * DAY, NOW)], history=False)
+    left = await pg_store.drop_partition(partition)
+    assert (left.history_partitions, left.history) == (0, rows)  # removed_run's rows only
+    assert len(await pg_store.history(back.id)) == rows
+    assert partition.name in await _partition_tables(pg_store)
+    await pg_store.remove_runs([Removal(back.id, NOW - 7 * DAY, NOW)], history=False)
+    assert (await pg_store.drop_partition(partition)).history_partitions == 1
+    assert partition.name not in await _partition_tables(pg_store)
+
+
+async def test_history_of_a_day_with_no_partition_lands_in_the_default_one_and_moves_out(
+    pg_store: PostgresStore,
+) -> None:
+    run = await _cancelled(pg_store, at=NOW - 20 * DAY)  # no partition for that day yet
+    rows = len(await pg_store.history(run.id))
+    async with pg_store.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM history_default") == rows
+    assert "history_20261226" in await pg_store.prepare_partitions(NOW - 20 * DAY, 0)
+    async with pg_store.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM history_default") == 0
+        assert await conn.fetchval("SELECT count(*) FROM history_20261226") == rows
+    assert len(await pg_store.history(run.id)) == rows

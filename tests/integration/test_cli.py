@@ -64,6 +64,17 @@ async def test_start_runs_show_and_operator_commands(
 
         listed = await cli("runs", "--workflow", "desk", "--json")
         assert [r["id"] for r in orjson.loads(listed.out)] == [run_id]
+        other = await cli("start", "desk", "--input", '{"ticket": {"id": 42}}')
+        for filters, found in (
+            (("--where", f"_schema={pg_schema}"), [run_id]),
+            (("--where", "ticket.id=42"), [other.out.strip()]),
+            (("--where", "ticket.id=42", "--where", f"_schema={pg_schema}"), []),
+            (("--key", "desk:k-1"), [run_id]),  # as stored: a start key is per workflow
+            (("--since", "1h", "--until", "2999-01-01T00:00:00Z", "--key", "desk:k-1"), [run_id]),
+            (("--until", "1h", "--key", "desk:k-1"), []),
+        ):
+            searched = await cli("runs", *filters, "--json")
+            assert [r["id"] for r in orjson.loads(searched.out)] == found, (filters, searched.err)
         wrong = await cli("signal", run_id, "nope")
         assert wrong.code == 1
         assert "not waiting for signal 'nope'; it waits for 'approve'" in wrong.err
@@ -137,6 +148,9 @@ async def test_dead_letters_from_the_command_line(
         (("dlq", "replay"), 2, "give a dead letter ID or --all"),
         (("dlq", "purge", "--older-than", "soon", "--yes"), 2, "is not a duration"),
         (("runs", "--limit", "0"), 2, "0 is not in the range"),
+        (("runs", "--where", "customer..id=1"), 2, "has an empty key"),
+        (("runs", "--where", "customer.id"), 2, "is not PATH=VALUE"),
+        (("runs", "--since", "yesterday"), 2, "neither an ISO time"),
         (("worker", "tests.apps.nope:app"), 1, "cannot import module 'tests.apps.nope'"),
         (("nonsense",), 2, "No such command 'nonsense'"),
     ],

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import click
 import orjson
 
+from legato import filters
 from legato.app import App, load_app
 from legato.backends import make_broker, make_store
 from legato.client import Client, default_actor
@@ -120,6 +121,22 @@ def parse_duration(text: str) -> float:
     if seconds < 0:
         raise click.BadParameter("a duration cannot be negative")
     return seconds
+
+
+def parse_when(text: str, option: str, now: float) -> float:
+    """An ISO time or a duration ago (legato/filters.py) -> epoch seconds."""
+    try:
+        return filters.parse_when(text, now)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
+
+
+def parse_where(values: Sequence[str]) -> dict[str, str]:
+    """``--where path=value`` options -> {path: value}; a malformed one is a usage error."""
+    try:
+        return filters.parse_where(values)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--where") from None
 
 
 def dump_json(value: Any) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import click
 
 from legato.cli.render import console, history_table, runs_table
@@ -9,6 +11,8 @@ from legato.cli.runner import (
     client,
     dump_json,
     parse_json_object,
+    parse_when,
+    parse_where,
     require_app,
     run_async,
     settings_of,
@@ -64,6 +68,18 @@ def start(
 @click.option("--status", type=click.Choice([s.value for s in RunStatus]), help="Only runs with this status.")
 @click.option("--workflow", help="Only runs of this workflow.")
 @click.option("--parent", metavar="RUN", help="Only the child runs that run RUN started, oldest first.")
+@click.option(
+    "--where",
+    "where_",
+    metavar="PATH=VALUE",
+    multiple=True,
+    help="Only runs whose search attribute PATH (declared by the workflow) is VALUE; repeatable.",
+)
+@click.option(
+    "--key", help="Only the run with this idempotency key, as stored (a start key is WORKFLOW:KEY)."
+)
+@click.option("--since", metavar="TIME", help="Only runs created at or after TIME: ISO time or ago (2h, 7d).")
+@click.option("--until", metavar="TIME", help="Only runs created before TIME: ISO time or ago (2h, 7d).")
 @click.option("--limit", type=click.IntRange(min=1, max=10_000), default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context
@@ -72,11 +88,23 @@ def list_runs(
     status: str | None,
     workflow: str | None,
     parent: str | None,
+    where_: tuple[str, ...],
+    key: str | None,
+    since: str | None,
+    until: str | None,
     limit: int,
     as_json: bool,
 ) -> None:
     """List runs, newest first (with --parent, a run's children, oldest first)."""
     settings = settings_of(ctx)
+    if parent is not None and (where_ or key or since or until):
+        raise click.UsageError(
+            "--parent lists a run's children: it takes no --where, --key, --since or --until"
+        )
+    now = time.time()
+    where = parse_where(where_)
+    since_at = parse_when(since, "--since", now) if since is not None else None
+    until_at = parse_when(until, "--until", now) if until is not None else None
 
     async def go() -> list[Run]:
         async with client(settings, broker=False) as api:
@@ -89,7 +117,9 @@ def list_runs(
                     and (workflow is None or c.workflow == workflow)
                 ]
                 return wanted[:limit]
-            return await api.runs(status, workflow, limit)
+            return await api.runs(
+                status, workflow, limit, where=where, key=key, since=since_at, until=until_at
+            )
 
     found = run_async(go)
     if as_json:

@@ -70,6 +70,7 @@ orders = Workflow(
     retry=QUICK_RETRY,
     sla=60.0,
     description="Validate, approve large orders, reserve stock and charge in parallel, ship.",
+    search=("order_id",),
     states={
         "validate": Task(validate_order, next="route"),
         "route": Choice([(Field("total") > 1000, "review")], default="fulfil"),

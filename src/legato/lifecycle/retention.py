@@ -4,6 +4,12 @@ idempotency keys stay for the dedupe window (docs/retention.md).
 
 Any worker may run a pass; a lease in the database (``maintenance_leases``)
 lets one at a time do it. ``legato retention run`` runs one on demand.
+
+On Postgres, history is partitioned by the day its runs were created
+(migration 0017): a pass first creates the partitions of the days ahead, then
+empties each day none of whose runs must be kept (its runs are removed without
+their history rows) and drops that day's partition whole; the remaining
+expired runs go row by row.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ LEASE = "retention"
 """The name of the lease one retention pass holds at a time."""
 LEASE_SECONDS = 300.0
 """How long a pass holds the lease without renewing it (it renews every batch)."""
+PARTITION_DAYS_AHEAD = 7
+"""Days of history partitions created ahead of time by every pass."""
 
 
 @dataclass(frozen=True)
@@ -104,7 +112,11 @@ class Retention:
         started = self.clock.monotonic()
         progress = _Progress()
         try:
-            await self._remove(now, progress)
+            created = await self.store.prepare_partitions(now, PARTITION_DAYS_AHEAD)
+            if created:
+                log.info("created history partitions %s", ", ".join(created))
+            if self.policy.enabled:
+                await self._remove(now, progress)
         finally:
             # Counted even when the pass breaks off (an outage): what was
             # removed until then is gone.
@@ -113,7 +125,7 @@ class Retention:
             with anyio.CancelScope(shield=True):
                 await self.store.release_maintenance_lease(LEASE, self.holder)
         removed = progress.removed
-        if removed.runs or removed.dead_letters or removed.retired_keys:
+        if removed.runs or removed.dead_letters or removed.retired_keys or removed.history_partitions:
             log.info("retention removed %s in %.1fs", removed.by_table(), seconds)
         return RetentionReport(removed, seconds, tuple(sorted(progress.archived)))
 
@@ -126,14 +138,16 @@ class Retention:
     async def _remove(self, now: float, progress: _Progress) -> None:
         cutoffs = self.policy.cutoffs(now)
         by_workflow = {c.workflow: c for c in cutoffs}
+        for partition in await self.store.droppable_partitions(cutoffs):
+            while expired := await self.store.finished_runs_created(partition, self.batch):
+                removed = await self._remove_batch(expired, by_workflow, now, progress, history=False)
+                if removed.runs == 0:
+                    break  # each was resumed or dead-lettered since it was found
+            # Dropped only if none of the day's runs is left; else only the
+            # rows of the runs just removed go.
+            progress.removed += await self.store.drop_partition(partition)
         while expired := await self.store.expired_runs(cutoffs, self.batch):
-            if self.archive is not None:
-                written = await self.archive.write(await fetch(self.store, [e.run_id for e in expired]))
-                progress.archived.update(written)
-            removed = await self.store.remove_runs([self._removal(e, by_workflow, now) for e in expired])
-            progress.removed += removed
-            # Renewed every batch: a long pass keeps the lease, a dead one loses it.
-            await self.store.take_maintenance_lease(LEASE, self.holder, self.clock.now(), LEASE_SECONDS)
+            removed = await self._remove_batch(expired, by_workflow, now, progress)
             if removed.runs == 0:
                 break  # each was resumed or dead-lettered since it was found
         if self.policy.default is not None:
@@ -143,6 +157,24 @@ class Retention:
                 if gone < self.batch:
                     break
         progress.removed += Removed(retired_keys=await self.store.forget_keys(now))
+
+    async def _remove_batch(
+        self,
+        expired: list[ExpiredRun],
+        by_workflow: Mapping[str | None, Cutoff],
+        now: float,
+        progress: _Progress,
+        history: bool = True,
+    ) -> Removed:
+        if self.archive is not None:
+            written = await self.archive.write(await fetch(self.store, [e.run_id for e in expired]))
+            progress.archived.update(written)
+        removals = [self._removal(e, by_workflow, now) for e in expired]
+        removed = await self.store.remove_runs(removals, history=history)
+        progress.removed += removed
+        # Renewed every batch: a long pass keeps the lease, a dead one loses it.
+        await self.store.take_maintenance_lease(LEASE, self.holder, self.clock.now(), LEASE_SECONDS)
+        return removed
 
     def _removal(self, expired: ExpiredRun, by_workflow: Mapping[str | None, Cutoff], now: float) -> Removal:
         cutoff = by_workflow.get(expired.workflow) or by_workflow[None]

@@ -43,6 +43,10 @@ class Workflow:
     retention: float | None = None
     """Seconds a finished run is kept (with its history) before retention
     removes it; None takes the configured default (docs/retention.md)."""
+    search: Sequence[str] = ()
+    """Search attributes: paths into the run's data (``"customer.id"``) whose
+    values are indexed with the run, written by the transition that sets them;
+    ``legato runs --where customer.id=42`` finds the run (docs/concepts.md)."""
     schedules: Sequence[Schedule] = ()
     """Clocks that start runs (``Cron(...)``, ``Every(...)``); a worker creates or
     updates them in the store when it starts (docs/events.md)."""
@@ -53,6 +57,9 @@ class Workflow:
 
         object.__setattr__(self, "triggers", tuple(self.triggers))
         object.__setattr__(self, "schedules", tuple(self.schedules))
+        if isinstance(self.search, str):  # search="a.b": one path, not four letters
+            object.__setattr__(self, "search", (self.search,))
+        object.__setattr__(self, "search", tuple(self.search))
         object.__setattr__(self, "priority", Priority.parse(self.priority))
         object.__setattr__(self, "_index", validate(self))
 

@@ -315,6 +315,9 @@ class Run:
     parent: ParentLink | None = None
     """Set on a child run: the parent step it reports to (machine/child.py)."""
     extra: Mapping[str, JSON] = field(default_factory=dict)
+    search: Mapping[str, str | None] | None = None
+    """The values of the workflow's search attributes (machine/search.py); None
+    when it declares none."""
 
     @property
     def finished(self) -> bool:

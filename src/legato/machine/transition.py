@@ -38,6 +38,7 @@ from legato.machine.run import (
     StepKind,
     Token,
 )
+from legato.machine.search import search_values
 from legato.machine.signals import BufferedSignal, take_first
 from legato.machine.states import (
     Approval,
@@ -612,10 +613,13 @@ class Transition:
 
     def decision(self) -> Decision:
         run = self.run
+        data = self.data if self.data is not None else run.data
         new = run.evolve(
             status=self.settle_status(),
             version=run.version + 1,
-            data=self.data if self.data is not None else run.data,
+            data=data,
+            # Computed with the transition, so the row written with it is never stale.
+            search=search_values(self.workflow.search, data) if self.workflow.search else None,
             updated_at=self.now,
             finished_at=self.finished_at,
             sla_met=self.sla_met,

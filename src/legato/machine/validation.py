@@ -15,6 +15,7 @@ from legato.machine.definition import RESERVED_EVENT_PREFIX
 from legato.machine.limits import Limit, kind_of_limit
 from legato.machine.policies import policy_problems
 from legato.machine.schedules import schedule_problems
+from legato.machine.search import paths_problem
 from legato.machine.states import (
     Child,
     Choice,
@@ -60,6 +61,9 @@ def validate(workflow: Workflow) -> dict[str, Placement]:
         raise DefinitionError(
             name, None, f"retention must be a positive number of seconds, got {workflow.retention}"
         )
+    search = paths_problem(workflow.search)
+    if search is not None:
+        raise DefinitionError(name, None, search)
     for schedule, problem in schedule_problems(name, workflow.schedules):
         raise DefinitionError(name, None, f"schedule {schedule!r}: {problem}")
 

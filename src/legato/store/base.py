@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -11,6 +11,7 @@ from legato.machine.commands import Decision
 from legato.machine.errors import ErrorInfo
 from legato.machine.run import Run, RunStatus
 from legato.machine.schedules import Schedule, TickLine
+from legato.machine.search import path_problem
 from legato.machine.values import JSON
 from legato.machine.vocabulary import CompletionOutcome, HistoryKind, TickOutcome, TimerPurpose
 from legato.outbox import OutboxMessage as OutboxMessage  # the outbox rows the store keeps
@@ -82,6 +83,20 @@ class RunQuery:
     limit: int = 50
     before: float | None = None
     """Only runs created before this time: the cursor of the next page."""
+    where: Mapping[str, str] = field(default_factory=dict)
+    """Search attributes (machine/search.py) and the value each must have."""
+    key: str | None = None
+    """Only the run started with this idempotency key."""
+    since: float | None = None
+    """Only runs created at or after this time."""
+    until: float | None = None
+    """Only runs created before this time."""
+
+    def __post_init__(self) -> None:
+        for path in self.where:
+            problem = path_problem(path)
+            if problem is not None:
+                raise ValueError(problem)
 
 
 @dataclass(frozen=True)

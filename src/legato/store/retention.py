@@ -54,6 +54,9 @@ class Removed:
     dead_letters: int = 0
     retired_keys: int = 0
     """Keys whose dedupe window ended, forgotten (not the keys kept)."""
+    history_partitions: int = 0
+    """Partitions of history dropped whole (Postgres); their rows are not
+    counted in ``history``, which counts rows deleted one by one."""
 
     def __add__(self, other: Removed) -> Removed:
         return Removed(
@@ -63,6 +66,7 @@ class Removed:
             self.outbox + other.outbox,
             self.dead_letters + other.dead_letters,
             self.retired_keys + other.retired_keys,
+            self.history_partitions + other.history_partitions,
         )
 
     def by_table(self) -> dict[str, int]:
@@ -73,7 +77,17 @@ class Removed:
             "outbox": self.outbox,
             "dead_letters": self.dead_letters,
             "retired_keys": self.retired_keys,
+            "history_partitions": self.history_partitions,
         }
+
+
+@dataclass(frozen=True)
+class HistoryPartition:
+    """One partition of history (Postgres): the history of the runs created in [since, until)."""
+
+    name: str
+    since: float
+    until: float
 
 
 @dataclass(frozen=True)
@@ -110,11 +124,30 @@ class RetentionStore(Protocol):
         """Runs of ``workflow`` finished in [since, until), by finish time then id,
         those after ``after`` (the last of the previous page): what ``legato export`` writes."""
 
-    async def remove_runs(self, removals: Sequence[Removal]) -> Removed:
+    async def remove_runs(self, removals: Sequence[Removal], *, history: bool = True) -> Removed:
         """Remove the runs in one transaction with their history, timers, outbox
         rows and (resolved) dead letters; keep each one's idempotency key until
         ``keep_key_until``. A run that is unfinished again, finished later than
-        its cutoff, or has an open dead letter now is left alone."""
+        its cutoff, or has an open dead letter now is left alone. ``history``
+        False leaves their history rows to :meth:`drop_partition`."""
+
+    async def prepare_partitions(self, now: float, days_ahead: int) -> list[str]:
+        """Create the history partitions of the days from yesterday to ``days_ahead``
+        days after ``now`` that are missing; their names. A no-op where history
+        is not partitioned (SQLite)."""
+
+    async def droppable_partitions(self, cutoffs: Sequence[Cutoff]) -> list[HistoryPartition]:
+        """The history partitions, oldest first, none of whose runs must be kept:
+        every run created in its range is removable by ``cutoffs`` (or already
+        gone). Empty where history is not partitioned."""
+
+    async def finished_runs_created(self, partition: HistoryPartition, limit: int) -> list[ExpiredRun]:
+        """Up to ``limit`` finished runs created in the partition's range."""
+
+    async def drop_partition(self, partition: HistoryPartition) -> Removed:
+        """Drop the partition if no run created in its range is left; else delete
+        only its rows whose run is gone (a run was resumed meanwhile). Nothing,
+        when the partition's table cannot be locked now (the next pass retries)."""
 
     async def remove_resolved_dead_letters(self, resolved_before: float, limit: int) -> int:
         """Delete resolved dead letters of no run, resolved before ``resolved_before``."""

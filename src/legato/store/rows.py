@@ -67,17 +67,17 @@ def dead_letter_headers(letter: DeadLetter) -> dict[str, str]:
 RUN_COLUMNS = (
     "id", "workflow", "workflow_version", "status", "version", "priority", "idempotency_key",
     "input", "data", "machine", "current_states", "error", "trace_context", "deadline", "sla_met",
-    "created_at", "updated_at", "finished_at",
+    "created_at", "updated_at", "finished_at", "search",
 )  # fmt: skip
 """A run row's columns, in the order of the stores' INSERT statements."""
 
 CHANGING_COLUMNS = (
     "status", "version", "priority", "data", "machine", "current_states", "error",
-    "trace_context", "deadline", "sla_met", "updated_at", "finished_at",
+    "trace_context", "deadline", "sla_met", "updated_at", "finished_at", "search",
 )  # fmt: skip
 """What a transition can change, in the order of the stores' UPDATE statements."""
 
-JSON_COLUMNS = frozenset({"input", "data", "machine", "current_states", "error", "trace_context"})
+JSON_COLUMNS = frozenset({"input", "data", "machine", "current_states", "error", "trace_context", "search"})
 
 
 def run_columns(run: Run) -> dict[str, Any]:
@@ -102,6 +102,7 @@ def run_columns(run: Run) -> dict[str, Any]:
         "created_at": run.created_at,
         "updated_at": run.updated_at,
         "finished_at": run.finished_at,
+        "search": dict(run.search) if run.search is not None else None,
     }
 
 
@@ -124,6 +125,7 @@ def run_from_columns(
     created_at: float,
     updated_at: float,
     finished_at: float | None,
+    search: JSON = None,
 ) -> Run:
     run = Run(
         id=id,
@@ -142,6 +144,7 @@ def run_from_columns(
         deadline=deadline,
         sla_met=None if sla_met is None else bool(sla_met),
         error=ErrorInfo.from_json(error) if error else None,
+        search=search,
     )
     return run.with_machine(machine)
 
@@ -185,6 +188,7 @@ def run_from_row(row: Row, decode: Callable[[Any], Any] = lambda value: value) -
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         finished_at=row["finished_at"],
+        search=decode(row["search"]),
     )
 
 

@@ -285,9 +285,10 @@ class Worker:
             await side.start(self.admission.run, name="admission")
             if self.eager is not None:
                 side.start_soon(supervised, "eager-claims", self.eager.keep_claims, name="eager-claims")
-            if self.retention.policy.enabled:
-                pass_every = partial(self.retention.loop, self.settings.retention_interval)
-                side.start_soon(supervised, "retention", pass_every, name="retention")
+            # Always: besides retention (when set), a pass creates the history
+            # partitions of the days ahead (Postgres).
+            pass_every = partial(self.retention.loop, self.settings.retention_interval)
+            side.start_soon(supervised, "retention", pass_every, name="retention")
             async with anyio.create_task_group() as steps:
                 steps.start_soon(self._consume, prefetch, name="consumer")
                 steps.start_soon(self.dispatcher.run, steps, self._handle, name="dispatcher")

@@ -1,7 +1,8 @@
 """The dashboard's HTTP side: the page, its assets and the JSON API.
 
 GET  /api/overview?range=24h            status tiles, business and execution figures
-GET  /api/runs?status=&workflow=&before= the runs list (newest first, paged by ``before``)
+GET  /api/runs?status=&workflow=&before= the runs list (newest first, paged by ``before``);
+     &where=path=value (repeatable) &key= &since= &until=  search attributes, key, creation time
 GET  /api/runs/{id}                      a run: data, history, graph, legal actions
 POST /api/runs/{id}/{action}             retry | skip | cancel | pause | resume | signal (JSON body)
 GET  /api/dead-letters?status=&offset=&limit=  a page of dead letters and their failure patterns
@@ -27,7 +28,7 @@ from legato.config import HttpSettings
 from legato.errors import LegatoError, OperationRefused, RunNotFound
 from legato.http.dashboard.live import Watcher, event
 from legato.http.dashboard.params import LARGEST_ID, int_param, letter_id, text, text_param, time_param
-from legato.http.dashboard.service import MAX_PAGE, BadRequest, Dashboard
+from legato.http.dashboard.service import MAX_PAGE, BadRequest, Dashboard, RunFilters
 from legato.http.security import USER, guard, harden
 
 STATIC = resources.files(__package__).joinpath("static")
@@ -149,7 +150,13 @@ class _Api:
         before = time_param(request, "before")
         limit = int_param(request, "limit", 50, 1, MAX_PAGE)
         status, workflow = text_param(request, "status"), text_param(request, "workflow")
-        return _json(await self.dashboard.runs(status, workflow, before, limit))
+        filters = RunFilters.parse(
+            [text(where, "where") for where in request.query.getall("where", [])],
+            text_param(request, "key"),
+            text_param(request, "since"),
+            text_param(request, "until"),
+        )
+        return _json(await self.dashboard.runs(status, workflow, before, limit, filters))
 
     async def run(self, request: web.Request) -> web.Response:
         return _json(await self.dashboard.run(text(request.match_info["run_id"], "the run id")))

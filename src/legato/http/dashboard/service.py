@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from legato import views as shapes
@@ -19,6 +19,7 @@ from legato.app import App, UnknownWorkflow
 from legato.broker.base import Broker
 from legato.client import Client
 from legato.errors import LegatoError, RunNotFound
+from legato.filters import parse_when, parse_where
 from legato.http.dashboard import views
 from legato.http.dashboard.layout import drawable
 from legato.machine.definition import Workflow
@@ -55,6 +56,30 @@ RANGES = {
     "7d": Range("7d", 7 * 86400, 3600),
     "30d": Range("30d", 30 * 86400, 86400),
 }
+
+
+@dataclass(frozen=True)
+class RunFilters:
+    """The runs list's filters besides status and workflow (docs/concepts.md, search attributes)."""
+
+    where: Mapping[str, str] = field(default_factory=dict)
+    key: str | None = None
+    since: float | None = None
+    until: float | None = None
+
+    @classmethod
+    def parse(cls, where: Sequence[str], key: str | None, since: str | None, until: str | None) -> RunFilters:
+        """From the query string; BadRequest names what is malformed."""
+        now = time.time()
+        try:
+            return cls(
+                parse_where(where),
+                key or None,
+                parse_when(since, now) if since else None,
+                parse_when(until, now) if until else None,
+            )
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
 
 
 class Dashboard:
@@ -130,12 +155,27 @@ class Dashboard:
         return [*closed, *await self.insights.throughput(boundary, until + 1, chosen.bucket)]
 
     async def runs(
-        self, status: str | None, workflow: str | None, before: float | None, limit: int
+        self,
+        status: str | None,
+        workflow: str | None,
+        before: float | None,
+        limit: int,
+        filters: RunFilters | None = None,
     ) -> dict[str, Any]:
         if status is not None and status not in {s.value for s in RunStatus}:
             raise BadRequest(f"unknown status {status!r}")
         client = self.client("dashboard")
-        found = await client.runs(status, workflow, min(max(limit, 1), MAX_PAGE), before)
+        more = filters or RunFilters()
+        found = await client.runs(
+            status,
+            workflow,
+            min(max(limit, 1), MAX_PAGE),
+            before,
+            where=more.where,
+            key=more.key,
+            since=more.since,
+            until=more.until,
+        )
         return {
             "runs": [views.run_summary(r) for r in found],
             "next": found[-1].created_at if len(found) == limit else None,

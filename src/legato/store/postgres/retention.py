@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from legato.store.postgres import partitions
 from legato.store.postgres import sql as q
 from legato.store.postgres.connection import PostgresConnection
-from legato.store.retention import Cutoff, ExpiredRun, Removal, Removed, RetentionStatus
+from legato.store.retention import (
+    Cutoff,
+    ExpiredRun,
+    HistoryPartition,
+    Removal,
+    Removed,
+    RetentionStatus,
+)
 
 # A run with an open dead letter is kept: replaying the letter resumes it.
 _REMOVABLE = """
@@ -57,7 +65,7 @@ ORDER BY finished_at, id LIMIT $6
 """
 
 _LOCK_REMOVABLE = """
-SELECT r.id, r.workflow, r.idempotency_key, r.finished_at, b.key_until
+SELECT r.id, r.workflow, r.idempotency_key, r.finished_at, r.created_at, b.key_until
 FROM unnest($1::uuid[], $2::float8[], $3::float8[]) AS b(id, before, key_until)
 JOIN runs r ON r.id = b.id
 WHERE r.finished_at IS NOT NULL AND r.finished_at < to_timestamp(b.before)
@@ -73,8 +81,12 @@ ON CONFLICT (key) DO UPDATE SET run_id = excluded.run_id, workflow = excluded.wo
     finished_at = excluded.finished_at, expires_at = greatest(retired_keys.expires_at, excluded.expires_at)
 """
 
+# The runs' creation times pick the partitions of their history (pruning).
+_DELETE_HISTORY = """
+DELETE FROM history WHERE run_id = ANY($1::uuid[]) AND run_created_at = ANY($2::timestamptz[])
+"""
+
 _DELETES = (
-    ("history", "DELETE FROM history WHERE run_id = ANY($1::uuid[])"),
     ("timers", "DELETE FROM timers WHERE run_id = ANY($1::uuid[])"),
     ("outbox", "DELETE FROM outbox WHERE run_id = ANY($1::uuid[])"),
     ("dead_letters", "DELETE FROM dead_letters WHERE run_id = ANY($1::uuid[]) AND status <> 'open'"),
@@ -153,7 +165,7 @@ class PostgresRetention(PostgresConnection):
             )
         return [ExpiredRun(r["id"], r["workflow"], r["finished_at"]) for r in rows]
 
-    async def remove_runs(self, removals: Sequence[Removal]) -> Removed:
+    async def remove_runs(self, removals: Sequence[Removal], *, history: bool = True) -> Removed:
         if not removals:
             return Removed()
         async with self._conn() as conn, conn.transaction():
@@ -176,7 +188,26 @@ class PostgresRetention(PostgresConnection):
             )
             ids = [r["id"] for r in rows]
             counts = {table: _count(await conn.execute(sql, ids)) for table, sql in _DELETES}
+            if history:
+                created = list({r["created_at"] for r in rows})
+                counts["history"] = _count(await conn.execute(_DELETE_HISTORY, ids, created))
         return Removed(**counts)
+
+    async def prepare_partitions(self, now: float, days_ahead: int) -> list[str]:
+        async with self._conn() as conn:
+            return await partitions.prepare(conn, now, days_ahead)
+
+    async def droppable_partitions(self, cutoffs: Sequence[Cutoff]) -> list[HistoryPartition]:
+        async with self._conn() as conn:
+            return await partitions.droppable(conn, cutoffs)
+
+    async def finished_runs_created(self, partition: HistoryPartition, limit: int) -> list[ExpiredRun]:
+        async with self._conn() as conn:
+            return await partitions.finished_runs_created(conn, partition, limit)
+
+    async def drop_partition(self, partition: HistoryPartition) -> Removed:
+        async with self._conn() as conn:
+            return await partitions.drop(conn, partition)
 
     async def remove_resolved_dead_letters(self, resolved_before: float, limit: int) -> int:
         async with self._conn() as conn:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import cached_property
-from typing import TYPE_CHECKING, assert_never
+from typing import TYPE_CHECKING, Any, assert_never
 
 import asyncpg
 
 from legato.errors import KeyRetired
 from legato.machine.commands import Decision
 from legato.machine.run import Run
+from legato.machine.search import search_values
 from legato.store.base import (
     Applied,
     Conflict,
@@ -82,7 +83,8 @@ class PostgresRuns(PostgresConnection):
         rest = await write_rest(conn, write, self.timer_channel)
         children = await self._children_in(conn, write)
         if write.data is not None:
-            run = run.evolve(data=write.data)
+            search = search_values(run.search, write.data) if run.search is not None else None
+            run = run.evolve(data=write.data, search=search)
         return Created(run, True, (*written.outbox.get(run.id, ()), *rest, *children))
 
     async def _children_in(self, conn: Conn, write: Write) -> list[OutboxMessage]:
@@ -144,18 +146,34 @@ class PostgresRuns(PostgresConnection):
     async def record_rejection(self, run: Run, event: str, reason: str, at: float) -> None:
         async with self._conn() as conn:
             await conn.execute(
-                q.INSERT_REJECTION, run.id, run.version, at, {"event": event, "reason": reason}
+                q.INSERT_REJECTION,
+                run.id,
+                run.version,
+                at,
+                {"event": event, "reason": reason},
+                run.created_at,
             )
 
     async def list_runs(self, query: RunQuery) -> list[Run]:
+        given = {
+            "status": query.status.value if query.status else None,
+            "workflow": query.workflow,
+            "before": query.before,
+            "since": query.since,
+            "until": query.until,
+            "key": query.key,
+            "where": dict(query.where) or None,
+        }
+        args: list[Any] = []
+        filters = ["true"]
+        for name, value in given.items():
+            if value is not None:
+                args.append(value)
+                filters.append(q.RUN_FILTERS[name].format(f"${len(args)}"))
+        args.append(query.limit)
+        sql = q.LIST_RUNS.format(filters=" AND ".join(filters), limit=f"${len(args)}")
         async with self._conn() as conn:
-            rows = await conn.fetch(
-                q.LIST_RUNS,
-                query.status.value if query.status else None,
-                query.workflow,
-                query.before,
-                query.limit,
-            )
+            rows = await conn.fetch(sql, *args)
         return [run_from_row(row) for row in rows]
 
     async def history(self, run_id: str) -> list[HistoryEntry]:

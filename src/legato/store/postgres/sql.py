@@ -18,12 +18,12 @@ RECORD_MIGRATION = "INSERT INTO schema_migrations (number, name) VALUES ($1, $2)
 _RUN_COLUMNS = """
     id, workflow, workflow_version, status, version, priority, idempotency_key,
     input, data, machine, current_states, error, trace_context, deadline, sla_met,
-    created_at, updated_at, finished_at
+    created_at, updated_at, finished_at, search
 """
 
 INSERT_RUN = f"""
 INSERT INTO runs ({_RUN_COLUMNS})
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
 ON CONFLICT (idempotency_key) DO NOTHING
 RETURNING id
 """
@@ -43,6 +43,7 @@ _RUN_TYPES = {
     "data": "jsonb", "machine": "jsonb", "current_states": "text[]", "error": "jsonb",
     "trace_context": "jsonb", "deadline": "timestamptz", "sla_met": "boolean",
     "created_at": "timestamptz", "updated_at": "timestamptz", "finished_at": "timestamptz",
+    "search": "jsonb",
 }  # fmt: skip
 assert set(_RUN_TYPES) == set(RUN_COLUMNS), "every run column needs its type here"
 
@@ -79,13 +80,15 @@ RETIRED_KEY = "SELECT run_id, expires_at FROM retired_keys WHERE key = $1 AND ex
 # take them: history rows as a JSON document expanded by jsonb_to_recordset (a
 # thousand array elements cost the worker a type check each, the server's JSON
 # parser next to nothing -- and the worker is the busier of the two), outbox
-# rows as column arrays. `{keep}` picks the runs whose rows are written.
+# rows as column arrays. `{keep}` picks the runs whose rows are written. A row
+# carries its run's creation time: the partition key (migration 0017).
 _HISTORY = """
-    INSERT INTO history (run_id, version, idx, kind, state, attempt, at, actor, detail)
-    SELECT h.run_id, h.version, h.idx, h.kind, h.state, h.attempt, to_timestamp(h.at), h.actor, h.detail
+    INSERT INTO history (run_id, version, idx, kind, state, attempt, at, actor, detail, run_created_at)
+    SELECT h.run_id, h.version, h.idx, h.kind, h.state, h.attempt, to_timestamp(h.at), h.actor, h.detail,
+           to_timestamp(h.run_created_at)
     FROM jsonb_to_recordset(${doc}::jsonb) AS h(
         run_id uuid, version integer, idx smallint, kind text, state text, attempt integer,
-        at double precision, actor text, detail jsonb)
+        at double precision, actor text, detail jsonb, run_created_at double precision)
     WHERE {keep}
 """
 
@@ -118,7 +121,7 @@ WITH i AS (
     SELECT * FROM jsonb_to_recordset($1::jsonb) AS i(
         id uuid, prev integer, status text, version integer, priority smallint, data jsonb,
         machine jsonb, current_states text[], error jsonb, trace_context jsonb, deadline double precision,
-        sla_met boolean, updated_at double precision, finished_at double precision)
+        sla_met boolean, updated_at double precision, finished_at double precision, search jsonb)
 ), locked AS (
     SELECT r.id FROM runs r JOIN i ON r.id = i.id AND r.version = i.prev
     ORDER BY r.id
@@ -128,7 +131,8 @@ WITH i AS (
         status = i.status, version = i.version, priority = i.priority, data = i.data,
         machine = i.machine, current_states = i.current_states, error = i.error,
         trace_context = i.trace_context, deadline = to_timestamp(i.deadline), sla_met = i.sla_met,
-        updated_at = to_timestamp(i.updated_at), finished_at = to_timestamp(i.finished_at)
+        updated_at = to_timestamp(i.updated_at), finished_at = to_timestamp(i.finished_at),
+        search = i.search
     FROM i JOIN locked l ON l.id = i.id
     WHERE r.id = i.id AND r.version = i.prev
     RETURNING r.id
@@ -149,23 +153,32 @@ SELECT 'outbox' AS what, run_id, id, kind, body, priority, headers FROM box
 """
 
 INSERT_REJECTION = f"""
-INSERT INTO history (run_id, version, idx, kind, at, detail)
-VALUES ($1, $2, -1, '{HistoryKind.REJECTED}', $3, $4)
+INSERT INTO history (run_id, version, idx, kind, at, detail, run_created_at)
+VALUES ($1, $2, -1, '{HistoryKind.REJECTED}', $3, $4, $5)
 """
 
+# The run's creation time names the one partition holding its history (run-time
+# pruning): one index probe, not one per partition. A run that is gone has none.
 SELECT_HISTORY = """
 SELECT run_id, version, idx, kind, state, attempt, at, actor, detail
-FROM history WHERE run_id = $1 ORDER BY id
+FROM history
+WHERE run_id = $1 AND run_created_at = (SELECT created_at FROM runs WHERE id = $1)
+ORDER BY id
 """
 
-LIST_RUNS = f"""
-SELECT {_RUN_COLUMNS} FROM runs
-WHERE ($1::text IS NULL OR status = $1)
-  AND ($2::text IS NULL OR workflow = $2)
-  AND ($3::timestamptz IS NULL OR created_at < $3)
-ORDER BY created_at DESC
-LIMIT $4
-"""
+# Only the filters given are in the statement (store/postgres/runs.py), so the
+# planner sees each query's own shape: a search by attribute uses the GIN index.
+LIST_RUNS = f"SELECT {_RUN_COLUMNS} FROM runs WHERE {{filters}} ORDER BY created_at DESC LIMIT {{limit}}"
+
+RUN_FILTERS = {
+    "status": "status = {}",
+    "workflow": "workflow = {}",
+    "before": "created_at < {}",
+    "since": "created_at >= {}",
+    "until": "created_at < {}",
+    "key": "idempotency_key = {}",
+    "where": "search @> {}::jsonb",
+}
 
 INSERT_OUTBOX = """
 INSERT INTO outbox (run_id, kind, body, priority, headers, created_at)
@@ -351,6 +364,8 @@ UPDATE runs SET data = jsonb_set(
 WHERE id = $1
 RETURNING data
 """
+
+SET_SEARCH = "UPDATE runs SET search = $2 WHERE id = $1"
 
 MAP_ITEMS = """
 SELECT idx, ok, result, error, finished_at FROM map_items

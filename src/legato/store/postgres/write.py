@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from legato.machine.commands import Decision
 from legato.machine.run import Run
+from legato.machine.search import search_values
 from legato.notices import OUTBOX_KIND as NOTICE
 from legato.store.base import OutboxMessage
 from legato.store.effects import Effects
@@ -85,6 +86,7 @@ async def write_batch(
                     "at": h.at,
                     "actor": h.actor,
                     "detail": dict(h.detail),
+                    "run_created_at": run.created_at,
                 }
             )
         headers = dict(write.headers or {})
@@ -136,6 +138,9 @@ async def write_rest(conn: Conn, write: Write, timer_channel: str) -> list[Outbo
         write.data = await conn.fetchval(q.COLLECT_MAP_RESULTS, run.id, collect.map_seq, collect.key)
     if effects.awaits or effects.settles:
         await write_completions(conn, run, effects)
+    if effects.collect and run.search is not None:
+        # The join changed the data here, after the decision: its search values follow.
+        await conn.execute(q.SET_SEARCH, run.id, search_values(run.search, write.data))
     if not effects.dead_letters:
         return []
     bodies: list[bytes] = []

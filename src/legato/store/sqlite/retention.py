@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from legato.store.retention import Cutoff, ExpiredRun, Removal, Removed, RetentionStatus
+from legato.store.retention import (
+    Cutoff,
+    ExpiredRun,
+    HistoryPartition,
+    Removal,
+    Removed,
+    RetentionStatus,
+)
 from legato.store.sqlite import sql as q
 from legato.store.sqlite.connection import SqliteConnection
 
@@ -106,7 +113,7 @@ class SqliteRetention(SqliteConnection):
         rows = await self._read(_FINISHED, workflow, since, until, at, at, last, limit)
         return [ExpiredRun(r["id"], r["workflow"], r["finished_at"]) for r in rows]
 
-    async def remove_runs(self, removals: Sequence[Removal]) -> Removed:
+    async def remove_runs(self, removals: Sequence[Removal], *, history: bool = True) -> Removed:
         counts = dict.fromkeys((table for table, _ in _DELETES), 0)
         async with self._write() as db:
             ids: list[str] = []
@@ -132,9 +139,25 @@ class SqliteRetention(SqliteConnection):
                 chunk = ids[start : start + _CHUNK]
                 marks = ", ".join("?" * len(chunk))
                 for table, sql in _DELETES:
+                    if table == "history" and not history:
+                        continue
                     cursor = await db.execute(sql.format(ids=marks), chunk)
                     counts[table] += cursor.rowcount
         return Removed(**counts)
+
+    # History is one table here: retention deletes its rows, there is nothing to drop.
+
+    async def prepare_partitions(self, now: float, days_ahead: int) -> list[str]:
+        return []
+
+    async def droppable_partitions(self, cutoffs: Sequence[Cutoff]) -> list[HistoryPartition]:
+        return []
+
+    async def finished_runs_created(self, partition: HistoryPartition, limit: int) -> list[ExpiredRun]:
+        return []
+
+    async def drop_partition(self, partition: HistoryPartition) -> Removed:
+        return Removed()
 
     async def remove_resolved_dead_letters(self, resolved_before: float, limit: int) -> int:
         async with self._write() as db:

@@ -12,6 +12,7 @@ import anyio
 from legato.errors import KeyRetired
 from legato.machine.commands import Decision
 from legato.machine.run import Run
+from legato.machine.search import search_values
 from legato.notices import OUTBOX_KIND as NOTICE
 from legato.store.base import (
     Applied,
@@ -169,6 +170,10 @@ class SqliteRuns(SqliteConnection):
             row = await cursor.fetchone()
             assert row is not None
             run = run.evolve(data=loads(row[0]))
+        if found.collect and run.search is not None:
+            # The join changed the data here, after the decision: its search values follow.
+            run = run.evolve(search=search_values(run.search, run.data))
+            await db.execute(q.SET_SEARCH, (dumps(dict(run.search or {})), run.id))
         return run
 
     async def _write_effects(
@@ -240,12 +245,21 @@ class SqliteRuns(SqliteConnection):
             )
 
     async def list_runs(self, query: RunQuery) -> list[Run]:
+        where: list[Any] = []
+        for path, value in query.where.items():
+            where += [f'$."{path}"', value]
         rows = await self._read(
-            q.LIST_RUNS,
+            q.LIST_RUNS.format(
+                where=" ".join(q.WHERE_SEARCH.format(8 + 2 * i, 9 + 2 * i) for i in range(len(query.where)))
+            ),
             query.status.value if query.status else None,
             query.workflow,
             query.before,
+            query.since,
+            query.until,
+            query.key,
             query.limit,
+            *where,
         )
         return [_run(row) for row in rows]
 

@@ -17,12 +17,12 @@ RECORD_MIGRATION = "INSERT INTO schema_migrations (number, name) VALUES (?, ?)"
 _RUN_COLUMNS = """
     id, workflow, workflow_version, status, version, priority, idempotency_key,
     input, data, machine, current_states, error, trace_context, deadline, sla_met,
-    created_at, updated_at, finished_at
+    created_at, updated_at, finished_at, search
 """
 
 INSERT_RUN = f"""
 INSERT INTO runs ({_RUN_COLUMNS})
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (idempotency_key) DO NOTHING
 """
 
@@ -36,7 +36,8 @@ RETIRED_KEY = "SELECT run_id, expires_at FROM retired_keys WHERE key = ? AND exp
 UPDATE_RUN = """
 UPDATE runs SET
     status = ?, version = ?, priority = ?, data = ?, machine = ?, current_states = ?,
-    error = ?, trace_context = ?, deadline = ?, sla_met = ?, updated_at = ?, finished_at = ?
+    error = ?, trace_context = ?, deadline = ?, sla_met = ?, updated_at = ?, finished_at = ?,
+    search = ?
 WHERE id = ? AND version = ?
 """
 
@@ -60,9 +61,18 @@ SELECT {_RUN_COLUMNS} FROM runs
 WHERE (?1 IS NULL OR status = ?1)
   AND (?2 IS NULL OR workflow = ?2)
   AND (?3 IS NULL OR created_at < ?3)
+  AND (?4 IS NULL OR created_at >= ?4)
+  AND (?5 IS NULL OR created_at < ?5)
+  AND (?6 IS NULL OR idempotency_key = ?6)
+  {{where}}
 ORDER BY created_at DESC
-LIMIT ?4
+LIMIT ?7
 """
+
+# One per search attribute asked for, numbered after LIMIT's; the path (checked
+# by RunQuery) is a parameter too.
+WHERE_SEARCH = "AND json_extract(search, ?{}) = ?{}"
+
 
 INSERT_OUTBOX = """
 INSERT INTO outbox (run_id, kind, body, priority, headers, created_at)
@@ -221,6 +231,8 @@ UPDATE runs SET data = json_set(
 WHERE id = ?1
 RETURNING data
 """
+
+SET_SEARCH = "UPDATE runs SET search = ? WHERE id = ?"
 
 MAP_ITEMS = """
 SELECT idx, ok, result, error, finished_at FROM map_items

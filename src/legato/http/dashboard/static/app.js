@@ -385,6 +385,9 @@ async function runsView(root, params) {
   const query = new URLSearchParams();
   if (params.status) query.set("status", params.status);
   if (params.workflow) query.set("workflow", params.workflow);
+  // Search attributes (path=value, separated by spaces), idempotency key, creation time.
+  (params.where || "").split(/\s+/).filter(Boolean).forEach((w) => query.append("where", w));
+  ["key", "since", "until"].forEach((k) => { if (params[k]) query.set(k, params[k]); });
   const address = query.toString();
   const limit = shown.get(address) || PAGE;
   const data = await api(`/api/runs?${query}&limit=${limit}`);
@@ -398,6 +401,17 @@ async function runsView(root, params) {
     h("option", { value: "" }, "any workflow"), data.workflows.map((w) => h("option", { value: w, selected: params.workflow === w }, w)));
   const find = h("input", { type: "text", placeholder: "go to run id…", "data-testid": "find-run",
     onkeydown: (e) => { if (e.key === "Enter" && e.target.value.trim()) location.hash = `#/runs/${e.target.value.trim()}`; } });
+  const field = (name, placeholder, size) => h("input", { type: "text", name, placeholder, size, value: params[name] || "", "data-testid": `filter-${name}` });
+  const search = h("form", { class: "search", "data-testid": "filter-form", onsubmit: (e) => {
+    e.preventDefault();
+    const form = new FormData(e.target);
+    const next = { status: params.status, workflow: params.workflow };
+    ["where", "key", "since", "until"].forEach((k) => { next[k] = String(form.get(k) || "").trim() || undefined; });
+    location.hash = "#/runs" + toQuery(next);
+  } },
+    field("where", "customer.id=42 order_id=A1", 26), field("key", "idempotency key", 14),
+    field("since", "since: 2h or 2026-12-01", 16), field("until", "until", 10),
+    h("button", { type: "submit", "data-testid": "filter-apply" }, "Filter"));
   const more = h("button", { "data-testid": "more", disabled: !data.next || limit >= MAX_PAGE, onclick: () => {
     shown.set(address, Math.min(limit + PAGE, MAX_PAGE));
     refresh();
@@ -405,6 +419,7 @@ async function runsView(root, params) {
   root.replaceChildren(
     h("h1", { "data-key": "title" }, "Runs"),
     h("div", { class: "filters", "data-key": "filters" }, status, workflow, find),
+    h("div", { class: "filters", "data-key": "search" }, search),
     h("div", { class: "panel", "data-key": "runs", "data-patch": true },
       data.runs.length ? table("runs-table", "runs",
         ["run", "workflow", "status", "at", "started", "took", "error"].map((c) => th(c, c === "took" ? "num" : "")),
