@@ -412,7 +412,7 @@ class Client:
             await self.broker.republish(
                 str(message.get("queue", "")),
                 str(message.get("routing_key", "")),
-                str(message.get("body", "")).encode(),
+                record.body if record.body is not None else b"",
                 message.get("message_id"),
                 dict(message.get("headers") or {}),
             )

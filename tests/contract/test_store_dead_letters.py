@@ -9,6 +9,7 @@ from legato.machine.vocabulary import TimerPurpose
 from legato.store.base import (
     Applied,
     GuardFailed,
+    PoisonedStep,
     PoisonMessage,
     ResolveDeadLetter,
 )
@@ -66,7 +67,7 @@ async def test_poison_messages_are_kept_once_and_purged_only_when_asked(store: S
     [record] = await store.list_dead_letters()
     assert record.source == "message"
     assert record.message is not None
-    assert record.message["body"] == "{oops"
+    assert record.body == b"{oops"
     assert await store.purge_dead_letters(NOW - 10) == 0
     assert await store.purge_dead_letters(NOW + 10) == 1
     assert await store.list_dead_letters(status=None) == []
@@ -129,3 +130,32 @@ async def test_failure_patterns_group_by_error_type_and_normalised_message(store
         "(message)": 151,
         WF.name: 4,
     }
+
+
+async def test_a_poison_message_is_kept_whatever_its_bytes_and_text(store: Store) -> None:
+    """A raw NUL, bytes that are no UTF-8, NUL and lone surrogates in the reason,
+    the routing key, the message id and the headers: recorded all the same, the
+    body byte for byte (to replay it as it came), the text made storable."""
+    body = b'{"a": "x\x00y"}\xff\xfe'
+    poison = PoisonMessage(
+        "body is not valid JSON: \x00 at 8 \udcff",
+        "q",
+        "order.\x00placed",
+        body,
+        "m-\x00",
+        {"h\x00": "v\x00", "n": [1, "\x00"], "s": "\udcfe"},
+        "fp-nul",
+        PoisonedStep("not-a-uuid", "st\x00ate", 1, 1),
+    )
+    dead_letter_id = await store.record_poison(poison, NOW)
+    record = await store.get_dead_letter(dead_letter_id)
+    assert record is not None
+    assert record.body == body
+    assert record.reason == "body is not valid JSON: \\x00 at 8 \\udcff"
+    assert record.message == {
+        "queue": "q",
+        "routing_key": "order.\\x00placed",
+        "message_id": "m-\\x00",
+        "headers": {"h\\x00": "v\\x00", "n": [1, "\\x00"], "s": "\\udcfe"},
+    }
+    assert (record.run_id, record.state) == (None, "st\\x00ate")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
@@ -139,5 +140,12 @@ def parse_where(values: Sequence[str]) -> dict[str, str]:
         raise click.BadParameter(str(exc), param_hint="--where") from None
 
 
+_UNESCAPED_CONTROL = re.compile("[\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+"""What JSON lets through unescaped but a terminal may obey (DEL, C1 controls, bidi)."""
+
+
 def dump_json(value: Any) -> None:
-    click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode())
+    """Print ``value`` as JSON; every control character is escaped (``\\u009b``),
+    as the terminal shows data, never obeys it (orjson escapes C0 only)."""
+    text = orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode()
+    click.echo(_UNESCAPED_CONTROL.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text))

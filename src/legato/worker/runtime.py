@@ -44,7 +44,7 @@ from legato.worker.handover import Handover
 from legato.worker.inflight import InFlight
 from legato.worker.middleware import Middleware, with_app_middleware
 from legato.worker.notices import Notices
-from legato.worker.poison import BugLedger, dead_letter_message
+from legato.worker.poison import BugLedger, Unrecorded, dead_letter_message
 from legato.worker.relay import OutboxRelay
 from legato.worker.startup import Patience
 from legato.worker.steps import StepRunner
@@ -145,6 +145,13 @@ def is_outage(exc: BaseException) -> bool:
     return False
 
 
+def _brief(exc: BaseException) -> str:
+    """One line of an error: its type and the first line of its message."""
+    exc = _first_line(exc)
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:300]}" if text else type(exc).__name__
+
+
 def _first_line(exc: BaseException) -> BaseException:
     while isinstance(exc, BaseExceptionGroup):
         exc = exc.exceptions[0]
@@ -241,6 +248,7 @@ class Worker:
             observer=self.engine.observer,
         )
         self.bugs = BugLedger()
+        self.unrecorded = Unrecorded(first=self.settings.retry_pause)
         self._stopping = anyio.Event()
         self.started = anyio.Event()
         self.consuming = False
@@ -366,7 +374,11 @@ class Worker:
                 # A bug, not a handler failure (those are outcomes). One bad delivery
                 # must not take the worker down: it is retried once, then kept as a
                 # dead letter with the error, so it can be inspected and replayed.
-                log.exception("failed to process a delivery from %s", delivery.queue)
+                # Its traceback is logged once, not at every redelivery.
+                if self.unrecorded.failing(delivery):
+                    log.warning("failed again to process a delivery from %s: %s", delivery.queue, _brief(exc))
+                else:
+                    log.exception("failed to process a delivery from %s", delivery.queue)
                 await self._set_aside(delivery, f"internal error: {type(exc).__name__}: {exc}")
 
     async def _give_back(self, delivery: Delivery, exc: BaseException) -> None:
@@ -389,14 +401,25 @@ class Worker:
         back when the channel closes.
         """
         try:
-            if self.bugs.second_time(delivery):
+            if self.unrecorded.failing(delivery) or self.bugs.second_time(delivery):
                 await dead_letter_message(
                     delivery, reason, self.store, self.broker, self.clock, self.engine.observer
                 )
+                self.unrecorded.recorded(delivery)
                 return
             await anyio.sleep(self.settings.retry_pause)
-        except Exception:
-            log.exception("could not keep a delivery from %s as a dead letter; it goes back", delivery.queue)
+        except Exception as exc:
+            # Backing off (doubling, bounded) keeps a delivery whose dead letter
+            # cannot be written from coming back at once, forever.
+            pause = self.unrecorded.failed(delivery)
+            log.warning(
+                "could not keep a delivery from %s as a dead letter (%s); it goes back in %.0fs",
+                delivery.queue,
+                _brief(exc),
+                pause,
+            )
+            log.debug("the dead letter could not be written", exc_info=True)
+            await anyio.sleep(pause)
         try:
             await delivery.requeue()
         except Exception:
