@@ -42,7 +42,7 @@ def event_priority(headers: Mapping[str, Any], amqp_priority: int | None) -> Pri
     """
     raw = headers.get(PRIORITY_HEADER)
     if isinstance(raw, bytes):
-        raw = raw.decode()
+        raw = raw.decode("utf-8", "replace")
     if raw is not None:
         return Priority.parse(raw)
     if not amqp_priority:
