@@ -7,6 +7,7 @@ import logging
 
 from legato.broker.base import Broker, Delivery
 from legato.clock import Clock
+from legato.errors import BrokerError, StoreError
 from legato.messages import MalformedMessage, TaskMessage
 from legato.observe import Observer, PoisonedInput
 from legato.store.base import PoisonedStep, PoisonMessage
@@ -14,6 +15,19 @@ from legato.store.ports import DeadLetterStore
 from legato.store.rows import poison_fingerprint
 
 log = logging.getLogger("legato.worker")
+
+
+class DeadLetterNotRecorded(Exception):
+    """The store refused a dead letter (not an outage: the write itself failed).
+
+    The delivery goes back to the queue after a pause that doubles each time
+    (:class:`Unrecorded`), never straight away.
+    """
+
+    def __init__(self, reason: str, error: BaseException) -> None:
+        self.reason = reason
+        self.error = error
+        super().__init__(f"{type(error).__name__}: {error}")
 
 
 async def dead_letter_message(
@@ -36,7 +50,12 @@ async def dead_letter_message(
         fingerprint=fingerprint,
         step=_step_of(delivery) if delivery.queue in broker.topology.task_queues else None,
     )
-    await store.record_poison(poison, clock.now())
+    try:
+        await store.record_poison(poison, clock.now())
+    except (StoreError, BrokerError):
+        raise  # an outage: the delivery is given back as for any other
+    except Exception as exc:
+        raise DeadLetterNotRecorded(reason, exc) from exc
     await broker.dead_letter(delivery, reason)
     await delivery.ack()
     observer.poisoned(PoisonedInput(delivery.queue, reason))

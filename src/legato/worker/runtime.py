@@ -44,7 +44,7 @@ from legato.worker.handover import Handover
 from legato.worker.inflight import InFlight
 from legato.worker.middleware import Middleware, with_app_middleware
 from legato.worker.notices import Notices
-from legato.worker.poison import BugLedger, Unrecorded, dead_letter_message
+from legato.worker.poison import BugLedger, DeadLetterNotRecorded, Unrecorded, dead_letter_message
 from legato.worker.relay import OutboxRelay
 from legato.worker.startup import Patience
 from legato.worker.steps import StepRunner
@@ -371,6 +371,9 @@ class Worker:
                 if is_outage(exc):
                     await self._give_back(delivery, exc)
                     return
+                if isinstance(exc, DeadLetterNotRecorded):
+                    await self._back_off(delivery, exc)
+                    return
                 # A bug, not a handler failure (those are outcomes). One bad delivery
                 # must not take the worker down: it is retried once, then kept as a
                 # dead letter with the error, so it can be inspected and replayed.
@@ -387,6 +390,26 @@ class Worker:
         dead-lettering it."""
         log.warning("could not process a delivery from %s (%s); requeued", delivery.queue, _first_line(exc))
         await anyio.sleep(self.settings.retry_pause)
+        try:
+            await delivery.requeue()
+        except Exception:
+            log.exception("could not give a delivery back to %s", delivery.queue)
+
+    async def _back_off(self, delivery: Delivery, exc: BaseException) -> None:
+        """The dead letter of ``delivery`` could not be written: give it back after
+        a pause that doubles each time (bounded), with one line of log, so that
+        it neither spins nor floods the log; the traceback only at debug level."""
+        pause = self.unrecorded.failed(delivery)
+        log.warning(
+            "could not keep a delivery from %s as a dead letter (%s); it goes back in %gs",
+            delivery.queue,
+            _brief(exc),
+            pause,
+        )
+        log.debug("the dead letter could not be written", exc_info=exc)
+        # Called with cancellation shielded: a stopping worker cuts the pause short.
+        with anyio.move_on_after(pause):
+            await self._stopping.wait()
         try:
             await delivery.requeue()
         except Exception:
@@ -409,17 +432,8 @@ class Worker:
                 return
             await anyio.sleep(self.settings.retry_pause)
         except Exception as exc:
-            # Backing off (doubling, bounded) keeps a delivery whose dead letter
-            # cannot be written from coming back at once, forever.
-            pause = self.unrecorded.failed(delivery)
-            log.warning(
-                "could not keep a delivery from %s as a dead letter (%s); it goes back in %.0fs",
-                delivery.queue,
-                _brief(exc),
-                pause,
-            )
-            log.debug("the dead letter could not be written", exc_info=True)
-            await anyio.sleep(pause)
+            await self._back_off(delivery, exc)
+            return
         try:
             await delivery.requeue()
         except Exception:
