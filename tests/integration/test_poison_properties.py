@@ -25,13 +25,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from legato import App, StepContext, Task, Workflow
-from legato.broker.base import SIGNAL_ROUTING_KEY, Delivery, DeliveryHandler
+from legato.broker.base import SIGNAL_ROUTING_KEY, Delivery, DeliveryHandler, Topology
 from legato.broker.rabbitmq import RabbitMQBroker
+from legato.client import Client
 from legato.store.base import RunQuery
 from legato.store.postgres import PostgresStore
 from legato.worker.runtime import Worker, WorkerSettings
 from tests.conftest import AMQP_URL
-from tests.integration.harness import eventually
+from tests.integration.harness import eventually, running
 
 EVENT = "prop.event"
 
@@ -159,7 +160,6 @@ class Bench:
 
 @pytest.fixture
 async def bench(pg_store: PostgresStore, namespace: str) -> AsyncIterator[Bench]:
-    from legato.broker.base import Topology
 
     broker = CountingBroker(AMQP_URL, Topology(namespace))
     await broker.connect()
@@ -236,3 +236,33 @@ async def test_every_message_becomes_one_run_or_one_dead_letter(bench: Bench, ba
     assert not [r for r in bench.log.records if r.levelno >= logging.ERROR], [
         r.getMessage() for r in bench.log.records if r.levelno >= logging.ERROR
     ]
+
+
+async def test_a_poison_body_is_kept_and_replayed_byte_for_byte(
+    pg_store: PostgresStore, namespace: str
+) -> None:
+    """The raw NUL of issue 10 (and bytes that are no UTF-8): recorded at once,
+    and a replay publishes exactly the bytes that came."""
+
+    body = b'{"a": "x\x00y"}\xff'
+    broker = RabbitMQBroker(AMQP_URL, Topology(namespace))
+    await broker.connect()
+    try:
+        async with running(APP, pg_store, broker, WorkerSettings(concurrency=2, timer_poll_interval=0.05)):
+            await broker.publish_event(EVENT, body, message_id="nul-1")
+            [letter] = await eventually(pg_store.list_dead_letters, timeout=30)
+        assert letter.body == body
+        assert "body is not valid JSON" in letter.reason
+        await Client(pg_store, broker, APP, actor="ops").replay(letter.id)
+        connection = await aio_pika.connect(AMQP_URL)
+        try:
+            channel = await connection.channel()
+            queue = await channel.get_queue(broker.topology.triggers_queue)
+            replayed = await eventually(lambda: queue.get(fail=False), timeout=10)
+            assert replayed.body == body
+            assert replayed.message_id == "nul-1"
+            await replayed.ack()
+        finally:
+            await connection.close()
+    finally:
+        await broker.close()
