@@ -128,3 +128,12 @@ def test_an_action_and_its_refusal_print_data_literally(runner: CliRunner, scene
     assert f"run {scene[1].waiting}: cancelled" in cancelled
     history = invoke(runner, "show", scene[1].waiting)
     assert "\\x1b[2J" in history
+
+
+def test_schedules_print_their_names_literally(runner: CliRunner) -> None:
+    name = f"nightly{EVIL}"
+    orjson.loads(invoke(runner, "schedule", "create", name, "--workflow", "waiting", "--every", "1h"))
+    listed = invoke(runner, "schedule", "list")
+    assert "nightly[/] [red]x[/red]" in listed
+    assert "\\x1b[2J" in listed
+    invoke(runner, "schedule", "delete", name)
