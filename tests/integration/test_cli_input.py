@@ -210,3 +210,19 @@ async def test_a_worker_never_logs_a_password_given_in_the_url_query(tmp_path: P
     assert "password=***" in written
     assert SECRET not in written
     assert SECRET not in metrics
+
+
+async def test_a_worker_not_to_migrate_on_a_database_without_the_schema_stops_with_one_line(
+    unmigrated: str,
+) -> None:
+    namespace = unique("legato_t")
+    environment = worker_env(unmigrated, namespace)
+    try:
+        done = await anyio.to_thread.run_sync(
+            lambda: legato(environment, "worker", "tests.apps.shop:app", "--no-migrate")
+        )
+    finally:
+        await delete_namespace(namespace)
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr, done.stderr
+    assert NO_SCHEMA.format(url=PG_DSN, schema=unmigrated) in done.stderr.splitlines()[-1]

@@ -27,7 +27,7 @@ from legato.app import App
 from legato.broker.base import Broker, Delivery
 from legato.clock import Clock, SystemClock
 from legato.engine import Engine
-from legato.errors import BrokerError, LegatoError, StoreError
+from legato.errors import BrokerError, LegatoError, SchemaMissing, StoreError
 from legato.flow.admission import Admission, AdmissionSettings
 from legato.flow.waiting import WaitingRoom
 from legato.lifecycle.archive import Archive
@@ -127,6 +127,10 @@ async def supervised(
             await run()
             return
         except Exception as exc:
+            if isinstance(exc, SchemaMissing):
+                # A deployment to fix (`legato migrate`), not a bug: its one line says so.
+                log.error("the %s task stopped: %s", name, exc)
+                raise SideTaskDied(name, exc) from exc
             if not is_outage(exc):
                 log.exception("the %s task died", name)
                 raise SideTaskDied(name, exc) from exc
