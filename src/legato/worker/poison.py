@@ -102,6 +102,9 @@ class Unrecorded:
         self.size = size
         self._failures: collections.OrderedDict[str, int] = collections.OrderedDict()
 
+    def __len__(self) -> int:
+        return len(self._failures)
+
     def failing(self, delivery: Delivery) -> bool:
         """True when the dead letter of ``delivery`` could not be written before."""
         return _key(delivery) in self._failures

@@ -366,6 +366,8 @@ class Worker:
                 await self.notices.handle(delivery)
             else:
                 await self.steps.handle(delivery)
+            if self.unrecorded:  # (empty but for a store refusing dead letters: no hashing per delivery)
+                self.unrecorded.recorded(delivery)
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True):
                 await delivery.requeue()
