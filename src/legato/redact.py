@@ -15,6 +15,8 @@ import logging
 import re
 from urllib.parse import unquote
 
+from legato.printable import printable
+
 MASK = "***"
 
 _SECRET_NAME = re.compile(r"pass|pwd|secret|token|key|auth|cred|sig", re.IGNORECASE)
@@ -83,14 +85,15 @@ def _mask_pair(match: re.Match[str]) -> str:
 class RedactingFormatter(logging.Formatter):
     """Wraps a formatter: every line it makes, traceback included, has its secrets
     masked -- whoever logged it (legato, aio-pika's reconnect messages quoting
-    the URL, asyncpg) and at whatever level."""
+    the URL, asyncpg) and at whatever level -- and its control characters escaped."""
 
     def __init__(self, inner: logging.Formatter) -> None:
         super().__init__()
         self.inner = inner
 
     def format(self, record: logging.LogRecord) -> str:
-        return redact_text(self.inner.format(record))
+        # A log line is shown to a person too: no control sequence gets through.
+        return printable(redact_text(self.inner.format(record)))
 
 
 def redact_logging(logger: logging.Logger | None = None) -> None:

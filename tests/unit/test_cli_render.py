@@ -13,9 +13,9 @@ from click.testing import CliRunner
 
 from legato.broker.memory import MemoryBroker
 from legato.cli.main import cli
-from legato.cli.render import printable
 from legato.client import Client
 from legato.machine.run import RunStatus
+from legato.printable import printable
 from legato.store.sqlite import SqliteStore
 from legato.worker.runtime import WorkerSettings
 from tests.apps.hostile import EVIL, app

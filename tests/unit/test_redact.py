@@ -82,3 +82,14 @@ def test_a_step_error_quoting_a_url_is_stored_masked() -> None:
     assert SECRET not in info.message
     assert SECRET not in (info.traceback or "")
     assert "postgresql://app:***@db/orders?password=***" in info.message
+
+
+def test_a_log_line_carries_no_control_sequence() -> None:
+    logger = logging.getLogger("legato.test_redact.controls")
+    logger.propagate = False
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    logger.addHandler(handler)
+    redact_logging(logger)
+    logger.warning("dead-lettered: %s", "event \x1b]0;owned\x07 \x1b[2J")
+    assert stream.getvalue() == "dead-lettered: event \\x1b]0;owned\\x07 \\x1b[2J\n"

@@ -7,11 +7,11 @@ from typing import Any
 
 import click
 
-from legato.cli.render import printable
 from legato.cli.runner import CliState
 from legato.config import load_settings
 from legato.errors import LegatoError
 from legato.logs import LogFormat, configure_logging
+from legato.printable import printable
 from legato.redact import redact_logging
 
 

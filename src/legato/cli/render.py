@@ -3,14 +3,13 @@
 The terminal shows data, never obeys it: every value that comes from a run,
 an event, an error or an operator goes into a table as :class:`rich.text.Text`
 (never parsed as rich markup, so ``[/]`` or ``[link=…]`` print as written),
-and through :func:`printable`, which makes terminal control characters
-(ESC, CSI, OSC, BEL, bidi overrides...) visible as escapes instead of sending
-them to the operator's terminal.
+and through :func:`~legato.printable.printable`, which makes terminal control
+characters (ESC, CSI, OSC, BEL, bidi overrides...) visible as escapes instead
+of sending them to the operator's terminal.
 """
 
 from __future__ import annotations
 
-import re
 import shutil
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -22,6 +21,7 @@ from rich.text import Text
 
 from legato.machine.run import Run, RunStatus
 from legato.machine.vocabulary import HistoryKind
+from legato.printable import printable
 from legato.store.base import DeadLetterGroup, DeadLetterRecord, HistoryEntry
 
 STATUS_STYLE = {
@@ -35,21 +35,6 @@ STATUS_STYLE = {
     RunStatus.RUNNING: "cyan",
     RunStatus.PENDING: "cyan",
 }
-
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-"""C0 and C1 controls but tab and newline, DEL, and the bidi marks and overrides."""
-
-
-def printable(value: object) -> str:
-    """``value`` as text whose control characters are shown escaped (``\\x1b``)."""
-    text = str(value)
-    return _CONTROL.sub(_escape, text) if _CONTROL.search(text) else text
-
-
-def _escape(match: re.Match[str]) -> str:
-    code = ord(match.group(0))
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def plain(value: object, style: str = "") -> Text:
