@@ -180,7 +180,7 @@ class PostgresConnection:
                     if connection_lost(exc, conn):
                         raise _outage(exc) from exc
                     if isinstance(exc, _NOT_MIGRATED):
-                        raise self._schema_missing() from exc
+                        raise self._schema_missing(exc) from exc
                     raise
         except CONNECTION_LOST as exc:  # taking or giving back the connection
             raise _outage(exc) from exc
@@ -189,10 +189,10 @@ class PostgresConnection:
         """A pooled connection whose errors are legato's (outage, missing schema)."""
         return self._conn()
 
-    def _schema_missing(self) -> SchemaMissing:
+    def _schema_missing(self, exc: BaseException) -> SchemaMissing:
         return SchemaMissing(
             f"the database at {redact(self.dsn)} (schema {self.schema!r}) has no legato schema; "
-            "run `legato migrate`"
+            f"run `legato migrate` ({exc})"
         )
 
     async def ping(self) -> None:
