@@ -168,8 +168,11 @@ def demo(db_path: str) -> None:
     result = run_async(lambda: run_demo(Path(db_path)))
     out = console()
     out.print(
-        f"[bold]legato demo[/]: {result.events} events published on the in-process broker, "
-        f"{len(result.runs)} runs, SQLite at {db_path}, {result.elapsed:.1f} s\n"
+        plain("legato demo", "bold")
+        + plain(
+            f": {result.events} events published on the in-process broker, "
+            f"{len(result.runs)} runs, SQLite at {db_path}, {result.elapsed:.1f} s\n"
+        )
     )
     out.print(runs_table(result.runs, title="Runs (one per order; the duplicate event started none)"))
     for run in result.runs:
