@@ -206,7 +206,7 @@ async def test_migration_0015_moves_old_bodies_into_bytes(
                     (old.decode(),),
                 )
         monkeypatch.setattr(module, "migrations", every)
-        assert await store.migrate() == ["0015_poison_bodies"]
+        assert (await store.migrate())[0] == "0015_poison_bodies"
         [record] = await store.list_dead_letters()
     finally:
         await store.close()
