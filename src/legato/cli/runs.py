@@ -154,7 +154,9 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
     out = console()
     out.print(runs_table([run], title="Run"))
     if run.parent is not None:
-        out.print(plain(f"parent: {run.parent.run_id} (step #{run.parent.seq}, attempt {run.parent.attempt})"))
+        out.print(
+            plain(f"parent: {run.parent.run_id} (step #{run.parent.seq}, attempt {run.parent.attempt})")
+        )
     if run.error:
         out.print(plain("error: ", "red") + plain(f"{run.error.type}: {run.error.message}"))
     for entry in map_progress(run):
