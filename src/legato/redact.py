@@ -15,7 +15,8 @@ import logging
 import re
 from urllib.parse import unquote
 
-from legato.printable import printable
+from legato.logs import JsonFormatter
+from legato.printable import printable, printable_json
 
 MASK = "***"
 
@@ -23,7 +24,8 @@ _SECRET_NAME = re.compile(r"pass|pwd|secret|token|key|auth|cred|sig", re.IGNOREC
 """Query parameter names whose values are masked (``password``, ``sslpassword``,
 ``access_token``, ``api_key``, ``authorization``, ``credentials``, ``signature``...)."""
 
-_URL = re.compile(r"""\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s'"<>`]+""")
+_URL = re.compile(r"""\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s'"<>`]*[^\s'"<>`,.;:)\]]""")
+"""A URL in text, not the punctuation after it (``at postgresql://db/app, then``)."""
 _PAIR = re.compile(
     r"""(?P<name>\b[\w\-]*(?:pass|pwd|secret|token|api[_\-]?key|auth|cred)[\w\-]*)"""
     r"""(?P<sep>\s*[=:]\s*)(?P<value>'[^']*'|"[^"]*"|[^\s&,;'"]+)""",
@@ -90,10 +92,12 @@ class RedactingFormatter(logging.Formatter):
     def __init__(self, inner: logging.Formatter) -> None:
         super().__init__()
         self.inner = inner
+        self.escape = printable_json if isinstance(inner, JsonFormatter) else printable
 
     def format(self, record: logging.LogRecord) -> str:
-        # A log line is shown to a person too: no control sequence gets through.
-        return printable(redact_text(self.inner.format(record)))
+        # A log line is shown to a person too: no control sequence gets through
+        # (and a JSON line stays JSON).
+        return self.escape(redact_text(self.inner.format(record)))
 
 
 def redact_logging(logger: logging.Logger | None = None) -> None:

@@ -132,7 +132,7 @@ class CountingBroker(RabbitMQBroker):
 
     async def consume(self, on_delivery: DeliveryHandler, prefetch: int, waiting_room: int = 0) -> None:
         def counted(delivery: Delivery) -> None:
-            self.deliveries += delivery.queue == self.topology.triggers_queue
+            self.deliveries += delivery.queue in self.topology.event_queues
             on_delivery(delivery)
 
         await super().consume(counted, prefetch, waiting_room)
@@ -257,7 +257,7 @@ async def test_a_poison_body_is_kept_and_replayed_byte_for_byte(
         connection = await aio_pika.connect(AMQP_URL)
         try:
             channel = await connection.channel()
-            queue = await channel.get_queue(broker.topology.triggers_queue)
+            queue = await channel.get_queue(broker.topology.app_queue)
             replayed = await eventually(lambda: queue.get(fail=False), timeout=10)
             assert replayed.body == body
             assert replayed.message_id == "nul-1"

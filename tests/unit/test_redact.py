@@ -5,8 +5,10 @@ from __future__ import annotations
 import io
 import logging
 
+import orjson
 import pytest
 
+from legato.logs import JsonFormatter
 from legato.redact import RedactingFormatter, redact, redact_logging, redact_text
 from legato.worker.execute import error_info
 
@@ -93,3 +95,20 @@ def test_a_log_line_carries_no_control_sequence() -> None:
     redact_logging(logger)
     logger.warning("dead-lettered: %s", "event \x1b]0;owned\x07 \x1b[2J")
     assert stream.getvalue() == "dead-lettered: event \\x1b]0;owned\\x07 \\x1b[2J\n"
+
+
+def test_a_json_log_line_is_masked_and_stays_json() -> None:
+    logger = logging.getLogger("legato.test_redact.json")
+    logger.propagate = False
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger.addHandler(handler)
+    redact_logging(logger)
+    logger.warning("on %s, event %s", "amqp://mq/?password=hunter2", "\x1b[2J\x9b1m\u202e")
+    line = orjson.loads(stream.getvalue())
+    assert line["message"] == "on amqp://mq/?password=***, event \x1b[2J\x9b1m\u202e"
+    assert "\x1b" not in stream.getvalue()
+    assert "\x9b" not in stream.getvalue()
+    assert "\u202e" not in stream.getvalue()
+    assert SECRET not in stream.getvalue()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
@@ -19,6 +18,7 @@ from legato.backends import make_broker, make_store
 from legato.client import Client, default_actor
 from legato.config import Settings
 from legato.errors import ConfigurationError
+from legato.printable import printable_json
 
 T = TypeVar("T")
 
@@ -140,12 +140,8 @@ def parse_where(values: Sequence[str]) -> dict[str, str]:
         raise click.BadParameter(str(exc), param_hint="--where") from None
 
 
-_UNESCAPED_CONTROL = re.compile("[\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-"""What JSON lets through unescaped but a terminal may obey (DEL, C1 controls, bidi)."""
-
-
 def dump_json(value: Any) -> None:
     """Print ``value`` as JSON; every control character is escaped (``\\u009b``),
     as the terminal shows data, never obeys it (orjson escapes C0 only)."""
     text = orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode()
-    click.echo(_UNESCAPED_CONTROL.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text))
+    click.echo(printable_json(text))

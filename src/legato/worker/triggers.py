@@ -24,8 +24,8 @@ from legato.machine.definition import Priority
 from legato.machine.events import SignalReceived
 from legato.machine.signals import EarlySignal
 from legato.messages import MalformedMessage, decode_json_object
-from legato.worker.handover import Handover
 from legato.store.rows import storable_text
+from legato.worker.handover import Handover
 from legato.worker.poison import dead_letter_message
 
 log = logging.getLogger("legato.worker")
