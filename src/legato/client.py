@@ -238,6 +238,7 @@ class Client:
         (``early="refuse"``); see docs/concepts.md.
         """
         _check_storable(data, "the signal's data")
+        _check_storable(name, "the signal's name")
         return await self._act(run_id, SignalReceived(name, dict(data or {}), self.actor, EarlySignal(early)))
 
     async def signal_with_start(
@@ -272,6 +273,7 @@ class Client:
         return await self._act(run_id, SkipRequested(self.actor, state, dict(output) if output else None))
 
     async def cancel(self, run_id: str, compensate: bool = True, reason: str = "") -> Run:
+        _check_storable(reason, "the reason")
         return await self._act(run_id, CancelRequested(self.actor, compensate, reason))
 
     async def pause(self, run_id: str, reason: str = "") -> Run:
@@ -412,7 +414,7 @@ class Client:
             await self.broker.republish(
                 str(message.get("queue", "")),
                 str(message.get("routing_key", "")),
-                str(message.get("body", "")).encode(),
+                record.body if record.body is not None else b"",
                 message.get("message_id"),
                 dict(message.get("headers") or {}),
             )

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from legato.errors import ConfigurationError
+from legato.identifiers import check_namespace, check_schema
+from legato.urls import check_broker_url, check_database_url
 from legato.worker.runtime import WorkerSettings
 
 DEFAULT_CONFIG_FILE = "legato.toml"
@@ -285,6 +287,12 @@ def _webhook(name: str, table: Mapping[str, Any]) -> WebhookSettings:
 
 
 def _check_ranges(settings: Settings) -> None:
+    check_schema(settings.database_schema)
+    check_namespace(settings.namespace)
+    if settings.database_url is not None:
+        check_database_url(settings.database_url)
+    if settings.broker_url is not None:
+        check_broker_url(settings.broker_url)
     if settings.queue_type not in ("classic", "quorum"):
         raise ConfigurationError(f"queue_type must be 'classic' or 'quorum', got {settings.queue_type!r}")
     if settings.pool_size < 1:

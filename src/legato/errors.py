@@ -27,6 +27,10 @@ class DefinitionError(LegatoError):
         super().__init__(f"{where}: {problem}")
 
 
+class SchemaMissing(ConfigurationError):
+    """The database has no legato schema (or an older one): ``legato migrate`` first."""
+
+
 class StoreError(LegatoError):
     """The state store failed or cannot be reached."""
 

@@ -21,6 +21,8 @@ class Priority(IntEnum):
     def parse(cls, value: int | str | Priority) -> Priority:
         if isinstance(value, Priority):
             return value
+        if isinstance(value, bool):  # an int to Python, but no priority: True is not "normal"
+            raise ValueError(f"priority must be low, normal or high (or 0, 1, 2), got {value!r}")
         if isinstance(value, str):
             key = value.strip().upper()
             if key in cls.__members__:

@@ -3,6 +3,7 @@ the CLI's ``--json``, the dashboard's API and the HTTP ingress."""
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from legato.machine.map import progress as map_progress
@@ -67,8 +68,22 @@ def dead_letter_json(letter: DeadLetterRecord) -> dict[str, Any]:
         "status": letter.status,
         "resolved_at": letter.resolved_at,
         "resolved_by": letter.resolved_by,
-        "message": dict(letter.message) if letter.message else None,
+        "message": message_json(letter),
     }
+
+
+def message_json(letter: DeadLetterRecord) -> dict[str, Any] | None:
+    """Where a poison message came from, and its body: as text when it is
+    UTF-8, else base64 (``body_base64``); the record keeps the exact bytes."""
+    if letter.message is None and letter.body is None:
+        return None
+    shown: dict[str, Any] = dict(letter.message or {})
+    if letter.body is not None:
+        try:
+            shown["body"] = letter.body.decode("utf-8")
+        except UnicodeDecodeError:
+            shown["body_base64"] = base64.b64encode(letter.body).decode("ascii")
+    return shown
 
 
 def group_json(group: DeadLetterGroup) -> dict[str, Any]:

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import orjson
+import pytest
+
+import legato.store.postgres.connection as pg_connection
+import legato.store.sqlite.connection as sqlite_connection
 from legato.machine.commands import Decision
 from legato.machine.decide import decide
 from legato.machine.events import StepFailed, StepSucceeded, TimerFired
@@ -9,10 +16,14 @@ from legato.machine.vocabulary import TimerPurpose
 from legato.store.base import (
     Applied,
     GuardFailed,
+    PoisonedStep,
     PoisonMessage,
     ResolveDeadLetter,
 )
 from legato.store.ports import Store
+from legato.store.postgres import PostgresStore
+from legato.store.sqlite import SqliteStore
+from tests.conftest import PG_DSN
 from tests.contract.workflow import NOW, WF, started
 from tests.unit.sim import boom
 
@@ -66,7 +77,7 @@ async def test_poison_messages_are_kept_once_and_purged_only_when_asked(store: S
     [record] = await store.list_dead_letters()
     assert record.source == "message"
     assert record.message is not None
-    assert record.message["body"] == "{oops"
+    assert record.body == b"{oops"
     assert await store.purge_dead_letters(NOW - 10) == 0
     assert await store.purge_dead_letters(NOW + 10) == 1
     assert await store.list_dead_letters(status=None) == []
@@ -129,3 +140,75 @@ async def test_failure_patterns_group_by_error_type_and_normalised_message(store
         "(message)": 151,
         WF.name: 4,
     }
+
+
+async def test_a_poison_message_is_kept_whatever_its_bytes_and_text(store: Store) -> None:
+    """A raw NUL, bytes that are no UTF-8, NUL and lone surrogates in the reason,
+    the routing key, the message id and the headers: recorded all the same, the
+    body byte for byte (to replay it as it came), the text made storable."""
+    body = b'{"a": "x\x00y"}\xff\xfe'
+    poison = PoisonMessage(
+        "body is not valid JSON: \x00 at 8 \udcff",
+        "q",
+        "order.\x00placed",
+        body,
+        "m-\x00",
+        {"h\x00": "v\x00", "n": [1, "\x00"], "s": "\udcfe"},
+        "fp-nul",
+        PoisonedStep("not-a-uuid", "st\x00ate", 1, 1),
+    )
+    dead_letter_id = await store.record_poison(poison, NOW)
+    record = await store.get_dead_letter(dead_letter_id)
+    assert record is not None
+    assert record.body == body
+    assert record.reason == "body is not valid JSON: \\x00 at 8 \\udcff"
+    assert record.message == {
+        "queue": "q",
+        "routing_key": "order.\\x00placed",
+        "message_id": "m-\\x00",
+        "headers": {"h\\x00": "v\\x00", "n": [1, "\\x00"], "s": "\\udcfe"},
+    }
+    assert (record.run_id, record.state) == (None, "st\\x00ate")
+
+
+@pytest.mark.parametrize("backend", ["postgres", "sqlite"])
+async def test_migration_0015_moves_old_bodies_into_bytes(
+    backend: str, pg_schema: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A poison message recorded before 0015 (its body a string in ``message``)
+    keeps its body, now as bytes, and ``message`` loses the key."""
+    module = pg_connection if backend == "postgres" else sqlite_connection
+    every = module.migrations
+    monkeypatch.setattr(module, "migrations", lambda dialect: [m for m in every(dialect) if m.number < 15])
+    store: PostgresStore | SqliteStore = (
+        PostgresStore(PG_DSN, pg_schema, min_size=1, max_size=2)
+        if backend == "postgres"
+        else SqliteStore(tmp_path / "legato.db")
+    )
+    await store.open()
+    try:
+        await store.migrate()
+        old = orjson.dumps(
+            {"queue": "q", "routing_key": "k", "message_id": "m", "headers": {}, "body": "{oops é"}
+        )
+        if isinstance(store, PostgresStore):
+            async with store.pool.acquire() as conn:
+                await conn.execute(
+                    "INSERT INTO dead_letters (source, reason, created_at, message, fingerprint) "
+                    "VALUES ('message', 'not json', now(), $1::text::jsonb, 'fp-old')",
+                    old.decode(),
+                )
+        else:
+            async with store._write() as db:
+                await db.execute(
+                    "INSERT INTO dead_letters (source, reason, created_at, message, fingerprint) "
+                    "VALUES ('message', 'not json', 0, ?, 'fp-old')",
+                    (old.decode(),),
+                )
+        monkeypatch.setattr(module, "migrations", every)
+        assert (await store.migrate())[0] == "0015_poison_bodies"
+        [record] = await store.list_dead_letters()
+    finally:
+        await store.close()
+    assert record.body == "{oops é".encode()
+    assert record.message == {"queue": "q", "routing_key": "k", "message_id": "m", "headers": {}}

@@ -115,6 +115,7 @@ async def test_a_dying_background_task_stops_the_worker_with_the_reason(
     output = log.read_text()
     assert code == 1
     assert (
-        'worker stopped: its timers task died: UndefinedTableError: relation "timers" does not exist'
-        in output
-    )
+        "worker stopped: its timers task died: SchemaMissing: the database at "
+        f"{PG_DSN} (schema '{pg_schema}') has no legato schema; run `legato migrate` "
+        '(relation "timers" does not exist)'
+    ) in output

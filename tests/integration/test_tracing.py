@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from legato import RunStatus
+from legato import App, NonRetryableError, RunStatus, StepContext, Task, Workflow
 from legato.broker.rabbitmq import RabbitMQBroker
 from legato.machine.run import Phase
 from legato.store.postgres import PostgresStore
@@ -153,3 +153,36 @@ async def _in_retry_wait(store: PostgresStore) -> list[object] | None:
 def _attr(span: ReadableSpan, name: str) -> object:
     assert span.attributes is not None
     return span.attributes.get(name)
+
+
+async def test_a_step_error_quoting_a_password_reaches_no_span(
+    pg_store: PostgresStore, rabbit: RabbitMQBroker
+) -> None:
+    secret = "hunter2-in-a-trace"
+
+    async def leak(ctx: StepContext) -> None:
+        raise NonRetryableError(f"cannot reach postgresql://app:{secret}@db/orders?password={secret}")
+
+    app = App([Workflow("leaky", start="a", triggers=("leaky",), states={"a": Task(leak)})])
+    exporter = InMemorySpanExporter()
+    spans_of = tracing(exporter, "A", rabbit)
+    async with running(
+        app, pg_store, rabbit, observer=spans_of.observer(), middleware=[spans_of.middleware()]
+    ):
+        await rabbit.publish_event("leaky", b"{}", message_id="leak-1")
+        [run] = await wait_finished(pg_store, 1)
+    assert run.status is RunStatus.FAILED
+    spans = exporter.get_finished_spans()
+    shown = repr(
+        [
+            (
+                s.name,
+                dict(s.attributes or {}),
+                s.status.description,
+                [dict(e.attributes or {}) for e in s.events],
+            )
+            for s in spans
+        ]
+    )
+    assert "postgresql://app:***@db/orders?password=***" in shown
+    assert secret not in shown

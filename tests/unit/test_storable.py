@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from legato.app import ResolvedHandler
+from legato.app import App, ResolvedHandler
+from legato.client import Client
 from legato.clock import SystemClock
 from legato.context import StepContext
+from legato.errors import LegatoError
 from legato.machine.run import StepKind
 from legato.machine.values import unstorable
 from legato.messages import MalformedMessage, decode_json_object
+from legato.store.sqlite import SqliteStore
 from legato.worker.execute import error_info, invoke
+from tests.contract.workflow import WF
 
 
 @pytest.mark.parametrize(
@@ -54,3 +60,23 @@ def test_error_text_with_a_nul_is_made_visible() -> None:
     assert "\x00" not in info.message
     assert "\x00" not in info.traceback
     assert info.message == "bad\\0byte"
+
+
+async def test_a_signal_name_or_a_cancel_reason_with_a_nul_is_refused_before_the_store(
+    tmp_path: Path,
+) -> None:
+    """An operator's reason or signal name goes to the history: refused at the
+    edge with the reason, not by Postgres in the middle of the transaction."""
+    store = SqliteStore(tmp_path / "legato.db")
+    await store.open()
+    await store.migrate()
+    try:
+        client = Client(store, None, App([WF]), actor="ops")
+        run = await client.start("contract", {})
+        with pytest.raises(LegatoError, match="the signal's name cannot be stored: it contains a NUL"):
+            await client.signal(run.id, "go\x00")
+        with pytest.raises(LegatoError, match="the reason cannot be stored: it contains a NUL"):
+            await client.cancel(run.id, reason="because\x00")
+        assert (await client.cancel(run.id, reason="because")).status.value == "cancelled"
+    finally:
+        await store.close()

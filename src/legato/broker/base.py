@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Protocol
 
+from legato.identifiers import check_namespace
 from legato.outbox import OutboxMessage
 from legato.priority import Priority
 
@@ -52,6 +53,9 @@ class Topology:
     def serving(self, app: str, events: Iterable[str]) -> Topology:
         """This topology, for a process that consumes ``app``'s events."""
         return replace(self, app=app, events=frozenset(events))
+
+    def __post_init__(self) -> None:
+        check_namespace(self.namespace)
 
     @property
     def events_exchange(self) -> str:

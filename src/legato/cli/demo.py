@@ -15,7 +15,7 @@ import orjson
 
 from legato.broker.base import Topology
 from legato.broker.memory import MemoryBroker
-from legato.cli.render import console, dead_letters_table, history_table, runs_table
+from legato.cli.render import console, dead_letters_table, history_table, plain, runs_table
 from legato.cli.runner import run_async
 from legato.client import Client
 from legato.clock import SystemClock
@@ -168,14 +168,18 @@ def demo(db_path: str) -> None:
     result = run_async(lambda: run_demo(Path(db_path)))
     out = console()
     out.print(
-        f"[bold]legato demo[/]: {result.events} events published on the in-process broker, "
-        f"{len(result.runs)} runs, SQLite at {db_path}, {result.elapsed:.1f} s\n"
+        plain("legato demo", "bold")
+        + plain(
+            f": {result.events} events published on the in-process broker, "
+            f"{len(result.runs)} runs, SQLite at {db_path}, {result.elapsed:.1f} s\n"
+        )
     )
     out.print(runs_table(result.runs, title="Runs (one per order; the duplicate event started none)"))
     for run in result.runs:
         out.print()
         out.print(
-            f"[bold]{run.input['order_id']}[/] ({run.input['customer']}, total {run.data.get('total')}):"
+            plain(run.input["order_id"], "bold")
+            + plain(f" ({run.input['customer']}, total {run.data.get('total')}):")
         )
         out.print(history_table(run, result.histories[run.id]))
     out.print()

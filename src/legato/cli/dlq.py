@@ -5,17 +5,20 @@ from __future__ import annotations
 import time
 
 import click
+import orjson
 
 from legato.cli.render import (
     console,
     dead_letter_groups_table,
     dead_letters_table,
+    echo,
+    plain,
 )
 from legato.cli.runner import client, dump_json, parse_duration, run_async, settings_of
 from legato.client import ReplayReport
 from legato.errors import LegatoError
 from legato.store.base import DeadLetterGroup, DeadLetterRecord
-from legato.views import dead_letter_json
+from legato.views import dead_letter_json, message_json
 
 
 @click.group()
@@ -86,11 +89,12 @@ def show(ctx: click.Context, dead_letter_id: int, as_json: bool) -> None:
     out = console()
     out.print(dead_letters_table([record]))
     if record.run_id:
-        out.print(f"run: {record.run_id}  (legato show {record.run_id})")
+        out.print(plain(f"run: {record.run_id}  (legato show {record.run_id})"))
     if record.error and record.error.traceback:
-        out.print(record.error.traceback, markup=False, highlight=False)
-    if record.message:
-        out.print(record.message, markup=False)
+        out.print(plain(record.error.traceback), highlight=False)
+    message = message_json(record)
+    if message:
+        out.print(plain(orjson.dumps(message, option=orjson.OPT_INDENT_2).decode()), highlight=False)
 
 
 @dlq.command("replay")
@@ -119,9 +123,9 @@ def replay(ctx: click.Context, dead_letter_id: int | None, replay_all: bool, wor
 
     report = run_async(go)
     for replayed in report.replayed:
-        click.echo(f"replayed dead letter {replayed}")
+        echo(f"replayed dead letter {replayed}")
     for refused, reason in report.refused.items():
-        click.echo(
+        echo(
             f"not replayed: {reason}" if not replay_all else f"dead letter {refused} not replayed: {reason}",
             err=True,
         )

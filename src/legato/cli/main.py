@@ -11,6 +11,8 @@ from legato.cli.runner import CliState
 from legato.config import load_settings
 from legato.errors import LegatoError
 from legato.logs import LogFormat, configure_logging
+from legato.printable import printable
+from legato.redact import redact_logging
 
 
 class LegatoGroup(click.Group):
@@ -20,12 +22,12 @@ class LegatoGroup(click.Group):
         try:
             return super().invoke(ctx)
         except LegatoError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(printable(exc)) from None
         except BaseExceptionGroup as group:
             found = _first_legato_error(group)
             if found is None:
                 raise
-            raise click.ClickException(str(found)) from None
+            raise click.ClickException(printable(found)) from None
 
 
 def _first_legato_error(group: BaseExceptionGroup[BaseException]) -> LegatoError | None:
@@ -76,6 +78,7 @@ def cli(
     default (SQLite in .legato/ and an in-process broker).
     """
     configure_logging(log_level, log_format.lower())
+    redact_logging()
     try:
         settings = load_settings(config_file)
     except LegatoError as exc:

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 
 import click
 
+from legato.cli.render import echo
 from legato.cli.runner import client, dump_json, parse_json_object, run_async, settings_of
 from legato.client import Client
 from legato.config import Settings
@@ -28,7 +29,7 @@ def show_run(run: Run, as_json: bool) -> None:
         dump_json(run_json(run))
         return
     states = ", ".join(run.current_states) or "-"
-    click.echo(f"run {run.id}: {run.status.value} (at {states}, version {run.version})")
+    echo(f"run {run.id}: {run.status.value} (at {states}, version {run.version})")
 
 
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")

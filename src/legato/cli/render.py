@@ -1,4 +1,12 @@
-"""Tables and JSON for the CLI."""
+"""Tables and JSON for the CLI.
+
+The terminal shows data, never obeys it: every value that comes from a run,
+an event, an error or an operator goes into a table as :class:`rich.text.Text`
+(never parsed as rich markup, so ``[/]`` or ``[link=…]`` print as written),
+and through :func:`~legato.printable.printable`, which makes terminal control
+characters (ESC, CSI, OSC, BEL, bidi overrides...) visible as escapes instead
+of sending them to the operator's terminal.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +14,14 @@ import shutil
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from legato.machine.run import Run, RunStatus
 from legato.machine.vocabulary import HistoryKind
+from legato.printable import printable
 from legato.store.base import DeadLetterGroup, DeadLetterRecord, HistoryEntry
 
 STATUS_STYLE = {
@@ -24,6 +35,16 @@ STATUS_STYLE = {
     RunStatus.RUNNING: "cyan",
     RunStatus.PENDING: "cyan",
 }
+
+
+def plain(value: object, style: str = "") -> Text:
+    """A table cell or line holding ``value`` literally: no markup, no control codes."""
+    return Text(printable(value), style=style)
+
+
+def echo(value: object, *, err: bool = False) -> None:
+    """``click.echo`` for text that carries data."""
+    click.echo(printable(value), err=err)
 
 
 def console() -> Console:
@@ -48,24 +69,24 @@ def duration(seconds: float | None) -> str:
     return f"{seconds / 60:.1f} min"
 
 
-def status_text(status: RunStatus) -> str:
-    return f"[{STATUS_STYLE.get(status, 'white')}]{status.value}[/]"
+def status_text(status: RunStatus) -> Text:
+    return plain(status.value, STATUS_STYLE.get(status, "white"))
 
 
 def runs_table(runs: Sequence[Run], title: str = "Runs") -> Table:
-    table = Table(title=title, title_justify="left")
+    table = Table(title=plain(title), title_justify="left")
     for column in ("run", "workflow", "status", "at", "version", "started", "took"):
         table.add_column(column)
     for run in runs:
         took = (run.finished_at - run.created_at) if run.finished_at else None
         table.add_row(
-            run.id,
-            f"{run.workflow} v{run.workflow_version}",
+            plain(run.id),
+            plain(f"{run.workflow} v{run.workflow_version}"),
             status_text(run.status),
-            ", ".join(run.current_states) or "-",
-            str(run.version),
-            when(run.created_at),
-            duration(took),
+            plain(", ".join(run.current_states) or "-"),
+            plain(run.version),
+            plain(when(run.created_at)),
+            plain(duration(took)),
         )
     return table
 
@@ -103,17 +124,17 @@ def summarise(entry: HistoryEntry) -> str:
 
 
 def history_table(run: Run, history: Sequence[HistoryEntry]) -> Table:
-    table = Table(title=f"{run.workflow} run {run.id} - {run.status.value}", title_justify="left")
+    table = Table(title=plain(f"{run.workflow} run {run.id} - {run.status.value}"), title_justify="left")
     for column in ("v", "+time", "event", "state", "attempt", "detail"):
         table.add_column(column, overflow="fold")
     for entry in history:
         table.add_row(
-            "-" if entry.kind is HistoryKind.REJECTED else str(entry.version),
-            duration(entry.at - run.created_at),
-            entry.kind.value,
-            entry.state or "",
-            str(entry.attempt) if entry.attempt else "",
-            summarise(entry),
+            plain("-" if entry.kind is HistoryKind.REJECTED else entry.version),
+            plain(duration(entry.at - run.created_at)),
+            plain(entry.kind.value),
+            plain(entry.state or ""),
+            plain(entry.attempt if entry.attempt else ""),
+            plain(summarise(entry)),
         )
     return table
 
@@ -135,15 +156,15 @@ def dead_letters_table(records: Sequence[DeadLetterRecord]) -> Table:
     for r in records:
         error = f"{r.error.type}: {r.error.message}" if r.error else ""
         table.add_row(
-            str(r.id),
-            when(r.created_at),
-            r.source,
-            r.workflow or "-",
-            r.state or "-",
-            str(r.attempts),
-            r.reason,
-            error[:80],
-            r.status,
+            plain(r.id),
+            plain(when(r.created_at)),
+            plain(r.source),
+            plain(r.workflow or "-"),
+            plain(r.state or "-"),
+            plain(r.attempts),
+            plain(r.reason),
+            plain(error[:80]),
+            plain(r.status),
         )
     return table
 
@@ -154,11 +175,11 @@ def dead_letter_groups_table(groups: Sequence[DeadLetterGroup], by: str) -> Tabl
         table.add_column(column, overflow="fold")
     for g in groups:
         table.add_row(
-            g.key,
-            str(g.count),
-            when(g.first_seen),
-            when(g.last_seen),
-            g.sample_error[:80],
-            str(g.sample_id),
+            plain(g.key),
+            plain(g.count),
+            plain(when(g.first_seen)),
+            plain(when(g.last_seen)),
+            plain(g.sample_error[:80]),
+            plain(g.sample_id),
         )
     return table

@@ -14,7 +14,7 @@ import click
 from rich.table import Table
 
 from legato.backends import make_store
-from legato.cli.render import console, when
+from legato.cli.render import console, plain, when
 from legato.cli.runner import dump_json, require_app, run_async, settings_of
 from legato.clock import SystemClock
 from legato.config import Settings
@@ -74,7 +74,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
         return
     table = Table("workflow", "expired runs", title="Would be removed")
     for workflow, count in sorted(found.expired.items()):
-        table.add_row(workflow, str(count))
+        table.add_row(plain(workflow), plain(count))
     out = console()
     out.print(table)
     out.print(f"expired runs kept for an open dead letter: {found.kept_by_dead_letters}")

@@ -18,6 +18,7 @@ from legato.backends import make_broker, make_store
 from legato.client import Client, default_actor
 from legato.config import Settings
 from legato.errors import ConfigurationError
+from legato.printable import printable_json
 
 T = TypeVar("T")
 
@@ -140,4 +141,7 @@ def parse_where(values: Sequence[str]) -> dict[str, str]:
 
 
 def dump_json(value: Any) -> None:
-    click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode())
+    """Print ``value`` as JSON; every control character is escaped (``\\u009b``),
+    as the terminal shows data, never obeys it (orjson escapes C0 only)."""
+    text = orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode()
+    click.echo(printable_json(text))

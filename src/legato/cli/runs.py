@@ -6,7 +6,7 @@ import time
 
 import click
 
-from legato.cli.render import console, history_table, runs_table
+from legato.cli.render import console, echo, history_table, plain, runs_table
 from legato.cli.runner import (
     client,
     dump_json,
@@ -59,7 +59,7 @@ def start(
             return run
 
     run = run_async(go)
-    click.echo(run.id)
+    echo(run.id)
     if wait_seconds is not None:
         click.echo(run.status.value, err=True)
 
@@ -154,11 +154,13 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
     out = console()
     out.print(runs_table([run], title="Run"))
     if run.parent is not None:
-        out.print(f"parent: {run.parent.run_id} (step #{run.parent.seq}, attempt {run.parent.attempt})")
+        out.print(
+            plain(f"parent: {run.parent.run_id} (step #{run.parent.seq}, attempt {run.parent.attempt})")
+        )
     if run.error:
-        out.print(f"[red]error:[/] {run.error.type}: {run.error.message}")
+        out.print(plain("error: ", "red") + plain(f"{run.error.type}: {run.error.message}"))
     for entry in map_progress(run):
-        out.print(progress_line(entry))
+        out.print(plain(progress_line(entry)))
     if children:
         out.print(runs_table(children, title="Children"))
     out.print(history_table(run, history))
@@ -186,7 +188,7 @@ def publish(
             await api.publish_event(event, payload, message_id=message_id, priority=priority)
 
     run_async(go)
-    click.echo(f"published {event}")
+    echo(f"published {event}")
 
 
 @click.command()

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
+from legato.cli.render import echo
 from legato.cli.runner import client, dump_json, parse_duration, parse_json_object, run_async, settings_of
 from legato.machine.schedules import Cron, Every, Overlap, Schedule
 from legato.scheduling.manage import Schedules
@@ -55,7 +56,7 @@ def list_(ctx: click.Context, workflow: str | None, as_json: bool) -> None:
         return
     for s in found:
         state = "paused" if s.paused else f"next {_stamp(s.timer_at)}"
-        click.echo(f"{s.name}\t{s.workflow}\t{s.schedule.describe()}\t{s.source.value}\t{state}")
+        echo(f"{s.name}\t{s.workflow}\t{s.schedule.describe()}\t{s.source.value}\t{state}")
 
 
 @schedule.command("show")
@@ -164,7 +165,7 @@ def resume(ctx: click.Context, name: str) -> None:
 def delete(ctx: click.Context, name: str) -> None:
     """Delete a schedule (a code-declared one comes back on the next worker start)."""
     _run(ctx, lambda s: s.delete(name))
-    click.echo(f"deleted schedule {name}")
+    echo(f"deleted schedule {name}")
 
 
 @schedule.command("trigger")

@@ -74,6 +74,9 @@ class DeadLetterRecord:
     resolved_at: float | None = None
     resolved_by: str | None = None
     message: Mapping[str, JSON] | None = None
+    """Where a poison message came from: queue, routing key, message id, headers."""
+    body: bytes | None = None
+    """A poison message's body, byte for byte as it was delivered."""
 
 
 @dataclass(frozen=True)

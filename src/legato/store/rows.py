@@ -149,19 +149,57 @@ def run_from_columns(
     return run.with_machine(machine)
 
 
-def poisoned_step(poison: PoisonMessage) -> tuple[str | None, str | None, int | None, int | None]:
-    """The run id, state, seq and attempt columns of a poison message's dead letter."""
+def storable_text(text: str) -> str:
+    """``text`` as every backend can keep it: a NUL character (which Postgres
+    text and jsonb refuse) shown as ``\\x00``, and lone surrogates (which are no
+    UTF-8) as ``\\udcxx``. A reason or a header of a poison message may hold
+    anything; its dead letter must be recorded all the same."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def storable_json(value: JSON) -> JSON:
+    """``value`` with every string (keys too) made :func:`storable_text`."""
+    if isinstance(value, str):
+        return storable_text(value)
+    if isinstance(value, dict):
+        return {storable_text(str(k)): storable_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [storable_json(v) for v in value]
+    return value
+
+
+def poison_row(poison: PoisonMessage) -> tuple[Any, ...]:
+    """The columns of a poison message's dead letter, in the order of both
+    backends' ``INSERT_POISON``: reason, message, fingerprint, run id, state,
+    seq, attempt, body. The body is kept as bytes, exactly as delivered."""
+    message = storable_json(
+        {
+            "queue": poison.queue,
+            "routing_key": poison.routing_key,
+            "message_id": poison.message_id,
+            "headers": dict(poison.headers),
+        }
+    )
     step = poison.step
-    if step is None:
-        return None, None, None, None
-    return canonical_run_id(step.run_id), step.state, step.seq, step.attempt
+    run_id, state, seq, attempt = (
+        (canonical_run_id(step.run_id), storable_text(step.state), step.seq, step.attempt)
+        if step is not None
+        else (None, None, None, None)
+    )
+    return storable_text(poison.reason), message, poison.fingerprint, run_id, state, seq, attempt, poison.body
 
 
 def poison_fingerprint(queue: str, routing_key: str, message_id: str | None, body: bytes) -> str:
     """Identifies one poison message across redeliveries."""
     digest = hashlib.sha256()
     for part in (queue, routing_key, message_id or ""):
-        digest.update(part.encode())
+        digest.update(part.encode("utf-8", "surrogatepass"))
         digest.update(b"\0")
     digest.update(body)
     return digest.hexdigest()
@@ -215,6 +253,7 @@ def dead_letter_from_columns(
         resolved_at=row["resolved_at"],
         resolved_by=row["resolved_by"],
         message=decode(row["message"]),
+        body=bytes(row["body"]) if row["body"] is not None else None,
     )
 
 

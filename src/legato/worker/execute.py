@@ -18,6 +18,7 @@ from legato.errors import NonRetryableError, RetryAfter
 from legato.interruption import Interruption
 from legato.machine.errors import ErrorInfo, bound_traceback, type_name
 from legato.machine.values import JSON, unstorable
+from legato.redact import redact_text
 
 
 class StepTimeout(Exception):
@@ -77,9 +78,11 @@ def error_info(exc: BaseException) -> ErrorInfo:
         for k in type(exc).__mro__
         if issubclass(k, BaseException) and k not in (BaseException, object)
     )
-    # Error text is stored too, and may quote anything: NUL becomes visible.
-    text = "".join(traceback.format_exception(exc)).replace("\x00", "\\0")
-    return ErrorInfo(type_name(type(exc)), str(exc).replace("\x00", "\\0"), bound_traceback(text), lineage)
+    # Error text is stored too, and may quote anything: NUL becomes visible, and
+    # a connection URL's password is masked (it would reach the dashboard and traces).
+    text = redact_text("".join(traceback.format_exception(exc)).replace("\x00", "\\0"))
+    message = redact_text(str(exc).replace("\x00", "\\0"))
+    return ErrorInfo(type_name(type(exc)), message, bound_traceback(text), lineage)
 
 
 async def invoke(

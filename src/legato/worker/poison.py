@@ -7,6 +7,7 @@ import logging
 
 from legato.broker.base import Broker, Delivery
 from legato.clock import Clock
+from legato.errors import BrokerError, StoreError
 from legato.messages import MalformedMessage, TaskMessage
 from legato.observe import Observer, PoisonedInput
 from legato.store.base import PoisonedStep, PoisonMessage
@@ -14,6 +15,19 @@ from legato.store.ports import DeadLetterStore
 from legato.store.rows import poison_fingerprint
 
 log = logging.getLogger("legato.worker")
+
+
+class DeadLetterNotRecorded(Exception):
+    """The store refused a dead letter (not an outage: the write itself failed).
+
+    The delivery goes back to the queue after a pause that doubles each time
+    (:class:`Unrecorded`), never straight away.
+    """
+
+    def __init__(self, reason: str, error: BaseException) -> None:
+        self.reason = reason
+        self.error = error
+        super().__init__(f"{type(error).__name__}: {error}")
 
 
 async def dead_letter_message(
@@ -36,7 +50,12 @@ async def dead_letter_message(
         fingerprint=fingerprint,
         step=_step_of(delivery) if delivery.queue in broker.topology.task_queues else None,
     )
-    await store.record_poison(poison, clock.now())
+    try:
+        await store.record_poison(poison, clock.now())
+    except (StoreError, BrokerError):
+        raise  # an outage: the delivery is given back as for any other
+    except Exception as exc:
+        raise DeadLetterNotRecorded(reason, exc) from exc
     await broker.dead_letter(delivery, reason)
     await delivery.ack()
     observer.poisoned(PoisonedInput(delivery.queue, reason))
@@ -58,7 +77,7 @@ class BugLedger:
 
     def second_time(self, delivery: Delivery) -> bool:
         """Note a bug with ``delivery``; True when it met one here before."""
-        key = poison_fingerprint(delivery.queue, delivery.routing_key, delivery.message_id, delivery.body)
+        key = _key(delivery)
         if key in self._seen:
             del self._seen[key]
             return True
@@ -66,6 +85,45 @@ class BugLedger:
         if len(self._seen) > self.size:
             self._seen.popitem(last=False)
         return False
+
+
+class Unrecorded:
+    """Deliveries whose dead letter could not be written, and how long to wait
+    before giving each back: doubling from ``first`` up to ``most`` seconds.
+
+    Such a delivery comes straight back from the broker; without a pause a
+    worker would take it again at once, hundreds of times a second, each time
+    with a traceback. Bounded, the oldest forgotten first.
+    """
+
+    def __init__(self, first: float = 1.0, most: float = 60.0, size: int = 10_000) -> None:
+        self.first = first
+        self.most = most
+        self.size = size
+        self._failures: collections.OrderedDict[str, int] = collections.OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._failures)
+
+    def failing(self, delivery: Delivery) -> bool:
+        """True when the dead letter of ``delivery`` could not be written before."""
+        return _key(delivery) in self._failures
+
+    def failed(self, delivery: Delivery) -> float:
+        """Note one more failure; the seconds to wait before giving it back."""
+        key = _key(delivery)
+        count = self._failures.pop(key, 0) + 1
+        self._failures[key] = count
+        if len(self._failures) > self.size:
+            self._failures.popitem(last=False)
+        return float(min(self.most, self.first * 2 ** min(count - 1, 32)))
+
+    def recorded(self, delivery: Delivery) -> None:
+        self._failures.pop(_key(delivery), None)
+
+
+def _key(delivery: Delivery) -> str:
+    return poison_fingerprint(delivery.queue, delivery.routing_key, delivery.message_id, delivery.body)
 
 
 def _plain(value: object) -> object:

@@ -27,7 +27,7 @@ from legato.app import App
 from legato.broker.base import Broker, Delivery
 from legato.clock import Clock, SystemClock
 from legato.engine import Engine
-from legato.errors import BrokerError, LegatoError, StoreError
+from legato.errors import BrokerError, LegatoError, SchemaMissing, StoreError
 from legato.flow.admission import Admission, AdmissionSettings
 from legato.flow.waiting import WaitingRoom
 from legato.lifecycle.archive import Archive
@@ -44,7 +44,7 @@ from legato.worker.handover import Handover
 from legato.worker.inflight import InFlight
 from legato.worker.middleware import Middleware, with_app_middleware
 from legato.worker.notices import Notices
-from legato.worker.poison import BugLedger, dead_letter_message
+from legato.worker.poison import BugLedger, DeadLetterNotRecorded, Unrecorded, dead_letter_message
 from legato.worker.relay import OutboxRelay
 from legato.worker.startup import Patience
 from legato.worker.steps import StepRunner
@@ -127,6 +127,10 @@ async def supervised(
             await run()
             return
         except Exception as exc:
+            if isinstance(exc, SchemaMissing):
+                # A deployment to fix (`legato migrate`), not a bug: its one line says so.
+                log.error("the %s task stopped: %s", name, exc)
+                raise SideTaskDied(name, exc) from exc
             if not is_outage(exc):
                 log.exception("the %s task died", name)
                 raise SideTaskDied(name, exc) from exc
@@ -143,6 +147,13 @@ def is_outage(exc: BaseException) -> bool:
     if isinstance(exc, BaseExceptionGroup):
         return all(is_outage(inner) for inner in exc.exceptions)
     return False
+
+
+def _brief(exc: BaseException) -> str:
+    """One line of an error: its type and the first line of its message."""
+    exc = _first_line(exc)
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:300]}" if text else type(exc).__name__
 
 
 def _first_line(exc: BaseException) -> BaseException:
@@ -241,6 +252,7 @@ class Worker:
             observer=self.engine.observer,
         )
         self.bugs = BugLedger()
+        self.unrecorded = Unrecorded(first=self.settings.retry_pause)
         self._stopping = anyio.Event()
         self.started = anyio.Event()
         self.consuming = False
@@ -354,6 +366,8 @@ class Worker:
                 await self.notices.handle(delivery)
             else:
                 await self.steps.handle(delivery)
+            if self.unrecorded:  # (empty but for a store refusing dead letters: no hashing per delivery)
+                self.unrecorded.recorded(delivery)
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True):
                 await delivery.requeue()
@@ -363,10 +377,17 @@ class Worker:
                 if is_outage(exc):
                     await self._give_back(delivery, exc)
                     return
+                if isinstance(exc, DeadLetterNotRecorded):
+                    await self._back_off(delivery, exc)
+                    return
                 # A bug, not a handler failure (those are outcomes). One bad delivery
                 # must not take the worker down: it is retried once, then kept as a
                 # dead letter with the error, so it can be inspected and replayed.
-                log.exception("failed to process a delivery from %s", delivery.queue)
+                # Its traceback is logged once, not at every redelivery.
+                if self.unrecorded.failing(delivery):
+                    log.warning("failed again to process a delivery from %s: %s", delivery.queue, _brief(exc))
+                else:
+                    log.exception("failed to process a delivery from %s", delivery.queue)
                 await self._set_aside(delivery, f"internal error: {type(exc).__name__}: {exc}")
 
     async def _give_back(self, delivery: Delivery, exc: BaseException) -> None:
@@ -375,6 +396,26 @@ class Worker:
         dead-lettering it."""
         log.warning("could not process a delivery from %s (%s); requeued", delivery.queue, _first_line(exc))
         await anyio.sleep(self.settings.retry_pause)
+        try:
+            await delivery.requeue()
+        except Exception:
+            log.exception("could not give a delivery back to %s", delivery.queue)
+
+    async def _back_off(self, delivery: Delivery, exc: BaseException) -> None:
+        """The dead letter of ``delivery`` could not be written: give it back after
+        a pause that doubles each time (bounded), with one line of log, so that
+        it neither spins nor floods the log; the traceback only at debug level."""
+        pause = self.unrecorded.failed(delivery)
+        log.warning(
+            "could not keep a delivery from %s as a dead letter (%s); it goes back in %gs",
+            delivery.queue,
+            _brief(exc),
+            pause,
+        )
+        log.debug("the dead letter could not be written", exc_info=exc)
+        # Called with cancellation shielded: a stopping worker cuts the pause short.
+        with anyio.move_on_after(pause):
+            await self._stopping.wait()
         try:
             await delivery.requeue()
         except Exception:
@@ -389,14 +430,16 @@ class Worker:
         back when the channel closes.
         """
         try:
-            if self.bugs.second_time(delivery):
+            if self.unrecorded.failing(delivery) or self.bugs.second_time(delivery):
                 await dead_letter_message(
                     delivery, reason, self.store, self.broker, self.clock, self.engine.observer
                 )
+                self.unrecorded.recorded(delivery)
                 return
             await anyio.sleep(self.settings.retry_pause)
-        except Exception:
-            log.exception("could not keep a delivery from %s as a dead letter; it goes back", delivery.queue)
+        except Exception as exc:
+            await self._back_off(delivery, exc)
+            return
         try:
             await delivery.requeue()
         except Exception:

@@ -24,6 +24,7 @@ from legato.machine.definition import Priority
 from legato.machine.events import SignalReceived
 from legato.machine.signals import EarlySignal
 from legato.messages import MalformedMessage, decode_json_object
+from legato.store.rows import storable_text
 from legato.worker.handover import Handover
 from legato.worker.poison import dead_letter_message
 
@@ -41,7 +42,7 @@ def event_priority(headers: Mapping[str, Any], amqp_priority: int | None) -> Pri
     """
     raw = headers.get(PRIORITY_HEADER)
     if isinstance(raw, bytes):
-        raw = raw.decode()
+        raw = raw.decode("utf-8", "replace")
     if raw is not None:
         return Priority.parse(raw)
     if not amqp_priority:
@@ -52,7 +53,7 @@ def event_priority(headers: Mapping[str, Any], amqp_priority: int | None) -> Pri
 def event_key(delivery: Delivery) -> str:
     """The idempotency key of an event: its ``message_id``, else its content."""
     if delivery.message_id:
-        return delivery.message_id
+        return storable_text(delivery.message_id)
     digest = hashlib.sha256(delivery.routing_key.encode() + b"\0" + delivery.body).hexdigest()
     return f"sha256:{digest}"
 
@@ -105,7 +106,7 @@ class TriggerHandler:
         except ValueError as exc:
             await self._poison(delivery, f"event {delivery.routing_key!r}: {exc}")
             return
-        trace = {k: _text(delivery.headers[k]) for k in TRACE_HEADERS if k in delivery.headers}
+        trace = trace_context(delivery.headers)
         key = event_key(delivery)
         for workflow in workflows:
             try:
@@ -146,7 +147,7 @@ class TriggerHandler:
         except (MalformedMessage, KeyError, ValueError) as exc:
             await self._poison(delivery, f"signal message: {exc} (expected {{run_id, name, data}})")
             return
-        actor = str(body.get("actor") or f"amqp:{delivery.message_id or 'anonymous'}")
+        actor = storable_text(str(body.get("actor") or f"amqp:{delivery.message_id or 'anonymous'}"))
         try:
             outcome = await self.engine.apply(run_id, SignalReceived(name, data, actor, early))
         except RunNotFound as exc:
@@ -187,4 +188,18 @@ def _started_already(delivery: Delivery, app: str) -> set[str]:
 
 
 def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def trace_context(headers: Mapping[str, Any]) -> dict[str, str]:
+    """The W3C trace headers of a message, those that can be one: printable
+    ASCII text. Anything else is ignored (a new trace starts), as a malformed
+    ``traceparent`` is by the propagator."""
+    found = {}
+    for name in TRACE_HEADERS:
+        value = headers.get(name)
+        if isinstance(value, bytes):
+            value = value.decode("ascii", "replace")
+        if isinstance(value, str) and value.isascii() and value.isprintable():
+            found[name] = value
+    return found

@@ -30,6 +30,7 @@ from legato.http.dashboard.live import Watcher, event
 from legato.http.dashboard.params import LARGEST_ID, int_param, letter_id, text, text_param, time_param
 from legato.http.dashboard.service import MAX_PAGE, BadRequest, Dashboard, RunFilters
 from legato.http.security import USER, guard, harden
+from legato.redact import redact_text
 
 STATIC = resources.files(__package__).joinpath("static")
 ASSETS = {
@@ -71,7 +72,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except BadRequest as exc:
         return _json({"error": str(exc)}, 400)
     except LegatoError as exc:
-        return _json({"error": str(exc)}, 503)
+        return _json({"error": redact_text(str(exc))}, 503)
 
 
 def actor_of(request: web.Request) -> str:

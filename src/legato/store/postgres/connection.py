@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import asyncpg
 
-from legato.errors import StoreError
+from legato.errors import SchemaMissing, StoreError
+from legato.identifiers import check_schema, quote_ident
 from legato.machine.run import RunStatus
 from legato.redact import redact
 from legato.store.migrations import migrations
@@ -25,6 +26,11 @@ STATEMENT_TIMEOUT = 60.0
 """Seconds any one statement may take before it fails as an outage."""
 
 _MIGRATION_LOCK = 0x1E6A70  # advisory lock id: one migrator at a time
+
+
+_NOT_MIGRATED = (asyncpg.UndefinedTableError, asyncpg.UndefinedFunctionError, asyncpg.InvalidSchemaNameError)
+"""What a statement meets on a database that ``legato migrate`` never ran on
+(the schema is then not on the ``search_path``, so none of its tables are found)."""
 
 
 def _outage(exc: BaseException) -> StoreError:
@@ -45,7 +51,7 @@ class PostgresConnection:
         application_name: str | None = None,
     ) -> None:
         self.dsn = dsn
-        self.schema = schema
+        self.schema = check_schema(schema)
         self.min_size = min_size
         self.max_size = max_size
         self._pool: asyncpg.Pool | None = None
@@ -173,9 +179,21 @@ class PostgresConnection:
                         conn.terminate()  # its protocol state is unknown: never hand it out again
                     if connection_lost(exc, conn):
                         raise _outage(exc) from exc
+                    if isinstance(exc, _NOT_MIGRATED):
+                        raise self._schema_missing(exc) from exc
                     raise
         except CONNECTION_LOST as exc:  # taking or giving back the connection
             raise _outage(exc) from exc
+
+    def connection(self) -> contextlib.AbstractAsyncContextManager[Conn]:
+        """A pooled connection whose errors are legato's (outage, missing schema)."""
+        return self._conn()
+
+    def _schema_missing(self, exc: BaseException) -> SchemaMissing:
+        return SchemaMissing(
+            f"the database at {redact(self.dsn)} (schema {self.schema!r}) has no legato schema; "
+            f"run `legato migrate` ({exc})"
+        )
 
     async def ping(self) -> None:
         async with self._conn() as conn:
@@ -187,7 +205,7 @@ class PostgresConnection:
             # The lock first: workers starting together on an empty database would
             # otherwise race to create the schema (a unique violation in pg_namespace).
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
-            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.schema)}")
             await conn.execute(q.CREATE_MIGRATIONS_TABLE)
             done = {row["number"] for row in await conn.fetch(q.APPLIED_MIGRATIONS)}
             for migration in migrations("postgres"):

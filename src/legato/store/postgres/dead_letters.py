@@ -7,22 +7,14 @@ from legato.store.base import DeadLetterGroup, DeadLetterRecord, PoisonMessage
 from legato.store.postgres import sql as q
 from legato.store.postgres.connection import PostgresConnection
 from legato.store.postgres.rows import dead_letter_from_row
-from legato.store.rows import dead_letter_groups, poisoned_step
+from legato.store.rows import dead_letter_groups, poison_row
 
 
 class PostgresDeadLetters(PostgresConnection):
     async def record_poison(self, poison: PoisonMessage, at: float) -> int:
-        message = {
-            "queue": poison.queue,
-            "routing_key": poison.routing_key,
-            "message_id": poison.message_id,
-            "headers": dict(poison.headers),
-            "body": poison.body.decode("utf-8", "replace"),
-        }
+        reason, *columns = poison_row(poison)
         async with self._conn() as conn:
-            dead_letter_id: int = await conn.fetchval(
-                q.INSERT_POISON, poison.reason, at, message, poison.fingerprint, *poisoned_step(poison)
-            )
+            dead_letter_id: int = await conn.fetchval(q.INSERT_POISON, reason, at, *columns)
         return dead_letter_id
 
     async def list_dead_letters(

@@ -112,7 +112,8 @@ class PostgresInsights:
 
     @contextlib.asynccontextmanager
     async def _conn(self) -> AsyncIterator[Conn]:
-        async with self.store.pool.acquire() as conn, conn.transaction(readonly=True):
+        # The store's connections: an outage or a missing schema is reported as the store does.
+        async with self.store.connection() as conn, conn.transaction(readonly=True):
             await conn.execute("SET LOCAL jit = off")
             yield conn
 

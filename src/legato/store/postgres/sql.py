@@ -239,8 +239,8 @@ RETURNING id
 
 INSERT_POISON = """
 WITH inserted AS (
-    INSERT INTO dead_letters (source, reason, created_at, message, fingerprint, run_id, workflow, state, seq, attempt)
-    VALUES ('message', $1, $2, $3, $4, $5, (SELECT workflow FROM runs WHERE id = $5), $6, $7, $8)
+    INSERT INTO dead_letters (source, reason, created_at, message, fingerprint, run_id, workflow, state, seq, attempt, body)
+    VALUES ('message', $1, $2, $3, $4, $5, (SELECT workflow FROM runs WHERE id = $5), $6, $7, $8, $9)
     ON CONFLICT (fingerprint) DO NOTHING
     RETURNING id
 )
@@ -252,7 +252,7 @@ LIMIT 1
 
 _DEAD_LETTER_COLUMNS = """
     id, source, run_id, workflow, state, seq, attempt, kind, reason, error, attempts,
-    created_at, status, resolved_at, resolved_by, message
+    created_at, status, resolved_at, resolved_by, message, body
 """
 
 LIST_DEAD_LETTERS = f"""

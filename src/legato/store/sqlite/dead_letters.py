@@ -4,25 +4,16 @@ their transition: :mod:`legato.store.sqlite.runs`)."""
 from __future__ import annotations
 
 from legato.store.base import DeadLetterGroup, DeadLetterRecord, PoisonMessage
-from legato.store.rows import Row, dead_letter_from_columns, dead_letter_groups, poisoned_step
+from legato.store.rows import Row, dead_letter_from_columns, dead_letter_groups, poison_row
 from legato.store.sqlite import sql as q
 from legato.store.sqlite.connection import SqliteConnection, dumps, loads
 
 
 class SqliteDeadLetters(SqliteConnection):
     async def record_poison(self, poison: PoisonMessage, at: float) -> int:
-        message = {
-            "queue": poison.queue,
-            "routing_key": poison.routing_key,
-            "message_id": poison.message_id,
-            "headers": dict(poison.headers),
-            "body": poison.body.decode("utf-8", "replace"),
-        }
+        reason, message, *columns = poison_row(poison)
         async with self._write() as db:
-            await db.execute(
-                q.INSERT_POISON,
-                (poison.reason, at, dumps(message), poison.fingerprint, *poisoned_step(poison)),
-            )
+            await db.execute(q.INSERT_POISON, (reason, at, dumps(message), *columns))
             cursor = await db.execute(q.POISON_BY_FINGERPRINT, (poison.fingerprint,))
             row = await cursor.fetchone()
         assert row is not None

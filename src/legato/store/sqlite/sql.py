@@ -123,8 +123,8 @@ VALUES ('step', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 INSERT_POISON = """
-INSERT INTO dead_letters (source, reason, created_at, message, fingerprint, run_id, workflow, state, seq, attempt)
-VALUES ('message', ?1, ?2, ?3, ?4, ?5, (SELECT workflow FROM runs WHERE id = ?5), ?6, ?7, ?8)
+INSERT INTO dead_letters (source, reason, created_at, message, fingerprint, run_id, workflow, state, seq, attempt, body)
+VALUES ('message', ?1, ?2, ?3, ?4, ?5, (SELECT workflow FROM runs WHERE id = ?5), ?6, ?7, ?8, ?9)
 ON CONFLICT (fingerprint) DO NOTHING
 """
 
@@ -132,7 +132,7 @@ POISON_BY_FINGERPRINT = "SELECT id FROM dead_letters WHERE fingerprint = ?"
 
 _DEAD_LETTER_COLUMNS = """
     id, source, run_id, workflow, state, seq, attempt, kind, reason, error, attempts,
-    created_at, status, resolved_at, resolved_by, message
+    created_at, status, resolved_at, resolved_by, message, body
 """
 
 LIST_DEAD_LETTERS = f"""
