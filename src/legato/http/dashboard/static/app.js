@@ -493,8 +493,8 @@ function runActions(data) {
   };
   const disabled = !data.can_act;
   return h("div", { class: "actions", "data-testid": "actions", "data-key": "actions" },
-    h("button", { class: "primary", "data-testid": "action-retry", disabled: disabled || !acts.retry, onclick: () => act("retry", { state: chosenState() }) }, "Retry"),
-    h("button", { "data-testid": "action-skip", disabled: disabled || !acts.skip, onclick: () => act("skip", { state: chosenState() }) }, "Skip"),
+    h("button", { class: "primary", "data-testid": "action-retry", disabled: disabled || !acts.retry, title: acts.why_not || "", onclick: () => act("retry", { state: chosenState() }) }, "Retry"),
+    h("button", { "data-testid": "action-skip", disabled: disabled || !acts.skip, title: acts.why_not || "", onclick: () => act("skip", { state: chosenState() }) }, "Skip"),
     stateSelect,
     h("button", { "data-testid": "action-pause", disabled: disabled || !acts.pause, onclick: () => act("pause", {}, "Pause this run (running steps finish, no new step starts)?") }, "Pause"),
     h("button", { "data-testid": "action-resume", disabled: disabled || !acts.resume, onclick: () => act("resume", {}) }, "Resume"),
