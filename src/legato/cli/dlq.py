@@ -33,7 +33,9 @@ def dlq() -> None:
     type=click.Choice(["error", "state", "workflow"]),
     help="Failure patterns: count, first and last seen, a sample.",
 )
-@click.option("--all", "include_all", is_flag=True, help="Include closed (replayed or resolved) dead letters.")
+@click.option(
+    "--all", "include_all", is_flag=True, help="Include closed (replayed or resolved) dead letters."
+)
 @click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
