@@ -58,14 +58,14 @@ async def test_replay_is_offered_only_where_it_can_work_and_resolve_closes_the_r
             await screenshot(page, "dashboard-dead-letter-resolve")
 
             await page.get_by_test_id(f"resolve-{gone}").click()
-            await expect(page.get_by_test_id("toast").first).to_contain_text(f"resolved #{gone}")
+            await expect(page.get_by_test_id("toast").filter(has_text=f"resolved #{gone}")).to_be_visible()
             resolved = await eventually(lambda: _closed(client, gone))
             assert (resolved.status, resolved.resolved_by) == ("resolved", "dashboard")
             assert (await client.get(undone.id)).status is RunStatus.COMPENSATED  # left as it is
 
             endings.FIXED["handler"] = True
             await page.get_by_test_id(f"replay-{fixable}").click()
-            await expect(page.get_by_test_id("toast").first).to_contain_text(f"replayed #{fixable}")
+            await expect(page.get_by_test_id("toast").filter(has_text=f"replayed #{fixable}")).to_be_visible()
             assert (await client.wait(failed.id, timeout=30)).status is RunStatus.SUCCEEDED
             await page.get_by_test_id("letters-status").select_option("all")
             await expect(page.get_by_test_id(f"resolve-{gone}")).to_be_disabled()
