@@ -18,11 +18,9 @@ from legato.store.base import DeadLetterRecord
 from legato.store.insights import insights_for
 from legato.store.postgres import PostgresStore
 from tests.apps import endings
-from tests.browser.test_dashboard import TOKEN, browser, chromium, open_page, screenshot
+from tests.browser.pages import TOKEN, assert_nothing_overflows, open_page, screenshot
 from tests.integration.harness import eventually, running
 from tests.integration.test_recovery import SETTINGS
-
-__all__ = ["browser", "chromium"]
 
 
 async def test_replay_is_offered_only_where_it_can_work_and_resolve_closes_the_rest(
@@ -55,6 +53,7 @@ async def test_replay_is_offered_only_where_it_can_work_and_resolve_closes_the_r
             # A run that failed in a step (in a workflow with compensations) can.
             await expect(page.get_by_test_id(f"replay-{fixable}")).to_be_enabled()
             await expect(page.get_by_test_id(f"refusal-{fixable}")).to_have_count(0)
+            await assert_nothing_overflows(page)
             await screenshot(page, "dashboard-dead-letter-resolve")
 
             await page.get_by_test_id(f"resolve-{gone}").click()
