@@ -22,6 +22,9 @@ from tests.browser.pages import TOKEN, assert_nothing_overflows, open_page, scre
 from tests.integration.harness import eventually, running
 from tests.integration.test_recovery import SETTINGS
 
+WAIT = 20_000
+"""Milliseconds a page assertion waits: generous, for a machine shared with other test runs."""
+
 
 async def test_replay_is_offered_only_where_it_can_work_and_resolve_closes_the_rest(
     browser: Browser, pg_store: PostgresStore, rabbit: RabbitMQBroker
@@ -46,29 +49,33 @@ async def test_replay_is_offered_only_where_it_can_work_and_resolve_closes_the_r
             page = await open_page(browser, f"{dashboard_url(port)}/#token={TOKEN}")
             await page.goto(f"{dashboard_url(port)}/#/dead-letters")
             # A compensated run cannot be resumed: Replay is greyed out, and the page says why.
-            await expect(page.get_by_test_id(f"replay-{gone}")).to_be_disabled()
+            await expect(page.get_by_test_id(f"replay-{gone}")).to_be_disabled(timeout=WAIT)
             await expect(page.get_by_test_id(f"refusal-{gone}")).to_contain_text(
-                f"cannot replay: run {undone.id} is compensated"
+                f"cannot replay: run {undone.id} is compensated", timeout=WAIT
             )
             # A run that failed in a step (in a workflow with compensations) can.
-            await expect(page.get_by_test_id(f"replay-{fixable}")).to_be_enabled()
-            await expect(page.get_by_test_id(f"refusal-{fixable}")).to_have_count(0)
+            await expect(page.get_by_test_id(f"replay-{fixable}")).to_be_enabled(timeout=WAIT)
+            await expect(page.get_by_test_id(f"refusal-{fixable}")).to_have_count(0, timeout=WAIT)
             await assert_nothing_overflows(page)
             await screenshot(page, "dashboard-dead-letter-resolve")
 
             await page.get_by_test_id(f"resolve-{gone}").click()
-            await expect(page.get_by_test_id("toast").filter(has_text=f"resolved #{gone}")).to_be_visible()
+            await expect(page.get_by_test_id("toast").filter(has_text=f"resolved #{gone}")).to_be_visible(
+                timeout=WAIT
+            )
             resolved = await eventually(lambda: _closed(client, gone))
             assert (resolved.status, resolved.resolved_by) == ("resolved", "dashboard")
             assert (await client.get(undone.id)).status is RunStatus.COMPENSATED  # left as it is
 
             endings.FIXED["handler"] = True
             await page.get_by_test_id(f"replay-{fixable}").click()
-            await expect(page.get_by_test_id("toast").filter(has_text=f"replayed #{fixable}")).to_be_visible()
+            await expect(page.get_by_test_id("toast").filter(has_text=f"replayed #{fixable}")).to_be_visible(
+                timeout=WAIT
+            )
             assert (await client.wait(failed.id, timeout=30)).status is RunStatus.SUCCEEDED
             await page.get_by_test_id("letters-status").select_option("all")
-            await expect(page.get_by_test_id(f"resolve-{gone}")).to_be_disabled()
-            await expect(page.get_by_test_id(f"resolve-{fixable}")).to_be_disabled()
+            await expect(page.get_by_test_id(f"resolve-{gone}")).to_be_disabled(timeout=WAIT)
+            await expect(page.get_by_test_id(f"resolve-{fixable}")).to_be_disabled(timeout=WAIT)
             group.cancel_scope.cancel()
     finally:
         await insights.close()
