@@ -38,6 +38,7 @@ from legato.machine.run import TERMINAL_STATUSES, Run, RunStatus
 from legato.machine.search import search_value
 from legato.machine.signals import EarlySignal
 from legato.machine.values import JSON, unstorable
+from legato.machine.vocabulary import DeadLetterStatus
 from legato.observe import Observer
 from legato.outside import EXTERNAL_ERROR, settle_token
 from legato.results import RunWaiters
@@ -75,6 +76,11 @@ def default_actor(channel: str = "api") -> str:
     except (KeyError, OSError):
         user = "unknown"
     return f"{channel}:{user}"
+
+
+def _closed(record: DeadLetterRecord) -> str:
+    """The refusal of an action on a dead letter that is no longer open."""
+    return f"dead letter {record.id} was {record.status} by {record.resolved_by}"
 
 
 @dataclass(frozen=True)
@@ -382,10 +388,8 @@ class Client:
         A poison message is published again to its exchange instead.
         """
         record = await self.dead_letter(dead_letter_id)
-        if record.status != "open":
-            raise OperationRefused(
-                f"dead letter {dead_letter_id} was {record.status} by {record.resolved_by}"
-            )
+        if record.status != DeadLetterStatus.OPEN:
+            raise OperationRefused(_closed(record))
         if record.source == "message":
             await self._republish(record)
             return None
@@ -395,8 +399,25 @@ class Client:
             record.run_id, event, guard=ResolveDeadLetter(dead_letter_id, self.actor)
         )
         if isinstance(outcome, Rejection):
+            # Refused because a concurrent replay won (the run is running now, or
+            # the dead letter is closed)? Then say so, not what the run looks like.
+            now = await self.dead_letter(dead_letter_id)
+            if now.status != DeadLetterStatus.OPEN:
+                raise OperationRefused(_closed(now))
             raise OperationRefused(f"dead letter {dead_letter_id}: {outcome.reason}")
         return outcome.run
+
+    async def resolve(self, dead_letter_id: int) -> DeadLetterRecord:
+        """Close a dead letter without a replay, for one whose run cannot (or need not)
+        be resumed: compensated, cancelled, or dealt with by hand. The run is left as
+        it is; the dead letter records who resolved it."""
+        resolved = await self.store.resolve_dead_letter(
+            dead_letter_id, self.actor, self.clock.now(), DeadLetterStatus.RESOLVED
+        )
+        record = await self.dead_letter(dead_letter_id)
+        if not resolved:
+            raise OperationRefused(_closed(record))
+        return record
 
     async def _republish(self, record: DeadLetterRecord) -> None:
         """Publish a dead-lettered message again to where it came from: a task
@@ -409,7 +430,7 @@ class Client:
             raise LegatoError("replaying a dead-lettered message needs the broker")
         message = record.message or {}
         if not await self.store.resolve_dead_letter(record.id, self.actor, self.clock.now()):
-            raise OperationRefused(f"dead letter {record.id} is not open (already replayed?)")
+            raise OperationRefused(_closed(await self.dead_letter(record.id)))
         try:
             await self.broker.republish(
                 str(message.get("queue", "")),

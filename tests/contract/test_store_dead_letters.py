@@ -212,3 +212,43 @@ async def test_migration_0015_moves_old_bodies_into_bytes(
         await store.close()
     assert record.body == "{oops é".encode()
     assert record.message == {"queue": "q", "routing_key": "k", "message_id": "m", "headers": {}}
+
+
+async def _failed_for_good(store: Store) -> tuple[Decision, int]:
+    """A run of WF whose step ``a`` failed for good (non-retryable), and its dead letter."""
+    run = (await store.create_run(started())).run
+    failed = decide(WF, run, StepFailed(1, 1, boom("ValueError", "bug"), non_retryable=True), NOW)
+    assert isinstance(failed, Decision)
+    assert isinstance(await store.apply(failed), Applied)
+    [letter] = [d for d in await store.list_dead_letters() if d.run_id == run.id]
+    return failed, letter.id
+
+
+async def test_an_operator_retry_or_skip_closes_the_steps_dead_letter_with_the_transition(
+    store: Store,
+) -> None:
+    from legato.machine.events import RetryRequested, SkipRequested
+
+    for event, status in ((RetryRequested("ops:ann"), "replayed"), (SkipRequested("ops:ann"), "resolved")):
+        failed, letter_id = await _failed_for_good(store)
+        acted = decide(WF, failed.run, event, NOW + 1)
+        assert isinstance(acted, Decision)
+        assert isinstance(await store.apply(acted), Applied)
+        closed = await store.get_dead_letter(letter_id)
+        assert closed is not None
+        assert (closed.status, closed.resolved_by) == (status, "ops:ann"), event
+    assert await store.list_dead_letters() == []
+
+
+async def test_a_dead_letter_is_resolved_once_without_a_replay(store: Store) -> None:
+    from legato.machine.vocabulary import DeadLetterStatus
+
+    failed, letter_id = await _failed_for_good(store)
+    assert await store.resolve_dead_letter(letter_id, "ops:ann", NOW + 1, DeadLetterStatus.RESOLVED)
+    assert not await store.resolve_dead_letter(letter_id, "ops:bob", NOW + 2, DeadLetterStatus.RESOLVED)
+    resolved = await store.get_dead_letter(letter_id)
+    assert resolved is not None
+    assert (resolved.status, resolved.resolved_by) == ("resolved", "ops:ann")
+    assert await store.list_dead_letters(status="resolved") == [resolved]
+    run = await store.load_run(failed.run.id)
+    assert run == failed.run  # the run is left as it is

@@ -12,6 +12,7 @@ from legato.machine.commands import (
     AwaitCompletion,
     CancelChild,
     CancelTimer,
+    CloseDeadLetters,
     CollectMapResults,
     Command,
     CompensateChild,
@@ -28,7 +29,7 @@ from legato.machine.commands import (
 from legato.machine.decide import start_run
 from legato.machine.errors import ErrorInfo
 from legato.machine.run import ParentLink, RunStatus, StepKind
-from legato.machine.vocabulary import CompletionOutcome, HistoryKind, TimerPurpose
+from legato.machine.vocabulary import CompletionOutcome, DeadLetterStatus, HistoryKind, TimerPurpose
 from legato.messages import TaskMessage
 from legato.store.effects import Effects, effects
 from legato.store.postgres.batching import GroupCommit
@@ -40,6 +41,7 @@ SAMPLES: dict[type[Any], Command] = {
     ScheduleTimer: ScheduleTimer("retry:1", NOW + 5, TimerPurpose.RETRY, seq=1, attempt=2),
     CancelTimer: CancelTimer(DEADLINE_TIMER),
     DeadLetter: DeadLetter(1, "a", 2, StepKind.STEP, "retries exhausted", ErrorInfo.of("E", "m"), 2),
+    CloseDeadLetters: CloseDeadLetters((1,), DeadLetterStatus.REPLAYED, "ops"),
     RecordMapItem: RecordMapItem(4, 7, True, {"sku": "x"}),
     CollectMapResults: CollectMapResults(4, "results"),
     AwaitCompletion: AwaitCompletion(2, "a", 1, "d" * 64, NOW + 60),
@@ -76,6 +78,7 @@ def written(found: Effects) -> int:
         + len(found.schedule)
         + len(found.cancel)
         + len(found.dead_letters)
+        + len(found.close)
         + len(found.map_items)
         + len(found.collect)
         + len(found.awaits)

@@ -33,7 +33,9 @@ def dlq() -> None:
     type=click.Choice(["error", "state", "workflow"]),
     help="Failure patterns: count, first and last seen, a sample.",
 )
-@click.option("--all", "include_all", is_flag=True, help="Include replayed dead letters.")
+@click.option(
+    "--all", "include_all", is_flag=True, help="Include closed (replayed or resolved) dead letters."
+)
 @click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
@@ -131,6 +133,29 @@ def replay(ctx: click.Context, dead_letter_id: int | None, replay_all: bool, wor
         )
     if report.refused and not report.replayed:
         raise SystemExit(1)
+
+
+@dlq.command("resolve")
+@click.argument("dead_letter_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print the resolved dead letter as JSON.")
+@click.pass_context
+def resolve(ctx: click.Context, dead_letter_id: int, as_json: bool) -> None:
+    """Close a dead letter without replaying it (its run is left as it is).
+
+    For a run that cannot be resumed (compensated, cancelled) or was dealt with by hand.
+    """
+    settings = settings_of(ctx)
+
+    async def go() -> DeadLetterRecord:
+        async with client(settings, broker=False) as api:
+            return await api.resolve(dead_letter_id)
+
+    record = run_async(go)
+    if as_json:
+        dump_json(dead_letter_json(record))
+        return
+    run = f"; run {record.run_id} is left as it is" if record.run_id else ""
+    click.echo(f"resolved dead letter {record.id} (by {record.resolved_by}){run}")
 
 
 @dlq.command("purge")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from legato.machine.errors import ErrorInfo
 from legato.machine.run import ParentLink, Run, RunStatus, StepKind
 from legato.machine.values import JSON
-from legato.machine.vocabulary import CompletionOutcome, HistoryKind, TimerPurpose
+from legato.machine.vocabulary import CompletionOutcome, DeadLetterStatus, HistoryKind, TimerPurpose
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,16 @@ class DeadLetter:
     reason: str
     error: ErrorInfo
     attempts: int
+
+
+@dataclass(frozen=True)
+class CloseDeadLetters:
+    """An operator dealt with these steps (retried, skipped, or cancelled their run):
+    their open dead letters close with ``status``, in the same transaction."""
+
+    seqs: tuple[int, ...]
+    status: DeadLetterStatus
+    actor: str
 
 
 @dataclass(frozen=True)
@@ -145,6 +155,7 @@ Command = (
     | ScheduleTimer
     | CancelTimer
     | DeadLetter
+    | CloseDeadLetters
     | RecordMapItem
     | CollectMapResults
     | AwaitCompletion

@@ -37,12 +37,13 @@ from legato.machine.events import (
 )
 from legato.machine.map import failing
 from legato.machine.policies import decide_retry, spread_for
+from legato.machine.recovery import STUCK_PHASES, stuck, stuck_at
 from legato.machine.run import ParentLink, Phase, Run, RunStatus, StepKind, Token
 from legato.machine.signals import MAX_BUFFERED_SIGNALS, EarlySignal, awaited_signals
 from legato.machine.states import Approval
 from legato.machine.transition import Transition
 from legato.machine.values import JSON
-from legato.machine.vocabulary import HistoryKind, TimerPurpose
+from legato.machine.vocabulary import DeadLetterStatus, HistoryKind, TimerPurpose
 
 
 def start_run(
@@ -70,8 +71,10 @@ def decide(workflow: Workflow, run: Run, event: Event, now: float) -> Decision |
             f"run {run.id} belongs to {run.workflow} v{run.workflow_version}, "
             f"not {workflow.name} v{workflow.version}"
         )
-    if run.finished and not _reopens(run, event):
-        return Rejection(f"run {run.id} is {run.status.value}; a finished run takes no {_name(event)}")
+    # A retry or a skip of a finished run that cannot be resumed is refused by
+    # machine/recovery.py, which says why.
+    if run.finished and not (_reopens(run, event) or isinstance(event, RetryRequested | SkipRequested)):
+        return Rejection(_finished(run, event))
     tx = Transition(workflow, run, now)
     match event:
         case StepSucceeded():
@@ -128,6 +131,14 @@ def _name(event: Event) -> str:
         ChildEnded: "child outcomes",
         CompensateRequested: "compensation requests",
     }[type(event)]
+
+
+def _finished(run: Run, event: Event) -> str:
+    refusal = f"run {run.id} is {run.status.value}; a finished run takes no {_name(event)}"
+    if isinstance(event, CancelRequested) and stuck(run):
+        steps = ", ".join(sorted({t.state for t in stuck(run)}))
+        return f"{refusal}: retry or skip its failed step ({steps}), or resolve its dead letter to leave it failed"
+    return refusal
 
 
 def _running(tx: Transition, seq: int, attempt: int, kind: StepKind) -> Token | Rejection:
@@ -385,33 +396,25 @@ def _signal_of(tx: Transition, token: Token) -> str | None:
     return state.signal if isinstance(state, Approval) else None
 
 
-def _stuck(tx: Transition, state: str | None, verb: str) -> list[Token] | Rejection:
+def _stuck(
+    tx: Transition, state: str | None, verb: str, dead_letter: int | None = None
+) -> list[Token] | Rejection:
     """The tokens an operator retry or skip acts on: suspended, or the failed one."""
-    status = tx.run.status
-    if status not in (RunStatus.SUSPENDED, RunStatus.FAILED, RunStatus.PAUSED):
-        return Rejection(
-            f"run {tx.run.id} is {status.value}; only a suspended or failed run can be given {verb}"
-        )
-    stuck = [t for t in tx.tokens.values() if t.phase in (Phase.SUSPENDED, Phase.FAILED)]
-    if state is not None:
-        stuck = [t for t in stuck if t.state == state]
-        if not stuck:
-            return Rejection(f"run {tx.run.id} has no suspended or failed step at state {state!r}")
-    if not stuck and status is RunStatus.PAUSED:
-        return Rejection(f"run {tx.run.id} is paused, with no suspended step; resume it instead")
-    if not stuck:
-        return Rejection(
-            f"run {tx.run.id} failed outside any step ({tx.run.error.type if tx.run.error else 'unknown'}); it cannot be resumed"
-        )
-    return stuck
+    found = stuck_at(tx.run, state, verb)
+    if isinstance(found, str):
+        if dead_letter is not None:
+            found = f"{found}; resolve dead letter {dead_letter} to close it without a replay"
+        return Rejection(found)
+    return [tx.tokens[t.seq] for t in found]
 
 
 def _retry(tx: Transition, event: RetryRequested) -> Rejection | None:
-    stuck = _stuck(tx, event.state, "a retry")
+    stuck = _stuck(tx, event.state, "a retry", event.dead_letter)
     if isinstance(stuck, Rejection):
         return stuck
     if tx.run.status is RunStatus.FAILED:
         tx.resume(event.actor)
+    tx.close_dead_letters(stuck, DeadLetterStatus.REPLAYED, event.actor)
     if event.data:
         tx.merge(dict(event.data))
     for token in stuck:
@@ -447,6 +450,7 @@ def _skip(tx: Transition, event: SkipRequested) -> Rejection | None:
         return Rejection(f"run {tx.run.id} has several stuck steps ({names}); name the one to skip")
     if tx.run.status is RunStatus.FAILED:
         tx.resume(event.actor)
+    tx.close_dead_letters(stuck, DeadLetterStatus.RESOLVED, event.actor)
     token = stuck[0]
     tx.note(
         HistoryKind.OPERATOR_SKIP,
@@ -473,6 +477,10 @@ def _cancel(tx: Transition, event: CancelRequested) -> Rejection | None:
             f"run {tx.run.id} is already compensating; retry or skip its failed compensation, "
             "or cancel with --no-compensate to abandon the compensations left"
         )
+    # Its stuck steps will never be retried now: their dead letters close.
+    tx.close_dead_letters(
+        [t for t in tx.tokens.values() if t.phase in STUCK_PHASES], DeadLetterStatus.RESOLVED, event.actor
+    )
     tx.cancel(event.actor, event.compensate, event.reason)
     return None
 

@@ -17,6 +17,7 @@ from legato.machine.child import child_state, dispatch_child, is_waiting_child, 
 from legato.machine.commands import (
     DEADLINE_TIMER,
     CancelTimer,
+    CloseDeadLetters,
     Command,
     DeadLetter,
     Decision,
@@ -53,7 +54,7 @@ from legato.machine.states import (
     undoable,
 )
 from legato.machine.values import JSON, lookup
-from legato.machine.vocabulary import HistoryKind, TimerPurpose
+from legato.machine.vocabulary import DeadLetterStatus, HistoryKind, TimerPurpose
 
 ALL_KINDS = frozenset(StepKind)
 STEPS_ONLY = frozenset({StepKind.STEP})
@@ -424,7 +425,7 @@ class Transition:
     def fail_run(self, error: ErrorInfo, failed: Token | None = None, compensate: bool = True) -> None:
         """The run cannot go forward: unwind it (saga) or stop it."""
         self.error = error
-        if compensate and self.workflow.has_compensations and not self.compensating:
+        if compensate and not self.compensating and self.anything_to_undo(failed):
             if failed is not None:
                 self.drop(failed)
             self.unwind()
@@ -437,6 +438,22 @@ class Transition:
         if failed is not None:
             self.put(replace(failed, phase=Phase.FAILED, error=error, since=self.now))
         self.finish(RunStatus.FAILED)
+
+    def anything_to_undo(self, failed: Token | None) -> bool:
+        """Whether unwinding would run a compensation: a completed step has one, or a
+        step still running (other than ``failed``) has one and may yet succeed.
+
+        When not, the run stops as it is, keeping the failed step, so that it can be
+        retried or replayed like a run of a workflow without compensations."""
+        if self.completed:
+            return True
+        return any(
+            t.phase is Phase.RUNNING
+            and t.kind is StepKind.STEP
+            and (failed is None or t.seq != failed.seq)
+            and undoable(self.workflow.state(t.state))
+            for t in self.tokens.values()
+        )
 
     def unwind(self) -> None:
         """Start compensating: let running steps drain, drop everything else."""
@@ -545,6 +562,11 @@ class Transition:
         self.note(HistoryKind.COMPENSATION_REQUESTED, parent=link.run_id)
         self._asked_to_compensate = True
         self.unwind()
+
+    def close_dead_letters(self, tokens: list[Token], status: DeadLetterStatus, actor: str) -> None:
+        """The steps of ``tokens`` were dealt with by ``actor``: their open dead letters close."""
+        if tokens:
+            self.commands.append(CloseDeadLetters(tuple(t.seq for t in tokens), status, actor))
 
     def cancel(self, actor: str, compensate: bool, reason: str) -> None:
         """Stop the run for an operator: unwind it (saga) if asked and it can; a

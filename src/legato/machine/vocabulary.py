@@ -131,6 +131,16 @@ class TickOutcome(StrEnum):
     """Started by hand (``legato schedule trigger`` / backfill), not by the clock."""
 
 
+class DeadLetterStatus(StrEnum):
+    """Where a dead letter stands: open until an operator deals with it."""
+
+    OPEN = "open"
+    REPLAYED = "replayed"
+    """Its step was tried again (``dlq replay``, or ``retry`` of its run), or its message published again."""
+    RESOLVED = "resolved"
+    """Closed without a replay: by ``dlq resolve``, or because its step was skipped or its run cancelled."""
+
+
 K = HistoryKind
 
 STEP_SUCCESSES = frozenset({K.STEP_SUCCEEDED, K.COMPENSATION_SUCCEEDED})

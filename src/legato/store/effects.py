@@ -22,6 +22,7 @@ from legato.machine.commands import (
     AwaitCompletion,
     CancelChild,
     CancelTimer,
+    CloseDeadLetters,
     CollectMapResults,
     CompensateChild,
     DeadLetter,
@@ -53,6 +54,8 @@ class Effects:
     """Keys of this run's timers to delete."""
     dead_letters: Sequence[DeadLetter]
     """Dead-letter records, each with a dead-letter outbox message."""
+    close: Sequence[CloseDeadLetters]
+    """Open dead letters of this run's steps to close (an operator dealt with the steps)."""
     map_items: Sequence[RecordMapItem]
     """Finished map items, one row each."""
     collect: Sequence[CollectMapResults]
@@ -76,6 +79,7 @@ def effects(decision: Decision) -> Effects:
     schedule: list[ScheduleTimer] = []
     cancel: list[str] = []
     letters: list[DeadLetter] = []
+    close: list[CloseDeadLetters] = []
     items: list[RecordMapItem] = []
     collect: list[CollectMapResults] = []
     awaits: list[AwaitCompletion] = []
@@ -98,6 +102,9 @@ def effects(decision: Decision) -> Effects:
             case DeadLetter():
                 letters.append(command)
                 group_commit = False  # a dead-letter row, whose id its message carries
+            case CloseDeadLetters():
+                close.append(command)
+                group_commit = False  # an update of dead-letter rows
             case RecordMapItem():
                 items.append(command)
                 group_commit = False  # a map_items row
@@ -131,6 +138,7 @@ def effects(decision: Decision) -> Effects:
         schedule,
         cancel,
         letters,
+        close,
         items,
         collect,
         awaits,

@@ -19,6 +19,7 @@ from typing import Protocol, runtime_checkable
 
 from legato.machine.commands import Decision
 from legato.machine.run import Run, RunStatus
+from legato.machine.vocabulary import DeadLetterStatus
 from legato.store.base import (
     Applied,
     CompletionRecord,
@@ -239,8 +240,16 @@ class DeadLetterStore(Protocol):
         :func:`legato.patterns.failure_key`), ``state`` or ``workflow``; the most
         frequent first, each with its newest sample."""
 
-    async def resolve_dead_letter(self, dead_letter_id: int, actor: str, at: float) -> bool:
-        """Mark a dead letter replayed outside a run transition (poison messages)."""
+    async def resolve_dead_letter(
+        self,
+        dead_letter_id: int,
+        actor: str,
+        at: float,
+        status: DeadLetterStatus = DeadLetterStatus.REPLAYED,
+    ) -> bool:
+        """Close an open dead letter outside a run transition: ``replayed`` (a poison
+        message published again) or ``resolved`` (``dlq resolve``). False when it was
+        not open."""
 
     async def reopen_dead_letter(self, dead_letter_id: int) -> None:
         """Undo :meth:`resolve_dead_letter` (its replay could not be published)."""

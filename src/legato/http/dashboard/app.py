@@ -8,6 +8,7 @@ POST /api/runs/{id}/{action}             retry | skip | cancel | pause | resume 
 GET  /api/dead-letters?status=&offset=&limit=  a page of dead letters and their failure patterns
 GET  /api/dead-letters/{id}              one dead letter (inspect)
 POST /api/dead-letters/{id}/replay       replay it
+POST /api/dead-letters/{id}/resolve      close it without a replay
 GET  /api/schedules                      schedules with their next fire time
 POST /api/schedules/{name}/{action}      pause | resume | trigger
 GET  /api/workflows                      every workflow's graph
@@ -111,6 +112,7 @@ def dashboard_app(dashboard: Dashboard, watcher: Watcher, settings: HttpSettings
             web.get("/api/dead-letters", api.dead_letters),
             web.get(r"/api/dead-letters/{letter_id:\d+}", api.dead_letter),
             web.post(r"/api/dead-letters/{letter_id:\d+}/replay", api.replay),
+            web.post(r"/api/dead-letters/{letter_id:\d+}/resolve", api.resolve),
             web.get("/api/schedules", api.schedules),
             web.post("/api/schedules/{name}/{action}", api.schedule_act),
             web.get("/api/workflows", api.workflows),
@@ -184,6 +186,9 @@ class _Api:
 
     async def replay(self, request: web.Request) -> web.Response:
         return _json(await self.dashboard.replay(letter_id(request), actor_of(request)))
+
+    async def resolve(self, request: web.Request) -> web.Response:
+        return _json(await self.dashboard.resolve(int(request.match_info["letter_id"]), actor_of(request)))
 
     async def schedules(self, request: web.Request) -> web.Response:
         return _json(await self.dashboard.schedules())

@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import anyio
+
 from legato import views as shapes
 from legato.app import App, UnknownWorkflow
 from legato.broker.base import Broker
@@ -23,8 +25,11 @@ from legato.filters import parse_when, parse_where
 from legato.http.dashboard import views
 from legato.http.dashboard.layout import drawable
 from legato.machine.definition import Workflow
+from legato.machine.recovery import replay_refusal
 from legato.machine.run import Run, RunStatus
+from legato.machine.vocabulary import DeadLetterStatus
 from legato.observe import Observer
+from legato.store.base import DeadLetterRecord
 from legato.store.insights import Insights, Throughput
 from legato.store.ports import TransitionStore
 
@@ -44,7 +49,7 @@ class Range:
 
 MAX_PAGE = 500
 """The most rows one page of runs or dead letters holds."""
-LETTER_STATUSES = ("open", "replayed")
+LETTER_STATUSES = tuple(DeadLetterStatus)
 
 CLOSED_SECONDS = 300.0
 """How long the finished buckets of a chart are reused (a run resumed by an
@@ -192,7 +197,7 @@ class Dashboard:
         if workflow is not None:
             graph = {**drawable(workflow.describe()), **views.graph_marks(run, history)}
         letters = [
-            shapes.dead_letter_json(d)
+            _with_refusal(d, {run.id: run})
             for d in await self.store.list_dead_letters(run.workflow, status=None, limit=1000)
             if d.run_id == run.id
         ]
@@ -225,8 +230,9 @@ class Dashboard:
             raise BadRequest(f"unknown status {status!r}; use {', '.join(LETTER_STATUSES)} or all")
         letters = await self.store.list_dead_letters(None, status, limit, offset=offset)
         groups = await self.store.group_dead_letters("error", None, status)
+        runs = await self._runs_of(letters)
         return {
-            "letters": [shapes.dead_letter_json(d) for d in letters],
+            "letters": [_with_refusal(d, runs) for d in letters],
             "groups": [shapes.group_json(g) for g in groups],
             "total": sum(g.count for g in groups),
             "offset": offset,
@@ -237,7 +243,21 @@ class Dashboard:
         letter = await self.store.get_dead_letter(letter_id)
         if letter is None:
             raise LookupError(f"no dead letter with id {letter_id}")
-        return shapes.dead_letter_json(letter)
+        return _with_refusal(letter, await self._runs_of([letter]))
+
+    async def _runs_of(self, letters: list[DeadLetterRecord]) -> dict[str, Run | None]:
+        """The runs of the open step dead letters, to tell which can be replayed.
+        Read at once: the Postgres store answers loads made together with one statement."""
+        wanted = {d.run_id for d in letters if _replayable_kind(d) and d.run_id is not None}
+        runs: dict[str, Run | None] = {}
+
+        async def load(run_id: str) -> None:
+            runs[run_id] = await self.store.load_run(run_id)
+
+        async with anyio.create_task_group() as group:
+            for run_id in wanted:
+                group.start_soon(load, run_id)
+        return runs
 
     # -- actions -----------------------------------------------------------------
 
@@ -286,12 +306,36 @@ class Dashboard:
             return {"runs": [c.run.id for c in started]}
         raise BadRequest(f"unknown schedule action {action!r}: use pause, resume or trigger")
 
+    async def resolve(self, letter_id: int, actor: str) -> dict[str, Any]:
+        if await self.store.get_dead_letter(letter_id) is None:
+            raise LookupError(f"no dead letter with id {letter_id}")
+        letter = await self.client(actor).resolve(letter_id)
+        self._cache.clear()
+        return {"resolved": letter_id, "letter": shapes.dead_letter_json(letter)}
+
     async def replay(self, letter_id: int, actor: str) -> dict[str, Any]:
         await self.dead_letter(letter_id)  # an unknown id is a 404, not a refusal
         run = await self.client(actor).replay(letter_id)
         self._cache.clear()
         self._closed.clear()
         return {"replayed": letter_id, "run": views.run_summary(run) if run is not None else None}
+
+
+def _replayable_kind(letter: DeadLetterRecord) -> bool:
+    return letter.status == DeadLetterStatus.OPEN and letter.source == "step" and letter.run_id is not None
+
+
+def _with_refusal(letter: DeadLetterRecord, runs: Mapping[str, Run | None]) -> dict[str, Any]:
+    """The dead letter's JSON with ``replay_refusal``: why Replay cannot work now
+    (the page disables it and shows why), or None."""
+    refusal = None
+    if _replayable_kind(letter):
+        assert letter.run_id is not None
+        run = runs.get(letter.run_id)
+        refusal = (
+            f"run {letter.run_id} no longer exists" if run is None else replay_refusal(run, letter.state)
+        )
+    return {**shapes.dead_letter_json(letter), "replay_refusal": refusal}
 
 
 def _optional_text(body: Mapping[str, Any], key: str) -> str | None:

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from legato.machine import recovery
 from legato.machine.definition import Workflow
 from legato.machine.map import progress as map_progress
-from legato.machine.run import Phase, Run, RunStatus
+from legato.machine.run import Phase, Run
 from legato.machine.states import Approval
 from legato.machine.vocabulary import PROGRESS, HistoryKind
 from legato.store.base import HistoryEntry
 from legato.store.insights import ErrorPattern, StatusCount, StepStats, Throughput
 from legato.telemetry.context import root_context
 
-_STUCK = (Phase.SUSPENDED, Phase.FAILED)
+_STUCK = recovery.STUCK_PHASES
 
 
 def run_summary(run: Run) -> dict[str, Any]:
@@ -63,7 +64,7 @@ def run_detail(run: Run) -> dict[str, Any]:
 
 def legal_actions(run: Run, workflow: Workflow | None) -> dict[str, Any]:
     """What an operator may do now; the engine has the last word on every action."""
-    stuck = sorted({t.state for t in run.tokens if t.phase in _STUCK})
+    stuck = sorted({t.state for t in recovery.stuck(run)})
     signals: list[str] = []
     if workflow is not None:
         for token in run.tokens:
@@ -71,10 +72,12 @@ def legal_actions(run: Run, workflow: Workflow | None) -> dict[str, Any]:
                 state = workflow.state(token.state)
                 if isinstance(state, Approval) and state.signal not in signals:
                     signals.append(state.signal)
-    resumable = run.status in (RunStatus.SUSPENDED, RunStatus.FAILED, RunStatus.PAUSED) and bool(stuck)
+    refusal = recovery.stuck_at(run, None, "a retry")
+    resumable = not isinstance(refusal, str)
     return {
         "retry": resumable,
         "skip": resumable,
+        "why_not": refusal if isinstance(refusal, str) else None,
         "cancel": not run.finished,
         "pause": not run.finished and run.paused is None,
         "resume": not run.finished and run.paused is not None,

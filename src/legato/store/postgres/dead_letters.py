@@ -3,6 +3,7 @@ their transition: store/postgres/write.py)."""
 
 from __future__ import annotations
 
+from legato.machine.vocabulary import DeadLetterStatus
 from legato.store.base import DeadLetterGroup, DeadLetterRecord, PoisonMessage
 from legato.store.postgres import sql as q
 from legato.store.postgres.connection import PostgresConnection
@@ -39,9 +40,15 @@ class PostgresDeadLetters(PostgresConnection):
             )
         return dead_letter_groups(rows, by)
 
-    async def resolve_dead_letter(self, dead_letter_id: int, actor: str, at: float) -> bool:
+    async def resolve_dead_letter(
+        self,
+        dead_letter_id: int,
+        actor: str,
+        at: float,
+        status: DeadLetterStatus = DeadLetterStatus.REPLAYED,
+    ) -> bool:
         async with self._conn() as conn:
-            return await conn.fetchval(q.RESOLVE_DEAD_LETTER, dead_letter_id, at, actor) is not None
+            return await conn.fetchval(q.RESOLVE_DEAD_LETTER, dead_letter_id, at, actor, status) is not None
 
     async def reopen_dead_letter(self, dead_letter_id: int) -> None:
         async with self._conn() as conn:

@@ -12,6 +12,7 @@ from legato.errors import KeyRetired
 from legato.machine.commands import Decision
 from legato.machine.run import Run
 from legato.machine.search import search_values
+from legato.machine.vocabulary import DeadLetterStatus
 from legato.store.base import (
     Applied,
     Conflict,
@@ -137,7 +138,9 @@ class PostgresRuns(PostgresConnection):
                 taken = await conn.fetchval(q.CONSUME_TIMER, timer_id)
                 reason = f"timer {timer_id} already fired"
             case ResolveDeadLetter(dead_letter_id, actor):
-                taken = await conn.fetchval(q.RESOLVE_DEAD_LETTER, dead_letter_id, run.updated_at, actor)
+                taken = await conn.fetchval(
+                    q.RESOLVE_DEAD_LETTER, dead_letter_id, run.updated_at, actor, DeadLetterStatus.REPLAYED
+                )
                 reason = f"dead letter {dead_letter_id} is not open (already replayed?)"
             case _:
                 assert_never(guard)

@@ -286,9 +286,14 @@ GROUP BY 1, 2
 """
 
 RESOLVE_DEAD_LETTER = """
-UPDATE dead_letters SET status = 'replayed', resolved_at = $2, resolved_by = $3
+UPDATE dead_letters SET status = $4, resolved_at = $2, resolved_by = $3
 WHERE id = $1 AND status = 'open'
 RETURNING id
+"""
+
+CLOSE_DEAD_LETTERS = """
+UPDATE dead_letters SET status = $3, resolved_at = $4, resolved_by = $5
+WHERE run_id = $1 AND seq = ANY($2::int[]) AND source = 'step' AND status = 'open'
 """
 
 REOPEN_DEAD_LETTER = (

@@ -136,6 +136,10 @@ async def write_rest(conn: Conn, write: Write, timer_channel: str) -> list[Outbo
         )
     for collect in effects.collect:
         write.data = await conn.fetchval(q.COLLECT_MAP_RESULTS, run.id, collect.map_seq, collect.key)
+    for close in effects.close:
+        await conn.execute(
+            q.CLOSE_DEAD_LETTERS, run.id, list(close.seqs), close.status, run.updated_at, close.actor
+        )
     if effects.awaits or effects.settles:
         await write_completions(conn, run, effects)
     if effects.collect and run.search is not None:

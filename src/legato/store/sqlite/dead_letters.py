@@ -3,6 +3,7 @@ their transition: :mod:`legato.store.sqlite.runs`)."""
 
 from __future__ import annotations
 
+from legato.machine.vocabulary import DeadLetterStatus
 from legato.store.base import DeadLetterGroup, DeadLetterRecord, PoisonMessage
 from legato.store.rows import Row, dead_letter_from_columns, dead_letter_groups, poison_row
 from legato.store.sqlite import sql as q
@@ -38,9 +39,15 @@ class SqliteDeadLetters(SqliteConnection):
         )
         return dead_letter_groups(rows, by)
 
-    async def resolve_dead_letter(self, dead_letter_id: int, actor: str, at: float) -> bool:
+    async def resolve_dead_letter(
+        self,
+        dead_letter_id: int,
+        actor: str,
+        at: float,
+        status: DeadLetterStatus = DeadLetterStatus.REPLAYED,
+    ) -> bool:
         async with self._write() as db:
-            cursor = await db.execute(q.RESOLVE_DEAD_LETTER, (at, actor, dead_letter_id))
+            cursor = await db.execute(q.RESOLVE_DEAD_LETTER, (status, at, actor, dead_letter_id))
             return cursor.rowcount == 1
 
     async def reopen_dead_letter(self, dead_letter_id: int) -> None:

@@ -13,6 +13,7 @@ from legato.errors import KeyRetired
 from legato.machine.commands import Decision
 from legato.machine.run import Run
 from legato.machine.search import search_values
+from legato.machine.vocabulary import DeadLetterStatus
 from legato.notices import OUTBOX_KIND as NOTICE
 from legato.store.base import (
     Applied,
@@ -64,7 +65,7 @@ class SqliteRuns(SqliteConnection):
             cursor = await db.execute(q.SELECT_RUN_BY_KEY, (run.idempotency_key,))
             row = await cursor.fetchone()
             assert row is not None
-            return Created(_run(row), False, ()), Effects((), (), (), (), (), (), (), (), (), True)
+            return Created(_run(row), False, ()), Effects((), (), (), (), (), (), (), (), (), (), True)
         if run.idempotency_key is not None:
             cursor = await db.execute(q.RETIRED_KEY, (run.idempotency_key, run.created_at))
             retired = await cursor.fetchone()
@@ -136,7 +137,9 @@ class SqliteRuns(SqliteConnection):
                 if cursor.rowcount != 1:
                     return GuardFailed(f"timer {timer_id} already fired")
             case ResolveDeadLetter(dead_letter_id, actor):
-                cursor = await db.execute(q.RESOLVE_DEAD_LETTER, (run.updated_at, actor, dead_letter_id))
+                cursor = await db.execute(
+                    q.RESOLVE_DEAD_LETTER, (DeadLetterStatus.REPLAYED, run.updated_at, actor, dead_letter_id)
+                )
                 if cursor.rowcount != 1:
                     return GuardFailed(f"dead letter {dead_letter_id} is not open (already replayed?)")
             case _:
@@ -208,6 +211,11 @@ class SqliteRuns(SqliteConnection):
             await put("task", body, priority, task_headers)
         for body, priority in found.notices:
             await put(NOTICE, body, priority, task_headers)
+        for close in found.close:
+            await db.executemany(
+                q.CLOSE_DEAD_LETTERS,
+                [(close.status, run.updated_at, close.actor, run.id, seq) for seq in close.seqs],
+            )
         for letter in found.dead_letters:
             cursor = await db.execute(
                 q.INSERT_STEP_DEAD_LETTER,

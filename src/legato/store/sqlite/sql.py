@@ -167,8 +167,13 @@ GROUP BY 1, 2
 """
 
 RESOLVE_DEAD_LETTER = """
-UPDATE dead_letters SET status = 'replayed', resolved_at = ?, resolved_by = ?
+UPDATE dead_letters SET status = ?, resolved_at = ?, resolved_by = ?
 WHERE id = ? AND status = 'open'
+"""
+
+CLOSE_DEAD_LETTERS = """
+UPDATE dead_letters SET status = ?, resolved_at = ?, resolved_by = ?
+WHERE run_id = ? AND seq = ? AND source = 'step' AND status = 'open'
 """
 
 REOPEN_DEAD_LETTER = (

@@ -493,8 +493,8 @@ function runActions(data) {
   };
   const disabled = !data.can_act;
   return h("div", { class: "actions", "data-testid": "actions", "data-key": "actions" },
-    h("button", { class: "primary", "data-testid": "action-retry", disabled: disabled || !acts.retry, onclick: () => act("retry", { state: chosenState() }) }, "Retry"),
-    h("button", { "data-testid": "action-skip", disabled: disabled || !acts.skip, onclick: () => act("skip", { state: chosenState() }) }, "Skip"),
+    h("button", { class: "primary", "data-testid": "action-retry", disabled: disabled || !acts.retry, title: acts.why_not || "", onclick: () => act("retry", { state: chosenState() }) }, "Retry"),
+    h("button", { "data-testid": "action-skip", disabled: disabled || !acts.skip, title: acts.why_not || "", onclick: () => act("skip", { state: chosenState() }) }, "Skip"),
     stateSelect,
     h("button", { "data-testid": "action-pause", disabled: disabled || !acts.pause, onclick: () => act("pause", {}, "Pause this run (running steps finish, no new step starts)?") }, "Pause"),
     h("button", { "data-testid": "action-resume", disabled: disabled || !acts.resume, onclick: () => act("resume", {}) }, "Resume"),
@@ -555,7 +555,10 @@ async function runView(root, params) {
 function letterActions(d) {
   return [
     h("button", { "data-testid": `inspect-${d.id}`, onclick: (e) => inspect(d.id, e.currentTarget) }, "Inspect"),
-    h("button", { class: "primary", "data-testid": `replay-${d.id}`, disabled: d.status !== "open", onclick: () => replay(d.id) }, "Replay"),
+    h("button", { class: "primary", "data-testid": `replay-${d.id}`, disabled: d.status !== "open" || !!d.replay_refusal,
+      title: d.replay_refusal || "", onclick: () => replay(d.id) }, "Replay"),
+    h("button", { "data-testid": `resolve-${d.id}`, disabled: d.status !== "open", title: "close it without a replay; the run is left as it is",
+      onclick: () => resolveLetter(d.id) }, "Resolve"),
   ];
 }
 
@@ -565,7 +568,8 @@ function letterRow(d) {
     h("td", {}, d.run_id ? h("a", { href: `#/runs/${d.run_id}` }, `${d.workflow}.${d.state}`) : "message"),
     h("td", { class: "wrap" }, d.reason), h("td", { class: "mono wrap" }, d.error ? d.error.type : ""), h("td", {}, fmtTime(d.created_at)),
     h("td", {}, h("span", { class: `status ${d.status}` }, d.status)),
-    h("td", { class: "row-actions" }, h("div", { class: "actions" }, letterActions(d))));
+    h("td", { class: "row-actions" }, h("div", { class: "actions" }, letterActions(d)),
+      d.status === "open" && d.replay_refusal ? h("div", { class: "muted refusal", "data-testid": `refusal-${d.id}` }, `cannot replay: ${d.replay_refusal}`) : null));
 }
 
 function letterTable(letters) {
@@ -586,7 +590,8 @@ async function inspect(id, button) {
       h("div", { class: "inspect", "data-testid": "inspect", "data-letter": d.id },
         h("div", { class: "inspect-head" }, h("h2", {}, `Dead letter #${d.id}`), close),
         h("dl", { class: "kv" }, h("dt", {}, "source"), h("dd", {}, d.source), h("dt", {}, "reason"), h("dd", {}, d.reason),
-          h("dt", {}, "attempts"), h("dd", {}, d.attempts), h("dt", {}, "status"), h("dd", {}, d.status + (d.resolved_by ? ` by ${d.resolved_by}` : ""))),
+          h("dt", {}, "attempts"), h("dd", {}, d.attempts), h("dt", {}, "status"), h("dd", {}, d.status + (d.resolved_by ? ` by ${d.resolved_by}` : "")),
+          d.replay_refusal ? h("dt", {}, "replay") : null, d.replay_refusal ? h("dd", {}, `not possible: ${d.replay_refusal}`) : null),
         d.error ? h("pre", { class: "json" }, `${d.error.type}: ${d.error.message}\n\n${d.error.traceback || ""}`) : null,
         d.message ? h("pre", { class: "json" }, JSON.stringify(d.message, null, 2)) : null))));
 }
@@ -599,6 +604,14 @@ async function replay(id) {
   } catch (err) { toast(`replay refused: ${err.message}`, true); }
 }
 
+async function resolveLetter(id) {
+  try {
+    await post(`/api/dead-letters/${id}/resolve`);
+    toast(`resolved #${id}`);
+    refresh();
+  } catch (err) { toast(`resolve refused: ${err.message}`, true); }
+}
+
 const LETTERS_PAGE = 100;
 
 async function deadLettersView(root, params) {
@@ -607,7 +620,7 @@ async function deadLettersView(root, params) {
   const data = await api(`/api/dead-letters?status=${status}&offset=${offset}&limit=${LETTERS_PAGE}`);
   const go = (to) => { location.hash = `#/dead-letters${toQuery({ status: status === "open" ? "" : status, offset: to ? String(to) : "" })}`; };
   const chooser = h("select", { "data-testid": "letters-status", onchange: (e) => { location.hash = `#/dead-letters?status=${e.target.value}`; } },
-    ["open", "replayed", "all"].map((s) => h("option", { value: s, selected: s === status }, s)));
+    ["open", "replayed", "resolved", "all"].map((s) => h("option", { value: s, selected: s === status }, s)));
   const groups = data.groups.length ? table("groups-table", "groups",
     ["pattern", "count", "first seen", "last seen", "sample"].map((c) => th(c, c === "count" ? "num" : "")),
     data.groups.map((g) => h("tr", { "data-key": g.key }, h("td", { class: "mono wrap" }, g.key), h("td", { class: "num" }, fmtNum(g.count)),
