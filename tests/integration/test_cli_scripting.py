@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
 import orjson
@@ -30,7 +31,7 @@ class Result:
     out: str
     err: str
 
-    def json(self) -> dict[str, object]:
+    def json(self) -> dict[str, Any]:
         value = orjson.loads(self.out)
         assert isinstance(value, dict), self.out
         return value
@@ -123,7 +124,7 @@ async def test_an_ambiguous_short_run_id_lists_the_runs_it_starts(cli: Cli, pg_s
     one = await cli("show", "3f2a1b4c-", "--json")
     assert one.code == ExitCode.ERROR  # still two
     shown = await cli("show", "3f2a1b4c-1", "--json")
-    assert shown.json()["run"]["id"] == ids[1]  # type: ignore[index]
+    assert shown.json()["run"]["id"] == ids[1]
     unknown = await cli("cancel", "ffff0000", "--json")
     assert unknown.code == ExitCode.ERROR
     assert unknown.json() == {"error": "no run with id 'ffff0000'"}
@@ -155,7 +156,7 @@ async def test_lists_say_when_they_are_truncated_and_replay_answers_json(
         assert replayed.json() == {"replayed": [first["id"]], "refused": []}
         twice = await cli("dlq", "replay", str(first["id"]), "--json")
         assert twice.code == ExitCode.ERROR
-        [refusal] = twice.json()["refused"]  # type: ignore[misc]
+        [refusal] = twice.json()["refused"]
         assert refusal["id"] == first["id"]
         assert "was replayed" in refusal["reason"]
 

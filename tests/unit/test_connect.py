@@ -11,9 +11,9 @@ from pathlib import Path
 import anyio
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from examples import web_checkout
 
 import legato
-from examples import web_checkout
 from legato import RunStatus
 from legato.broker.memory import MemoryBroker
 from legato.store.sqlite import SqliteStore
