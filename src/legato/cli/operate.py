@@ -96,9 +96,16 @@ def signal(
 @click.argument("name")
 @click.option("--data", metavar="JSON", help="The signal's data: a JSON object.")
 @click.option("--input", "input_", metavar="JSON", help="The input of the run, if it is started.")
+@json_option
 @click.pass_context
 def signal_with_start(
-    ctx: click.Context, workflow: str, key: str, name: str, data: str | None, input_: str | None
+    ctx: click.Context,
+    workflow: str,
+    key: str,
+    name: str,
+    data: str | None,
+    input_: str | None,
+    as_json: bool,
 ) -> None:
     """Start a run of WORKFLOW unless KEY has one, then send it the signal NAME."""
     payload = parse_json_object(data, "--data")
@@ -106,6 +113,7 @@ def signal_with_start(
     _act(
         settings_of(ctx),
         lambda api: api.signal_with_start(workflow, key, name, payload, start_input),
+        as_json,
     )
 
 
