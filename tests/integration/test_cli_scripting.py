@@ -186,3 +186,23 @@ async def test_purge_asks_with_the_count_it_will_delete(
     assert purged.code == 0, purged.err
     assert "purged 2 dead letters" in purged.out
     assert await pg_store.count_dead_letters(status=None) == 0
+
+
+async def test_replay_all_groups_its_refusals_by_reason(
+    cli: Cli, pg_store: PostgresStore, rabbit: RabbitMQBroker, pg_schema: str
+) -> None:
+    client = Client(pg_store, rabbit, recovery.app)
+    async with running(recovery.app, pg_store, rabbit, SETTINGS):
+        runs = [await client.start("saga", {"fail_at": "s2"}) for _ in range(2)]
+        for run in runs:
+            assert (await client.wait(run.id, timeout=30)).status is RunStatus.COMPENSATED
+        letters = orjson.loads((await cli("dlq", "list", "--workflow", "saga", "--json")).out)
+        assert len(letters) == 2
+        refused = await cli("dlq", "replay", "--all", "--workflow", "saga")
+    assert refused.code == ExitCode.ERROR
+    assert refused.out.splitlines()[-1] == "replayed 0, refused 2"
+    [line] = refused.err.splitlines()
+    ids = ", ".join(str(letter["id"]) for letter in sorted(letters, key=lambda letter: letter["id"]))
+    assert line.startswith("  refused 2: run … is compensated"), line
+    assert line.endswith(f"(dead letters {ids})"), line
+    assert runs[0].id not in line
