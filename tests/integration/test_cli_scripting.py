@@ -203,6 +203,6 @@ async def test_replay_all_groups_its_refusals_by_reason(
     assert refused.out.splitlines()[-1] == "replayed 0, refused 2"
     [line] = refused.err.splitlines()
     ids = ", ".join(str(letter["id"]) for letter in sorted(letters, key=lambda letter: letter["id"]))
-    assert line.startswith("  refused 2: ") and "…" in line, line  # one line for both, run ids masked
+    assert line.startswith("  refused 2: "), line  # one line for both: the run ids are masked
     assert line.endswith(f"(dead letters {ids})"), line
     assert runs[0].id not in line
