@@ -10,10 +10,10 @@ the same for code that is not async: every call blocks until it is answered.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
@@ -26,6 +26,8 @@ from legato.machine.run import Run, RunStatus
 from legato.machine.signals import EarlySignal
 from legato.machine.values import JSON
 from legato.store.base import DeadLetterRecord, HistoryEntry
+
+T = TypeVar("T")
 
 
 def resolve_settings(
@@ -117,8 +119,12 @@ class SyncClient:
 
     def __init__(self, client: Client, portal: BlockingPortal) -> None:
         self.client = client
-        """The async client underneath, for anything not mirrored here."""
+        """The async client underneath: its other methods go through :meth:`call`."""
         self._portal = portal
+
+    def call(self, method: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """Any coroutine method of :attr:`client`, e.g. ``call(client.client.wait, run_id, 60)``."""
+        return self._portal.call(method, *args)
 
     def start(
         self,

@@ -75,6 +75,7 @@ async def test_the_sync_client_starts_a_run_and_waits_for_it(db: Path) -> None:
         with legato.connect_sync(app=web_checkout.app) as client:
             run = client.start("checkout", {"order": "S1", "amount": 12})
             assert client.get(run.id).workflow == "checkout"
+            assert client.call(client.client.count_runs) == 1
             return client.result(run.id, timeout=30)
 
     async with worker(db):
