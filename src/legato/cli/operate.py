@@ -96,7 +96,7 @@ def signal(
 @click.argument("name")
 @click.option("--data", metavar="JSON", help="The signal's data: a JSON object.")
 @click.option("--input", "input_", metavar="JSON", help="The input of the run, if it is started.")
-@json_option
+@JSON_OPTION
 @click.pass_context
 def signal_with_start(
     ctx: click.Context,
