@@ -179,3 +179,7 @@ async def test_runs_are_counted_as_they_are_listed(store: Store) -> None:
     assert await store.count_runs(RunQuery(workflow="other")) == 0
     assert await store.count_runs(RunQuery(before=NOW)) == 0
     assert len(await store.list_runs(RunQuery(limit=2))) == 2
+    await store.create_run(started(key="counted"))
+    assert await store.count_runs(RunQuery(key="counted")) == 1
+    assert await store.count_runs(RunQuery(since=NOW, until=NOW + 1)) == 4
+    assert await store.count_runs(RunQuery(since=NOW + 1)) == 0
