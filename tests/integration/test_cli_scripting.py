@@ -96,8 +96,8 @@ async def test_actions_answer_one_json_object_and_take_short_run_ids(
 
         refused = await cli("retry", desk.id[:8], "--json")
         assert refused.code == ExitCode.ERROR
-        assert "a finished run takes no retry" in str(refused.json()["error"])
-        assert "a finished run takes no retry" in refused.err
+        assert f"run {desk.id} is succeeded" in str(refused.json()["error"])
+        assert f"run {desk.id} is succeeded" in refused.err
 
         broken = await client.start("fragile", {"_schema": pg_schema})
         assert (await client.wait(broken.id, timeout=30)).status is RunStatus.FAILED
@@ -159,6 +159,9 @@ async def test_lists_say_when_they_are_truncated_and_replay_answers_json(
         [refusal] = twice.json()["refused"]
         assert refusal["id"] == first["id"]
         assert "was replayed" in refusal["reason"]
+        closed = await cli("dlq", "resolve", str(first["id"]), "--json")
+        assert closed.code == ExitCode.ERROR
+        assert "replayed" in closed.json()["error"]
 
         rest = await cli("dlq", "replay", "--all", "--workflow", "fragile")
         assert rest.code == 0, rest.err
@@ -201,7 +204,7 @@ async def test_replay_all_groups_its_refusals_by_reason(
         refused = await cli("dlq", "replay", "--all", "--workflow", "saga")
     assert refused.code == ExitCode.ERROR
     assert refused.out.splitlines()[-1] == "replayed 0, refused 2"
-    [line] = refused.err.splitlines()
+    [line] = [line for line in refused.err.splitlines() if line.startswith("  refused")]
     ids = ", ".join(str(letter["id"]) for letter in sorted(letters, key=lambda letter: letter["id"]))
     assert line.startswith("  refused 2: "), line  # one line for both: the run ids are masked
     assert line.endswith(f"(dead letters {ids})"), line

@@ -46,7 +46,7 @@ def test_replay_refusals_are_grouped_by_what_they_say() -> None:
     )
     assert grouped == [
         ("run … is cancelled; nothing to replay", [4, 7]),
-        ("dead letter 9 was replayed by cli:ops", [9]),
+        ("dead letter … was replayed by cli:ops", [9]),
     ]
 
 

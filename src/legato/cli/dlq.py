@@ -10,6 +10,7 @@ import click
 import orjson
 
 from legato.cli.exits import ExitCode
+from legato.cli.operate import answer_json
 from legato.cli.render import (
     console,
     dead_letter_groups_table,
@@ -161,6 +162,9 @@ def _print_replays(report: ReplayReport, replay_all: bool) -> None:
         for reason in report.refused.values():
             echo(f"not replayed: {reason}", err=True)
         return
+    for refused, reason in report.refused.items():
+        echo(f"dead letter {refused} not replayed: {reason}", err=True)
+    # The summary last: the count, then each reason once with the dead letters it refused.
     click.echo(f"replayed {len(report.replayed)}, refused {len(report.refused)}")
     for reason, letters in refusals_by_reason(report.refused):
         which = ", ".join(str(n) for n in letters)
@@ -168,21 +172,25 @@ def _print_replays(report: ReplayReport, replay_all: bool) -> None:
 
 
 _LETTER = re.compile(r"^dead letter \d+: ")
+_LETTER_NAMED = re.compile(r"\bdead letter \d+\b")
 _RUN_ID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
 
 
 def refusals_by_reason(refused: dict[int, str]) -> list[tuple[str, list[int]]]:
     """Refusals grouped by what they say, the letter's own id and its run's id
-    masked (``run …``), most frequent first."""
+    masked (``run …``, ``dead letter …``), most frequent first."""
     groups: dict[str, list[int]] = {}
     for letter, reason in refused.items():
-        groups.setdefault(_RUN_ID.sub("…", _LETTER.sub("", reason)), []).append(letter)
+        masked = _LETTER_NAMED.sub("dead letter …", _RUN_ID.sub("…", _LETTER.sub("", reason)))
+        groups.setdefault(masked, []).append(letter)
     return sorted(((reason, sorted(ids)) for reason, ids in groups.items()), key=lambda g: (-len(g[1]), g[0]))
 
 
 @dlq.command("resolve")
 @click.argument("dead_letter_id", type=int)
-@click.option("--json", "as_json", is_flag=True, help="Print the resolved dead letter as JSON.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON object: the resolved dead letter, or the error."
+)
 @click.pass_context
 def resolve(ctx: click.Context, dead_letter_id: int, as_json: bool) -> None:
     """Close a dead letter without replaying it (its run is left as it is).
@@ -195,10 +203,11 @@ def resolve(ctx: click.Context, dead_letter_id: int, as_json: bool) -> None:
         async with client(settings, broker=False) as api:
             return await api.resolve(dead_letter_id)
 
-    record = run_async(go)
     if as_json:
-        dump_json(dead_letter_json(record))
+        # As the run actions answer: the record, or {"error": ...} with exit code 1.
+        dump_json(dead_letter_json(answer_json(lambda: run_async(go))))
         return
+    record = run_async(go)
     run = f"; run {record.run_id} is left as it is" if record.run_id else ""
     click.echo(f"resolved dead letter {record.id} (by {record.resolved_by}){run}")
 
