@@ -3,18 +3,26 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# legato alone (what `make demo` needs): no test or benchmark tools.
+BASE_STAMP := $(VENV)/.installed-base
 
 .PHONY: install demo test lint typecheck unit services bench bench-quick bench-profile bench-ingress bench-history chaos clean
 
-$(STAMP): pyproject.toml
+$(BASE_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $(BASE_STAMP)
+
+# The dev and benchmark extras (ruff, mypy, pytest, Playwright, Celery, DBOS, ...) on top.
+$(STAMP): $(BASE_STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	touch $(STAMP)
 
 install: $(STAMP)
 
-demo: install
+# Only legato itself: the demo needs nothing else (under a minute from a fresh clone).
+demo: $(BASE_STAMP)
 	$(BIN)/legato --log-level warning demo
 
 # ruff's rules include C90: no function over cyclomatic complexity 15 (pyproject.toml),

@@ -1,7 +1,8 @@
 """legato: event-driven workflow orchestration on RabbitMQ and Postgres.
 
-Define a workflow as a state machine, register it on an :class:`App`, and run
-``legato worker module:app``::
+Define a workflow as a state machine, register it on an :class:`App`, run
+``legato worker module:app``, and start runs from your code with
+``async with legato.connect(app=app) as client`` (or ``legato.connect_sync``)::
 
     from legato import App, Workflow, Task, Choice, Field, Succeed
 
@@ -20,8 +21,10 @@ Define a workflow as a state machine, register it on an :class:`App`, and run
 from legato.app import App, load_app
 from legato.client import Client
 from legato.completion import CompleteLater
+from legato.connect import SyncClient, connect, connect_sync
 from legato.context import StepContext
 from legato.errors import (
+    AmbiguousRunId,
     BrokerError,
     ConfigurationError,
     DefinitionError,
@@ -58,6 +61,7 @@ from legato.worker.middleware import Middleware, Next, StepCall
 __version__ = "0.1.0"
 
 __all__ = [
+    "AmbiguousRunId",
     "App",
     "Approval",
     "Branch",
@@ -99,8 +103,11 @@ __all__ = [
     "StepOutcome",
     "StoreError",
     "Succeed",
+    "SyncClient",
     "Task",
     "Wait",
     "Workflow",
+    "connect",
+    "connect_sync",
     "load_app",
 ]

@@ -21,7 +21,7 @@ from legato.app import App
 from legato.broker.base import SIGNAL_ROUTING_KEY, Broker
 from legato.clock import Clock, SystemClock
 from legato.engine import Engine
-from legato.errors import LegatoError, OperationRefused, RunNotFound
+from legato.errors import AmbiguousRunId, LegatoError, OperationRefused, RunNotFound
 from legato.machine.commands import Decision, Rejection
 from legato.machine.definition import Priority
 from legato.machine.errors import ErrorInfo
@@ -51,9 +51,16 @@ from legato.store.base import (
     RunQuery,
 )
 from legato.store.ports import RunWatch, TransitionStore
+from legato.store.rows import canonical_run_id
 
 FALLBACK_POLL = 10.0
 """Seconds a waiter woken by notifications waits before reading its run anyway."""
+
+SHORTEST_PREFIX = 4
+"""Characters a short run id needs (as ``git`` asks of a short commit id)."""
+
+CANDIDATES_SHOWN = 10
+"""Runs an ambiguous short id lists."""
 
 
 def _caller_trace() -> dict[str, str] | None:
@@ -111,7 +118,8 @@ class Client:
     def engine(self) -> Engine:
         if self._engine is None:
             raise LegatoError(
-                "this needs the workflow definitions: give the client an App (--app / LEGATO_APP)"
+                "this needs the workflow definitions: give the client an App"
+                " (--app / LEGATO_APP, or legato.connect(app=...))"
             )
         return self._engine
 
@@ -143,10 +151,44 @@ class Client:
         return started.run
 
     async def get(self, run_id: str) -> Run:
-        run = await self.store.load_run(run_id)
+        """The run with this id, or with the one id that starts with ``run_id``."""
+        run = await self.store.load_run(await self.resolve_run_id(run_id))
         if run is None:
             raise RunNotFound(run_id)
         return run
+
+    async def resolve_run_id(self, run_id: str) -> str:
+        """A full run id from a full one or an unambiguous prefix of at least
+        four characters (``3f2a1b4c``); RunNotFound or AmbiguousRunId otherwise."""
+        full = canonical_run_id(run_id)
+        if full is not None:
+            return full
+        if len(run_id.strip()) < SHORTEST_PREFIX:
+            raise LegatoError(
+                f"no run with id {run_id!r}: a short run id needs at least {SHORTEST_PREFIX} characters"
+            )
+        found = await self.store.run_ids_starting_with(run_id, CANDIDATES_SHOWN + 1)
+        if not found:
+            raise RunNotFound(run_id)
+        if len(found) > 1:
+            raise AmbiguousRunId(run_id, found[:CANDIDATES_SHOWN], len(found) > CANDIDATES_SHOWN)
+        return found[0]
+
+    async def count_runs(
+        self,
+        status: RunStatus | str | None = None,
+        workflow: str | None = None,
+        before: float | None = None,
+        *,
+        where: Mapping[str, str | int | float | bool] | None = None,
+        key: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> int:
+        """How many runs :meth:`runs` would list with no limit."""
+        wanted = RunStatus(status) if status is not None else None
+        values = {path: _search_text(value) for path, value in (where or {}).items()}
+        return await self.store.count_runs(RunQuery(wanted, workflow, 0, before, values, key, since, until))
 
     async def runs(
         self,
@@ -172,12 +214,12 @@ class Client:
 
     async def children(self, run_id: str) -> list[Run]:
         """The child runs ``run_id`` started (its child states), oldest first."""
-        await self.get(run_id)
-        return await self.store.children(run_id)
+        run = await self.get(run_id)
+        return await self.store.children(run.id)
 
     async def history(self, run_id: str) -> list[HistoryEntry]:
-        await self.get(run_id)
-        return await self.store.history(run_id)
+        run = await self.get(run_id)
+        return await self.store.history(run.id)
 
     async def wait(
         self,
@@ -194,6 +236,7 @@ class Client:
         a notification was lost; every ``poll`` seconds on a store that cannot
         tell other processes' changes.
         """
+        run_id = await self.resolve_run_id(run_id)
         waiters = await self._waiters()
         with anyio.fail_after(timeout):
             if waiters is None:
@@ -323,7 +366,7 @@ class Client:
         )
 
     async def _act(self, run_id: str, event: Event) -> Run:
-        outcome = await self.engine.apply(run_id, event)
+        outcome = await self.engine.apply(await self.resolve_run_id(run_id), event)
         if isinstance(outcome, Rejection):
             raise OperationRefused(outcome.reason)
         return outcome.run
@@ -366,6 +409,12 @@ class Client:
         self, workflow: str | None = None, status: str | None = "open", limit: int = 100
     ) -> list[DeadLetterRecord]:
         return await self.store.list_dead_letters(workflow, status, limit)
+
+    async def count_dead_letters(
+        self, workflow: str | None = None, status: str | None = "open", older_than: float | None = None
+    ) -> int:
+        """How many dead letters match: beyond a listing's limit, or what a purge would delete."""
+        return await self.store.count_dead_letters(workflow, status, older_than)
 
     async def dead_letter(self, dead_letter_id: int) -> DeadLetterRecord:
         record = await self.store.get_dead_letter(dead_letter_id)

@@ -47,6 +47,16 @@ class RunNotFound(LegatoError):
         super().__init__(f"no run with id {run_id!r}")
 
 
+class AmbiguousRunId(LegatoError):
+    """A short run id that starts the ids of several runs."""
+
+    def __init__(self, prefix: str, candidates: list[str], more: bool) -> None:
+        self.prefix = prefix
+        self.candidates = candidates
+        listed = ", ".join(candidates) + (", ..." if more else "")
+        super().__init__(f"run id {prefix!r} is ambiguous: it starts {listed}; give more of it")
+
+
 class OperationRefused(LegatoError):
     """An operator action or signal makes no sense for the run as it is now.
 

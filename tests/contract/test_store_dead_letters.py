@@ -252,3 +252,19 @@ async def test_a_dead_letter_is_resolved_once_without_a_replay(store: Store) -> 
     assert await store.list_dead_letters(status="resolved") == [resolved]
     run = await store.load_run(failed.run.id)
     assert run == failed.run  # the run is left as it is
+
+
+async def test_dead_letters_are_counted_as_listed_and_as_a_purge_would_delete(store: Store) -> None:
+    for n in range(3):
+        await store.record_poison(PoisonMessage("bad", "q", "k", b"x", None, {}, f"fp-{n}"), NOW + n)
+    [newest, *_] = await store.list_dead_letters()
+    assert await store.resolve_dead_letter(newest.id, "ops", NOW + 5)
+    assert await store.count_dead_letters() == 2
+    assert await store.count_dead_letters(status=None) == 3
+    assert await store.count_dead_letters(status="replayed") == 1
+    assert await store.count_dead_letters(workflow="nope", status=None) == 0
+    assert await store.count_dead_letters(status=None, older_than=NOW + 1) == 1
+    assert await store.count_dead_letters(status=None, older_than=NOW + 1) == await store.purge_dead_letters(
+        NOW + 1
+    )
+    assert await store.count_dead_letters(status=None) == 2

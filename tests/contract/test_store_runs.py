@@ -150,3 +150,36 @@ async def test_a_value_the_database_refuses_fails_only_its_own_creation(store: S
     assert sum(1 for r in results if not isinstance(r, BaseException) and r.created) == len(results) - len(
         failures
     )
+
+
+async def test_runs_are_found_by_an_unambiguous_prefix_of_their_id(store: Store) -> None:
+    ids = [
+        "3f2a1b4c-0000-4000-8000-000000000001",
+        "3f2a1b4c-0000-4000-8000-000000000002",
+        "3f2b0000-0000-4000-8000-000000000000",
+    ]
+    for run_id in ids:
+        await store.create_run(start_run(WF, run_id, {}, NOW))
+    assert await store.run_ids_starting_with("3f2a", 10) == ids[:2]
+    assert await store.run_ids_starting_with("3F2A1B4C-0000-4000-8000-000000000002", 10) == [ids[1]]
+    assert await store.run_ids_starting_with("3f2b", 10) == [ids[2]]
+    assert await store.run_ids_starting_with("3f", 1) == ids[:1]
+    assert await store.run_ids_starting_with("3f2a1b4c0", 10) == []  # the hyphen is part of the id
+    assert await store.run_ids_starting_with("3f2c", 10) == []
+    for nonsense in ("", "-", "zz", "3f2a%", "3f2a_", "'; DROP TABLE runs; --", "0" * 33):
+        assert await store.run_ids_starting_with(nonsense, 10) == []
+
+
+async def test_runs_are_counted_as_they_are_listed(store: Store) -> None:
+    for _ in range(3):
+        await store.create_run(started())
+    assert await store.count_runs(RunQuery()) == 3
+    assert await store.count_runs(RunQuery(status=RunStatus.RUNNING)) == 3
+    assert await store.count_runs(RunQuery(status=RunStatus.SUCCEEDED)) == 0
+    assert await store.count_runs(RunQuery(workflow="other")) == 0
+    assert await store.count_runs(RunQuery(before=NOW)) == 0
+    assert len(await store.list_runs(RunQuery(limit=2))) == 2
+    await store.create_run(started(key="counted"))
+    assert await store.count_runs(RunQuery(key="counted")) == 1
+    assert await store.count_runs(RunQuery(since=NOW, until=NOW + 1)) == 4
+    assert await store.count_runs(RunQuery(since=NOW + 1)) == 0

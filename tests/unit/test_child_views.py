@@ -41,16 +41,16 @@ def test_runs_parent_and_show_link_parent_and_children(tmp_path: Path) -> None:
 
     listed = runner.invoke(cli, ["runs", "--parent", parent.id, "--json"], env=env)
     assert listed.exit_code == 0, listed.output
-    assert [r["id"] for r in orjson.loads(listed.output)] == [c.id for c in children]
-    assert all(r["parent"]["run"] == parent.id for r in orjson.loads(listed.output))
+    assert [r["id"] for r in orjson.loads(listed.stdout)] == [c.id for c in children]
+    assert all(r["parent"]["run"] == parent.id for r in orjson.loads(listed.stdout))
     none = runner.invoke(cli, ["runs", "--parent", parent.id, "--status", "failed", "--json"], env=env)
-    assert orjson.loads(none.output) == []
+    assert orjson.loads(none.stdout) == []
 
     shown = runner.invoke(cli, ["show", parent.id], env=env)
     assert shown.exit_code == 0, shown.output
     assert "Children" in shown.output
     assert all(c.id in shown.output for c in children)
-    as_json = orjson.loads(runner.invoke(cli, ["show", parent.id, "--json"], env=env).output)
+    as_json = orjson.loads(runner.invoke(cli, ["show", parent.id, "--json"], env=env).stdout)
     assert [c["id"] for c in as_json["children"]] == [c.id for c in children]
     child_shown = runner.invoke(cli, ["show", children[0].id], env=env)
     assert f"parent: {parent.id}" in child_shown.output

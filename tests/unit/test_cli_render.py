@@ -80,7 +80,7 @@ def invoke(runner: CliRunner, *args: str, code: int = 0) -> str:
     assert result.exit_code == code, result.output
     for raw in RAW_CONTROLS:
         assert raw not in result.output, (args, result.output)
-    return result.output
+    return result.stdout if code == 0 else result.stderr  # the embedded store is named on stderr
 
 
 def test_printable_escapes_controls_and_keeps_text() -> None:

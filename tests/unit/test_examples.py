@@ -156,3 +156,35 @@ async def test_the_snippet_in_docs_middleware_runs() -> None:
     assert run.status is RunStatus.SUCCEEDED
     assert run.data["charged"] == 5
     assert [r.getMessage() for r in kept.records] == ["charge attempt 1: ok"]
+
+
+def python_blocks(doc: str) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", (DOCS / doc).read_text(), re.DOTALL)
+
+
+async def test_the_quickstart_shop_runs_as_written() -> None:
+    """docs/quickstart.md's `shop.py`, exactly as printed, welcomes and escalates."""
+    shop: dict[str, Any] = {"__name__": "shop"}
+    exec(compile(python_blocks("quickstart.md")[0], "docs/quickstart.md", "exec"), shop)
+    kept = Kept()
+    shop["log"].addHandler(kept)
+    shop["log"].setLevel(logging.INFO)
+
+    async def scenario(client: Client) -> list[Run]:
+        # "ada@example.com" scores 5 (welcome only); "grace@example.com" scores 7 (escalated first).
+        runs = [await client.start("signup", {"email": e}) for e in ("ada@example.com", "grace@example.com")]
+        return [await client.wait(r.id, timeout=30) for r in runs]
+
+    try:
+        ada, grace = await with_worker(shop["app"], scenario)
+    finally:
+        shop["log"].removeHandler(kept)
+    assert (ada.status, grace.status) == (RunStatus.SUCCEEDED, RunStatus.SUCCEEDED), (ada.error, grace.error)
+    assert ada.data["welcomed"] is True
+    assert grace.data["welcomed"] is True
+    messages = sorted(r.getMessage() for r in kept.records)
+    assert [m.split(" (key")[0] for m in messages] == [
+        "flagged grace@example.com for review",
+        "mail 'Welcome!' to ada@example.com",
+        "mail 'Welcome!' to grace@example.com",
+    ]

@@ -81,7 +81,7 @@ def test_legato_show_prints_the_progress(tmp_path: Path) -> None:
     assert shown.exit_code == 0, shown.output
     assert "map each: 1 done, 1 failed, 2 running, 1 pending of 5" in shown.output
     as_json = runner.invoke(cli, ["show", run.id, "--json"], env=env)
-    assert _without_seq(orjson.loads(as_json.output)["run"]["maps"]) == [EXPECTED]
+    assert _without_seq(orjson.loads(as_json.stdout)["run"]["maps"]) == [EXPECTED]
 
 
 def test_metrics_count_the_items_given_and_finished() -> None:

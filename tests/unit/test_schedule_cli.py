@@ -25,7 +25,7 @@ def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
 def ok(runner: CliRunner, *args: str) -> str:
     result = runner.invoke(cli, ["--app", APP, *args], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    return result.output
+    return result.stdout
 
 
 def test_the_schedule_commands(run: CliRunner) -> None:

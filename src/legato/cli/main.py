@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from legato.cli.runner import CliState
+from legato.cli.runner import CliState, first_legato_error
 from legato.config import load_settings
 from legato.errors import LegatoError
 from legato.logs import LogFormat, configure_logging
@@ -24,21 +24,10 @@ class LegatoGroup(click.Group):
         except LegatoError as exc:
             raise click.ClickException(printable(exc)) from None
         except BaseExceptionGroup as group:
-            found = _first_legato_error(group)
+            found = first_legato_error(group)
             if found is None:
                 raise
             raise click.ClickException(printable(found)) from None
-
-
-def _first_legato_error(group: BaseExceptionGroup[BaseException]) -> LegatoError | None:
-    for exc in group.exceptions:
-        if isinstance(exc, LegatoError):
-            return exc
-        if isinstance(exc, BaseExceptionGroup):
-            found = _first_legato_error(exc)
-            if found is not None:
-                return found
-    return None
 
 
 @click.group(cls=LegatoGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
@@ -14,10 +15,10 @@ import orjson
 
 from legato import filters
 from legato.app import App, load_app
-from legato.backends import make_broker, make_store
 from legato.client import Client, default_actor
 from legato.config import Settings
-from legato.errors import ConfigurationError
+from legato.connect import connect
+from legato.errors import ConfigurationError, LegatoError
 from legato.printable import printable_json
 
 T = TypeVar("T")
@@ -69,20 +70,24 @@ async def client(
     worker's relay picks them up.
     """
     definitions = require_app(settings) if app else None
-    store = make_store(settings, pool_size=2)
-    use_broker = (not settings.embedded_broker) if broker is None else broker
-    message_broker = make_broker(settings) if use_broker else None
-    await store.open()
-    try:
-        if settings.embedded_store:
-            await store.migrate()
-        if message_broker is not None:
-            await message_broker.connect()
-        yield Client(store, message_broker, definitions, actor=default_actor("cli"))
-    finally:
-        if message_broker is not None:
-            await message_broker.close()
-        await store.close()
+    if settings.embedded_store:
+        say_embedded(settings)
+    async with connect(
+        settings=replace(settings, app=None),
+        app=definitions,
+        pool_size=2,
+        actor=default_actor("cli"),
+        broker=broker,
+    ) as api:
+        yield api
+
+
+def say_embedded(settings: Settings) -> None:
+    """Say which file a command reads when no database is configured: on stderr,
+    so that a script parsing stdout is unaffected, and a person sees why a list
+    is empty (the worker they started elsewhere uses another store)."""
+    where = os.path.abspath(settings.sqlite_path())
+    click.echo(f"no database configured: reading the embedded store at {where}", err=True)
 
 
 def parse_json_object(text: str | None, option: str) -> dict[str, Any]:
@@ -138,6 +143,24 @@ def parse_where(values: Sequence[str]) -> dict[str, str]:
         return filters.parse_where(values)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--where") from None
+
+
+def first_legato_error(group: BaseExceptionGroup[BaseException]) -> LegatoError | None:
+    """The first of legato's own errors in a task group's exceptions, however nested."""
+    for exc in group.exceptions:
+        if isinstance(exc, LegatoError):
+            return exc
+        if isinstance(exc, BaseExceptionGroup):
+            found = first_legato_error(exc)
+            if found is not None:
+                return found
+    return None
+
+
+def say_if_truncated(shown: int, total: int) -> None:
+    """Tell the reader a list stops short (on stderr: JSON on stdout stays whole)."""
+    if total > shown:
+        click.echo(f"showing {shown:,} of {total:,}; --limit to see more", err=True)
 
 
 def dump_json(value: Any) -> None:

@@ -6,6 +6,7 @@ import time
 
 import click
 
+from legato.cli.exits import ExitCode, for_finished
 from legato.cli.render import console, echo, history_table, plain, runs_table
 from legato.cli.runner import (
     client,
@@ -15,6 +16,7 @@ from legato.cli.runner import (
     parse_where,
     require_app,
     run_async,
+    say_if_truncated,
     settings_of,
 )
 from legato.machine.definition import Priority
@@ -47,21 +49,38 @@ def start(
     priority: str | None,
     wait_seconds: float | None,
 ) -> None:
-    """Start a run of WORKFLOW and print its id."""
+    """Start a run of WORKFLOW and print its id.
+
+    With --wait, the exit code says how the run ended: 0 succeeded, 3 still
+    running when the wait ran out, 4 failed, 5 compensated, 6 cancelled.
+    """
     settings = settings_of(ctx)
     payload = parse_json_object(input_, "--input")
 
-    async def go() -> Run:
+    async def go() -> tuple[Run, bool]:
         async with client(settings, app=True) as api:
             run = await api.start(workflow, payload, key=key, priority=priority)
-            if wait_seconds is not None:
-                run = await api.wait(run.id, wait_seconds)
-            return run
+            if wait_seconds is None:
+                return run, True
+            try:
+                return await api.wait(run.id, wait_seconds), True
+            except TimeoutError:
+                return await api.get(run.id), False
 
-    run = run_async(go)
+    run, finished = run_async(go)
     echo(run.id)
-    if wait_seconds is not None:
-        click.echo(run.status.value, err=True)
+    if wait_seconds is None:
+        return
+    if not finished:
+        click.echo(
+            f"run {run.id} is still {run.status.value} after {wait_seconds:g} s; it goes on"
+            f" (follow it with `legato show {run.id}`)",
+            err=True,
+        )
+        ctx.exit(ExitCode.STILL_RUNNING)
+    error = f": {run.error.type}: {run.error.message}" if run.error else ""
+    echo(f"{run.status.value}{error}", err=True)
+    ctx.exit(for_finished(run.status))
 
 
 @click.command("runs")
@@ -106,7 +125,7 @@ def list_runs(
     since_at = parse_when(since, "--since", now) if since is not None else None
     until_at = parse_when(until, "--until", now) if until is not None else None
 
-    async def go() -> list[Run]:
+    async def go() -> tuple[list[Run], int]:
         async with client(settings, broker=False) as api:
             if parent is not None:
                 children = await api.children(parent)
@@ -116,16 +135,23 @@ def list_runs(
                     if (status is None or c.status.value == status)
                     and (workflow is None or c.workflow == workflow)
                 ]
-                return wanted[:limit]
-            return await api.runs(
+                return wanted[:limit], len(wanted)
+            found = await api.runs(
                 status, workflow, limit, where=where, key=key, since=since_at, until=until_at
             )
+            total = len(found)
+            if total >= limit:
+                total = await api.count_runs(
+                    status, workflow, where=where, key=key, since=since_at, until=until_at
+                )
+            return found, total
 
-    found = run_async(go)
+    found, total = run_async(go)
     if as_json:
         dump_json([run_json(r) for r in found])
     else:
         console().print(runs_table(found))
+    say_if_truncated(len(found), total)
 
 
 @click.command()
@@ -133,13 +159,13 @@ def list_runs(
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 @click.pass_context
 def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
-    """Show a run and its history."""
+    """Show a run and its history. RUN_ID may be an unambiguous start of the id (3f2a1b4c)."""
     settings = settings_of(ctx)
 
     async def go() -> tuple[Run, list[HistoryEntry], list[Run]]:
         async with client(settings, broker=False) as api:
             run = await api.get(run_id)
-            return run, await api.history(run_id), await api.children(run_id)
+            return run, await api.history(run.id), await api.children(run.id)
 
     run, history, children = run_async(go)
     if as_json:

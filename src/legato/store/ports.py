@@ -94,6 +94,13 @@ class RunStore(Protocol):
     async def children(self, run_id: str) -> list[Run]:
         """The child runs ``run_id`` started (child states), oldest first."""
 
+    async def run_ids_starting_with(self, prefix: str, limit: int) -> list[str]:
+        """Up to ``limit`` ids of runs whose id starts with ``prefix``, in order
+        (none when ``prefix`` cannot start a run id); what short ids resolve through."""
+
+    async def count_runs(self, query: RunQuery) -> int:
+        """How many runs :meth:`list_runs` would list without its limit."""
+
 
 class OutboxStore(Protocol):
     """Messages committed with transitions, until they are published."""
@@ -256,6 +263,12 @@ class DeadLetterStore(Protocol):
 
     async def purge_dead_letters(self, older_than: float | None) -> int:
         """Delete dead letters created before ``older_than`` (all when None); return how many."""
+
+    async def count_dead_letters(
+        self, workflow: str | None = None, status: str | None = "open", older_than: float | None = None
+    ) -> int:
+        """How many dead letters match (created before ``older_than`` when given): what
+        a listing leaves out beyond its limit, what a purge would delete."""
 
 
 class FlowStore(Protocol):

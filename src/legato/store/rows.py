@@ -40,6 +40,22 @@ def canonical_run_id(run_id: str) -> str | None:
         return None
 
 
+def run_id_range(prefix: str) -> tuple[str, str] | None:
+    """The lowest and highest run ids starting with ``prefix`` (canonical form),
+    or None when no run id can start with it.
+
+    A range, not a pattern: both backends find it on the primary key's index.
+    """
+    wanted = prefix.strip().lower()
+    digits = wanted.replace("-", "")
+    if not digits or len(digits) > 32 or any(c not in "0123456789abcdef" for c in digits):
+        return None
+    low = str(uuid.UUID(hex=digits.ljust(32, "0")))
+    high = str(uuid.UUID(hex=digits.ljust(32, "f")))
+    # Hyphens count: "3f2a1b4c-9" is a prefix of run ids, "3f2a-1b4c" of none.
+    return (low, high) if low.startswith(wanted) else None
+
+
 def dead_letter_body(run: Run, letter: DeadLetter, dead_letter_id: int) -> bytes:
     """The message sent to the dead-letter queue: enough to find the record."""
     return orjson.dumps(

@@ -25,6 +25,13 @@ class PostgresDeadLetters(PostgresConnection):
             rows = await conn.fetch(q.LIST_DEAD_LETTERS, workflow, status, limit, offset)
         return [dead_letter_from_row(r) for r in rows]
 
+    async def count_dead_letters(
+        self, workflow: str | None = None, status: str | None = "open", older_than: float | None = None
+    ) -> int:
+        async with self._conn() as conn:
+            found: int = await conn.fetchval(q.COUNT_DEAD_LETTERS, workflow, status, older_than)
+        return found
+
     async def get_dead_letter(self, dead_letter_id: int) -> DeadLetterRecord | None:
         async with self._conn() as conn:
             row = await conn.fetchrow(q.GET_DEAD_LETTER, dead_letter_id)

@@ -32,7 +32,7 @@ from legato.store.postgres.connection import PostgresConnection
 from legato.store.postgres.creation import GroupCreate
 from legato.store.postgres.rows import run_args, run_from_row
 from legato.store.postgres.write import Write, write_batch, write_rest
-from legato.store.rows import history_from_row
+from legato.store.rows import history_from_row, run_id_range
 
 if TYPE_CHECKING:
     from legato.store.postgres.rows import Conn
@@ -158,26 +158,24 @@ class PostgresRuns(PostgresConnection):
             )
 
     async def list_runs(self, query: RunQuery) -> list[Run]:
-        given = {
-            "status": query.status.value if query.status else None,
-            "workflow": query.workflow,
-            "before": query.before,
-            "since": query.since,
-            "until": query.until,
-            "key": query.key,
-            "where": dict(query.where) or None,
-        }
-        args: list[Any] = []
-        filters = ["true"]
-        for name, value in given.items():
-            if value is not None:
-                args.append(value)
-                filters.append(q.RUN_FILTERS[name].format(f"${len(args)}"))
-        args.append(query.limit)
-        sql = q.LIST_RUNS.format(filters=" AND ".join(filters), limit=f"${len(args)}")
+        sql, args = _listing(query, query.limit)
         async with self._conn() as conn:
             rows = await conn.fetch(sql, *args)
         return [run_from_row(row) for row in rows]
+
+    async def count_runs(self, query: RunQuery) -> int:
+        sql, args = _listing(query, None)  # LIMIT NULL: no limit
+        async with self._conn() as conn:
+            found: int = await conn.fetchval(q.COUNT_OF.format(listing=sql), *args)
+        return found
+
+    async def run_ids_starting_with(self, prefix: str, limit: int) -> list[str]:
+        bounds = run_id_range(prefix)
+        if bounds is None:
+            return []
+        async with self._conn() as conn:
+            rows = await conn.fetch(q.RUN_IDS_BETWEEN, *bounds, limit)
+        return [row[0] for row in rows]
 
     async def history(self, run_id: str) -> list[HistoryEntry]:
         async with self._conn() as conn:
@@ -211,3 +209,24 @@ class PostgresRuns(PostgresConnection):
             except asyncpg.exceptions.DataError:
                 return []
         return [run_from_row(row) for row in rows]
+
+
+def _listing(query: RunQuery, limit: int | None) -> tuple[str, list[Any]]:
+    """The statement listing the runs ``query`` asks for, with only its own filters, and its arguments."""
+    given = {
+        "status": query.status.value if query.status else None,
+        "workflow": query.workflow,
+        "before": query.before,
+        "since": query.since,
+        "until": query.until,
+        "key": query.key,
+        "where": dict(query.where) or None,
+    }
+    args: list[Any] = []
+    filters = ["true"]
+    for name, value in given.items():
+        if value is not None:
+            args.append(value)
+            filters.append(q.RUN_FILTERS[name].format(f"${len(args)}"))
+    args.append(limit)
+    return q.LIST_RUNS.format(filters=" AND ".join(filters), limit=f"${len(args)}"), args

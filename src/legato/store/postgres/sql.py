@@ -180,6 +180,10 @@ RUN_FILTERS = {
     "where": "search @> {}::jsonb",
 }
 
+COUNT_OF = "SELECT count(*) FROM ({listing}) AS listed"
+
+RUN_IDS_BETWEEN = "SELECT id::text FROM runs WHERE id BETWEEN $1::uuid AND $2::uuid ORDER BY id LIMIT $3"
+
 INSERT_OUTBOX = """
 INSERT INTO outbox (run_id, kind, body, priority, headers, created_at)
 SELECT $1, u.kind, u.body, u.priority, u.headers, $6
@@ -299,6 +303,12 @@ WHERE run_id = $1 AND seq = ANY($2::int[]) AND source = 'step' AND status = 'ope
 REOPEN_DEAD_LETTER = (
     "UPDATE dead_letters SET status = 'open', resolved_at = NULL, resolved_by = NULL WHERE id = $1"
 )
+
+COUNT_DEAD_LETTERS = """
+SELECT count(*) FROM dead_letters
+WHERE ($1::text IS NULL OR workflow = $1) AND ($2::text IS NULL OR status = $2)
+  AND ($3::timestamptz IS NULL OR created_at < $3)
+"""
 
 PURGE_DEAD_LETTERS = "DELETE FROM dead_letters WHERE $1::timestamptz IS NULL OR created_at < $1"
 

@@ -26,6 +26,12 @@ class SqliteDeadLetters(SqliteConnection):
         rows = await self._read(q.LIST_DEAD_LETTERS, workflow, workflow, status, status, limit, offset)
         return [_dead_letter(r) for r in rows]
 
+    async def count_dead_letters(
+        self, workflow: str | None = None, status: str | None = "open", older_than: float | None = None
+    ) -> int:
+        rows = await self._read(q.COUNT_DEAD_LETTERS, workflow, status, older_than)
+        return int(rows[0][0])
+
     async def get_dead_letter(self, dead_letter_id: int) -> DeadLetterRecord | None:
         rows = await self._read(q.GET_DEAD_LETTER, dead_letter_id)
         return _dead_letter(rows[0]) if rows else None

@@ -40,6 +40,7 @@ from legato.store.rows import (
     history_from_row,
     run_columns,
     run_from_row,
+    run_id_range,
 )
 from legato.store.sqlite import sql as q
 from legato.store.sqlite.completions import write_completions
@@ -253,27 +254,24 @@ class SqliteRuns(SqliteConnection):
             )
 
     async def list_runs(self, query: RunQuery) -> list[Run]:
-        where: list[Any] = []
-        for path, value in query.where.items():
-            where += [f'$."{path}"', value]
-        rows = await self._read(
-            q.LIST_RUNS.format(
-                where=" ".join(q.WHERE_SEARCH.format(8 + 2 * i, 9 + 2 * i) for i in range(len(query.where)))
-            ),
-            query.status.value if query.status else None,
-            query.workflow,
-            query.before,
-            query.since,
-            query.until,
-            query.key,
-            query.limit,
-            *where,
-        )
-        return [_run(row) for row in rows]
+        sql, args = _listing(query, query.limit)
+        return [_run(row) for row in await self._read(sql, *args)]
 
     async def children(self, run_id: str) -> list[Run]:
         rows = await self._read(q.SELECT_CHILDREN, canonical_run_id(run_id) or run_id)
         return [_run(row) for row in rows]
+
+    async def count_runs(self, query: RunQuery) -> int:
+        sql, args = _listing(query, -1)  # LIMIT -1: no limit
+        rows = await self._read(q.COUNT_OF.format(listing=sql), *args)
+        return int(rows[0][0])
+
+    async def run_ids_starting_with(self, prefix: str, limit: int) -> list[str]:
+        bounds = run_id_range(prefix)
+        if bounds is None:
+            return []
+        rows = await self._read(q.RUN_IDS_BETWEEN, *bounds, limit)
+        return [str(row[0]) for row in rows]
 
     async def history(self, run_id: str) -> list[HistoryEntry]:
         rows = await self._read(q.SELECT_HISTORY, canonical_run_id(run_id) or run_id)
@@ -317,3 +315,16 @@ def _encoded(values: dict[str, Any], column: str) -> Any:
 
 def _run(row: Row) -> Run:
     return run_from_row(row, loads)
+
+
+def _listing(query: RunQuery, limit: int) -> tuple[str, list[Any]]:
+    """The statement listing the runs ``query`` asks for, and its arguments."""
+    where: list[Any] = []
+    for path, value in query.where.items():
+        where += [f'$."{path}"', value]
+    sql = q.LIST_RUNS.format(
+        where=" ".join(q.WHERE_SEARCH.format(8 + 2 * i, 9 + 2 * i) for i in range(len(query.where)))
+    )
+    status = query.status.value if query.status else None
+    args = [status, query.workflow, query.before, query.since, query.until, query.key, limit, *where]
+    return sql, args

@@ -56,6 +56,10 @@ SELECT run_id, version, idx, kind, state, attempt, at, actor, detail
 FROM history WHERE run_id = ? ORDER BY id
 """
 
+COUNT_OF = "SELECT count(*) FROM ({listing})"
+
+RUN_IDS_BETWEEN = "SELECT id FROM runs WHERE id BETWEEN ?1 AND ?2 ORDER BY id LIMIT ?3"
+
 LIST_RUNS = f"""
 SELECT {_RUN_COLUMNS} FROM runs
 WHERE (?1 IS NULL OR status = ?1)
@@ -179,6 +183,12 @@ WHERE run_id = ? AND seq = ? AND source = 'step' AND status = 'open'
 REOPEN_DEAD_LETTER = (
     "UPDATE dead_letters SET status = 'open', resolved_at = NULL, resolved_by = NULL WHERE id = ?"
 )
+
+COUNT_DEAD_LETTERS = """
+SELECT count(*) FROM dead_letters
+WHERE (?1 IS NULL OR workflow = ?1) AND (?2 IS NULL OR status = ?2)
+  AND (?3 IS NULL OR created_at < ?3)
+"""
 
 PURGE_DEAD_LETTERS = "DELETE FROM dead_letters WHERE ?1 IS NULL OR created_at < ?1"
 
