@@ -159,7 +159,9 @@ async def test_a_high_priority_run_overtakes_a_backlog_of_five_thousand_low_prio
         f"{queue_type} queues: the high run's task started {first.started - created_at:.3f}s after the run, "
         f"after {len(overtaken_by)} low tasks ({len(overtaken_by) / 50:.2f} % of 5000); {left} were left to run"
     )
-    assert left > 4000, "the backlog was still there"
+    # Thousands still queued behind it (how many the worker drained while the test
+    # noticed the first 300 depends on the machine's speed; the overtaking does not).
+    assert left > 2000, "the backlog was still there"
     assert len(overtaken_by) < 100  # 2 % of the backlog
 
 
