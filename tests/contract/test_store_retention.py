@@ -19,6 +19,7 @@ from legato.store.ports import Store
 from legato.store.postgres import PostgresStore
 from legato.store.retention import Cutoff, Removal
 from legato.store.rows import new_run_id
+from tests.conftest import PG_DSN
 from tests.contract.workflow import NOW, WF, started
 from tests.unit.sim import boom
 
@@ -289,3 +290,38 @@ async def test_history_of_a_day_with_no_partition_lands_in_the_default_one_and_m
         assert await conn.fetchval("SELECT count(*) FROM history_default") == 0
         assert await conn.fetchval("SELECT count(*) FROM history_20261226") == rows
     assert len(await pg_store.history(run.id)) == rows
+
+
+async def test_a_worker_role_that_may_only_touch_rows_keeps_retention_going_without_ddl(
+    pg_store: PostgresStore, pg_schema: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Least privilege: the schema is migrated by its owner; workers run as a role
+    # that may read and write rows but not create or drop tables.
+    await pg_store.prepare_partitions(NOW - 10 * DAY, 0)  # the owner made 01-05's partition
+    role = f"legato_rows_{pg_schema}"[:63]
+    async with pg_store.pool.acquire() as conn:
+        await conn.execute(f'CREATE ROLE "{role}" LOGIN')
+        await conn.execute(f'GRANT USAGE ON SCHEMA "{pg_schema}" TO "{role}"')
+        await conn.execute(
+            f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "{pg_schema}" TO "{role}"'
+        )
+        await conn.execute(f'GRANT USAGE ON ALL SEQUENCES IN SCHEMA "{pg_schema}" TO "{role}"')
+    worker = PostgresStore(PG_DSN.replace("postgres@", f"{role}@"), pg_schema, min_size=1, max_size=2)
+    await worker.open()
+    try:
+        gone = await _cancelled(worker, at=NOW - 10 * DAY)
+        caplog.set_level("WARNING", logger="legato.store")
+        report = await Retention(
+            worker, RetentionPolicy(default=7 * DAY), ManualClock(NOW), holder="rows-only"
+        ).run()
+        assert report is not None
+        assert report.removed.runs == 1
+        assert await worker.history(gone.id) == []  # its rows deleted, since the day cannot be dropped
+        warned = " ".join(r.getMessage() for r in caplog.records)
+        assert "does not own the history table; run `legato retention run` as the owner" in warned
+        assert "history_20270105" in await _partition_tables(pg_store)
+    finally:
+        await worker.close()
+        async with pg_store.pool.acquire() as conn:
+            await conn.execute(f'DROP OWNED BY "{role}"')
+            await conn.execute(f'DROP ROLE "{role}"')

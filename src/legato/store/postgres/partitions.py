@@ -8,6 +8,7 @@ takes rows no partition covers (so an insert never fails) and is never dropped.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -25,6 +26,8 @@ DDL_LOCK_TIMEOUT = "5s"
 partition locks the whole table briefly; waiting behind a long transaction
 would stall every transition queued behind the DDL, so it gives up instead and
 the next maintenance pass tries again."""
+
+log = logging.getLogger("legato.store")
 
 _NAME = re.compile(r"^history_(\d{8})$")
 
@@ -69,6 +72,12 @@ ORDER BY created_at LIMIT $3
 """
 
 _ANY_RUN_CREATED = "SELECT EXISTS (SELECT 1 FROM runs WHERE created_at >= $1 AND created_at < $2)"
+
+_DELETE_ORPHANS_OF_DAY = """
+DELETE FROM history h
+WHERE h.run_created_at >= $1 AND h.run_created_at < $2
+  AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = h.run_id)
+"""
 
 _DELETE_ORPHANS = """
 DELETE FROM {name} h WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = h.run_id)
@@ -120,8 +129,36 @@ async def prepare(conn: Conn, now: float, days_ahead: int) -> list[str]:
             await _move_from_default(conn, partition)
         except (asyncpg.exceptions.LockNotAvailableError, asyncpg.exceptions.DuplicateTableError):
             continue  # busy now, or another process made it: the next pass sees
+        except asyncpg.exceptions.InsufficientPrivilegeError:
+            await _not_the_owner(conn, "create the history partitions ahead")
+            break  # new rows go to the default partition meanwhile: nothing is lost
         created.append(partition.name)
     return created
+
+
+async def _not_the_owner(conn: Conn, what: str) -> None:
+    """Say once per process and schema that this role cannot run DDL on ``history``.
+
+    Least-privilege deployments migrate with an owner role and run workers with a
+    role that may only read and write rows: the workers then carry on without
+    partition DDL (inserts land in the default partition; retention deletes rows),
+    and the owner creates the partitions (``legato retention run``).
+    """
+    row = await conn.fetchrow("SELECT current_user AS role, current_schema() AS schema")
+    assert row is not None
+    role, schema = row["role"], row["schema"]
+    if (what, role, schema) in _WARNED:
+        return
+    _WARNED.add((what, role, schema))
+    log.warning(
+        "cannot %s: role %r does not own the history table; run `legato retention run` "
+        "as the owner (for example daily, beside `legato migrate`) to keep history partitioned",
+        what,
+        role,
+    )
+
+
+_WARNED: set[tuple[str, str, str]] = set()
 
 
 async def _move_from_default(conn: Conn, partition: HistoryPartition) -> None:
@@ -174,4 +211,10 @@ async def drop(conn: Conn, partition: HistoryPartition) -> Removed:
             await conn.execute(f"DROP TABLE IF EXISTS {partition.name}")
     except asyncpg.exceptions.LockNotAvailableError:
         return Removed()
+    except asyncpg.exceptions.InsufficientPrivilegeError:
+        # The runs just removed left their history here: their rows go instead.
+        # Through the parent: a role without DDL rights may have none on the partition.
+        await _not_the_owner(conn, "drop old history partitions")
+        status = await conn.execute(_DELETE_ORPHANS_OF_DAY, partition.since, partition.until)
+        return Removed(history=int(status.rsplit(" ", 1)[-1]))
     return Removed(history_partitions=1)
