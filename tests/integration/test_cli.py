@@ -171,7 +171,10 @@ async def test_an_unreachable_server_says_what_to_fix(cli: Cli) -> None:
     assert "cannot connect to Postgres at postgresql://postgres@127.0.0.1:1/test" in result.err
     assert "check LEGATO_DATABASE_URL" in result.err
     assert "Traceback" not in result.err
-    broker_down = Cli({**cli.env, "LEGATO_BROKER_URL": "amqp://guest:secret@127.0.0.1:1/"})
+    # A worker waits for servers that are starting (startup_timeout); not this long here.
+    broker_down = Cli(
+        {**cli.env, "LEGATO_BROKER_URL": "amqp://guest:secret@127.0.0.1:1/", "LEGATO_STARTUP_TIMEOUT": "2"}
+    )
     result = await broker_down("worker", APP)
     assert result.code == 1
     assert "cannot connect to RabbitMQ at amqp://guest:***@127.0.0.1:1/" in result.err
