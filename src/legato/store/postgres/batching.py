@@ -11,10 +11,10 @@ Deletions of published outbox rows ride along with the next statement.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import anyio
 import asyncpg
@@ -52,6 +52,40 @@ class _Pending:
 
 _BATCH_MAX = 256
 """Transitions per group commit; beyond it, the rest go in the next statement."""
+
+
+class _Queued(Protocol):
+    @property
+    def result(self) -> object: ...
+
+
+Q = TypeVar("Q", bound=_Queued)
+
+
+async def take_turn(
+    pending: Q, queue: list[Q], lock: anyio.Lock, flush_next: Callable[[], Awaitable[None]]
+) -> None:
+    """Queue ``pending`` until it has its result: whoever holds ``lock`` flushes a
+    batch of what is queued (``flush_next`` takes it from ``queue``, in place).
+    No timer and no delay: while one batch is written, the next one queues up."""
+    queue.append(pending)
+    try:
+        async with lock:
+            if pending.result is None:
+                with anyio.CancelScope(shield=True):  # others wait on this batch
+                    await flush_next()
+    except BaseException:
+        if pending in queue:
+            queue.remove(pending)
+        raise
+
+
+def reraise(result: object) -> None:
+    """Raise the error a flush gave one waiter, if it gave one."""
+    if isinstance(result, StoreError):
+        raise StoreError(str(result)) from result  # one exception object per waiter
+    if isinstance(result, BaseException):
+        raise result
 
 
 class GroupCommit:
@@ -120,23 +154,10 @@ class GroupCommit:
         if not effects.group_commit:
             raise ValueError("group commit cannot carry these effects (timers or dead letters)")
         pending = _Pending(Write(decision, effects, headers))
-        self._queue.append(pending)
-        try:
-            async with self._flush_lock:
-                if pending.result is None:
-                    batch = self._take_batch()
-                    with anyio.CancelScope(shield=True):  # others wait on this batch
-                        await self._flush(batch)
-        except BaseException:
-            if pending in self._queue:
-                self._queue.remove(pending)
-            raise
+        await take_turn(pending, self._queue, self._flush_lock, lambda: self._flush(self._take_batch()))
         result = pending.result
-        if isinstance(result, StoreError):
-            raise StoreError(str(result)) from result  # one exception object per waiter
-        if isinstance(result, BaseException):
-            raise result
-        assert result is not None
+        reraise(result)
+        assert isinstance(result, (Applied, Conflict))
         return result
 
     def _take_batch(self) -> list[_Pending]:
@@ -153,7 +174,7 @@ class GroupCommit:
             else:
                 seen.add(run_id)
                 batch.append(pending)
-        self._queue = left
+        self._queue[:] = left  # in place: waiters hold this list (take_turn)
         return batch
 
     async def _flush(self, batch: list[_Pending]) -> None:

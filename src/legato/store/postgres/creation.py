@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING
 import anyio
 import asyncpg
 
-from legato.errors import StoreError
 from legato.machine.run import Run
 from legato.store.base import Created
 from legato.store.postgres import sql as q
+from legato.store.postgres.batching import reraise, take_turn
 from legato.store.postgres.rows import run_from_row
 from legato.store.postgres.write import Write, write_batch
 from legato.store.rows import run_columns
@@ -63,24 +63,16 @@ class GroupCreate:
     async def create(self, write: Write) -> Created:
         """Create the run of ``write`` (its effects must allow group commit)."""
         pending = _NewRun(write)
-        self._queue.append(pending)
-        try:
-            async with self._lock:
-                if pending.result is None:
-                    batch, self._queue = self._queue[:_BATCH_MAX], self._queue[_BATCH_MAX:]
-                    with anyio.CancelScope(shield=True):  # others wait on this batch
-                        await self._flush(batch)
-        except BaseException:
-            if pending in self._queue:
-                self._queue.remove(pending)
-            raise
+        await take_turn(pending, self._queue, self._lock, self._flush_next)
         result = pending.result
-        if isinstance(result, StoreError):
-            raise StoreError(str(result)) from result  # one exception object per waiter
-        if isinstance(result, BaseException):
-            raise result
-        assert result is not None
+        reraise(result)
+        assert isinstance(result, Created)
         return result
+
+    async def _flush_next(self) -> None:
+        batch = self._queue[:_BATCH_MAX]
+        del self._queue[:_BATCH_MAX]  # in place: waiters hold this list (take_turn)
+        await self._flush(batch)
 
     async def _flush(self, batch: list[_NewRun]) -> None:
         """Create ``batch`` and give each pending run its result; never raises."""
