@@ -20,7 +20,7 @@ from legato.machine.vocabulary import TickOutcome
 from legato.store.postgres import PostgresStore
 from tests.apps import board
 from tests.browser.pages import TOKEN, Site, open_page, place_orders, screenshot, serving, settled
-from tests.integration.harness import all_runs, eventually
+from tests.integration.harness import all_runs, eventually, finished
 
 
 async def test_the_overview_shows_the_numbers_and_charts_and_updates_live(
@@ -144,7 +144,7 @@ async def test_a_dead_letter_is_inspected_and_replayed(
         await page.get_by_test_id(f"replay-{letter.id}").click()
         await expect(page.get_by_test_id("toast").first).to_contain_text(f"replayed #{letter.id}")
         # The run resumes and succeeds; the page shows the letter replayed, live.
-        done = await site.client.wait(failed.id, timeout=20)
+        done = await finished(site.store, failed.id, timeout=20)
         assert done.status is RunStatus.SUCCEEDED
         await page.get_by_test_id("letters-status").select_option("all")
         await expect(row).to_contain_text("replayed", timeout=20_000)

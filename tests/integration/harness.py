@@ -77,3 +77,31 @@ def spawn_worker(
     finally:
         if log is not None:
             output.close()  # type: ignore[union-attr]
+
+
+async def finished(store: Store, run_id: str, timeout: float = 30.0) -> Run:
+    """Wait for a run to finish; on timeout, fail with what its history says.
+
+    A bare TimeoutError says nothing about why a run is stuck; its status and
+    history do (was the task dispatched, rejected as stale, never picked up?).
+    """
+    try:
+        run: Run = await eventually(lambda: _ended(store, run_id), timeout, interval=0.05)
+    except TimeoutError:
+        now = await store.load_run(run_id)
+        lines = [
+            f"  v{e.version} {e.kind} state={e.state} attempt={e.attempt} actor={e.actor} {dict(e.detail)}"
+            for e in await store.history(run_id)
+        ]
+        status = now.status.value if now else "missing"
+        raise AssertionError(
+            f"run {run_id} did not finish in {timeout}s: it is {status} (version "
+            f"{now.version if now else '-'}, tokens {now.tokens if now else '-'}); history:\n"
+            + "\n".join(lines)
+        ) from None
+    return run
+
+
+async def _ended(store: Store, run_id: str) -> Run | None:
+    run = await store.load_run(run_id)
+    return run if run is not None and run.status in TERMINAL_STATUSES else None

@@ -25,7 +25,7 @@ from legato.store.base import DeadLetterRecord
 from legato.store.postgres import PostgresStore
 from tests.apps import endings
 from tests.conftest import worker_env
-from tests.integration.harness import eventually, running
+from tests.integration.harness import eventually, finished, running
 from tests.integration.test_recovery import SETTINGS
 
 APP = "tests.apps.endings:app"
@@ -291,7 +291,7 @@ async def _check(client: Client, env: dict[str, str], subject: Subject) -> list[
     if subject.run is not None:
         run = await client.get(subject.run.id)
         if cell.run in TERMINAL_STATUSES and run.status is not cell.run:
-            run = await client.wait(subject.run.id, timeout=30)
+            run = await finished(client.store, subject.run.id, timeout=30)
         if run.status is not cell.run:
             problems.append(f"{where}: the run is {run.status.value}, expected {cell.run}")
     if subject.letter is not None:
