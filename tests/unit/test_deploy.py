@@ -76,7 +76,8 @@ def test_container_commands_and_options_exist_in_the_cli() -> None:
             continue
         for container in doc["spec"]["template"]["spec"]["containers"]:
             name, *rest = container["args"]
-            command = cli.commands[name]
+            command = cli.get_command(click.Context(cli), name)
+            assert command is not None, name
             options = {
                 opt for param in command.params if isinstance(param, click.Option) for opt in param.opts
             }

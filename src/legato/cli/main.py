@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 from typing import Any
 
@@ -14,9 +15,47 @@ from legato.logs import LogFormat, configure_logging
 from legato.printable import printable
 from legato.redact import redact_logging
 
+COMMANDS: dict[str, str] = {
+    "worker": "legato.cli.worker:worker",
+    "migrate": "legato.cli.worker:migrate",
+    "start": "legato.cli.runs:start",
+    "runs": "legato.cli.runs:list_runs",
+    "show": "legato.cli.runs:show",
+    "publish": "legato.cli.runs:publish",
+    "graph": "legato.cli.runs:graph",
+    "signal": "legato.cli.operate:signal",
+    "signal-with-start": "legato.cli.operate:signal_with_start",
+    "retry": "legato.cli.operate:retry",
+    "skip": "legato.cli.operate:skip",
+    "cancel": "legato.cli.operate:cancel",
+    "pause": "legato.cli.operate:pause",
+    "resume": "legato.cli.operate:resume",
+    "complete": "legato.cli.tokens:complete",
+    "fail": "legato.cli.tokens:fail",
+    "demo": "legato.cli.demo:demo",
+    "dashboard": "legato.cli.dashboard:dashboard",
+    "retention": "legato.cli.retention:retention",
+    "export": "legato.cli.retention:export",
+    "dlq": "legato.cli.dlq:dlq",
+    "schedule": "legato.cli.schedule:schedule",
+}
+"""Every command, by name, and where it is defined. A command's module is imported
+only when that command runs: ``legato retry`` has no use for the dashboard's web
+server or the OpenTelemetry SDK, and a CLI call starts in a fraction of the time
+(tests/unit/test_cli_lazy.py checks the table against the modules' ``COMMANDS``)."""
+
+
+def _load(name: str) -> click.Command:
+    module, attr = COMMANDS[name].split(":")
+    command = getattr(importlib.import_module(module), attr)
+    assert isinstance(command, click.Command), (name, command)
+    assert command.name == name, (name, command.name)
+    return command
+
 
 class LegatoGroup(click.Group):
-    """Turns legato's own errors into one line and an exit code, not a traceback."""
+    """Turns legato's own errors into one line and an exit code, not a traceback;
+    loads a command's module when that command runs."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -28,6 +67,14 @@ class LegatoGroup(click.Group):
             if found is None:
                 raise
             raise click.ClickException(printable(found)) from None
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        return _load(cmd_name)
 
 
 @click.group(cls=LegatoGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -77,19 +124,6 @@ def cli(
 
         settings = replace(settings, app=app)
     ctx.obj = CliState(settings)
-
-
-def _register() -> None:
-    from legato.cli import dashboard, demo, dlq, operate, retention, runs, schedule, tokens, worker
-
-    for module in (worker, runs, operate, tokens, demo, dashboard, retention):
-        for command in module.COMMANDS:
-            cli.add_command(command)
-    cli.add_command(dlq.dlq)
-    cli.add_command(schedule.schedule)
-
-
-_register()
 
 
 def main() -> None:

@@ -16,10 +16,6 @@ import click
 from legato.backends import make_broker, make_store
 from legato.cli.runner import require_app, run_async, settings_of, with_app
 from legato.config import Settings
-from legato.http.security import check_binding
-from legato.http.server import serve_app
-from legato.http.webhooks import webhook_sources
-from legato.http.worker_app import worker_app
 from legato.redact import redact
 from legato.telemetry.setup import Telemetry
 from legato.worker.runtime import Worker
@@ -97,9 +93,14 @@ def worker(
     settings = replace(
         settings, http=replace(settings.http, **{k: v for k, v in http.items() if v is not None})
     )
-    if settings.http.port is not None:
-        check_binding(settings.http)
-    webhook_sources(settings.webhooks)  # a bad [webhooks.NAME] table stops the start, naming it
+    if settings.http.port is not None or settings.webhooks:
+        # Only then: aiohttp is of no use to a worker that serves no HTTP.
+        from legato.http.security import check_binding
+        from legato.http.webhooks import webhook_sources
+
+        if settings.http.port is not None:
+            check_binding(settings.http)
+        webhook_sources(settings.webhooks)  # a bad [webhooks.NAME] table stops the start, naming it
     definitions = require_app(settings)
     child = os.environ.get(CHILD_INDEX)
     if child is None and processes > 1:
@@ -171,6 +172,9 @@ async def serve(settings: Settings, node: Worker, telemetry: Telemetry | None = 
         if supervisor is not None:
             group.start_soon(watch_supervisor, node, int(supervisor), name="supervisor")
         if settings.http.port is not None:
+            from legato.http.server import serve_app
+            from legato.http.worker_app import worker_app
+
             app = worker_app(node, telemetry.metrics if telemetry else None, settings)
             await group.start(
                 partial(serve_app, app, settings.http, what="ingress, metrics and probes"), name="http"
