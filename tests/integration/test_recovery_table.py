@@ -181,7 +181,7 @@ async def test_every_ending_times_every_recovery_action(
 
         async def one(subject: Subject) -> None:
             async with limiter:
-                mismatches.extend(await _check(client, env, subject))
+                mismatches.extend(await _check(client, pg_store, env, subject))
 
         async with anyio.create_task_group() as group:
             for subject in subjects:
@@ -269,7 +269,7 @@ async def _cli(env: dict[str, str], *args: str) -> tuple[int, str, str]:
     return done.returncode, done.stdout.decode(), done.stderr.decode()
 
 
-async def _check(client: Client, env: dict[str, str], subject: Subject) -> list[str]:
+async def _check(client: Client, store: PostgresStore, env: dict[str, str], subject: Subject) -> list[str]:
     """Run the cell's command; what differs from its expectation, as lines."""
     cell = TABLE[subject.ending][subject.action]
     where = f"{subject.ending} x {subject.action}"
@@ -291,7 +291,7 @@ async def _check(client: Client, env: dict[str, str], subject: Subject) -> list[
     if subject.run is not None:
         run = await client.get(subject.run.id)
         if cell.run in TERMINAL_STATUSES and run.status is not cell.run:
-            run = await finished(client.store, subject.run.id, timeout=30)
+            run = await finished(store, subject.run.id, timeout=30)
         if run.status is not cell.run:
             problems.append(f"{where}: the run is {run.status.value}, expected {cell.run}")
     if subject.letter is not None:
