@@ -21,12 +21,19 @@ from legato.worker.runtime import Worker, WorkerSettings
 
 @contextlib.asynccontextmanager
 async def running(
-    app: App, store: Store, broker: Broker, settings: WorkerSettings | None = None, **kwargs: Any
+    app: App,
+    store: Store,
+    broker: Broker,
+    settings: WorkerSettings | None = None,
+    before: Callable[[Worker], None] | None = None,
+    **kwargs: Any,
 ) -> AsyncIterator[Worker]:
-    """An in-process worker, stopped gracefully on exit."""
+    """An in-process worker, stopped gracefully on exit; ``before`` sees it before it starts."""
     worker = Worker(
         app, store, broker, settings or WorkerSettings(concurrency=16, timer_poll_interval=0.05), **kwargs
     )
+    if before is not None:
+        before(worker)
     async with anyio.create_task_group() as group:
         group.start_soon(worker.run)
         with anyio.fail_after(10):

@@ -14,9 +14,9 @@ from legato import App, Client, OnDeadline, RetryPolicy, RunStatus, StepContext,
 from legato.app import load_app
 from legato.broker.rabbitmq import RabbitMQBroker
 from legato.store.postgres import PostgresStore
-from legato.worker.runtime import WorkerSettings
+from legato.worker.runtime import Worker, WorkerSettings
 from tests.conftest import worker_env
-from tests.integration.harness import eventually, running, spawn_worker
+from tests.integration.harness import eventually, finished, running, spawn_worker
 
 APP = "tests.apps.inflight:app"
 
@@ -162,3 +162,36 @@ async def test_a_sync_handler_past_its_timeout_sees_ctx_cancelled(
     [failed] = [e for e in await client.history(run.id) if e.kind == "step_failed"]
     # It returned within its grace, but past its timeout: the attempt failed.
     assert failed.detail["error"]["type"] == "legato.worker.execute.StepTimeout"
+
+
+async def test_a_replayed_step_that_overtakes_the_resume_notification_is_not_interrupted(
+    pg_store: PostgresStore, rabbit: RabbitMQBroker
+) -> None:
+    # The worker heard that the run failed; the replay's step reaches it through
+    # RabbitMQ before the notification that the run is running again does (the
+    # notification comes over another connection, and under load it can be late).
+    fixed = {"on": False}
+
+    async def charge(ctx: StepContext) -> dict[str, Any]:
+        if not fixed["on"]:
+            raise ValueError("bug in the handler")
+        return {"charged": True}
+
+    app = App([Workflow("pay", start="charge", retry=RetryPolicy.none(), states={"charge": Task(charge)})])
+    client = Client(pg_store, rabbit, app, actor="test")
+    async with running(app, pg_store, rabbit, SETTINGS):
+        run = await client.start("pay", {})
+        assert (await client.result(run.id, timeout=30)).status is RunStatus.FAILED
+    [letter] = await client.dead_letters("pay")
+    fixed["on"] = True
+    await client.replay(letter.id)  # committed and published while no worker runs
+
+    def heard_the_failure_late(worker: Worker) -> None:
+        worker.inflight.run_changed(run.id, RunStatus.FAILED)
+
+    async with running(app, pg_store, rabbit, SETTINGS, before=heard_the_failure_late) as worker:
+        done = await finished(pg_store, run.id, timeout=30)
+    assert done.status is RunStatus.SUCCEEDED, [
+        (e.kind, dict(e.detail)) for e in await client.history(run.id)
+    ]
+    assert worker.inflight.interrupted == 0

@@ -110,7 +110,12 @@ async def invoke(
         ctx = replace(ctx, interruption=stop)
     try:
         with running_step(StepRef(ctx.run_id, ctx.seq, ctx.attempt)):
-            if handler.is_async:
+            if stop.requested:
+                # Interrupted on its way here (its run ended): the handler does not
+                # start. Arming would cancel the worker's own task, and a handler
+                # that returns without awaiting would leave that cancel pending.
+                output, stopped = None, True
+            elif handler.is_async:
                 output, stopped = await _call_async(handler, ctx, stop, timeout)
             else:
                 output, stopped = await _call_sync(handler, ctx, threads, stop, timeout, grace)

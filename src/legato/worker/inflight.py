@@ -10,7 +10,10 @@ but not its compensations; one that stops interrupts both.
 Keeping the registry costs two dict operations per attempt and no database
 round trip. A status change that lands between a step's read of its run and
 its registration here is remembered for a while, so that step is interrupted
-as it registers.
+as it registers -- once a fresh read of the run confirms it. The notification
+of a resume (a replay, a retry) can arrive after the resumed step itself (the
+step comes through RabbitMQ, the notification through another connection),
+and a remembered end must not stop a step of a run that was resumed since.
 """
 
 from __future__ import annotations
@@ -63,8 +66,12 @@ class InFlight:
         self.interrupted = 0
         """Attempts interrupted so far (for tests and logs)."""
 
-    def add(self, run_id: str, stop: Interruption) -> None:
-        """An attempt of ``run_id`` starts here; ``stop.kind`` says what it runs."""
+    def add(self, run_id: str, stop: Interruption) -> RunStatus | None:
+        """An attempt of ``run_id`` starts here; ``stop.kind`` says what it runs.
+
+        Returns the end remembered for the run, if there is one: the caller
+        reads the run again and hands its status to :meth:`confirm`.
+        """
         attempts = self._runs.get(run_id)
         if attempts is None:
             self._runs[run_id] = [stop]
@@ -73,7 +80,18 @@ class InFlight:
         if self._ended:
             ended = self._ended.get(run_id)
             if ended is not None and self.clock.monotonic() - ended[1] < REMEMBER_FOR:
-                self._stop(stop, ended[0])
+                return ended[0]
+        return None
+
+    def confirm(self, run_id: str, stop: Interruption, remembered: RunStatus, now: RunStatus | None) -> None:
+        """``remembered`` ended the run while the attempt was on its way here, and
+        ``now`` is the run's status read after the attempt registered (None: the
+        run is gone). Interrupt it unless the run was resumed meanwhile; an end
+        after that read reaches the registered attempt through :meth:`run_changed`."""
+        if now is not None and interrupts(now, _kind(stop)) is None:
+            self._ended.pop(run_id, None)  # resumed: its notification is on its way
+            return
+        self._stop(stop, now or remembered)
 
     def remove(self, run_id: str, stop: Interruption) -> None:
         attempts = self._runs[run_id]
@@ -97,8 +115,7 @@ class InFlight:
             self._stop(stop, status)
 
     def _stop(self, stop: Interruption, status: RunStatus) -> None:
-        kind = stop.kind if isinstance(stop.kind, StepKind) else StepKind.STEP
-        reason = interrupts(status, kind)
+        reason = interrupts(status, _kind(stop))
         if reason is not None and not stop.requested:
             self.interrupted += 1
             stop.interrupt(reason)
@@ -108,3 +125,7 @@ class InFlight:
         while True:
             await store.subscribe_runs(self.run_changed)  # reconnects a listener that died
             await anyio.sleep(RESUBSCRIBE_EVERY)
+
+
+def _kind(stop: Interruption) -> StepKind:
+    return stop.kind if isinstance(stop.kind, StepKind) else StepKind.STEP

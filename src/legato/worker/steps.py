@@ -156,11 +156,9 @@ class StepRunner:
                     await permit.release()
                 return
             call = replace(call, ctx=replace(ctx, lease=lease, heartbeat_details=lease.previous))
-        self.inflight.add(run.id, stop)
         try:
-            outcome = await self._run(call, lease)
+            outcome = await self._attempt(call, lease, stop)
         finally:
-            self.inflight.remove(run.id, stop)
             if permit.holds:
                 with anyio.CancelScope(shield=True):
                     await permit.release()
@@ -172,6 +170,20 @@ class StepRunner:
             if lease is not None:
                 await lease.release(LeaseEnd.DONE if outcome.ok else LeaseEnd.FAILED)
             await delivery.ack()
+
+    async def _attempt(self, call: StepCall, lease: StepLease | None, stop: Interruption) -> StepOutcome:
+        """The attempt, registered as in flight so that its run's end reaches it."""
+        run_id = call.ctx.run_id
+        remembered = self.inflight.add(run_id, stop)
+        try:
+            if remembered is not None:
+                # The run ended after this step read it -- or so says a notification
+                # that may be older than a resume: read the run again to know.
+                current = await self.store.load_run(run_id)
+                self.inflight.confirm(run_id, stop, remembered, current.status if current else None)
+            return await self._run(call, lease)
+        finally:
+            self.inflight.remove(run_id, stop)
 
     async def _run(self, call: StepCall, lease: StepLease | None) -> StepOutcome:
         if lease is None:
