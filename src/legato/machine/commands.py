@@ -194,6 +194,11 @@ class Decision:
     children: tuple[Decision, ...] = ()
     """The first transitions of the child runs its ``StartChild`` commands create,
     made by the shell (``legato.children``), which knows the children's workflows."""
+    data_set: frozenset[str] | None = None
+    """The top-level keys of ``run.data`` this transition set; the rest of the
+    document is the previous version's, so a store may write just these keys
+    (``data || patch``) instead of the whole document. None: the document may be
+    new throughout (a new run), write it whole."""
 
 
 @dataclass(frozen=True)

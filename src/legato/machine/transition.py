@@ -71,6 +71,8 @@ class Transition:
         self.status = run.status
         self.tokens: dict[int, Token] = {t.seq: t for t in run.tokens}
         self.data: dict[str, JSON] | None = None  # copied on first write
+        self.data_set: set[str] = set()
+        """Top-level keys of the data this transition set: what the store writes."""
         self.next_seq = run.next_seq
         self.completed = list(run.completed)
         self.compensating = run.compensating
@@ -150,10 +152,13 @@ class Transition:
             self.data = dict(self.run.data)
         if key is not None:
             self.data[key] = values
+            self.data_set.add(key)
         elif isinstance(values, dict):
             self.data.update(values)
+            self.data_set.update(values)
         else:
             self.data["result"] = values
+            self.data_set.add("result")
 
     @property
     def current_data(self) -> dict[str, JSON]:
@@ -656,7 +661,9 @@ class Transition:
             paused=self.paused,
             parent=self.parent,
         )
-        return Decision(new, tuple(self.commands), tuple(self.history), run.version)
+        return Decision(
+            new, tuple(self.commands), tuple(self.history), run.version, data_set=frozenset(self.data_set)
+        )
 
 
 def _timestamp(value: JSON) -> float | None:

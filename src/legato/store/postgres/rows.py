@@ -103,10 +103,20 @@ def columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
     return [list(column) for column in zip(*rows, strict=True)]
 
 
-def run_document(run: Run, previous_version: int) -> dict[str, Any]:
-    """One run's row of the group commit, as jsonb_to_recordset reads it."""
+def run_document(run: Run, previous_version: int, data_set: frozenset[str] | None) -> dict[str, Any]:
+    """One run's row of the group commit, as jsonb_to_recordset reads it.
+
+    With ``data_set`` (the keys the transition set), the row carries only those
+    keys as ``patch`` and the statement merges them into the stored document:
+    a step's write costs what it adds, not the size of the run's data, and an
+    unchanged document keeps its stored (TOASTed) value as it is.
+    """
     values = run_columns(run)
-    return {"id": run.id, "prev": previous_version, **{c: values[c] for c in CHANGING_COLUMNS}}
+    row = {"id": run.id, "prev": previous_version, **{c: values[c] for c in CHANGING_COLUMNS}}
+    if data_set is not None:
+        row["data"] = None
+        row["patch"] = {key: run.data[key] for key in data_set}
+    return row
 
 
 def run_from_row(row: Row) -> Run:

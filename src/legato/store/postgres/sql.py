@@ -119,7 +119,7 @@ def _outbox(first: int, keep: str) -> str:
 APPLY_BATCH = f"""
 WITH i AS (
     SELECT * FROM jsonb_to_recordset($1::jsonb) AS i(
-        id uuid, prev integer, status text, version integer, priority smallint, data jsonb,
+        id uuid, prev integer, status text, version integer, priority smallint, data jsonb, patch jsonb,
         machine jsonb, current_states text[], error jsonb, trace_context jsonb, deadline double precision,
         sla_met boolean, updated_at double precision, finished_at double precision, search jsonb)
 ), locked AS (
@@ -128,7 +128,9 @@ WITH i AS (
     FOR UPDATE OF r
 ), upd AS (
     UPDATE runs r SET
-        status = i.status, version = i.version, priority = i.priority, data = i.data,
+        status = i.status, version = i.version, priority = i.priority,
+        -- a patch is the keys the transition set (rows.run_document); none keeps the stored value
+        data = CASE WHEN i.patch IS NULL THEN i.data WHEN i.patch = '{{}}' THEN r.data ELSE r.data || i.patch END,
         machine = i.machine, current_states = i.current_states, error = i.error,
         trace_context = i.trace_context, deadline = to_timestamp(i.deadline), sla_met = i.sla_met,
         updated_at = to_timestamp(i.updated_at), finished_at = to_timestamp(i.finished_at),

@@ -73,7 +73,7 @@ async def write_batch(
         decision = write.decision
         run = decision.run
         if not new:
-            runs.append(run_document(run, decision.previous_version))
+            runs.append(run_document(run, decision.previous_version, decision.data_set))
         for idx, h in enumerate(write.effects.history):
             history.append(
                 {
