@@ -81,8 +81,11 @@ class QueueProbe:
         try:
             declared = await channel.declare_queue(self.queue, passive=True)
             return bool(declared.declaration_result.consumer_count)
+        except aio_pika.exceptions.ChannelNotFoundEntity:
+            return False  # the worker has not declared it yet (the broker closed the channel)
         finally:
-            await channel.close()
+            if not channel.is_closed:
+                await channel.close()
 
     async def close(self) -> None:
         if self._connection is not None:
