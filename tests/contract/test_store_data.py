@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import asyncpg
+import orjson
 
 from legato.machine.commands import Decision
 from legato.machine.decide import decide
@@ -96,3 +97,42 @@ async def test_postgres_compresses_run_documents_with_lz4(pg_store: PostgresStor
     finally:
         await conn.close()
     assert [(r["attname"], r["attcompression"].decode()) for r in rows] == [("data", "l"), ("input", "l")]
+
+
+async def _stored(pg_schema: str, run_id: str) -> object:
+    conn = await asyncpg.connect(PG_DSN)
+    try:
+        raw = await conn.fetchval(f'SELECT data::text FROM "{pg_schema}".runs WHERE id = $1', run_id)
+    finally:
+        await conn.close()
+    return orjson.loads(raw)
+
+
+async def test_postgres_keeps_the_input_once_and_what_the_steps_set_over_it(
+    pg_store: PostgresStore, pg_schema: str
+) -> None:
+    run = (await pg_store.create_run(started(data={"order": 1, **BIG}))).run
+    assert await _stored(pg_schema, run.id) == {}
+    decision = decide(WF, run, StepSucceeded(1, 1, {"order": 2, "new": "n"}), NOW + 1)
+    run = await _apply(pg_store, decision)
+    assert await _stored(pg_schema, run.id) == {"order": 2, "new": "n"}
+    assert run.data == {**BIG, "order": 2, "new": "n"}
+    assert run.input == {"order": 1, **BIG}
+
+
+async def test_postgres_reads_a_row_that_holds_the_whole_document(
+    pg_store: PostgresStore, pg_schema: str
+) -> None:
+    """Rows written before migration 0019 keep the whole document in ``data``."""
+    run = (await pg_store.create_run(started(data={"order": 1, **BIG}))).run
+    run = await _apply(pg_store, decide(WF, run, StepSucceeded(1, 1, {"new": "n"}), NOW + 1))
+    conn = await asyncpg.connect(PG_DSN)
+    try:
+        await conn.execute(f'UPDATE "{pg_schema}".runs SET data = input || data WHERE id = $1', run.id)
+    finally:
+        await conn.close()
+    loaded = await pg_store.load_run(run.id)
+    assert loaded == run
+    decision = decide(WF, run, StepSucceeded(2, 1, {"order": 3}), NOW + 2)
+    after = await _apply(pg_store, decision)
+    assert after.data == {**BIG, "order": 3, "new": "n"}

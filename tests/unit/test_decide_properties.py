@@ -98,7 +98,11 @@ def legal_events(sim: Sim) -> list[Event]:
     """What the run's own commands and timers would deliver next."""
     options: list[Event] = []
     for command in sim.pending:
-        options.append(StepSucceeded(command.seq, command.attempt, {"n": 1}, command.kind))
+        options.append(
+            StepSucceeded(
+                command.seq, command.attempt, {f"k{command.seq % 3}": command.attempt}, command.kind
+            )
+        )
         options.append(StepFailed(command.seq, command.attempt, boom(), command.kind))
     for timer in sim.timers.values():
         options.append(TimerFired(timer.key, timer.purpose, timer.seq, timer.attempt))
@@ -149,6 +153,10 @@ def test_invariants_hold_for_any_event_sequence(workflow: Workflow, data: st.Dat
         # Applied: exactly one version more.
         assert outcome.run.version == before.version + 1
         assert outcome.previous_version == before.version
+        # The keys the decision says it set rebuild its data from the run's: what a
+        # store writes as a patch (store/postgres/rows.run_document) loses nothing.
+        assert outcome.data_set is not None
+        assert {**before.data, **{k: outcome.run.data[k] for k in outcome.data_set}} == outcome.run.data
         # A finished run never changes -- only an operator may resume a failed one.
         if before.status in TERMINAL_STATUSES:
             assert before.status is RunStatus.FAILED

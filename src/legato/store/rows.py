@@ -221,9 +221,17 @@ def poison_fingerprint(queue: str, routing_key: str, message_id: str | None, bod
     return digest.hexdigest()
 
 
-def run_from_row(row: Row, decode: Callable[[Any], Any] = lambda value: value) -> Run:
+def run_from_row(
+    row: Row, decode: Callable[[Any], Any] = lambda value: value, *, data_over_input: bool = False
+) -> Run:
     """A run row as a Run; ``decode`` turns the JSON columns into values (SQLite
-    keeps them as text, asyncpg's codec has decoded them)."""
+    keeps them as text, asyncpg's codec has decoded them). With
+    ``data_over_input``, the ``data`` column holds only what the run set over its
+    input (Postgres, :func:`legato.store.postgres.rows.stored_data`)."""
+    input = decode(row["input"])
+    data = decode(row["data"])
+    if data_over_input and isinstance(input, dict):
+        data = {**input, **data}
     return run_from_columns(
         id=row["id"],
         workflow=row["workflow"],
@@ -232,8 +240,8 @@ def run_from_row(row: Row, decode: Callable[[Any], Any] = lambda value: value) -
         version=row["version"],
         priority=row["priority"],
         idempotency_key=row["idempotency_key"],
-        input=decode(row["input"]),
-        data=decode(row["data"]),
+        input=input,
+        data=data,
         machine=decode(row["machine"]),
         error=decode(row["error"]),
         trace_context=decode(row["trace_context"]),

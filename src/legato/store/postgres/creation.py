@@ -28,9 +28,8 @@ from legato.machine.run import Run
 from legato.store.base import Created
 from legato.store.postgres import sql as q
 from legato.store.postgres.batching import reraise, take_turn
-from legato.store.postgres.rows import run_from_row
+from legato.store.postgres.rows import run_from_row, stored_columns
 from legato.store.postgres.write import Write, write_batch
-from legato.store.rows import run_columns
 
 if TYPE_CHECKING:
     from legato.store.postgres.rows import Conn
@@ -98,7 +97,7 @@ class GroupCreate:
         batch.sort(key=lambda p: p.write.decision.run.idempotency_key or "")
         runs = [p.write.decision.run for p in batch]
         async with self._connect() as conn, conn.transaction():
-            rows = await conn.fetch(q.INSERT_RUNS, [run_columns(r) for r in runs])
+            rows = await conn.fetch(q.INSERT_RUNS, [stored_columns(r) for r in runs])
             inserted = {row["id"] for row in rows}
             keyed = [r for r in runs if r.id in inserted and r.idempotency_key is not None]
             # After the insert, as on the one-run path: a retention pass that

@@ -91,8 +91,35 @@ def connection_lost(exc: BaseException, conn: asyncpg.Connection | Conn | None) 
     return isinstance(exc, Exception) and conn is not None and conn.is_closed()
 
 
-def run_args(run: Run) -> tuple[Any, ...]:
+_ABSENT = object()
+
+
+def stored_data(run: Run) -> dict[str, Any]:
+    """What ``runs.data`` holds: the keys of the run's data that are not its input's.
+
+    A run starts with its input as its data, so storing both would keep (and
+    read, on every step) the input twice. The row keeps the input once, and
+    ``data`` only what the run's steps set over it; the run's data is
+    ``input || data`` (:func:`run_from_row`). A row holding a whole document, as
+    rows written before this layout do, reads the same: its keys cover the input's.
+    The data's values are the input's own objects until a step replaces them,
+    so an identity check finds what changed without comparing documents.
+    """
+    given = run.input
+    if not isinstance(given, dict):
+        return dict(run.data)
+    return {k: v for k, v in run.data.items() if given.get(k, _ABSENT) is not v}
+
+
+def stored_columns(run: Run) -> dict[str, Any]:
+    """Every column of a run's row as Postgres keeps it (``data`` over the input)."""
     values = run_columns(run)
+    values["data"] = stored_data(run)
+    return values
+
+
+def run_args(run: Run) -> tuple[Any, ...]:
+    values = stored_columns(run)
     return tuple(values[column] for column in RUN_COLUMNS)
 
 
@@ -113,14 +140,16 @@ def run_document(run: Run, previous_version: int, data_set: frozenset[str] | Non
     """
     values = run_columns(run)
     row = {"id": run.id, "prev": previous_version, **{c: values[c] for c in CHANGING_COLUMNS}}
-    if data_set is not None:
+    if data_set is None:
+        row["data"] = stored_data(run)
+    else:
         row["data"] = None
         row["patch"] = {key: run.data[key] for key in data_set}
     return row
 
 
 def run_from_row(row: Row) -> Run:
-    return decode_run_row(row)
+    return decode_run_row(row, data_over_input=True)
 
 
 def outbox_from_row(row: Row) -> OutboxMessage:

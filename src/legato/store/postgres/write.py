@@ -135,7 +135,8 @@ async def write_rest(conn: Conn, write: Write, timer_channel: str) -> list[Outbo
             run.updated_at,
         )
     for collect in effects.collect:
-        write.data = await conn.fetchval(q.COLLECT_MAP_RESULTS, run.id, collect.map_seq, collect.key)
+        stored = await conn.fetchval(q.COLLECT_MAP_RESULTS, run.id, collect.map_seq, collect.key)
+        write.data = {**run.input, **stored}  # the row keeps data over the input (rows.stored_data)
     for close in effects.close:
         await conn.execute(
             q.CLOSE_DEAD_LETTERS, run.id, list(close.seqs), close.status, run.updated_at, close.actor
