@@ -42,7 +42,7 @@ async def test_each_transition_stores_the_document_the_core_decided(store: Store
     run = (await store.create_run(started(data={"order": 1, **BIG}))).run
     first = decide(WF, run, StepSucceeded(1, 1, {"added": {"deep": [1, 2, {"k": "v"}]}, "order": 2}), NOW + 1)
     assert isinstance(first, Decision)
-    assert first.data_set == {"added", "order"}
+    assert first.data_set == frozenset({"added", "order"})
     run = await _apply(store, first)
     assert run.data["order"] == 2
     assert run.data["added"] == {"deep": [1, 2, {"k": "v"}]}
