@@ -2,7 +2,7 @@
 
 Starts one worker process like the harness does, attaches py-spy to it
 once it consumes, starts the runs, and samples until they have all finished.
-Writes the raw stacks (benchmarks/results/profile/legato-b.raw, which
+Writes the raw stacks (benchmarks/results/profile/<system>-<shape>.raw, which
 https://www.speedscope.app and flamegraph.pl read) and prints the top costs:
 by function (self time), by function including callees, and by module.
 """
@@ -142,7 +142,7 @@ async def profile(runs: int, out: Path, rate: int, events: bool, shape: Shape) -
     await system.reset()
     workers = Workers(system.worker_commands(1), system.worker_env(1), out / "worker.log")
     workers.start()
-    raw = out / "legato-b.raw"
+    raw = out / f"{system.name}-{shape.value}.raw"  # one per kind of profile: none overwrites another
     try:
         await wait_consuming(system, workers)
         spy = _spy(workers.procs[0].pid, raw, rate)
