@@ -56,7 +56,7 @@ SAMPLES: dict[type[Any], Command] = {
 }
 """One of each command; a new command fails the first test until it has a sample here."""
 
-GROUP_COMMIT = {DispatchStep, NotifyParent, CancelChild, CompensateChild}
+GROUP_COMMIT = {DispatchStep, NotifyParent, CancelChild, CompensateChild, RecordMapItem}
 """The commands whose effects the group-commit statement writes."""
 
 

@@ -106,8 +106,8 @@ def effects(decision: Decision) -> Effects:
                 close.append(command)
                 group_commit = False  # an update of dead-letter rows
             case RecordMapItem():
+                # Group commit writes map_items rows as it writes history rows.
                 items.append(command)
-                group_commit = False  # a map_items row
             case CollectMapResults():
                 collect.append(command)
                 group_commit = False  # a second update of the run's data, read back

@@ -103,13 +103,23 @@ _OUTBOX = """
 """
 
 
+_MAP_ITEMS = """
+    INSERT INTO map_items (run_id, map_seq, idx, ok, result, error, finished_at)
+    SELECT m.run_id, m.map_seq, m.idx, m.ok, m.result, m.error, to_timestamp(m.finished_at)
+    FROM jsonb_to_recordset(${doc}::jsonb) AS m(
+        run_id uuid, map_seq integer, idx integer, ok boolean, result jsonb, error jsonb,
+        finished_at double precision)
+    WHERE {keep}
+"""
+
+
 def _outbox(first: int, keep: str) -> str:
     """The outbox rows' part, its six parameters numbered from ``first``."""
     return _OUTBOX.format(*range(first, first + 6), keep=keep)
 
 
 # Group commit: the common transitions of several runs (step done, next step
-# dispatched) in one statement, one round trip and one commit; also the first
+# dispatched, a map item recorded) in one statement, one round trip and one commit; also the first
 # statement of every other transition (store/postgres/write.py). Each run's
 # update is conditional on the version its decision was made on; the rows are
 # locked in id order first, so two batches touching the same runs cannot
@@ -140,7 +150,7 @@ WITH i AS (
     RETURNING r.id
 ), hist AS ({_HISTORY.format(doc=2, keep="h.run_id IN (SELECT id FROM upd)")}), box AS ({_outbox(3, "o.run_id IN (SELECT id FROM upd)")}), sent AS (
     DELETE FROM outbox WHERE id = ANY($9::bigint[])
-)
+), items AS ({_MAP_ITEMS.format(doc=10, keep="m.run_id IN (SELECT id FROM upd)")})
 SELECT 'run' AS what, id AS run_id, NULL::bigint AS id, NULL::text AS kind, NULL::bytea AS body,
        NULL::smallint AS priority, NULL::jsonb AS headers
 FROM upd
@@ -150,7 +160,8 @@ SELECT 'outbox', run_id, id, kind, body, priority, headers FROM box
 
 # The same rows for runs inserted earlier in the transaction (a new run).
 INSERT_EFFECTS = f"""
-WITH hist AS ({_HISTORY.format(doc=1, keep="true")}), box AS ({_outbox(2, "true")})
+WITH hist AS ({_HISTORY.format(doc=1, keep="true")}), box AS ({_outbox(2, "true")}),
+items AS ({_MAP_ITEMS.format(doc=8, keep="true")})
 SELECT 'outbox' AS what, run_id, id, kind, body, priority, headers FROM box
 """
 
@@ -363,13 +374,6 @@ FROM concurrency_slots WHERE bucket = $1 AND expires_at > $2
 PURGE_BUCKETS = "DELETE FROM rate_buckets WHERE full_at < $1"
 
 PURGE_SLOTS = "DELETE FROM concurrency_slots WHERE expires_at < $1"
-
-INSERT_MAP_ITEMS = """
-INSERT INTO map_items (run_id, map_seq, idx, ok, result, error, finished_at)
-SELECT $1, u.map_seq, u.idx, u.ok, u.result, u.error, $7
-FROM unnest($2::integer[], $3::integer[], $4::boolean[], $5::jsonb[], $6::jsonb[])
-     AS u (map_seq, idx, ok, result, error)
-"""
 
 COLLECT_MAP_RESULTS = """
 UPDATE runs SET data = jsonb_set(

@@ -2,7 +2,8 @@
 :class:`~legato.store.effects.Effects` into rows here.
 
 Every transition starts with one statement (``APPLY_BATCH``): the
-conditional update of the run, its history rows and its task outbox rows.
+conditional update of the run, its history rows, its task outbox rows and its
+map items' rows.
 Group commit sends it for many runs at once and nothing else, which is why it
 takes only decisions whose effects say ``group_commit``; every other
 transition sends it for one run inside a transaction, then its guard, then
@@ -64,11 +65,12 @@ class Written:
 async def write_batch(
     conn: Conn, writes: Sequence[Write], sent: Sequence[int] = (), *, new: bool = False
 ) -> Written:
-    """The runs (updated unless ``new``), their history and task outbox rows; deletes
-    the ``sent`` outbox rows. One statement; a run that lost its race writes nothing."""
+    """The runs (updated unless ``new``), their history, task outbox and map item rows;
+    deletes the ``sent`` outbox rows. One statement; a run that lost its race writes nothing."""
     runs: list[dict[str, Any]] = []
     history: list[dict[str, Any]] = []
     outbox: list[tuple[Any, ...]] = []
+    items: list[dict[str, Any]] = []
     for write in writes:
         decision = write.decision
         run = decision.run
@@ -89,15 +91,27 @@ async def write_batch(
                     "run_created_at": run.created_at,
                 }
             )
+        for item in write.effects.map_items:
+            items.append(
+                {
+                    "run_id": run.id,
+                    "map_seq": item.map_seq,
+                    "idx": item.index,
+                    "ok": item.ok,
+                    "result": item.result,
+                    "error": item.error.to_json() if item.error else None,
+                    "finished_at": run.updated_at,
+                }
+            )
         headers = dict(write.headers or {})
         for body, priority in write.effects.tasks:
             outbox.append((run.id, "task", body, priority, headers, run.updated_at))
         for body, priority in write.effects.notices:
             outbox.append((run.id, NOTICE, body, priority, headers, run.updated_at))
     if new:
-        records = await conn.fetch(q.INSERT_EFFECTS, history, *columns(outbox, 6))
+        records = await conn.fetch(q.INSERT_EFFECTS, history, *columns(outbox, 6), items)
     else:
-        records = await conn.fetch(q.APPLY_BATCH, runs, history, *columns(outbox, 6), list(sent))
+        records = await conn.fetch(q.APPLY_BATCH, runs, history, *columns(outbox, 6), list(sent), items)
     written = Written(set(), {})
     for record in records:
         if record["what"] == "run":
@@ -109,8 +123,8 @@ async def write_batch(
 
 async def write_rest(conn: Conn, write: Write, timer_channel: str) -> list[OutboxMessage]:
     """What group commit cannot carry: timers (with a NOTIFY for the pollers),
-    map items, completion tokens and dead letters (with their outbox messages). In the caller's transaction,
-    after :func:`write_batch`."""
+    a map's join, completion tokens and dead letters (with their outbox messages).
+    In the caller's transaction, after :func:`write_batch`."""
     assert conn.is_in_transaction(), "timers and dead letters must commit with their run"
     run = write.decision.run
     effects = write.effects
@@ -122,18 +136,6 @@ async def write_rest(conn: Conn, write: Write, timer_channel: str) -> list[Outbo
         )
     if effects.schedule:
         await conn.execute(q.NOTIFY, timer_channel, str(min(t.fire_at for t in effects.schedule)))
-    if effects.map_items:
-        items = effects.map_items
-        await conn.execute(
-            q.INSERT_MAP_ITEMS,
-            run.id,
-            [m.map_seq for m in items],
-            [m.index for m in items],
-            [m.ok for m in items],
-            [m.result for m in items],
-            [m.error.to_json() if m.error else None for m in items],
-            run.updated_at,
-        )
     for collect in effects.collect:
         stored = await conn.fetchval(q.COLLECT_MAP_RESULTS, run.id, collect.map_seq, collect.key)
         write.data = {**run.input, **stored}  # the row keeps data over the input (rows.stored_data)
