@@ -221,6 +221,14 @@ def poison_fingerprint(queue: str, routing_key: str, message_id: str | None, bod
     return digest.hexdigest()
 
 
+def over_input(input: JSON, stored: JSON) -> JSON:
+    """A run's data from a row whose ``data`` holds only what the run set over its
+    input (Postgres, :func:`legato.store.postgres.rows.stored_data`): ``input || data``."""
+    if isinstance(input, dict) and isinstance(stored, dict):
+        return {**input, **stored}
+    return stored
+
+
 def run_from_row(
     row: Row, decode: Callable[[Any], Any] = lambda value: value, *, data_over_input: bool = False
 ) -> Run:
@@ -230,8 +238,8 @@ def run_from_row(
     input (Postgres, :func:`legato.store.postgres.rows.stored_data`)."""
     input = decode(row["input"])
     data = decode(row["data"])
-    if data_over_input and isinstance(input, dict):
-        data = {**input, **data}
+    if data_over_input:
+        data = over_input(input, data)
     return run_from_columns(
         id=row["id"],
         workflow=row["workflow"],

@@ -100,7 +100,7 @@ def stored_data(run: Run) -> dict[str, Any]:
     A run starts with its input as its data, so storing both would keep (and
     read, on every step) the input twice. The row keeps the input once, and
     ``data`` only what the run's steps set over it; the run's data is
-    ``input || data`` (:func:`run_from_row`). A row holding a whole document, as
+    ``input || data`` (:func:`legato.store.rows.over_input`). A row holding a whole document, as
     rows written before this layout do, reads the same: its keys cover the input's.
     The data's values are the input's own objects until a step replaces them,
     so an identity check finds what changed without comparing documents.

@@ -25,7 +25,7 @@ from legato.store.base import OutboxMessage
 from legato.store.effects import Effects
 from legato.store.postgres import sql as q
 from legato.store.postgres.rows import columns, outbox_from_row, run_document
-from legato.store.rows import dead_letter_body, dead_letter_headers
+from legato.store.rows import dead_letter_body, dead_letter_headers, over_input
 
 if TYPE_CHECKING:
     from legato.store.postgres.rows import Conn
@@ -138,7 +138,7 @@ async def write_rest(conn: Conn, write: Write, timer_channel: str) -> list[Outbo
         await conn.execute(q.NOTIFY, timer_channel, str(min(t.fire_at for t in effects.schedule)))
     for collect in effects.collect:
         stored = await conn.fetchval(q.COLLECT_MAP_RESULTS, run.id, collect.map_seq, collect.key)
-        write.data = {**run.input, **stored}  # the row keeps data over the input (rows.stored_data)
+        write.data = over_input(run.input, stored)
     for close in effects.close:
         await conn.execute(
             q.CLOSE_DEAD_LETTERS, run.id, list(close.seqs), close.status, run.updated_at, close.actor
