@@ -15,11 +15,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+import anyio
+
 from legato.app import App
 from legato.broker.base import APP_HEADER, Broker
 from legato.children import with_children
 from legato.clock import Clock, SystemClock
 from legato.errors import BrokerError, RunNotFound, StoreError
+from legato.machine.combine import combine
 from legato.machine.commands import Decision, Rejection
 from legato.machine.decide import decide, start_run
 from legato.machine.definition import Priority
@@ -28,6 +31,7 @@ from legato.machine.run import Run
 from legato.machine.values import JSON
 from legato.observe import AppliedInput, ConflictInput, MessageHeadersInput, Observer, RejectedInput
 from legato.store.base import Applied, Conflict, Guard, GuardFailed, OutboxMessage
+from legato.store.effects import effects
 from legato.store.ports import TransitionStore
 from legato.store.rows import new_run_id
 from legato.turns import Turns
@@ -38,6 +42,33 @@ MAX_CONFLICTS = 1000
 """Re-decisions before giving up. A run takes one decision per group commit, so
 a parallel state whose N branches finish at once in one worker needs up to N;
 past a thousand, something moves the run in a loop."""
+
+
+_BATCH_MAX = 64
+"""Events of one run decided and committed together, at most."""
+
+
+@dataclass(eq=False)
+class _Pending:
+    """An event waiting for its run's turn."""
+
+    event: Event
+    guard: Guard | None
+    headers: Mapping[str, str] | None
+    local: Local | None
+    outcome: Decision | Rejection | None = None
+    """Set when a previous holder of the turn applied it with its own event."""
+
+    @property
+    def joinable(self) -> bool:
+        # A guard is checked in the commit of its own event, and extra headers
+        # are its own messages': such an event goes alone.
+        return self.guard is None and self.headers is None
+
+    def joins(self, leader: _Pending) -> bool:
+        """Whether it can be committed with ``leader``'s event (its messages
+        offered to the same local dispatcher)."""
+        return self.outcome is None and self.joinable and self.local is leader.local
 
 
 @dataclass(frozen=True)
@@ -69,7 +100,7 @@ class Engine:
         # Per transition, so only built when someone listens (observe.py).
         self._observes_applied = self.observer.overrides(Observer.applied)
         self._observes_headers = self.observer.overrides(Observer.message_headers)
-        self._turns = Turns()
+        self._turns: Turns[_Pending] = Turns()
 
     async def start(
         self,
@@ -115,16 +146,78 @@ class Engine:
         headers: Mapping[str, str] | None = None,
         local: Local | None = None,
     ) -> Decision | Rejection:
-        """Apply ``event`` to the run (given, or loaded by id); retry on conflicts."""
+        """Apply ``event`` to the run (given, or loaded by id); retry on conflicts.
+
+        Events for the same run that wait for their turn meanwhile are decided
+        after it and committed with it, as one transition (machine/combine.py);
+        each caller gets that transition back.
+        """
         run_id = run.id if isinstance(run, Run) else run
-        async with self._turns.take(run_id) as turn:
+        pending = _Pending(event, guard, headers, local)
+        async with self._turns.take(run_id, pending) as turn:
+            if pending.outcome is not None:
+                return pending.outcome  # a previous holder applied it with its own
+            batch = [pending]
+            if pending.joinable:
+                batch += [p for p in turn.queue if p is not pending and p.joins(pending)][: _BATCH_MAX - 1]
             current = turn.fresher(run if isinstance(run, Run) else None)
-            outcome, applied = await self._decide_and_commit(run_id, current, event, guard, headers)
+            if len(batch) == 1:
+                outcome, applied = await self._decide_and_commit(run_id, current, event, guard, headers)
+            else:
+                # The others' callers wait for this commit: see it through.
+                with anyio.CancelScope(shield=True):
+                    outcome, applied = await self._decide_together(run_id, current, batch)
             if applied is not None:
                 turn.latest = applied.run
         if applied is not None:
             await self.publish(applied.outbox, applied.run, local)
         return outcome
+
+    async def _decide_together(
+        self, run_id: str, current: Run | None, batch: list[_Pending]
+    ) -> tuple[Decision | Rejection, Applied | None]:
+        """Decide ``batch``'s events in order and commit as many as can go
+        together; the rest wait for their own turns. The first is always decided."""
+        for _ in range(MAX_CONFLICTS):
+            if current is None:
+                current = await self.store.load_run(run_id)
+                if current is None:
+                    raise RunNotFound(run_id)
+            definition = self.app.workflow(current.workflow, current.workflow_version)
+            now = self.clock.now()
+            decisions: list[Decision] = []
+            run = current
+            for pending in batch:
+                outcome = decide(definition, run, pending.event, now)
+                if isinstance(outcome, Rejection):
+                    if decisions:
+                        break  # decided again in its own turn, and refused there
+                    await self._reject(current, pending.event, outcome)
+                    return outcome, None
+                outcome = with_children(self.app, outcome, now)
+                # Only what group commit carries goes together (history, task
+                # and notice messages, map items: rows that do not depend on
+                # each other's order); a transition with timers, dead letters
+                # or children goes alone.
+                alone = not effects(outcome).group_commit
+                if decisions and alone:
+                    break
+                decisions.append(outcome)
+                run = outcome.run
+                if alone:
+                    break
+            together = combine(decisions)
+            result = await self.store.apply(together, None, self._headers(together.run, None))
+            if isinstance(result, Applied):
+                if self._observes_applied:
+                    self.observer.applied(AppliedInput(together, created=False))
+                for pending in batch[1 : len(decisions)]:
+                    pending.outcome = together
+                return together, result
+            assert isinstance(result, Conflict)
+            self.observer.conflict(ConflictInput(run_id))
+            current = None
+        raise StoreError(f"run {run_id} kept changing: gave up after {MAX_CONFLICTS} conflicts")
 
     async def _decide_and_commit(
         self,
@@ -145,10 +238,7 @@ class Engine:
             if isinstance(outcome, Decision):
                 outcome = with_children(self.app, outcome, now)
             if isinstance(outcome, Rejection):
-                await self.store.record_rejection(
-                    current, type(event).__name__, outcome.reason, self.clock.now()
-                )
-                self.observer.rejected(RejectedInput(current, type(event).__name__, outcome.reason))
+                await self._reject(current, event, outcome)
                 return outcome, None
             result = await self.store.apply(outcome, guard, self._headers(outcome.run, headers))
             if isinstance(result, Applied):
@@ -161,6 +251,10 @@ class Engine:
             self.observer.conflict(ConflictInput(run_id))
             current = None
         raise StoreError(f"run {run_id} kept changing: gave up after {MAX_CONFLICTS} conflicts")
+
+    async def _reject(self, run: Run, event: Event, rejection: Rejection) -> None:
+        await self.store.record_rejection(run, type(event).__name__, rejection.reason, self.clock.now())
+        self.observer.rejected(RejectedInput(run, type(event).__name__, rejection.reason))
 
     def _headers(self, run: Run, headers: Mapping[str, str] | None) -> Mapping[str, str]:
         # Every message names the app whose engine made it: its tasks go to that

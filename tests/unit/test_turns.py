@@ -1,4 +1,5 @@
-"""Results of one run that arrive together take turns in the engine instead of racing."""
+"""Results of one run that arrive together take turns in the engine instead of
+racing, and those that wait for a turn are committed together with it."""
 
 from __future__ import annotations
 
@@ -7,9 +8,13 @@ from typing import Any
 
 import anyio
 
-from legato import App, Branch, Map, RunStatus, Task, Workflow
-from legato.engine import Engine
-from legato.machine.events import StepSucceeded
+from legato import App, Branch, Map, Parallel, RetryPolicy, RunStatus, Task, Workflow
+from legato.engine import Engine, _Pending
+from legato.machine.commands import Decision, Rejection, ScheduleTimer
+from legato.machine.errors import ErrorInfo
+from legato.machine.events import Event, StepFailed, StepSucceeded
+from legato.machine.run import Run
+from legato.machine.vocabulary import HistoryKind
 from legato.observe import ConflictInput, Observer
 from legato.store.sqlite import SqliteStore
 
@@ -50,8 +55,110 @@ async def test_twenty_items_finishing_at_once_cause_no_conflict_and_join_once(tm
         assert final is not None
         assert final.status is RunStatus.SUCCEEDED
         assert final.data["results"] == [{"n": i} for i in range(20)]
-        assert final.version == run.version + 20
+        # The first took the turn alone; the nineteen that queued behind it went
+        # in the next commit, each item's result recorded.
+        assert final.version == run.version + 2
+        ends = [r for r in await store.history(run.id) if r.kind is HistoryKind.STEP_SUCCEEDED]
+        assert len(ends) == 20
         assert conflicts.count == 0
         assert len(engine._turns) == 0  # nothing kept once nobody waits
+    finally:
+        await store.close()
+
+
+FAN = Workflow(
+    "fan",
+    start="p",
+    retry=RetryPolicy(max_attempts=3, initial_delay=60, jitter=0),
+    states={
+        "p": Parallel([Branch(f"b{i}", {f"b{i}": Task(h)}) for i in range(3)], next="after"),
+        "after": Task(h),
+    },
+)
+
+
+async def _queued(engine: Engine, run: Run, events: list[Event]) -> list[Decision | Rejection]:
+    """Apply ``events`` to ``run`` with all of them waiting for the same turn."""
+    outcomes: list[Decision | Rejection | None] = [None] * len(events)
+
+    async def one(i: int, event: Event) -> None:
+        outcomes[i] = await engine.apply(run.id, event)
+
+    # Held by a caller that is answered already, so it joins nobody.
+    holder = _Pending(events[0], None, None, None, outcome=Rejection("holding the turn"))
+    async with anyio.create_task_group() as group, engine._turns.take(run.id, holder) as turn:
+        for i, event in enumerate(events):
+            group.start_soon(one, i, event)
+            await anyio.wait_all_tasks_blocked()
+        assert len(turn.queue) == len(events) + 1
+    assert all(o is not None for o in outcomes)
+    return [o for o in outcomes if o is not None]
+
+
+async def test_a_refused_event_in_the_queue_is_decided_in_its_own_turn(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "turns.db")
+    await store.open()
+    try:
+        await store.migrate()
+        engine = Engine(App([FAN]), store, None)
+        run = (await engine.start("fan", {})).run
+        b0, b1, b2 = sorted((t for t in run.tokens if t.state.startswith("b")), key=lambda t: t.seq)
+        first, second, again, third = await _queued(
+            engine,
+            run,
+            [
+                StepSucceeded(b0.seq, 1, {"b0": 1}),
+                StepSucceeded(b1.seq, 1, {"b1": 1}),
+                StepSucceeded(b1.seq, 1, {"b1": 2}),  # a duplicate: refused
+                StepSucceeded(b2.seq, 1, {"b2": 1}),
+            ],
+        )
+        # The first two in one commit, the duplicate refused alone, then the third.
+        assert isinstance(first, Decision)
+        assert first is second
+        assert first.run.version == run.version + 1
+        assert isinstance(again, Rejection)
+        assert isinstance(third, Decision)
+        assert third.run.version == run.version + 2
+        final = await store.load_run(run.id)
+        assert final is not None
+        assert final.version == run.version + 2
+        assert final.data == {"b0": 1, "b1": 1, "b2": 1}
+        kinds = [r.kind for r in await store.history(run.id)]
+        assert kinds.count(HistoryKind.STEP_SUCCEEDED) == 3
+        assert kinds.count(HistoryKind.REJECTED) == 1
+    finally:
+        await store.close()
+
+
+async def test_a_transition_with_a_timer_is_committed_alone(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "turns.db")
+    await store.open()
+    try:
+        await store.migrate()
+        engine = Engine(App([FAN]), store, None)
+        run = (await engine.start("fan", {})).run
+        b0, b1, b2 = sorted((t for t in run.tokens if t.state.startswith("b")), key=lambda t: t.seq)
+        ok0, failed, ok2 = await _queued(
+            engine,
+            run,
+            [
+                StepSucceeded(b0.seq, 1, {"b0": 1}),
+                StepFailed(b1.seq, 1, ErrorInfo.of("Boom", "retry me")),
+                StepSucceeded(b2.seq, 1, {"b2": 1}),
+            ],
+        )
+        assert isinstance(ok0, Decision)
+        assert isinstance(failed, Decision)
+        assert isinstance(ok2, Decision)
+        # The retry's timer goes in a commit of its own: three commits, in order.
+        assert [ok0.run.version, failed.run.version, ok2.run.version] == [
+            run.version + 1,
+            run.version + 2,
+            run.version + 3,
+        ]
+        assert any(isinstance(c, ScheduleTimer) for c in failed.commands)
+        assert failed.history == tuple(r for r in failed.history if r.state == "b1")
+        assert await store.next_timer_at() is not None
     finally:
         await store.close()
