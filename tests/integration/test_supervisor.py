@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import anyio
+
 from legato.broker.rabbitmq import RabbitMQBroker
 from legato.store.postgres import PostgresStore
 from tests.conftest import worker_env
@@ -44,6 +46,8 @@ async def test_a_killed_child_is_restarted_and_every_run_finishes_once(
     supervisor = spawn_worker(APP, env, "--processes", "2", "--concurrency", "16", log=log)
     try:
         started = await eventually(lambda: (c := children(log)) and len(c) == 2 and c, timeout=60)
+        # Once it checked the app, the command became the lean supervisor, in the same process.
+        assert b"legato.worker.supervisor" in await anyio.Path(f"/proc/{supervisor.pid}/cmdline").read_bytes()
         await publish_orders(rabbit, 200)
 
         async def some_done() -> bool:

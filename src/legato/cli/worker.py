@@ -19,7 +19,7 @@ from legato.config import Settings
 from legato.redact import redact
 from legato.telemetry.setup import Telemetry
 from legato.worker.runtime import Worker
-from legato.worker.supervisor import CHILD_INDEX, SUPERVISOR_PID, Supervisor
+from legato.worker.supervisor import CHILD_INDEX, SUPERVISOR_PID, exec_supervisor
 
 log = logging.getLogger("legato.cli")
 
@@ -104,7 +104,7 @@ def worker(
     definitions = require_app(settings)
     child = os.environ.get(CHILD_INDEX)
     if child is None and processes > 1:
-        sys.exit(supervise_workers(settings, processes))
+        supervise_workers(ctx, settings, processes)
     if child is not None and settings.http.port:
         settings = replace(settings, http=replace(settings.http, port=settings.http.port + int(child)))
     if settings.limits:
@@ -131,8 +131,8 @@ def worker(
         telemetry.shutdown()
 
 
-def supervise_workers(settings: Settings, processes: int) -> int:
-    """Run ``processes`` copies of this very command under a supervisor; its exit code."""
+def supervise_workers(ctx: click.Context, settings: Settings, processes: int) -> None:
+    """Become the supervisor of ``processes`` copies of this very command (it does not return)."""
     if settings.embedded_store or settings.embedded_broker:
         raise click.UsageError(
             "--processes needs a database and a broker server (LEGATO_DATABASE_URL and "
@@ -140,8 +140,8 @@ def supervise_workers(settings: Settings, processes: int) -> int:
         )
     # The children run this command line again; CHILD_INDEX tells them they are children.
     command = [sys.executable, "-m", "legato", *sys.argv[1:]]
-    log.info("legato worker supervisor: %d processes", processes)
-    return run_async(lambda: Supervisor(command, processes, os.environ).run())
+    root = ctx.find_root().params
+    exec_supervisor(processes, command, str(root["log_level"]), str(root["log_format"]).lower())
 
 
 async def serve(settings: Settings, node: Worker, telemetry: Telemetry | None = None) -> None:

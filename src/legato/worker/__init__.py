@@ -1,5 +1,5 @@
-"""The worker runtime: consume, run steps concurrently, fire timers, relay the outbox."""
+"""The worker runtime: consume, run steps concurrently, fire timers, relay the outbox.
 
-from legato.worker.runtime import Worker, WorkerSettings
-
-__all__ = ["Worker", "WorkerSettings"]
+``legato.worker.runtime`` holds the worker itself; this package imports nothing,
+so that the supervisor (``supervisor.py``) can be loaded without it.
+"""
