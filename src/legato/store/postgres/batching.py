@@ -132,10 +132,10 @@ class GroupCommit:
             for pending in batch:
                 pending.error, pending.done = exc, True
             raise
-        found = {row["id"]: row for row in rows}
+        # Decoded once per run: the branches of a parallel state read their run together.
+        found = {row["id"]: run_from_row(row) for row in rows}
         for pending in batch:
-            row = found.get(pending.run_id)
-            pending.run = run_from_row(row) if row is not None else None
+            pending.run = found.get(pending.run_id)
             pending.done = True
 
     async def apply(
