@@ -183,41 +183,70 @@ class Engine:
                 current = await self.store.load_run(run_id)
                 if current is None:
                     raise RunNotFound(run_id)
-            definition = self.app.workflow(current.workflow, current.workflow_version)
-            now = self.clock.now()
-            decisions: list[Decision] = []
-            run = current
-            for pending in batch:
-                outcome = decide(definition, run, pending.event, now)
-                if isinstance(outcome, Rejection):
-                    if decisions:
-                        break  # decided again in its own turn, and refused there
-                    await self._reject(current, pending.event, outcome)
-                    return outcome, None
-                outcome = with_children(self.app, outcome, now)
-                # Only what group commit carries goes together (history, task
-                # and notice messages, map items: rows that do not depend on
-                # each other's order); a transition with timers, dead letters
-                # or children goes alone.
-                alone = not effects(outcome).group_commit
-                if decisions and alone:
-                    break
-                decisions.append(outcome)
-                run = outcome.run
-                if alone:
-                    break
-            together = combine(decisions)
-            result = await self.store.apply(together, None, self._headers(together.run, None))
+            decided = self._decide_in_turn(current, batch)
+            if isinstance(decided, Rejection):
+                await self._reject(current, batch[0].event, decided)
+                return decided, None
+            together, result = await self._commit_together(decided)
             if isinstance(result, Applied):
                 if self._observes_applied:
                     self.observer.applied(AppliedInput(together, created=False))
-                for pending in batch[1 : len(decisions)]:
+                # All of them, or only the first if the store refused them together.
+                committed = 1 if together is decided[0] else len(decided)
+                for pending in batch[1:committed]:
                     pending.outcome = together
                 return together, result
-            assert isinstance(result, Conflict)
             self.observer.conflict(ConflictInput(run_id))
             current = None
         raise StoreError(f"run {run_id} kept changing: gave up after {MAX_CONFLICTS} conflicts")
+
+    def _decide_in_turn(self, current: Run, batch: list[_Pending]) -> list[Decision] | Rejection:
+        """The decisions of the first events of ``batch`` that can be committed
+        together, each made from the run the one before made; or the first's refusal."""
+        definition = self.app.workflow(current.workflow, current.workflow_version)
+        now = self.clock.now()
+        decisions: list[Decision] = []
+        run = current
+        for pending in batch:
+            try:
+                outcome = decide(definition, run, pending.event, now)
+                if isinstance(outcome, Decision):
+                    outcome = with_children(self.app, outcome, now)
+            except Exception:
+                if decisions:
+                    break  # its own caller meets the error, in its own turn
+                raise
+            if isinstance(outcome, Rejection):
+                if decisions:
+                    break  # decided again in its own turn, and refused there
+                return outcome
+            # Only what group commit carries goes together (history, task and
+            # notice messages, map items: rows that do not depend on each other's
+            # order); a transition with timers, dead letters or children goes alone.
+            alone = not effects(outcome).group_commit
+            if decisions and alone:
+                break
+            decisions.append(outcome)
+            run = outcome.run
+            if alone:
+                break
+        return decisions
+
+    async def _commit_together(self, decisions: list[Decision]) -> tuple[Decision, Applied | Conflict]:
+        """Commit ``decisions`` as one transition; if the store fails, the first alone."""
+        together = combine(decisions)
+        try:
+            result = await self.store.apply(together, None, self._headers(together.run, None))
+        except StoreError:
+            if len(decisions) == 1:
+                raise
+            # The database may have refused another's part: commit the first
+            # alone; the others try again in their own turns, and only the
+            # culprit fails (as group commit does across runs).
+            together = decisions[0]
+            result = await self.store.apply(together, None, self._headers(together.run, None))
+        assert isinstance(result, Applied | Conflict)
+        return together, result
 
     async def _decide_and_commit(
         self,

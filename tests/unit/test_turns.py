@@ -8,8 +8,9 @@ from typing import Any
 
 import anyio
 
-from legato import App, Branch, Map, Parallel, RetryPolicy, RunStatus, Task, Workflow
+from legato import App, Branch, Child, Map, Parallel, RetryPolicy, RunStatus, Task, Workflow
 from legato.engine import Engine, _Pending
+from legato.errors import DefinitionError, StoreError
 from legato.machine.commands import Decision, Rejection, ScheduleTimer
 from legato.machine.errors import ErrorInfo
 from legato.machine.events import Event, StepFailed, StepSucceeded
@@ -79,10 +80,22 @@ FAN = Workflow(
 
 async def _queued(engine: Engine, run: Run, events: list[Event]) -> list[Decision | Rejection]:
     """Apply ``events`` to ``run`` with all of them waiting for the same turn."""
-    outcomes: list[Decision | Rejection | None] = [None] * len(events)
+    outcomes = await _queued_or_raised(engine, run, events)
+    assert all(not isinstance(o, Exception) for o in outcomes), outcomes
+    return [o for o in outcomes if not isinstance(o, Exception)]
+
+
+async def _queued_or_raised(
+    engine: Engine, run: Run, events: list[Event]
+) -> list[Decision | Rejection | Exception]:
+    """What each of ``events``, waiting for the same turn, got back, or raised."""
+    outcomes: list[Decision | Rejection | Exception | None] = [None] * len(events)
 
     async def one(i: int, event: Event) -> None:
-        outcomes[i] = await engine.apply(run.id, event)
+        try:
+            outcomes[i] = await engine.apply(run.id, event)
+        except Exception as exc:
+            outcomes[i] = exc
 
     # Held by a caller that is answered already, so it joins nobody.
     holder = _Pending(events[0], None, None, None, outcome=Rejection("holding the turn"))
@@ -160,5 +173,82 @@ async def test_a_transition_with_a_timer_is_committed_alone(tmp_path: Path) -> N
         assert any(isinstance(c, ScheduleTimer) for c in failed.commands)
         assert failed.history == tuple(r for r in failed.history if r.state == "b1")
         assert await store.next_timer_at() is not None
+    finally:
+        await store.close()
+
+
+class Refusing(SqliteStore):
+    """The real store, refusing any transition whose data holds ``poison``, as a
+    database refuses a value it cannot store."""
+
+    async def apply(self, decision: Decision, *args: Any, **kwargs: Any) -> Any:
+        if "poison" in decision.run.data:
+            raise StoreError("the database refused the value")
+        return await super().apply(decision, *args, **kwargs)
+
+
+async def test_what_the_store_refuses_fails_only_its_own_caller(tmp_path: Path) -> None:
+    store = Refusing(tmp_path / "turns.db")
+    await store.open()
+    try:
+        await store.migrate()
+        engine = Engine(App([FAN]), store, None)
+        run = (await engine.start("fan", {})).run
+        b0, b1, b2 = sorted((t for t in run.tokens if t.state.startswith("b")), key=lambda t: t.seq)
+        ok0, refused, ok2 = await _queued_or_raised(
+            engine,
+            run,
+            [
+                StepSucceeded(b0.seq, 1, {"b0": 1}),
+                StepSucceeded(b1.seq, 1, {"poison": 1}),
+                StepSucceeded(b2.seq, 1, {"b2": 1}),
+            ],
+        )
+        assert isinstance(ok0, Decision)
+        assert isinstance(refused, StoreError)
+        assert isinstance(ok2, Decision)
+        final = await store.load_run(run.id)
+        assert final is not None
+        assert final.data == {"b0": 1, "b2": 1}
+        assert [t.state for t in final.tokens if t.state.startswith("b")] == ["b1"]
+    finally:
+        await store.close()
+
+
+LOOP = Workflow("loop", start="again", states={"again": Child("loop")})
+SPAWNING = Workflow(
+    "spawning",
+    start="p",
+    states={
+        "p": Parallel(
+            [
+                Branch("b0", {"b0": Task(h)}),
+                Branch("b1", {"b1": Task(h, next="spawn"), "spawn": Child("loop")}),
+            ],
+        ),
+    },
+)
+
+
+async def test_an_event_whose_decision_fails_fails_only_its_own_caller(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "turns.db")
+    await store.open()
+    try:
+        await store.migrate()
+        engine = Engine(App([LOOP, SPAWNING]), store, None)
+        run = (await engine.start("spawning", {})).run
+        b0, b1 = sorted((t for t in run.tokens if t.state.startswith("b")), key=lambda t: t.seq)
+        # b1's next state starts children that start each other: deciding it fails.
+        ok, spawned = await _queued_or_raised(
+            engine, run, [StepSucceeded(b0.seq, 1, {"b0": 1}), StepSucceeded(b1.seq, 1, {})]
+        )
+        assert isinstance(ok, Decision)
+        assert ok.run.version == run.version + 1
+        assert isinstance(spawned, DefinitionError)
+        assert "child runs start each other" in str(spawned)
+        final = await store.load_run(run.id)
+        assert final is not None
+        assert final.version == run.version + 1
+        assert final.data == {"b0": 1}
     finally:
         await store.close()
