@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from legato.app import App, load_app
     from legato.client import Client
     from legato.completion import CompleteLater
-    from legato.connect import SyncClient, connect, connect_sync
+    from legato.connection import SyncClient, connect, connect_sync
     from legato.context import StepContext
     from legato.errors import (
         AmbiguousRunId,
@@ -164,12 +164,12 @@ _WHERE = {
     "StepOutcome": "legato.worker.execute",
     "StoreError": "legato.errors",
     "Succeed": "legato.machine.states",
-    "SyncClient": "legato.connect",
+    "SyncClient": "legato.connection",
     "Task": "legato.machine.states",
     "Wait": "legato.machine.states",
     "Workflow": "legato.machine.definition",
-    "connect": "legato.connect",
-    "connect_sync": "legato.connect",
+    "connect": "legato.connection",
+    "connect_sync": "legato.connection",
     "load_app": "legato.app",
 }
 

@@ -45,3 +45,17 @@ def test_every_exported_name_resolves_and_an_unknown_one_is_an_attribute_error()
     assert set(legato.__all__) <= set(dir(legato))
     with pytest.raises(AttributeError, match="has no attribute 'Nonesuch'"):
         legato.Nonesuch  # noqa: B018
+
+
+def test_no_submodule_hides_an_exported_name() -> None:
+    # Importing a submodule binds it on the package: one named like an exported
+    # name (legato.connect was) would replace that name for everyone after it.
+    probe = (
+        "import importlib, pkgutil, legato; "
+        "[importlib.import_module(m.name) for m in pkgutil.walk_packages(legato.__path__, 'legato.') "
+        "if '.http.' not in m.name and not m.name.endswith('__main__')]; "
+        "import types; "
+        "print(sorted(n for n in legato.__all__ if isinstance(getattr(legato, n), types.ModuleType)))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr

@@ -17,7 +17,7 @@ from legato import filters
 from legato.app import App, load_app
 from legato.client import Client, default_actor
 from legato.config import Settings
-from legato.connect import connect
+from legato.connection import connect
 from legato.errors import ConfigurationError, LegatoError
 from legato.printable import printable_json
 
