@@ -16,12 +16,13 @@ from legato.machine.vocabulary import HistoryKind
 from legato.messages import TaskMessage
 from legato.store.ports import Store
 from tests.unit.test_turns import FAN, _queued
+from tests.unit.test_turns import branches as tokens_of
 
 
 async def test_a_parallel_whose_branches_end_together_joins_in_one_commit(store: Store) -> None:
     engine = Engine(App([FAN]), store, None)
     run = (await engine.start("fan", {"order": 7, "b1": "replaced"})).run
-    branches = sorted((t for t in run.tokens if t.state.startswith("b")), key=lambda t: t.seq)
+    branches = tokens_of(run)
     outcomes = await _queued(
         engine, run, [StepSucceeded(t.seq, 1, {t.state: t.seq, "last": t.state}) for t in branches]
     )

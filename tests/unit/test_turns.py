@@ -3,10 +3,12 @@ racing, and those that wait for a turn are committed together with it."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import anyio
+import pytest
 
 from legato import App, Branch, Child, Map, Parallel, RetryPolicy, RunStatus, Task, Workflow
 from legato.engine import Engine, _Pending
@@ -14,7 +16,7 @@ from legato.errors import DefinitionError, StoreError
 from legato.machine.commands import Decision, Rejection, ScheduleTimer
 from legato.machine.errors import ErrorInfo
 from legato.machine.events import Event, StepFailed, StepSucceeded
-from legato.machine.run import Run
+from legato.machine.run import Run, Token
 from legato.machine.vocabulary import HistoryKind
 from legato.observe import ConflictInput, Observer
 from legato.store.sqlite import SqliteStore
@@ -78,6 +80,11 @@ FAN = Workflow(
 )
 
 
+def branches(run: Run) -> list[Token]:
+    """The run's branch steps (states ``b...``), in the order they were entered."""
+    return sorted((t for t in run.tokens if t.state.startswith("b")), key=lambda t: t.seq)
+
+
 async def _queued(engine: Engine, run: Run, events: list[Event]) -> list[Decision | Rejection]:
     """Apply ``events`` to ``run`` with all of them waiting for the same turn."""
     outcomes = await _queued_or_raised(engine, run, events)
@@ -108,73 +115,61 @@ async def _queued_or_raised(
     return [o for o in outcomes if o is not None]
 
 
-async def test_a_refused_event_in_the_queue_is_decided_in_its_own_turn(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "turns.db")
-    await store.open()
-    try:
-        await store.migrate()
-        engine = Engine(App([FAN]), store, None)
-        run = (await engine.start("fan", {})).run
-        b0, b1, b2 = sorted((t for t in run.tokens if t.state.startswith("b")), key=lambda t: t.seq)
-        first, second, again, third = await _queued(
-            engine,
-            run,
-            [
-                StepSucceeded(b0.seq, 1, {"b0": 1}),
-                StepSucceeded(b1.seq, 1, {"b1": 1}),
-                StepSucceeded(b1.seq, 1, {"b1": 2}),  # a duplicate: refused
-                StepSucceeded(b2.seq, 1, {"b2": 1}),
-            ],
-        )
-        # The first two in one commit, the duplicate refused alone, then the third.
-        assert isinstance(first, Decision)
-        assert first is second
-        assert first.run.version == run.version + 1
-        assert isinstance(again, Rejection)
-        assert isinstance(third, Decision)
-        assert third.run.version == run.version + 2
-        final = await store.load_run(run.id)
-        assert final is not None
-        assert final.version == run.version + 2
-        assert final.data == {"b0": 1, "b1": 1, "b2": 1}
-        kinds = [r.kind for r in await store.history(run.id)]
-        assert kinds.count(HistoryKind.STEP_SUCCEEDED) == 3
-        assert kinds.count(HistoryKind.REJECTED) == 1
-    finally:
-        await store.close()
+async def test_a_refused_event_in_the_queue_is_decided_in_its_own_turn(sqlite_store: SqliteStore) -> None:
+    engine = Engine(App([FAN]), sqlite_store, None)
+    run = (await engine.start("fan", {})).run
+    b0, b1, b2 = branches(run)
+    first, second, again, third = await _queued(
+        engine,
+        run,
+        [
+            StepSucceeded(b0.seq, 1, {"b0": 1}),
+            StepSucceeded(b1.seq, 1, {"b1": 1}),
+            StepSucceeded(b1.seq, 1, {"b1": 2}),  # a duplicate: refused
+            StepSucceeded(b2.seq, 1, {"b2": 1}),
+        ],
+    )
+    # The first two in one commit, the duplicate refused alone, then the third.
+    assert isinstance(first, Decision)
+    assert first is second
+    assert first.run.version == run.version + 1
+    assert isinstance(again, Rejection)
+    assert isinstance(third, Decision)
+    assert third.run.version == run.version + 2
+    final = await sqlite_store.load_run(run.id)
+    assert final is not None
+    assert final.version == run.version + 2
+    assert final.data == {"b0": 1, "b1": 1, "b2": 1}
+    kinds = [r.kind for r in await sqlite_store.history(run.id)]
+    assert kinds.count(HistoryKind.STEP_SUCCEEDED) == 3
+    assert kinds.count(HistoryKind.REJECTED) == 1
 
 
-async def test_a_transition_with_a_timer_is_committed_alone(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "turns.db")
-    await store.open()
-    try:
-        await store.migrate()
-        engine = Engine(App([FAN]), store, None)
-        run = (await engine.start("fan", {})).run
-        b0, b1, b2 = sorted((t for t in run.tokens if t.state.startswith("b")), key=lambda t: t.seq)
-        ok0, failed, ok2 = await _queued(
-            engine,
-            run,
-            [
-                StepSucceeded(b0.seq, 1, {"b0": 1}),
-                StepFailed(b1.seq, 1, ErrorInfo.of("Boom", "retry me")),
-                StepSucceeded(b2.seq, 1, {"b2": 1}),
-            ],
-        )
-        assert isinstance(ok0, Decision)
-        assert isinstance(failed, Decision)
-        assert isinstance(ok2, Decision)
-        # The retry's timer goes in a commit of its own: three commits, in order.
-        assert [ok0.run.version, failed.run.version, ok2.run.version] == [
-            run.version + 1,
-            run.version + 2,
-            run.version + 3,
-        ]
-        assert any(isinstance(c, ScheduleTimer) for c in failed.commands)
-        assert failed.history == tuple(r for r in failed.history if r.state == "b1")
-        assert await store.next_timer_at() is not None
-    finally:
-        await store.close()
+async def test_a_transition_with_a_timer_is_committed_alone(sqlite_store: SqliteStore) -> None:
+    engine = Engine(App([FAN]), sqlite_store, None)
+    run = (await engine.start("fan", {})).run
+    b0, b1, b2 = branches(run)
+    ok0, failed, ok2 = await _queued(
+        engine,
+        run,
+        [
+            StepSucceeded(b0.seq, 1, {"b0": 1}),
+            StepFailed(b1.seq, 1, ErrorInfo.of("Boom", "retry me")),
+            StepSucceeded(b2.seq, 1, {"b2": 1}),
+        ],
+    )
+    assert isinstance(ok0, Decision)
+    assert isinstance(failed, Decision)
+    assert isinstance(ok2, Decision)
+    # The retry's timer goes in a commit of its own: three commits, in order.
+    assert [ok0.run.version, failed.run.version, ok2.run.version] == [
+        run.version + 1,
+        run.version + 2,
+        run.version + 3,
+    ]
+    assert any(isinstance(c, ScheduleTimer) for c in failed.commands)
+    assert failed.history == tuple(r for r in failed.history if r.state == "b1")
+    assert await sqlite_store.next_timer_at() is not None
 
 
 class Refusing(SqliteStore):
@@ -187,32 +182,35 @@ class Refusing(SqliteStore):
         return await super().apply(decision, *args, **kwargs)
 
 
-async def test_what_the_store_refuses_fails_only_its_own_caller(tmp_path: Path) -> None:
+@pytest.fixture
+async def refusing_store(tmp_path: Path) -> AsyncIterator[Refusing]:
     store = Refusing(tmp_path / "turns.db")
     await store.open()
-    try:
-        await store.migrate()
-        engine = Engine(App([FAN]), store, None)
-        run = (await engine.start("fan", {})).run
-        b0, b1, b2 = sorted((t for t in run.tokens if t.state.startswith("b")), key=lambda t: t.seq)
-        ok0, refused, ok2 = await _queued_or_raised(
-            engine,
-            run,
-            [
-                StepSucceeded(b0.seq, 1, {"b0": 1}),
-                StepSucceeded(b1.seq, 1, {"poison": 1}),
-                StepSucceeded(b2.seq, 1, {"b2": 1}),
-            ],
-        )
-        assert isinstance(ok0, Decision)
-        assert isinstance(refused, StoreError)
-        assert isinstance(ok2, Decision)
-        final = await store.load_run(run.id)
-        assert final is not None
-        assert final.data == {"b0": 1, "b2": 1}
-        assert [t.state for t in final.tokens if t.state.startswith("b")] == ["b1"]
-    finally:
-        await store.close()
+    await store.migrate()
+    yield store
+    await store.close()
+
+
+async def test_what_the_store_refuses_fails_only_its_own_caller(refusing_store: Refusing) -> None:
+    engine = Engine(App([FAN]), refusing_store, None)
+    run = (await engine.start("fan", {})).run
+    b0, b1, b2 = branches(run)
+    ok0, refused, ok2 = await _queued_or_raised(
+        engine,
+        run,
+        [
+            StepSucceeded(b0.seq, 1, {"b0": 1}),
+            StepSucceeded(b1.seq, 1, {"poison": 1}),
+            StepSucceeded(b2.seq, 1, {"b2": 1}),
+        ],
+    )
+    assert isinstance(ok0, Decision)
+    assert isinstance(refused, StoreError)
+    assert isinstance(ok2, Decision)
+    final = await refusing_store.load_run(run.id)
+    assert final is not None
+    assert final.data == {"b0": 1, "b2": 1}
+    assert [t.state for t in final.tokens if t.state.startswith("b")] == ["b1"]
 
 
 LOOP = Workflow("loop", start="again", states={"again": Child("loop")})
@@ -230,25 +228,19 @@ SPAWNING = Workflow(
 )
 
 
-async def test_an_event_whose_decision_fails_fails_only_its_own_caller(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "turns.db")
-    await store.open()
-    try:
-        await store.migrate()
-        engine = Engine(App([LOOP, SPAWNING]), store, None)
-        run = (await engine.start("spawning", {})).run
-        b0, b1 = sorted((t for t in run.tokens if t.state.startswith("b")), key=lambda t: t.seq)
-        # b1's next state starts children that start each other: deciding it fails.
-        ok, spawned = await _queued_or_raised(
-            engine, run, [StepSucceeded(b0.seq, 1, {"b0": 1}), StepSucceeded(b1.seq, 1, {})]
-        )
-        assert isinstance(ok, Decision)
-        assert ok.run.version == run.version + 1
-        assert isinstance(spawned, DefinitionError)
-        assert "child runs start each other" in str(spawned)
-        final = await store.load_run(run.id)
-        assert final is not None
-        assert final.version == run.version + 1
-        assert final.data == {"b0": 1}
-    finally:
-        await store.close()
+async def test_an_event_whose_decision_fails_fails_only_its_own_caller(sqlite_store: SqliteStore) -> None:
+    engine = Engine(App([LOOP, SPAWNING]), sqlite_store, None)
+    run = (await engine.start("spawning", {})).run
+    b0, b1 = branches(run)
+    # b1's next state starts children that start each other: deciding it fails.
+    ok, spawned = await _queued_or_raised(
+        engine, run, [StepSucceeded(b0.seq, 1, {"b0": 1}), StepSucceeded(b1.seq, 1, {})]
+    )
+    assert isinstance(ok, Decision)
+    assert ok.run.version == run.version + 1
+    assert isinstance(spawned, DefinitionError)
+    assert "child runs start each other" in str(spawned)
+    final = await sqlite_store.load_run(run.id)
+    assert final is not None
+    assert final.version == run.version + 1
+    assert final.data == {"b0": 1}
